@@ -1,0 +1,28 @@
+//! One module per verb; `run` dispatches.
+
+pub(crate) mod generate_config;
+pub(crate) mod init;
+pub(crate) mod plugin;
+pub(crate) mod prefix;
+pub(crate) mod status;
+pub(crate) mod workdir;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Verb};
+use crate::context::Context;
+use crate::error::CliError;
+
+pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
+    match &cli.verb {
+        Verb::Init(a) => init::cmd_init(ctx, a),
+        Verb::Cleanup(a) => prefix::cmd_cleanup(ctx, a),
+        Verb::Destroy(a) => prefix::cmd_destroy(ctx, a),
+        Verb::Status(a) => status::cmd_status(ctx, a),
+        Verb::List(a) => workdir::cmd_list(ctx, a),
+        Verb::SetCurrent(a) => workdir::cmd_set_current(ctx, a),
+        Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
+        Verb::External(args) => plugin::cmd_plugin(ctx, args),
+    }
+    .map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,87 @@
+//! Errors as the user sees them: `Error:`, each cause, `Hint:` lines, and the exit code
+//! (2 for problems with the user's input, as the original's Lago exceptions; 1 otherwise).
+
+use std::error::Error as StdError;
+use std::process::ExitCode;
+
+/// A failed command.
+pub(crate) struct CliError {
+    error: Box<dyn StdError + Send + Sync>,
+    code: u8,
+    hints: Vec<String>,
+}
+
+impl CliError {
+    /// An error in the user's input or request (exit code 2).
+    pub(crate) fn user(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { error: error.into(), code: 2, hints: Vec::new() }
+    }
+
+    /// A failure of the host or of lago itself (exit code 1).
+    pub(crate) fn internal(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self { error: error.into(), code: 1, hints: Vec::new() }
+    }
+
+    /// Adds a hint line.
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// Prints the error and its causes to stderr and returns the exit code.
+    pub(crate) fn report(&self) -> ExitCode {
+        tracing::error!("{}", self.error);
+        let mut text = format!("Error: {}\n", self.error);
+        let mut source = self.error.source();
+        while let Some(cause) = source {
+            text.push_str(&format!("Caused by: {cause}\n"));
+            source = cause.source();
+        }
+        for h in &self.hints {
+            text.push_str(&format!("Hint: {h}\n"));
+        }
+        eprint!("{text}");
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<lago::init::InitError> for CliError {
+    fn from(e: lago::init::InitError) -> Self {
+        let hint = e.hint();
+        let err = if e.is_user_error() { CliError::user(e) } else { CliError::internal(e) };
+        match hint {
+            Some(h) => err.hint(h),
+            None => err,
+        }
+    }
+}
+
+impl From<lago::workdir::WorkdirError> for CliError {
+    fn from(e: lago::workdir::WorkdirError) -> Self {
+        match e {
+            lago::workdir::WorkdirError::Io { .. } => CliError::internal(e),
+            lago::workdir::WorkdirError::NotFound { .. } => {
+                CliError::user(e).hint("run `lago init` first, or point `--workdir-path` at a workdir")
+            }
+            _ => CliError::user(e),
+        }
+    }
+}
+
+impl From<lago::prefix::PrefixError> for CliError {
+    fn from(e: lago::prefix::PrefixError) -> Self {
+        match e {
+            lago::prefix::PrefixError::Workdir(w) => w.into(),
+            lago::prefix::PrefixError::NotAPrefix { .. } | lago::prefix::PrefixError::Corrupt { .. } => {
+                CliError::user(e)
+            }
+            _ => CliError::internal(e),
+        }
+    }
+}
+
+impl From<lago::config::ConfigError> for CliError {
+    fn from(e: lago::config::ConfigError) -> Self {
+        CliError::user(e)
+    }
+}

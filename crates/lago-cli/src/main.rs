@@ -1,0 +1,22 @@
+//! The `lago` command line: parses arguments, calls the library, prints.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "the CLI is where lago prints")]
+
+mod cli;
+mod commands;
+mod context;
+mod error;
+mod logging;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = context::Context::new(&cli).and_then(|mut ctx| commands::run(&mut ctx, &cli));
+    match result {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}

@@ -1,0 +1,112 @@
+//! The original's nested task lines on stderr (`@ Initialize and populate prefix:` ...
+//! `Success (in 0:00:00)`), limited to `--logdepth` levels, and download progress: a bar on a
+//! terminal, plain lines otherwise (and whenever `CI` or `LAGO_NO_PROGRESS` is set).
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lago::report::{Reporter, hms};
+
+const MARKERS: [char; 5] = ['@', '#', '*', '-', '~'];
+
+pub(crate) struct TaskPrinter {
+    /// Levels shown (negative: all).
+    logdepth: i64,
+    /// Whether task lines are shown at all (`--loglevel info` or `debug`).
+    enabled: bool,
+    color: bool,
+    bars: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    depth: usize,
+    bar: Option<ProgressBar>,
+    last_percent: Option<u64>,
+}
+
+impl TaskPrinter {
+    pub(crate) fn new(logdepth: i64, loglevel: &str) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let quiet_env = std::env::var_os("CI").is_some() || std::env::var_os("LAGO_NO_PROGRESS").is_some();
+        Self {
+            logdepth,
+            enabled: matches!(loglevel, "info" | "debug"),
+            color: tty && std::env::var_os("NO_COLOR").is_none(),
+            bars: tty && !quiet_env,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn shown(&self, depth: usize) -> bool {
+        self.enabled && (self.logdepth < 0 || (depth as i64) < self.logdepth)
+    }
+
+    fn line(&self, depth: usize, text: &str) {
+        let indent = "  ".repeat(depth);
+        let marker = MARKERS[depth % MARKERS.len()];
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{indent}{marker} {text}");
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
+    }
+}
+
+impl Reporter for TaskPrinter {
+    fn task_started(&self, name: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shown(st.depth) {
+            self.line(st.depth, &format!("{name}:"));
+        }
+        st.depth += 1;
+    }
+
+    fn task_finished(&self, name: &str, ok: bool, elapsed: Duration) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.depth = st.depth.saturating_sub(1);
+        // A failed task is shown even below --logdepth, so the user sees what broke.
+        if self.shown(st.depth) || (!ok && self.enabled) {
+            let status = if ok { self.paint("Success", "32") } else { self.paint("ERROR", "31") };
+            self.line(st.depth, &format!("{name}: {status} (in {})", hms(elapsed)));
+        }
+    }
+
+    fn download(&self, what: &str, done: u64, total: Option<u64>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.bars {
+            let bar = st.bar.get_or_insert_with(|| {
+                let bar = ProgressBar::new(total.unwrap_or(0));
+                let style =
+                    ProgressStyle::with_template("  {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar());
+                bar.set_style(style.progress_chars("=> "));
+                bar.set_message(format!("Downloading {what}"));
+                bar
+            });
+            bar.set_position(done);
+        } else if let Some(total) = total.filter(|t| *t > 0) {
+            let percent = done * 100 / total / 10 * 10;
+            if st.last_percent != Some(percent) {
+                st.last_percent = Some(percent);
+                eprintln!("  Downloading {what}: {percent}% ({} of {} KiB)", done / 1024, total / 1024);
+            }
+        }
+    }
+
+    fn download_finished(&self, _what: &str) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bar) = st.bar.take() {
+            bar.finish_and_clear();
+        }
+        st.last_percent = None;
+    }
+
+    fn warn(&self, message: &str) {
+        tracing::warn!("{message}");
+    }
+}

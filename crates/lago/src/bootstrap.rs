@@ -1,0 +1,251 @@
+//! Bootstrap: the NoCloud seed each VM boots with (DESIGN §6), and the environment's SSH keys.
+//!
+//! The seed is a small FAT image labelled `CIDATA`, written natively (no `mkfs`, no mount), with
+//! the three files cloud-init reads (`meta-data`, `user-data`, `network-config` version 2) and,
+//! under `lago/`, the same facts as plain files (`hostname`, `authorized_keys`, `hosts`,
+//! `interfaces`, `root-password`, `ssh-user`) for templates without cloud-init, whose first-boot
+//! script only needs a POSIX shell to read them.
+
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{Plan, VmPlan};
+use crate::process::{CommandRunner, Invocation, ProcessError};
+
+/// Size of a seed image.
+const SEED_SIZE: usize = 1024 * 1024;
+/// Name of the uplink NIC inside guests.
+pub const UPLINK_NAME: &str = "lago-uplink";
+
+/// Problems writing bootstrap material.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// Building the FAT image failed.
+    #[error("Cannot build the bootstrap seed of VM {vm}")]
+    Fat {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed.
+    #[error("Cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `ssh-keygen` failed.
+    #[error("Cannot create the SSH key pair {path}")]
+    Keygen {
+        /// The private key path.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: ProcessError,
+    },
+}
+
+/// Creates the environment's key pair `<dir>/id_rsa{,.pub}` (ed25519: instant to create, and
+/// accepted by OpenSSH and dropbear alike; the file name is the original's).
+pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) -> Result<PathBuf, BootstrapError> {
+    let key = dir.join("id_rsa");
+    let inv = Invocation::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(&key);
+    runner.run(&inv).map_err(|source| BootstrapError::Keygen { path: key.clone(), source })?;
+    Ok(key)
+}
+
+/// The uplink MAC of a VM: `52:54` followed by its management address (the segment NICs use
+/// `54:52`), or by its position in the environment when it has no address.
+pub fn uplink_mac(vm: &VmPlan, index: usize) -> String {
+    match vm.ip() {
+        Some(ip) => {
+            let o = ip.octets();
+            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+        }
+        None => format!("52:54:00:00:{:02x}:{:02x}", (index >> 8) & 0xff, index & 0xff),
+    }
+}
+
+/// `/etc/hosts` lines for every VM of the environment: `<ip> <vm>.<domain> <vm> ...`.
+pub fn hosts_lines(plan: &Plan) -> Vec<String> {
+    let mut lines: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
+    let mut add = |ip: Ipv4Addr, name: String| match lines.iter_mut().find(|(i, _)| *i == ip) {
+        Some((_, names)) if !names.contains(&name) => names.push(name),
+        Some(_) => {}
+        None => lines.push((ip, vec![name])),
+    };
+    for vm in &plan.vms {
+        let domain = plan.nets.iter().find(|n| n.name == vm.mgmt_net).and_then(|n| n.dns_domain_name.clone());
+        if let Some(ip) = vm.ip() {
+            if let Some(d) = &domain {
+                add(ip, format!("{}.{d}", vm.name));
+            }
+            add(ip, vm.name.clone());
+        }
+    }
+    for net in &plan.nets {
+        for (name, ip) in net.mapping.iter().chain(net.dns_records.iter()) {
+            add(*ip, name.clone());
+        }
+    }
+    lines.into_iter().map(|(ip, names)| format!("{ip} {}", names.join(" "))).collect()
+}
+
+fn yaml_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The files of one VM's seed, as (name, content).
+pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str) -> Vec<(String, String)> {
+    let vm = &plan.vms[vm_index];
+    let domain = plan
+        .nets
+        .iter()
+        .find(|n| n.name == vm.mgmt_net)
+        .and_then(|n| n.dns_domain_name.clone())
+        .unwrap_or_else(|| "lago.local".into());
+    let fqdn = format!("{}.{domain}", vm.name);
+    let key = public_key.trim();
+    let hosts = hosts_lines(plan);
+    let mut etc_hosts = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
+    for l in &hosts {
+        etc_hosts.push_str(l);
+        etc_hosts.push('\n');
+    }
+    let meta = format!("instance-id: {env_uuid}-{}\nlocal-hostname: {}\n", vm.name, vm.name);
+
+    let mut user = String::from("#cloud-config\n");
+    user.push_str(&format!(
+        "hostname: {}\nfqdn: {fqdn}\nprefer_fqdn_over_hostname: false\nmanage_etc_hosts: false\n",
+        vm.name
+    ));
+    user.push_str("disable_root: false\nssh_pwauth: true\n");
+    user.push_str(&format!(
+        "chpasswd:\n  expire: false\n  users:\n    - name: root\n      password: {}\n      type: text\n",
+        yaml_quote(&vm.ssh_password)
+    ));
+    user.push_str(&format!(
+        "users:\n  - name: root\n    lock_passwd: false\n    ssh_authorized_keys:\n      - {}\n",
+        yaml_quote(key)
+    ));
+    if vm.ssh_user != "root" {
+        user.push_str(&format!(
+            "  - name: {}\n    shell: /bin/sh\n    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n    lock_passwd: true\n    ssh_authorized_keys:\n      - {}\n",
+            yaml_quote(&vm.ssh_user),
+            yaml_quote(key)
+        ));
+    }
+    user.push_str("write_files:\n  - path: /etc/hosts\n    permissions: \"0644\"\n    content: |\n");
+    for l in etc_hosts.lines() {
+        user.push_str(&format!("      {l}\n"));
+    }
+
+    let mut net = String::from("version: 2\nethernets:\n");
+    let mut interfaces = String::new();
+    for (i, nic) in vm.nics.iter().enumerate() {
+        let (Some(mac), Some(ip)) = (&nic.mac, nic.ip) else { continue };
+        let name = format!("eth{i}");
+        net.push_str(&format!("  {name}:\n    match:\n      macaddress: \"{mac}\"\n    set-name: {name}\n    dhcp4: false\n    addresses:\n      - {ip}/24\n"));
+        if let Some(mtu) = nic.mtu {
+            net.push_str(&format!("    mtu: {mtu}\n"));
+        }
+        interfaces.push_str(&format!("{mac} {name} {ip}/24 {}\n", nic.mtu.unwrap_or(crate::plan::DEFAULT_MTU)));
+    }
+    let uplink = uplink_mac(vm, vm_index);
+    net.push_str(&format!(
+        "  {UPLINK_NAME}:\n    match:\n      macaddress: \"{uplink}\"\n    set-name: {UPLINK_NAME}\n    dhcp4: true\n"
+    ));
+    interfaces.push_str(&format!("{uplink} {UPLINK_NAME} dhcp 1500\n"));
+
+    vec![
+        ("meta-data".into(), meta),
+        ("user-data".into(), user),
+        ("network-config".into(), net),
+        ("lago/hostname".into(), format!("{fqdn}\n")),
+        ("lago/authorized_keys".into(), format!("{key}\n")),
+        ("lago/hosts".into(), etc_hosts),
+        ("lago/interfaces".into(), interfaces),
+        ("lago/root-password".into(), format!("{}\n", vm.ssh_password)),
+        ("lago/ssh-user".into(), format!("{}\n", vm.ssh_user)),
+    ]
+}
+
+/// Builds a FAT image labelled `CIDATA` holding `files`.
+pub fn fat_image(files: &[(String, String)]) -> std::io::Result<Vec<u8>> {
+    let mut disk = Cursor::new(vec![0u8; SEED_SIZE]);
+    fatfs::format_volume(
+        &mut disk,
+        fatfs::FormatVolumeOptions::new().volume_label(*b"CIDATA     ").fat_type(fatfs::FatType::Fat12),
+    )?;
+    disk.seek(SeekFrom::Start(0))?;
+    {
+        let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new())?;
+        for (name, content) in files {
+            let root = fs.root_dir();
+            if let Some((dir, _)) = name.rsplit_once('/')
+                && root.open_dir(dir).is_err()
+            {
+                root.create_dir(dir)?;
+            }
+            let mut f = root.create_file(name)?;
+            f.truncate()?;
+            f.write_all(content.as_bytes())?;
+        }
+        fs.unmount()?;
+    }
+    Ok(disk.into_inner())
+}
+
+/// Writes a seed to `path`, leaving the zero blocks as holes.
+pub fn write_seed(path: &Path, vm: &str, files: &[(String, String)]) -> Result<(), BootstrapError> {
+    let image = fat_image(files).map_err(|source| BootstrapError::Fat { vm: vm.to_owned(), source })?;
+    let werr = |source| BootstrapError::Write { path: path.to_owned(), source };
+    let mut f = std::fs::File::create(path).map_err(werr)?;
+    for (i, block) in image.chunks(4096).enumerate() {
+        if block.iter().any(|b| *b != 0) {
+            f.seek(SeekFrom::Start((i * 4096) as u64)).map_err(werr)?;
+            f.write_all(block).map_err(werr)?;
+        }
+    }
+    f.set_len(image.len() as u64).map_err(werr)?;
+    Ok(())
+}
+
+/// Reads one file back from a seed image (for tests and `lago` diagnostics).
+pub fn read_seed_file(image: &[u8], name: &str) -> std::io::Result<String> {
+    let mut disk = Cursor::new(image.to_vec());
+    let fs = fatfs::FileSystem::new(&mut disk, fatfs::FsOptions::new())?;
+    let mut s = String::new();
+    fs.root_dir().open_file(name)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanDefaults, plan};
+
+    #[test]
+    fn seed_roundtrip_and_content() {
+        let spec = crate::spec::parse("domains:\n  vm0: {nics: [{net: a}, {net: b}], ssh-user: tester}\n  vm1: {nics: [{net: a}]}\nnets:\n  a: {management: true, dns_domain_name: ex.test}\n  b: {mtu: 9000}\n", Path::new("x.yaml")).unwrap();
+        let p = plan(&spec, &PlanDefaults::default()).unwrap();
+        let files = seed_files(&p, 0, "u", "ssh-ed25519 AAAA lago");
+        let image = fat_image(&files).unwrap();
+        assert_eq!(read_seed_file(&image, "lago/hostname").unwrap(), "vm0.ex.test\n");
+        assert_eq!(
+            read_seed_file(&image, "lago/interfaces").unwrap(),
+            "54:52:c0:a8:c8:02 eth0 192.168.200.2/24 1500\n54:52:c0:a8:c9:02 eth1 192.168.201.2/24 9000\n52:54:c0:a8:c8:02 lago-uplink dhcp 1500\n"
+        );
+        let hosts = read_seed_file(&image, "lago/hosts").unwrap();
+        assert!(hosts.contains("192.168.200.3 vm1.ex.test vm1 vm1-eth0"), "{hosts}");
+        let user = read_seed_file(&image, "user-data").unwrap();
+        assert!(user.starts_with("#cloud-config\n") && user.contains("- name: \"tester\""), "{user}");
+        let net = read_seed_file(&image, "network-config").unwrap();
+        assert!(net.contains("    mtu: 9000\n"), "{net}");
+    }
+}

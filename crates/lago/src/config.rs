@@ -1,0 +1,466 @@
+//! Configuration: built-in defaults < `/etc/lago/lago.conf` < XDG `lago/lago.conf` files <
+//! `LAGO_*` environment variables < command-line flags (reference §2).
+//!
+//! [`SCHEMA`] is the single list of known options with their defaults and help; it feeds both
+//! the lookups and `lago generate-config`. Loading is split into gathering the sources
+//! ([`Sources::from_host`]) and merging them ([`Config::load`]), so precedence is unit-tested
+//! without touching the host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One known option.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionDef {
+    /// Section (`lago` for global options, else the verb).
+    pub section: &'static str,
+    /// Key.
+    pub key: &'static str,
+    /// Help text (written as a comment by `generate-config`).
+    pub help: &'static str,
+    /// How the default is computed.
+    pub default: Default,
+}
+
+/// Where a default comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    /// A fixed value.
+    Value(&'static str),
+    /// No default (shown as `#key = None` by `generate-config --verbose`).
+    Unset,
+    /// Under lago's data directory (`/var/lib/lago` for root, XDG data home otherwise).
+    Data(&'static str),
+    /// Under lago's state directory (`/var/lib/lago` for root, XDG state home otherwise).
+    State(&'static str),
+}
+
+/// Every option lago knows, in `generate-config` order.
+pub const SCHEMA: &[OptionDef] = &[
+    OptionDef { section: "lago", key: "loglevel", help: "Log level to use", default: Default::Value("info") },
+    OptionDef { section: "lago", key: "logdepth", help: "How many task levels to show", default: Default::Value("3") },
+    OptionDef { section: "lago", key: "out_format", help: "", default: Default::Value("default") },
+    OptionDef {
+        section: "lago",
+        key: "prefix_path",
+        help: "Path to the prefix to use, will be deprecated, use --workdir-path instead",
+        default: Default::Unset,
+    },
+    OptionDef { section: "lago", key: "workdir_path", help: "Path to the workdir to use.", default: Default::Unset },
+    OptionDef {
+        section: "lago",
+        key: "prefix_name",
+        help: "Name of the prefix to use.",
+        default: Default::Value("current"),
+    },
+    OptionDef { section: "lago", key: "ssh_user", help: "User for SSH provider.", default: Default::Value("root") },
+    OptionDef {
+        section: "lago",
+        key: "ssh_password",
+        help: "Password for SSH provider.",
+        default: Default::Value("123456"),
+    },
+    OptionDef {
+        section: "lago",
+        key: "ssh_tries",
+        help: "Number of ssh time outs to wait before failing.",
+        default: Default::Value("100"),
+    },
+    OptionDef {
+        section: "lago",
+        key: "ssh_timeout",
+        help: "Seconds to wait before marking SSH connection as failed.",
+        default: Default::Value("10"),
+    },
+    OptionDef {
+        section: "lago",
+        key: "libvirt_url",
+        help: "libvirt URI, currently only system is supported.",
+        default: Default::Value("qemu:///system"),
+    },
+    OptionDef { section: "lago", key: "libvirt_user", help: "libvirt user", default: Default::Unset },
+    OptionDef { section: "lago", key: "libvirt_password", help: "libvirt password", default: Default::Unset },
+    OptionDef { section: "lago", key: "default_vm_type", help: "Default vm type", default: Default::Value("default") },
+    OptionDef {
+        section: "lago",
+        key: "default_vm_provider",
+        help: "Default vm provider",
+        default: Default::Value("local-qemu"),
+    },
+    OptionDef { section: "lago", key: "default_root_password", help: "Default root password", default: Default::Unset },
+    OptionDef {
+        section: "lago",
+        key: "lease_dir",
+        help: "Path to store created subnets configurations",
+        default: Default::State("subnets"),
+    },
+    OptionDef { section: "lago", key: "reposync_dir", help: "Reposync dir if used", default: Default::Data("") },
+    OptionDef {
+        section: "lago",
+        key: "accel",
+        help: "Hardware acceleration for VMs: auto, kvm or tcg",
+        default: Default::Value("auto"),
+    },
+    OptionDef {
+        section: "lago",
+        key: "vm_outbound",
+        help: "Whether VMs on nat networks may reach addresses outside the host",
+        default: Default::Value("true"),
+    },
+    OptionDef {
+        section: "init",
+        key: "template_repo_path",
+        help: "Repo file describing the templates",
+        default: Default::Data("repos/local/repo.metadata"),
+    },
+    OptionDef {
+        section: "init",
+        key: "template_repo_name",
+        help: "Name of the repo from the template repos dir",
+        default: Default::Unset,
+    },
+    OptionDef {
+        section: "init",
+        key: "template_store",
+        help: "Location to store templates at",
+        default: Default::Data("store"),
+    },
+    OptionDef {
+        section: "init",
+        key: "template_repos",
+        help: "Location to store repos",
+        default: Default::Data("repos"),
+    },
+    OptionDef {
+        section: "ansible_hosts",
+        key: "keys",
+        help: "Path to the keys that should be used as groups",
+        default: Default::Value("vm-type groups vm-provider"),
+    },
+    OptionDef {
+        section: "export",
+        key: "dst_dir",
+        help: "Dir to place the exported images in",
+        default: Default::Value("."),
+    },
+    OptionDef {
+        section: "export",
+        key: "init_file_name",
+        help: "The name of the exported init file",
+        default: Default::Value("LagoInitFile"),
+    },
+];
+
+/// Where the configuration comes from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Config files in increasing precedence (missing ones are skipped).
+    pub files: Vec<PathBuf>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// lago's data directory (store, repositories).
+    pub data_dir: PathBuf,
+    /// lago's state directory (leases).
+    pub state_dir: PathBuf,
+}
+
+impl Sources {
+    /// The host's sources: `/etc/lago/lago.conf`, the XDG config files, the process environment
+    /// and the root/XDG data and state directories.
+    pub fn from_host() -> Self {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+        let home = get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+        let mut files = vec![PathBuf::from("/etc/lago/lago.conf")];
+        let config_dirs = get("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
+        let mut dirs: Vec<&str> = config_dirs.split(':').filter(|d| !d.is_empty()).collect();
+        dirs.reverse(); // least important first
+        files.extend(dirs.iter().map(|d| Path::new(d).join("lago/lago.conf")));
+        let config_home = get("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+        files.push(config_home.join("lago/lago.conf"));
+        let root = nix::unistd::geteuid().is_root();
+        let (data_dir, state_dir) = if root {
+            (PathBuf::from("/var/lib/lago"), PathBuf::from("/var/lib/lago"))
+        } else {
+            (
+                get("XDG_DATA_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/share")).join("lago"),
+                get("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".local/state")).join("lago"),
+            )
+        };
+        Self { files, env, data_dir, state_dir }
+    }
+}
+
+/// Why the configuration cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A config file exists but is not valid INI.
+    #[error("Cannot parse config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        #[source]
+        source: ini::Error,
+    },
+    /// A value has the wrong type.
+    #[error("Config option `{key}` in section [{section}] is {value:?}, expected {expected}")]
+    BadValue {
+        /// Section.
+        section: String,
+        /// Key.
+        key: String,
+        /// The value found.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    values: BTreeMap<String, BTreeMap<String, String>>,
+    /// Warnings produced while loading (ignored empty variables, ...).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Merges defaults, files and environment variables (later wins).
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut cfg = Config::default();
+        for opt in SCHEMA {
+            let value = match opt.default {
+                Default::Value(v) => Some(v.to_owned()),
+                Default::Unset => None,
+                Default::Data(sub) => Some(join(&sources.data_dir, sub)),
+                Default::State(sub) => Some(join(&sources.state_dir, sub)),
+            };
+            if let Some(v) = value {
+                cfg.set(opt.section, opt.key, &v);
+            }
+        }
+        for file in &sources.files {
+            if !file.is_file() {
+                continue;
+            }
+            let ini =
+                ini::Ini::load_from_file(file).map_err(|source| ConfigError::Parse { path: file.clone(), source })?;
+            for (section, props) in ini.iter() {
+                let section = section.unwrap_or("lago").to_lowercase();
+                for (k, v) in props.iter() {
+                    cfg.set(&section, &k.to_lowercase(), v);
+                }
+            }
+            tracing::debug!(file = %file.display(), "loaded config file");
+        }
+        for (name, value) in &sources.env {
+            let Some((section, key)) = parse_env_name(name) else { continue };
+            if value.is_empty() {
+                cfg.warnings.push(format!("empty environment variable definition:{name}, ignoring."));
+                continue;
+            }
+            cfg.set(&section, &key, value);
+        }
+        Ok(cfg)
+    }
+
+    /// Sets a value (used for command-line overrides).
+    pub fn set(&mut self, section: &str, key: &str, value: &str) {
+        self.values.entry(section.to_owned()).or_default().insert(key.to_owned(), value.to_owned());
+    }
+
+    /// A value, if set.
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.values.get(section).and_then(|s| s.get(key)).map(String::as_str)
+    }
+
+    /// A `[lago]` value, if set.
+    pub fn lago(&self, key: &str) -> Option<&str> {
+        self.get("lago", key)
+    }
+
+    /// A whole-number `[lago]` value.
+    pub fn lago_u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        self.lago(key)
+            .map(|v| {
+                v.trim().parse().map_err(|_| ConfigError::BadValue {
+                    section: "lago".into(),
+                    key: key.into(),
+                    value: v.into(),
+                    expected: "a whole number",
+                })
+            })
+            .transpose()
+    }
+
+    /// A boolean `[lago]` value (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`).
+    pub fn lago_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        self.lago(key)
+            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::BadValue {
+                    section: "lago".into(),
+                    key: key.into(),
+                    value: v.into(),
+                    expected: "true or false",
+                }),
+            })
+            .transpose()
+    }
+
+    /// A path-valued option, with `~` expanded.
+    pub fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
+        self.get(section, key).map(expand_home)
+    }
+
+    /// The plan defaults this configuration gives.
+    pub fn plan_defaults(&self) -> crate::plan::PlanDefaults {
+        let d = crate::plan::PlanDefaults::default();
+        crate::plan::PlanDefaults {
+            ssh_user: self.lago("ssh_user").map_or(d.ssh_user, str::to_owned),
+            ssh_password: self.lago("ssh_password").map_or(d.ssh_password, str::to_owned),
+            root_password: self.lago("default_root_password").or(self.lago("root_password")).map(str::to_owned),
+            vm_type: self.lago("default_vm_type").map_or(d.vm_type, str::to_owned),
+            vm_provider: self.lago("default_vm_provider").map_or(d.vm_provider, str::to_owned),
+        }
+    }
+
+    /// `lago generate-config`: every option with its current value, as an INI file.
+    pub fn to_ini(&self, verbose: bool, generated_at: &str) -> String {
+        let mut out = format!("# Lago configuration file, generated: {generated_at}\n");
+        let mut sections: Vec<&str> = Vec::new();
+        for opt in SCHEMA {
+            if !sections.contains(&opt.section) {
+                sections.push(opt.section);
+            }
+        }
+        for section in sections {
+            let mut body = String::new();
+            for opt in SCHEMA.iter().filter(|o| o.section == section) {
+                let value = self.get(section, opt.key).filter(|v| !v.is_empty());
+                if value.is_none() && !verbose {
+                    continue;
+                }
+                for line in wrap(opt.help, 70) {
+                    body.push_str(&format!("# {}\n", line.to_lowercase()));
+                }
+                match value {
+                    Some(v) => body.push_str(&format!("{} = {v}\n", opt.key)),
+                    None => body.push_str(&format!("#{} = None\n", opt.key)),
+                }
+            }
+            if !body.is_empty() {
+                out.push_str(&format!("[{section}]\n{body}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn join(base: &Path, sub: &str) -> String {
+    if sub.is_empty() { base.display().to_string() } else { base.join(sub).display().to_string() }
+}
+
+fn expand_home(v: &str) -> PathBuf {
+    match (v.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(v),
+    }
+}
+
+/// `LAGO_FOO` → (`lago`, `foo`); `LAGO__INIT__TEMPLATE_STORE` → (`init`, `template_store`).
+pub fn parse_env_name(name: &str) -> Option<(String, String)> {
+    if let Some(rest) = name.strip_prefix("LAGO__") {
+        let (section, key) = rest.split_once("__")?;
+        if section.is_empty() || key.is_empty() {
+            return None;
+        }
+        Some((section.to_lowercase(), key.to_lowercase()))
+    } else {
+        let key = name.strip_prefix("LAGO_")?;
+        if key.is_empty() || key.starts_with('_') {
+            return None;
+        }
+        Some(("lago".into(), key.to_lowercase()))
+    }
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        assert_eq!(parse_env_name("LAGO_SSH_USER"), Some(("lago".into(), "ssh_user".into())));
+        assert_eq!(parse_env_name("LAGO__INIT__TEMPLATE_STORE"), Some(("init".into(), "template_store".into())));
+        for ignored in ["LAGO_", "LAGO__", "LAGO__NO_END", "LAGOX", "PATH"] {
+            assert_eq!(parse_env_name(ignored), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn precedence_defaults_files_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc.conf");
+        let user = dir.path().join("user.conf");
+        std::fs::write(&etc, "[lago]\nssh_user = etc\nloglevel = debug\n[init]\ntemplate_store = /etc-store\n")
+            .unwrap();
+        std::fs::write(&user, "[lago]\nssh_user = user\n").unwrap();
+        let sources = Sources {
+            files: vec![etc, dir.path().join("missing.conf"), user],
+            env: vec![("LAGO__INIT__TEMPLATE_STORE".into(), "/env-store".into()), ("LAGO_SSH_TRIES".into(), "".into())],
+            data_dir: "/data".into(),
+            state_dir: "/state".into(),
+        };
+        let cfg = Config::load(&sources).unwrap();
+        assert_eq!(cfg.lago("ssh_user"), Some("user")); // last file wins
+        assert_eq!(cfg.lago("loglevel"), Some("debug")); // file shadows default
+        assert_eq!(cfg.get("init", "template_store"), Some("/env-store")); // env shadows file
+        assert_eq!(cfg.lago("ssh_tries"), Some("100")); // empty env ignored
+        assert_eq!(cfg.warnings, ["empty environment variable definition:LAGO_SSH_TRIES, ignoring."]);
+        assert_eq!(cfg.lago("lease_dir"), Some("/state/subnets"));
+        assert_eq!(cfg.get("init", "template_repo_path"), Some("/data/repos/local/repo.metadata"));
+    }
+
+    #[test]
+    fn bad_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.conf");
+        std::fs::write(&f, "[lago\nx=1\n").unwrap();
+        let err = Config::load(&Sources { files: vec![f.clone()], ..Sources::default() }).unwrap_err();
+        assert!(err.to_string().contains(&f.display().to_string()));
+    }
+
+    #[test]
+    fn generate_config_shape() {
+        let cfg =
+            Config::load(&Sources { data_dir: "/d".into(), state_dir: "/s".into(), ..Sources::default() }).unwrap();
+        let ini = cfg.to_ini(false, "now");
+        assert!(
+            ini.starts_with("# Lago configuration file, generated: now\n[lago]\n# log level to use\nloglevel = info\n"),
+            "{ini}"
+        );
+        assert!(!ini.contains("prefix_path"));
+        assert!(cfg.to_ini(true, "now").contains("# path to the workdir to use.\n#workdir_path = None\n"));
+    }
+}

@@ -1,0 +1,20 @@
+//! lago: ad-hoc virtual environments of VMs, networks and disks.
+//!
+//! This crate holds all of lago's behaviour and is its SDK; the `lago` command line is a thin
+//! layer over it. See `DESIGN.md` for the architecture.
+
+pub mod accel;
+pub mod bootstrap;
+pub mod config;
+pub mod image;
+pub mod init;
+pub mod logfile;
+pub mod output;
+pub mod plan;
+pub mod prefix;
+pub mod process;
+pub mod report;
+pub mod spec;
+pub mod status;
+pub mod template;
+pub mod workdir;

@@ -1,0 +1,227 @@
+//! The only place that builds `std::process::Command`.
+//!
+//! Every external tool (`qemu-img`, `ssh-keygen`, `xz`, ...) runs through a [`CommandRunner`], so
+//! orchestration logic can be unit-tested with [`FakeRunner`] and the real path is exercised by the
+//! CLI and end-to-end tests. Children get a null stdin and `LC_ALL=C`; their full argv is logged at
+//! debug level before spawning, and a failure keeps the command line and the tail of stderr.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+
+/// One external command: program, arguments and extra environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Program name or path.
+    pub program: String,
+    /// Arguments, passed as argv (never through a shell).
+    pub args: Vec<OsString>,
+    /// Extra environment variables.
+    pub env: Vec<(String, OsString)>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Invocation {
+    /// Starts an invocation of `program`.
+    pub fn new(program: &str) -> Self {
+        Self { program: program.to_owned(), args: Vec::new(), env: Vec::new(), cwd: None }
+    }
+
+    /// Adds one argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds several arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Sets the working directory of the child.
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_owned());
+        self
+    }
+}
+
+impl fmt::Display for Invocation {
+    /// Renders the command line with shell-style quoting, so it can be copied and run by hand.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&shell_quote(&self.program))?;
+        for arg in &self.args {
+            write!(f, " {}", shell_quote(&arg.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if safe { s.to_owned() } else { format!("'{}'", s.replace('\'', r"'\''")) }
+}
+
+/// What a finished command produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// Standard output as (lossy) text.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Why an external command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The program could not be started at all.
+    #[error("Cannot run `{program}`{hint}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// What to install, when known.
+        hint: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited with a non-zero status.
+    #[error("`{command}` failed ({status})\n{stderr}")]
+    Failed {
+        /// The full command line.
+        command: String,
+        /// Its exit status.
+        status: ExitStatus,
+        /// The last lines of its standard error.
+        stderr: String,
+    },
+}
+
+/// Runs external commands. The real implementation is [`SystemRunner`].
+pub trait CommandRunner: Send + Sync {
+    /// Runs the command to completion; a non-zero exit is an error carrying its stderr.
+    fn run(&self, inv: &Invocation) -> Result<Output, ProcessError>;
+}
+
+/// Runs commands on the host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemRunner;
+
+/// The Debian package that provides a tool, for error hints.
+fn package_hint(program: &str) -> &'static str {
+    match Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or(program) {
+        "qemu-img" => " (install the `qemu-utils` package)",
+        "ssh-keygen" | "ssh" | "scp" => " (install the `openssh-client` package)",
+        "xz" => " (install the `xz-utils` package)",
+        "qemu-system-x86_64" => " (install the `qemu-system-x86` package)",
+        "virt-customize" => " (install the `guestfs-tools` package)",
+        _ => "",
+    }
+}
+
+/// The last `lines` lines of `bytes`, as text.
+pub fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl CommandRunner for SystemRunner {
+    fn run(&self, inv: &Invocation) -> Result<Output, ProcessError> {
+        let mut cmd = Command::new(&inv.program);
+        cmd.args(&inv.args).env("LC_ALL", "C").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (k, v) in &inv.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &inv.cwd {
+            cmd.current_dir(dir);
+        }
+        tracing::debug!(command = %inv, "running");
+        let out = cmd.output().map_err(|source| ProcessError::Spawn {
+            program: inv.program.clone(),
+            hint: package_hint(&inv.program).to_owned(),
+            source,
+        })?;
+        if out.status.success() {
+            Ok(Output { stdout: out.stdout, stderr: out.stderr })
+        } else {
+            Err(ProcessError::Failed { command: inv.to_string(), status: out.status, stderr: tail(&out.stderr, 40) })
+        }
+    }
+}
+
+/// How a [`FakeRunner`] answers a command.
+pub type Reply = dyn Fn(&Invocation) -> Result<Output, ProcessError> + Send + Sync;
+
+/// A scripted runner for tests: records every invocation and answers from a closure.
+pub struct FakeRunner {
+    calls: Mutex<Vec<Invocation>>,
+    reply: Box<Reply>,
+}
+
+impl FakeRunner {
+    /// A fake that answers every command with `reply`.
+    pub fn new(reply: impl Fn(&Invocation) -> Result<Output, ProcessError> + Send + Sync + 'static) -> Self {
+        Self { calls: Mutex::new(Vec::new()), reply: Box::new(reply) }
+    }
+
+    /// The command lines run so far, one per line.
+    pub fn command_lines(&self) -> String {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl CommandRunner for FakeRunner {
+    fn run(&self, inv: &Invocation) -> Result<Output, ProcessError> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).push(inv.clone());
+        (self.reply)(inv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let inv = Invocation::new("qemu-img").args(["create", "-b", "/a b/c", "it's"]);
+        assert_eq!(inv.to_string(), r#"qemu-img create -b '/a b/c' 'it'\''s'"#);
+    }
+
+    #[test]
+    fn failure_keeps_command_and_stderr() {
+        let inv = Invocation::new("sh").args(["-c", "echo boom >&2; exit 3"]);
+        let err = SystemRunner.run(&inv).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("`sh -c 'echo boom >&2; exit 3'` failed"), "{text}");
+        assert!(text.contains("exit status: 3"), "{text}");
+        assert!(text.ends_with("boom"), "{text}");
+    }
+
+    #[test]
+    fn missing_program_names_package() {
+        let err = SystemRunner.run(&Invocation::new("/nonexistent/qemu-img")).unwrap_err();
+        assert!(err.to_string().contains("qemu-utils"), "{err}");
+    }
+}

@@ -1,0 +1,64 @@
+//! Progress events from the library to whoever shows them.
+//!
+//! The library never prints: it reports nested tasks (the original's `@ Start Prefix:` ...
+//! `Success (in 0:00:03)` lines), download progress and warnings through a [`Reporter`]. The CLI
+//! renders them; SDK users get [`NoopReporter`] unless they pass their own.
+
+use std::time::{Duration, Instant};
+
+/// Receives progress events.
+pub trait Reporter: Send + Sync {
+    /// A task started.
+    fn task_started(&self, name: &str);
+    /// The innermost running task finished.
+    fn task_finished(&self, name: &str, ok: bool, elapsed: Duration);
+    /// Bytes of a download so far (`total` when known).
+    fn download(&self, _what: &str, _done: u64, _total: Option<u64>) {}
+    /// A download finished.
+    fn download_finished(&self, _what: &str) {}
+    /// Something the user should know about.
+    fn warn(&self, message: &str) {
+        tracing::warn!("{message}");
+    }
+}
+
+/// Reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopReporter;
+
+impl Reporter for NoopReporter {
+    fn task_started(&self, _name: &str) {}
+    fn task_finished(&self, _name: &str, _ok: bool, _elapsed: Duration) {}
+}
+
+/// Runs `f` as a task named `name`: reported and logged when it starts and ends.
+pub fn task<T, E>(r: &dyn Reporter, name: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    tracing::info!("start task: {name}");
+    r.task_started(name);
+    let t = Instant::now();
+    let result = f();
+    let elapsed = t.elapsed();
+    r.task_finished(name, result.is_ok(), elapsed);
+    match &result {
+        Ok(_) => tracing::info!("end task: {name} (in {elapsed:.2?})"),
+        Err(_) => tracing::error!("failed task: {name} (in {elapsed:.2?})"),
+    }
+    result
+}
+
+/// Formats a duration like Python's `timedelta` without fractions: `0:00:03`.
+pub fn hms(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hms_like_timedelta() {
+        assert_eq!(hms(Duration::from_millis(999)), "0:00:00");
+        assert_eq!(hms(Duration::from_secs(3725)), "1:02:05");
+    }
+}

@@ -1,0 +1,406 @@
+//! The template store: each template version cached once, as `<repo>:<tpl>:<ver>` with its
+//! `.hash` (sha1) and `.metadata` beside it (the original's layout, reference §4.3).
+//!
+//! Downloads go to a temporary file in the store and are renamed into place only after the
+//! hash matched, under an exclusive lock per template, so concurrent `init`s download once and
+//! a failed or interrupted download leaves nothing behind. Unlike the original, a cached
+//! template whose hash in the repository changed is fetched again (its issue #61).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+use sha1::{Digest, Sha1};
+
+use super::fetch::{FetchError, Fetcher};
+use super::repo::{ResolvedTemplate, Source};
+use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::report::Reporter;
+
+/// Problems of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("Cannot {action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading from the template's source failed.
+    #[error("Cannot download template {name}")]
+    Fetch {
+        /// Store name.
+        name: String,
+        /// Why.
+        #[source]
+        source: FetchError,
+    },
+    /// The downloaded image does not have the published hash.
+    #[error("Image {name} does not match the expected hash {expected} (got {actual}); nothing was stored")]
+    HashMismatch {
+        /// Store name.
+        name: String,
+        /// Hash from the repository.
+        expected: String,
+        /// Hash of what was downloaded.
+        actual: String,
+    },
+    /// The source publishes no hash for the template.
+    #[error("Template {name} has no hash file at {location}")]
+    NoHash {
+        /// Store name.
+        name: String,
+        /// Where it was looked for.
+        location: String,
+    },
+    /// Decompressing an `.xz` image failed.
+    #[error("Cannot decompress template {name}")]
+    Decompress {
+        /// Store name.
+        name: String,
+        /// The `xz` failure.
+        #[source]
+        source: ProcessError,
+    },
+}
+
+/// A template version present in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTemplate {
+    /// The image.
+    pub path: PathBuf,
+    /// Its sha1.
+    pub hash: String,
+    /// Its metadata (`distro`, `root-partition`, ...).
+    pub metadata: Map<String, Value>,
+}
+
+/// The local template cache.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// Its directory.
+    pub root: PathBuf,
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |source| StoreError::Io { action, path, source }
+}
+
+/// sha1 of a file, hex.
+pub fn sha1_file(path: &Path) -> Result<String, StoreError> {
+    let mut f = File::open(path).map_err(io("read", path))?;
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io("read", path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The first word of a hash file (`sha1sum` writes `<hash>  <name>`).
+fn parse_hash(text: &str) -> String {
+    text.split_whitespace().next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// How one file of a template is read from its source.
+enum Opened {
+    Found(Box<dyn Read + Send>, Option<u64>),
+    Absent(String),
+}
+
+fn open_in_source(source: &Source, rel: &str, fetcher: &dyn Fetcher) -> Result<Opened, FetchError> {
+    match source {
+        Source::File { root } => {
+            let p = root.join(rel);
+            match File::open(&p) {
+                Ok(f) => {
+                    let len = f.metadata().ok().map(|m| m.len());
+                    Ok(Opened::Found(Box::new(f), len))
+                }
+                Err(_) => Ok(Opened::Absent(p.display().to_string())),
+            }
+        }
+        Source::Http { baseurl } => {
+            let url = format!("{}/{}", baseurl.trim_end_matches('/'), rel);
+            match fetcher.open(&url) {
+                Ok(body) => Ok(Opened::Found(body.reader, body.length)),
+                Err(e) if e.is_not_found() => Ok(Opened::Absent(url)),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// For http sources the original tries `<handle>.xz<suffix>` first, then `<handle><suffix>`.
+fn open_variant(t: &ResolvedTemplate, suffix: &str, fetcher: &dyn Fetcher) -> Result<Opened, FetchError> {
+    if matches!(t.source, Source::Http { .. })
+        && !t.handle.ends_with(".xz")
+        && let Opened::Found(r, l) = open_in_source(&t.source, &format!("{}.xz{suffix}", t.handle), fetcher)?
+    {
+        return Ok(Opened::Found(r, l));
+    }
+    open_in_source(&t.source, &format!("{}{suffix}", t.handle), fetcher)
+}
+
+fn read_small(t: &ResolvedTemplate, suffix: &str, fetcher: &dyn Fetcher) -> Result<Option<String>, StoreError> {
+    let fetch_err = |source| StoreError::Fetch { name: t.store_name(), source };
+    match open_variant(t, suffix, fetcher).map_err(fetch_err)? {
+        Opened::Found(mut r, _) => {
+            let mut s = String::new();
+            r.by_ref().take(1 << 20).read_to_string(&mut s).map_err(|e| StoreError::Io {
+                action: "read",
+                path: PathBuf::from(format!("{}{suffix}", t.handle)),
+                source: e,
+            })?;
+            Ok(Some(s))
+        }
+        Opened::Absent(_) => Ok(None),
+    }
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("write", path))?;
+    tmp.write_all(data).map_err(io("write", path))?;
+    tmp.as_file().sync_all().map_err(io("write", path))?;
+    tmp.persist(path).map_err(|e| StoreError::Io { action: "write", path: path.to_owned(), source: e.error })?;
+    Ok(())
+}
+
+/// Removes a file on drop unless disarmed.
+struct Cleanup(Option<PathBuf>);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Store {
+    /// A store rooted at `root` (created on first use).
+    pub fn new(root: &Path) -> Self {
+        Self { root: root.to_owned() }
+    }
+
+    /// Where a template version lives in the store.
+    pub fn path_of(&self, t: &ResolvedTemplate) -> PathBuf {
+        self.root.join(t.store_name())
+    }
+
+    fn sidecar(&self, t: &ResolvedTemplate, ext: &str) -> PathBuf {
+        self.root.join(format!("{}.{ext}", t.store_name()))
+    }
+
+    /// Whether the version is cached.
+    pub fn contains(&self, t: &ResolvedTemplate) -> bool {
+        self.path_of(t).is_file()
+    }
+
+    /// Returns the cached template, downloading it first when it is missing or when the
+    /// repository now publishes a different hash for it.
+    pub fn ensure(
+        &self,
+        t: &ResolvedTemplate,
+        fetcher: &dyn Fetcher,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<StoredTemplate, StoreError> {
+        let name = t.store_name();
+        std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
+        let lock_path = self.sidecar(t, "lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("open", &lock_path))?;
+        if lock.try_lock().is_err() {
+            reporter
+                .warn(&format!("Waiting for another lago to finish downloading {name} (lock {})", lock_path.display()));
+            lock.lock().map_err(io("lock", &lock_path))?;
+        }
+        let dest = self.path_of(t);
+        let remote_hash = read_small(t, ".hash", fetcher);
+        let local_hash = std::fs::read_to_string(self.sidecar(t, "hash")).ok().map(|h| parse_hash(&h));
+        if dest.is_file() {
+            match (&remote_hash, &local_hash) {
+                (Ok(Some(remote)), Some(local)) if parse_hash(remote) == *local => {
+                    return self.stored(t, local.clone());
+                }
+                (Ok(Some(remote)), _) => {
+                    reporter.warn(&format!(
+                        "Template {name} changed in its repository (hash {} now), downloading it again",
+                        parse_hash(remote)
+                    ));
+                }
+                (Ok(None), Some(local)) | (Err(_), Some(local)) => {
+                    tracing::warn!("cannot check template {name} against its repository, using the cached copy");
+                    return self.stored(t, local.clone());
+                }
+                _ => {}
+            }
+        }
+        let expected = match remote_hash? {
+            Some(h) => parse_hash(&h),
+            None => return Err(StoreError::NoHash { name, location: format!("{}.hash", t.handle) }),
+        };
+        self.download(t, &expected, fetcher, runner, reporter)?;
+        drop(lock);
+        self.stored(t, expected)
+    }
+
+    fn stored(&self, t: &ResolvedTemplate, hash: String) -> Result<StoredTemplate, StoreError> {
+        let metadata = std::fs::read_to_string(self.sidecar(t, "metadata"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        Ok(StoredTemplate { path: self.path_of(t), hash, metadata })
+    }
+
+    fn download(
+        &self,
+        t: &ResolvedTemplate,
+        expected: &str,
+        fetcher: &dyn Fetcher,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(), StoreError> {
+        let name = t.store_name();
+        let tmp = self.sidecar(t, "tmp");
+        let guard = Cleanup(Some(tmp.clone()));
+        let xz_guard = Cleanup(Some(self.sidecar(t, "tmp.xz")));
+        let fetch_err = |source| StoreError::Fetch { name: name.clone(), source };
+        let (mut reader, length) = match open_variant(t, "", fetcher).map_err(fetch_err)? {
+            Opened::Found(r, l) => (r, l),
+            Opened::Absent(loc) => {
+                return Err(StoreError::Fetch {
+                    name: name.clone(),
+                    source: FetchError::Status { url: loc, status: 404 },
+                });
+            }
+        };
+        let mut out = File::create(&tmp).map_err(io("create", &tmp))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut done = 0u64;
+        let mut head = Vec::new();
+        loop {
+            let n = reader.read(&mut buf).map_err(io("download", &tmp))?;
+            if n == 0 {
+                break;
+            }
+            if head.len() < 6 {
+                head.extend_from_slice(&buf[..n.min(6)]);
+            }
+            out.write_all(&buf[..n]).map_err(io("write", &tmp))?;
+            done += n as u64;
+            reporter.download(&name, done, length);
+        }
+        out.sync_all().map_err(io("write", &tmp))?;
+        drop(out);
+        reporter.download_finished(&name);
+        if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            let xz = self.sidecar(t, "tmp.xz");
+            std::fs::rename(&tmp, &xz).map_err(io("rename", &tmp))?;
+            runner
+                .run(&Invocation::new("xz").args(["--decompress", "--threads=0", "--force"]).arg(&xz))
+                .map_err(|source| StoreError::Decompress { name: name.clone(), source })?;
+        }
+        let actual = sha1_file(&tmp)?;
+        if actual != expected {
+            return Err(StoreError::HashMismatch { name, expected: expected.to_owned(), actual });
+        }
+        let metadata = read_small(t, ".metadata", fetcher)?.unwrap_or_else(|| "{}".into());
+        let metadata: Value = serde_json::from_str(&metadata).unwrap_or_else(|e| {
+            tracing::warn!("metadata of template {name} is not valid JSON ({e}), ignoring it");
+            Value::Object(Map::new())
+        });
+        write_atomic(&self.sidecar(t, "metadata"), metadata.to_string().as_bytes())?;
+        write_atomic(&self.sidecar(t, "hash"), expected.as_bytes())?;
+        std::fs::rename(&tmp, self.path_of(t)).map_err(io("rename", &tmp))?;
+        std::mem::forget(guard);
+        drop(xz_guard);
+        tracing::info!("stored template {name} ({done} bytes downloaded)");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::SystemRunner;
+    use crate::report::NoopReporter;
+    use crate::template::{HttpFetcher, Repository};
+
+    fn repo(dir: &Path, content: &[u8], hash: &str) -> Repository {
+        let root = dir.join("src");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("img"), content).unwrap();
+        std::fs::write(root.join("img.hash"), format!("{hash}  img\n")).unwrap();
+        std::fs::write(root.join("img.metadata"), r#"{"distro": "tiny"}"#).unwrap();
+        let text = format!(
+            r#"{{"name": "r", "sources": {{"s": {{"type": "file", "args": {{"root": "{}"}}}}}}, "templates": {{"t": {{"versions": {{"v1": {{"source": "s", "handle": "img", "timestamp": 1}}}}}}}}}}"#,
+            root.display()
+        );
+        Repository::parse(&text, "test").unwrap()
+    }
+
+    fn sha1(b: &[u8]) -> String {
+        hex::encode(Sha1::digest(b))
+    }
+
+    #[test]
+    fn stores_once_and_refetches_on_new_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = repo(dir.path(), b"one", &sha1(b"one"));
+        let t = r.resolve("t", None).unwrap();
+        let store = Store::new(&dir.path().join("store"));
+        let got = store.ensure(&t, &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        assert_eq!(std::fs::read(&got.path).unwrap(), b"one");
+        assert_eq!(got.metadata["distro"], "tiny");
+        assert_eq!(std::fs::read_to_string(dir.path().join("store/r:t:v1.hash")).unwrap(), sha1(b"one"));
+        // The repository publishes a new image under the same version: fetched again.
+        let r = repo(dir.path(), b"two", &sha1(b"two"));
+        let got = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        assert_eq!(std::fs::read(&got.path).unwrap(), b"two");
+    }
+
+    #[test]
+    fn hash_mismatch_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = repo(dir.path(), b"data", &sha1(b"other"));
+        let store = Store::new(&dir.path().join("store"));
+        let err = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap_err();
+        assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
+        let left: Vec<String> = std::fs::read_dir(dir.path().join("store"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["r:t:v1.lock"]);
+    }
+
+    #[test]
+    fn xz_images_are_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"compressed content").unwrap();
+        SystemRunner.run(&Invocation::new("xz").args(["--keep"]).arg(&plain)).unwrap();
+        let xz = std::fs::read(dir.path().join("plain.xz")).unwrap();
+        let r = repo(dir.path(), &xz, &sha1(b"compressed content"));
+        let store = Store::new(&dir.path().join("store"));
+        let got = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        assert_eq!(std::fs::read(&got.path).unwrap(), b"compressed content");
+    }
+}
