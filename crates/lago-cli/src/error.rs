@@ -30,7 +30,6 @@ impl CliError {
 
     /// Prints the error and its causes to stderr and returns the exit code.
     pub(crate) fn report(&self) -> ExitCode {
-        tracing::error!("{}", self.error);
         let mut text = format!("Error: {}\n", self.error);
         let mut source = self.error.source();
         while let Some(cause) = source {
@@ -41,6 +40,8 @@ impl CliError {
             text.push_str(&format!("Hint: {h}\n"));
         }
         eprint!("{text}");
+        // The log file gets the same text; the terminal already has it.
+        let _ = std::io::Write::write_all(&mut lago::logfile::LogSink, format!("ERROR lago: {text}").as_bytes());
         ExitCode::from(self.code)
     }
 }

@@ -181,9 +181,16 @@ type TemplateUses = BTreeMap<(usize, usize), ResolvedTemplate>;
 /// Creates the prefix described by `opts.init_file`.
 pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     let init_file = std::path::absolute(&opts.init_file).map_err(io_err("resolve", &opts.init_file))?;
-    let spec = spec::load(&init_file)?;
-    let mut plan =
-        plan(&spec, &opts.defaults).map_err(|issues| SpecError::Invalid { path: init_file.clone(), issues })?;
+    // Structural problems and plan problems are reported together.
+    let (spec, mut issues) = spec::load_partial(&init_file)?;
+    let mut plan = match plan(&spec, &opts.defaults) {
+        Ok(plan) if issues.is_empty() => plan,
+        Ok(_) => return Err(SpecError::Invalid { path: init_file, issues }.into()),
+        Err(more) => {
+            issues.extend(more);
+            return Err(SpecError::Invalid { path: init_file, issues }.into());
+        }
+    };
 
     let workdir = std::path::absolute(&opts.workdir).map_err(io_err("resolve", &opts.workdir))?;
     let name = if opts.prefix_name == crate::workdir::CURRENT {

@@ -254,8 +254,13 @@ mod tests {
         let prefix = dir.path().join("p");
         std::fs::create_dir_all(prefix.join("run")).unwrap();
         std::fs::write(prefix.join("uuid"), "u").unwrap();
-        let mut child =
-            std::process::Command::new("sh").args(["-c", "sleep 30; :", prefix.to_str().unwrap()]).spawn().unwrap();
+        // A single process whose command line names the prefix (as qemu's does).
+        let mut child = std::process::Command::new("tail")
+            .args(["-f", "/dev/null"])
+            .arg(prefix.join("uuid"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::fs::write(prefix.join("run/vm0.pid"), child.id().to_string()).unwrap();
         // A pid that does not name the prefix (ours) must be left alone.
         std::fs::write(prefix.join("run/other.pid"), std::process::id().to_string()).unwrap();

@@ -107,6 +107,13 @@ fn list(issues: &[Issue]) -> String {
 
 /// Reads and checks an init file.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    let (spec, issues) = load_partial(path)?;
+    if issues.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues }) }
+}
+
+/// Reads an init file; a file that parses gives what could be read of it and the problems
+/// found, so that later checks can add theirs and the user sees them all at once.
+pub fn load_partial(path: &Path) -> Result<(Spec, Vec<Issue>), SpecError> {
     let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => SpecError::NotFound { path: path.to_owned() },
         _ => SpecError::Read { path: path.to_owned(), source },
@@ -119,11 +126,17 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
         path: path.to_owned(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}")),
     })?;
-    parse(&text, path)
+    parse_partial(&text, path)
 }
 
 /// Checks init-file text; `path` names it in errors and decides JSON vs YAML by extension.
 pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
+    let (spec, issues) = parse_partial(text, path)?;
+    if issues.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues }) }
+}
+
+/// Like [`parse`], returning what could be read and the problems found.
+pub fn parse_partial(text: &str, path: &Path) -> Result<(Spec, Vec<Issue>), SpecError> {
     if text.trim().is_empty() {
         return Err(SpecError::Empty { path: path.to_owned() });
     }
@@ -140,7 +153,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
     }
     let mut issues = Vec::new();
     let spec = model::read_spec(&tree, &mut issues);
-    if issues.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues }) }
+    Ok((spec, issues))
 }
 
 /// Expands `$NAME` and `${NAME}` from `lookup`, leaving unknown variables as written

@@ -1,0 +1,9 @@
+//! CLI tests: the built `lago` binary on fixture init files, output snapshotted with insta.
+
+mod common;
+mod test_config;
+mod test_init;
+mod test_invalid;
+mod test_status;
+mod test_store;
+mod test_workdir;

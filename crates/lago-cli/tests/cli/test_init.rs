@@ -1,0 +1,300 @@
+use crate::common::TestEnv;
+
+const ONE_VM: &str = "\
+domains:
+  vm01:
+    memory: 512
+    nics:
+      - net: lago
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+        format: qcow2
+    artifacts: [/var/log]
+nets:
+  lago:
+    type: nat
+    dhcp: {start: 100, end: 254}
+    management: true
+";
+
+#[test]
+fn one_vm_prefix_tree_virt_and_status() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", ONE_VM);
+    let init = env.lago(&["init"]).ok();
+    insta::assert_snapshot!("one_vm_init_output", init.render());
+    insta::assert_snapshot!("one_vm_tree", env.tree(".lago"));
+    insta::assert_snapshot!("one_vm_virt_env", env.read(".lago/default/virt/env"));
+    insta::assert_snapshot!("one_vm_virt_vm", env.read(".lago/default/virt/vm-vm01"));
+    insta::assert_snapshot!("one_vm_virt_net", env.read(".lago/default/virt/net-lago"));
+    for format in ["default", "flat", "json", "yaml"] {
+        let status = env.lago(&["-f", format, "status"]).ok();
+        insta::assert_snapshot!(format!("one_vm_status_{format}"), status.stdout);
+    }
+    let uuid = std::fs::read_to_string(env.work().join(".lago/default/uuid")).unwrap();
+    assert_eq!(uuid.len(), 32);
+    assert!(uuid.chars().all(|c| c.is_ascii_hexdigit()));
+}
+
+#[test]
+fn overlay_is_small_and_names_its_backing_format() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", ONE_VM);
+    env.lago(&["init"]).ok();
+    let disk = env.work().join(".lago/default/images/vm01_root.qcow2");
+    assert!(std::fs::metadata(&disk).unwrap().len() < 1024 * 1024);
+    let info = std::process::Command::new("qemu-img").args(["info", "--output=json"]).arg(&disk).output().unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["backing-filename"], env.root().join("store/local:tiny:v1").display().to_string());
+    assert_eq!(info["backing-filename-format"], "qcow2");
+    assert_eq!(info["virtual-size"], 64 * 1024 * 1024);
+}
+
+const MULTI_VM: &str = "\
+base_disk: &base_disk
+  template_name: tiny
+  type: template
+  name: root
+  dev: vda
+  format: qcow2
+
+base_domain: &base_domain
+  memory: 64
+  nics:
+    - net: lago_functional_tests
+  disks:
+    - *base_disk
+
+domains:
+  lago_functional_tests_vm01: *base_domain
+  lago_functional_tests_vm02: *base_domain
+  lago_functional_tests_vm03:
+    <<: *base_domain
+    memory: 128
+    groups: web
+
+nets:
+  lago_functional_tests:
+    type: nat
+    dhcp:
+      start: 100
+      end: 254
+    management: true
+";
+
+#[test]
+fn several_vms_with_yaml_anchors_and_merges() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", MULTI_VM);
+    env.lago(&["init"]).ok();
+    insta::assert_snapshot!("multi_vm_status", env.lago(&["status"]).ok().stdout);
+    insta::assert_snapshot!("multi_vm_vm03", env.read(".lago/default/virt/vm-lago_functional_tests_vm03"));
+}
+
+const TWO_NETS: &str = "\
+domains:
+  vm01:
+    nics:
+      - {net: mgmt}
+      - {net: storage, ip: 10.1.1.20}
+    disks: [{template_name: tiny, type: template, name: root}]
+  vm02:
+    nics:
+      - {net: mgmt, ip: 192.168.210.9}
+      - {net: storage}
+    disks: [{template_name: tiny, type: template, name: root}]
+nets:
+  storage: {mtu: 9000}
+  mgmt:
+    management: true
+    dns_domain_name: test.lab
+    gw: 192.168.210.1
+    dns_records: {registry: 192.168.210.200}
+";
+
+#[test]
+fn two_nets_static_ips_gateways_and_dns() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", TWO_NETS);
+    env.lago(&["init"]).ok();
+    insta::assert_snapshot!("two_nets_status", env.lago(&["-f", "yaml", "status"]).ok().stdout);
+    insta::assert_snapshot!("two_nets_net_mgmt", env.read(".lago/default/virt/net-mgmt"));
+    insta::assert_snapshot!("two_nets_net_storage", env.read(".lago/default/virt/net-storage"));
+    insta::assert_snapshot!("two_nets_vm01", env.read(".lago/default/virt/vm-vm01"));
+}
+
+#[test]
+fn file_and_empty_disks_and_json_init_file() {
+    let env = TestEnv::with_repo();
+    let raw = env.work().join("data.raw");
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "raw"])
+        .arg(&raw)
+        .arg("8M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.write(
+        "env.json",
+        r#"{
+    "domains": {
+        "vm01": {
+            "nics": [{"net": "n"}],
+            "disks": [
+                {"template_name": "tiny", "type": "template", "name": "root", "dev": "vda", "format": "qcow2"},
+                {"type": "empty", "name": "scratch", "dev": "vdb", "size": "2G", "format": "qcow2"},
+                {"type": "file", "name": "shared", "dev": "sdc", "path": "$LAGO_INITFILE_PATH/data.raw"},
+                {"type": "file", "name": "copy", "dev": "vdd", "path": "data.raw", "make_a_copy": true},
+                {"type": "file", "name": "fresh", "dev": "vde", "size": "1G", "format": "raw"}
+            ]
+        }
+    },
+    "nets": {"n": {}}
+}"#,
+    );
+    env.lago(&["init", "env.json"]).ok();
+    insta::assert_snapshot!("disks_tree", env.tree(".lago/default/images"));
+    insta::assert_snapshot!("disks_vm", env.read(".lago/default/virt/vm-vm01"));
+    let info = |rel: &str| {
+        let out = std::process::Command::new("qemu-img")
+            .args(["info", "--output=json"])
+            .arg(env.work().join(rel))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["format"].as_str().unwrap().to_owned(), v["virtual-size"].as_u64().unwrap())
+    };
+    assert_eq!(info(".lago/default/images/vm01_scratch.qcow2"), ("qcow2".into(), 2 << 30));
+    assert_eq!(info(".lago/default/images/data.raw"), ("raw".into(), 8 << 20));
+    assert_eq!(info(".lago/default/images/vm01_fresh.raw"), ("raw".into(), 1 << 30));
+}
+
+#[test]
+fn seed_holds_what_the_vm_needs() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", TWO_NETS);
+    env.lago(&["init"]).ok();
+    let seed = env.work().join(".lago/default/images/vm02-seed.img");
+    let mtype = |file: &str| {
+        let out = std::process::Command::new("mtype")
+            .arg("-i")
+            .arg(&seed)
+            .arg(format!("::{file}"))
+            .output()
+            .expect("mtools is installed by .ci/run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        env.normalize(&String::from_utf8_lossy(&out.stdout))
+    };
+    let label = std::process::Command::new("mlabel").arg("-s").arg("-i").arg(&seed).arg("::").output().unwrap();
+    assert!(String::from_utf8_lossy(&label.stdout).contains("CIDATA"));
+    insta::assert_snapshot!("seed_meta_data", mtype("meta-data"));
+    insta::assert_snapshot!("seed_network_config", mtype("network-config"));
+    insta::assert_snapshot!("seed_interfaces", mtype("lago/interfaces"));
+    insta::assert_snapshot!("seed_hosts", mtype("lago/hosts"));
+    let user_data = mtype("user-data");
+    let key = std::fs::read_to_string(env.work().join(".lago/default/id_rsa.pub")).unwrap();
+    assert!(user_data.contains(&format!("\"{}\"", env.normalize(key.trim()))), "{user_data}");
+    assert!(user_data.contains("192.168.210.9 vm02.test.lab vm02 vm02-eth0"), "{user_data}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.work().join(".lago/default/id_rsa")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn skip_bootstrap_and_per_vm_bootstrap_false() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", &MULTI_VM.replace("    groups: web", "    bootstrap: false"));
+    env.lago(&["init"]).ok();
+    let seeds =
+        |prefix: &str| env.tree(&format!(".lago/{prefix}/images")).lines().filter(|l| l.contains("seed")).count();
+    assert_eq!(seeds("default"), 2);
+    env.lago(&["-P", "nos", "init", "--skip-bootstrap"]).ok();
+    assert_eq!(seeds("nos"), 0);
+}
+
+#[test]
+fn deploy_scripts_are_copied_and_paths_expanded() {
+    let env = TestEnv::with_repo();
+    env.write("scripts/setup.sh", "#!/bin/sh\ntouch /root/nicefile\n");
+    env.write("sub/LagoInitFile", &ONE_VM.replace("    artifacts: [/var/log]", "    metadata:\n      deploy-scripts:\n        - $LAGO_INITFILE_PATH/../scripts/setup.sh\n        - scripts/setup.sh"));
+    env.lago(&["init", "sub/LagoInitFile"]).ok();
+    let tree = env.tree(".lago/default/scripts");
+    assert_eq!(tree.lines().count(), 2, "{tree}");
+    let vm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.work().join(".lago/default/virt/vm-vm01")).unwrap()).unwrap();
+    let work = env.work().display().to_string().replace('/', "_");
+    assert_eq!(
+        vm["metadata"]["deploy-scripts"],
+        serde_json::json!([
+            format!("$LAGO_PREFIX_PATH/scripts/{work}_sub_.._scripts_setup.sh"),
+            format!("$LAGO_PREFIX_PATH/scripts/{work}_scripts_setup.sh"),
+        ])
+    );
+    let copied = std::fs::read_dir(env.work().join(".lago/default/scripts")).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(std::fs::read_to_string(copied).unwrap(), "#!/bin/sh\ntouch /root/nicefile\n");
+}
+
+#[test]
+fn prefixes_side_by_side_current_and_workdir_flag() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", ONE_VM);
+    env.lago(&["init"]).ok();
+    env.lago(&["--prefix-name", "prefix1", "init"]).ok();
+    assert_eq!(std::fs::read_link(env.work().join(".lago/current")).unwrap().to_str(), Some("default"));
+    env.lago(&["--prefix-name", "prefix2", "init", "--set-current"]).ok();
+    assert_eq!(std::fs::read_link(env.work().join(".lago/current")).unwrap().to_str(), Some("prefix2"));
+    insta::assert_snapshot!("list_default", env.lago(&["list"]).ok().render());
+    insta::assert_snapshot!("list_json", env.lago(&["-f", "json", "list"]).ok().stdout);
+    env.lago(&["set-current", "default"]).ok();
+    assert_eq!(std::fs::read_link(env.work().join(".lago/current")).unwrap().to_str(), Some("default"));
+    insta::assert_snapshot!("set_current_unknown", env.lago(&["set-current", "nope"]).render());
+    // `--workdir-path` is honoured by init (the original ignored it, its issue #747).
+    env.lago(&["--workdir-path", "elsewhere", "init"]).ok();
+    assert!(env.work().join("elsewhere/default/initialized").is_file());
+    assert!(env.work().join("elsewhere/current").is_symlink());
+    // An existing prefix is refused and left alone.
+    let again = env.lago(&["init"]);
+    insta::assert_snapshot!("init_existing_prefix", again.render());
+    assert!(env.work().join(".lago/default/initialized").is_file());
+}
+
+#[test]
+fn failed_init_leaves_nothing_and_keeps_its_log() {
+    let env = TestEnv::with_repo();
+    // The repository publishes a wrong hash: the download fails after validation.
+    std::fs::write(env.root().join("repo/tiny-v1.qcow2.hash"), "0000000000000000000000000000000000000000").unwrap();
+    env.write("LagoInitFile", ONE_VM);
+    let run = env.lago(&["init"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    insta::assert_snapshot!(
+        "failed_init_hash_mismatch",
+        run.stderr.lines().filter(|l| l.starts_with("Error") || l.starts_with("Caused")).collect::<Vec<_>>().join("\n")
+    );
+    assert!(!env.work().join(".lago").exists(), "{}", env.tree("."));
+    let store: Vec<_> = std::fs::read_dir(env.root().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(store, ["local:tiny:v1.lock"]);
+    let log = std::fs::read_dir(env.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("lago-init-default"))
+        .expect("log kept");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("does not match the expected hash"), "{text}");
+}
+
+#[test]
+fn missing_repository_says_how_to_build_it() {
+    let env = TestEnv::new();
+    env.write("LagoInitFile", ONE_VM);
+    let run = env.lago(&["init"]);
+    insta::assert_snapshot!("missing_repo", run.render());
+    assert!(!env.work().join(".lago").exists());
+}

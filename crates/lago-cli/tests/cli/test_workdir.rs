@@ -1,0 +1,137 @@
+//! Workdir resolution, cleanup, destroy, plugins.
+
+use crate::common::TestEnv;
+
+const INIT: &str = "domains:\n  vm01:\n    nics: [{net: n}]\n    disks: [{template_name: tiny, type: template, name: root}]\nnets:\n  n: {}\n";
+
+#[test]
+fn found_upwards_from_a_subdirectory_and_by_abbreviated_flag() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    let deep = env.work().join("x/y");
+    std::fs::create_dir_all(&deep).unwrap();
+    assert!(env.lago_in(&deep, &["status"]).ok().stdout.contains("[vm01]:"));
+    // argparse-style abbreviation, as the original's tests use it.
+    assert!(env.lago_in(env.root(), &["--workdir", "work/.lago", "status"]).ok().stdout.contains("[vm01]:"));
+}
+
+#[test]
+fn cleanup_keeps_uuid_and_removes_initialized() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    let run = env.lago(&["cleanup"]).ok();
+    insta::assert_snapshot!("cleanup", run.render());
+    assert!(env.work().join(".lago/default/uuid").is_file());
+    assert!(!env.work().join(".lago/default/initialized").exists());
+}
+
+#[test]
+fn destroy_prefix_then_workdir() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    env.lago(&["-P", "other", "init"]).ok();
+    let run = env.lago(&["destroy", "--yes"]).ok();
+    insta::assert_snapshot!("destroy_current", run.render());
+    assert!(!env.work().join(".lago/default").exists());
+    // `current` moved to the remaining prefix.
+    assert_eq!(std::fs::read_link(env.work().join(".lago/current")).unwrap().to_str(), Some("other"));
+    // From inside a prefix (prefix mode), destroy removes that prefix; the last one takes the
+    // workdir with it.
+    env.lago_in(&env.work().join(".lago/other"), &["--loglevel", "debug", "--logdepth", "-1", "destroy", "--yes"]).ok();
+    assert!(!env.work().join(".lago").exists());
+}
+
+#[test]
+fn destroy_all_prefixes_and_symlinked_workdir() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    env.lago(&["-P", "p2", "init"]).ok();
+    std::os::unix::fs::symlink(env.work().join(".lago"), env.work().join("link")).unwrap();
+    env.lago(&["--workdir", "link", "destroy", "--yes", "--all-prefixes"]).ok();
+    assert!(!env.work().join("link").exists());
+    assert!(env.work().join(".lago/p2").is_dir(), "only the symlink goes");
+    env.lago(&["destroy", "--yes", "--all-prefixes"]).ok();
+    assert!(!env.work().join(".lago").exists());
+}
+
+#[test]
+fn destroy_asks_and_refuses_without_an_answer() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    let out = env.command(&env.work(), &["destroy"]).stdin(std::process::Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(env.work().join(".lago/default").exists());
+    let mut child = env
+        .command(&env.work(), &["destroy"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(env.work().join(".lago/default").exists());
+    let mut child = env
+        .command(&env.work(), &["destroy"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!env.work().join(".lago").exists());
+}
+
+#[test]
+fn destroy_stops_processes_of_the_prefix() {
+    let env = TestEnv::with_repo();
+    env.write("LagoInitFile", INIT);
+    env.lago(&["init"]).ok();
+    let prefix = env.work().join(".lago/default");
+    let mut child = std::process::Command::new("tail")
+        .args(["-f", "/dev/null"])
+        .arg(prefix.join("uuid"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(prefix.join("run/vm01.pid"), child.id().to_string()).unwrap();
+    let status = env.lago(&["-f", "flat", "status"]).ok().stdout;
+    assert!(status.contains("VMs/vm01/status: running"), "{status}");
+    assert!(status.contains("Networks/n/status: up"), "{status}");
+    env.lago(&["destroy", "--yes"]).ok();
+    assert!(!child.wait().unwrap().success());
+    assert!(!prefix.exists());
+}
+
+#[test]
+fn unknown_verb_and_plugins() {
+    let mut env = TestEnv::new();
+    insta::assert_snapshot!("unknown_verb", env.lago(&["frobnicate"]).render());
+    let bin = env.root().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = bin.join("lago-hello");
+    std::fs::write(&plugin, "#!/bin/sh\necho \"hello $*\"\n").unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    env.env.retain(|(k, _)| k != "PATH");
+    env.env.push(("PATH".into(), path));
+    assert_eq!(env.lago(&["hello", "a", "--b"]).ok().stdout, "hello a --b\n");
+}
+
+#[test]
+fn help_and_version() {
+    let env = TestEnv::new();
+    let help = env.lago(&["--help"]).ok().stdout;
+    assert!(help.contains("Usage: lago"), "{help}");
+    for verb in ["init", "status", "list", "set-current", "cleanup", "destroy", "generate-config"] {
+        let run = env.lago(&[verb, "--help"]).ok();
+        assert!(run.stdout.contains("Usage: lago"), "{verb}");
+    }
+    assert!(env.lago(&["--version"]).ok().stdout.starts_with("lago "));
+    assert_eq!(env.lago(&["-wrongoption"]).code, 2);
+}
