@@ -78,6 +78,9 @@ impl Reporter for TaskPrinter {
 
     fn download(&self, what: &str, done: u64, total: Option<u64>) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.enabled {
+            return;
+        }
         if self.bars {
             let bar = st.bar.get_or_insert_with(|| {
                 let bar = ProgressBar::new(total.unwrap_or(0));

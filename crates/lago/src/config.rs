@@ -168,7 +168,12 @@ impl Sources {
     /// The host's sources: `/etc/lago/lago.conf`, the XDG config files, the process environment
     /// and the root/XDG data and state directories.
     pub fn from_host() -> Self {
-        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::from_env(std::env::vars().collect(), nix::unistd::geteuid().is_root())
+    }
+
+    /// The sources for an environment and user: root keeps the original's `/var/lib/lago`,
+    /// other users get the XDG data and state directories.
+    pub fn from_env(env: Vec<(String, String)>, is_root: bool) -> Self {
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
         let home = get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
         let mut files = vec![PathBuf::from("/etc/lago/lago.conf")];
@@ -178,8 +183,7 @@ impl Sources {
         files.extend(dirs.iter().map(|d| Path::new(d).join("lago/lago.conf")));
         let config_home = get("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
         files.push(config_home.join("lago/lago.conf"));
-        let root = nix::unistd::geteuid().is_root();
-        let (data_dir, state_dir) = if root {
+        let (data_dir, state_dir) = if is_root {
             (PathBuf::from("/var/lib/lago"), PathBuf::from("/var/lib/lago"))
         } else {
             (
@@ -440,6 +444,34 @@ mod tests {
         assert_eq!(cfg.warnings, ["empty environment variable definition:LAGO_SSH_TRIES, ignoring."]);
         assert_eq!(cfg.lago("lease_dir"), Some("/state/subnets"));
         assert_eq!(cfg.get("init", "template_repo_path"), Some("/data/repos/local/repo.metadata"));
+    }
+
+    #[test]
+    fn root_and_user_directories() {
+        let env =
+            |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let root = Sources::from_env(env(&[("HOME", "/root")]), true);
+        let cfg = Config::load(&Sources { files: vec![], ..root.clone() }).unwrap();
+        assert_eq!(cfg.get("init", "template_store"), Some("/var/lib/lago/store"));
+        assert_eq!(cfg.lago("lease_dir"), Some("/var/lib/lago/subnets"));
+        assert_eq!(
+            root.files,
+            [
+                PathBuf::from("/etc/lago/lago.conf"),
+                "/etc/xdg/lago/lago.conf".into(),
+                "/root/.config/lago/lago.conf".into()
+            ]
+        );
+        let user = Sources::from_env(
+            env(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "/st"), ("XDG_CONFIG_DIRS", "/a:/b")]),
+            false,
+        );
+        let cfg = Config::load(&Sources { files: vec![], ..user.clone() }).unwrap();
+        assert_eq!(cfg.get("init", "template_store"), Some("/home/u/.local/share/lago/store"));
+        assert_eq!(cfg.get("init", "template_repo_path"), Some("/home/u/.local/share/lago/repos/local/repo.metadata"));
+        assert_eq!(cfg.lago("lease_dir"), Some("/st/lago/subnets"));
+        // XDG_CONFIG_DIRS is in decreasing importance: /b is read before /a.
+        assert_eq!(user.files[1..3], [PathBuf::from("/b/lago/lago.conf"), "/a/lago/lago.conf".into()]);
     }
 
     #[test]
