@@ -38,7 +38,7 @@ base: &base
 domains:
   web:  {<<: *base, nics: [{net: front}]}
   app:  {<<: *base, nics: [{net: front}, {net: back, ip: 192.168.201.10}]}
-  db:   {<<: *base, nics: [{net: back}], disks: [{type: empty, name: data, size: 10G, dev: vda}]}
+  db:   {<<: *base, nics: [{net: front}, {net: back}], disks: [{type: empty, name: data, size: 10G, dev: vda}]}
 nets:
   front: {management: true, dns_domain_name: demo.local}
   back: {}
