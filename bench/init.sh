@@ -11,14 +11,7 @@ work="$(mktemp -d /tmp/lago-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-mkdir repo
-qemu-img create -q -f qcow2 repo/base.qcow2 2G
-sha1sum repo/base.qcow2 | cut -d' ' -f1 > repo/base.qcow2.hash
-echo '{"distro": "bench"}' > repo/base.qcow2.metadata
-cat > repo/repo.metadata <<JSON
-{"name": "bench", "sources": {"local": {"type": "file", "args": {"root": "$work/repo"}}},
- "templates": {"base": {"versions": {"v1": {"source": "local", "handle": "base.qcow2", "timestamp": 1}}}}}
-JSON
+"$repo/demo/blank-repo.sh" repo base 2G
 export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
 cat > LagoInitFile <<'YAML'
 base: &base

@@ -20,14 +20,7 @@ cd "$work"
 
 # A local `file` template repository holding one blank 1 GiB disk image. (`lago template build
 # tiny` builds a bootable one; until it exists this demo stays on what needs no VM.)
-mkdir repo
-qemu-img create -q -f qcow2 repo/blank.qcow2 1G
-sha1sum repo/blank.qcow2 | cut -d' ' -f1 > repo/blank.qcow2.hash
-echo '{"distro": "blank"}' > repo/blank.qcow2.metadata
-cat > repo/repo.metadata <<JSON
-{"name": "demo", "sources": {"local": {"type": "file", "args": {"root": "$work/repo"}}},
- "templates": {"blank": {"versions": {"v1": {"source": "local", "handle": "blank.qcow2", "timestamp": 1}}}}}
-JSON
+"$repo/demo/blank-repo.sh" repo blank 1G
 export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
 
 cat > LagoInitFile <<'YAML'

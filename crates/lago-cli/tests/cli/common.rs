@@ -74,6 +74,14 @@ impl TestEnv {
         env
     }
 
+    /// A `TestEnv` with template `tiny` and an initialized prefix `default` from `init_file`.
+    pub fn initialized(init_file: &str) -> Self {
+        let env = Self::with_repo();
+        env.write("LagoInitFile", init_file);
+        env.lago(&["init"]).ok();
+        env
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

@@ -6,9 +6,7 @@ const INIT: &str = "domains:\n  vm01:\n    nics: [{net: n}]\n    disks: [{templa
 
 #[test]
 fn found_upwards_from_a_subdirectory_and_by_abbreviated_flag() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     let deep = env.work().join("x/y");
     std::fs::create_dir_all(&deep).unwrap();
     assert!(env.lago_in(&deep, &["status"]).ok().stdout.contains("[vm01]:"));
@@ -18,9 +16,7 @@ fn found_upwards_from_a_subdirectory_and_by_abbreviated_flag() {
 
 #[test]
 fn cleanup_keeps_uuid_and_removes_initialized() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     let run = env.lago(&["cleanup"]).ok();
     insta::assert_snapshot!("cleanup", run.render());
     assert!(env.work().join(".lago/default/uuid").is_file());
@@ -29,9 +25,7 @@ fn cleanup_keeps_uuid_and_removes_initialized() {
 
 #[test]
 fn destroy_prefix_then_workdir() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     env.lago(&["-P", "other", "init"]).ok();
     let run = env.lago(&["destroy", "--yes"]).ok();
     insta::assert_snapshot!("destroy_current", run.render());
@@ -46,9 +40,7 @@ fn destroy_prefix_then_workdir() {
 
 #[test]
 fn destroy_all_prefixes_and_symlinked_workdir() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     env.lago(&["-P", "p2", "init"]).ok();
     std::os::unix::fs::symlink(env.work().join(".lago"), env.work().join("link")).unwrap();
     env.lago(&["--workdir", "link", "destroy", "--yes", "--all-prefixes"]).ok();
@@ -60,9 +52,7 @@ fn destroy_all_prefixes_and_symlinked_workdir() {
 
 #[test]
 fn destroy_asks_and_refuses_without_an_answer() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     let out = env.command(&env.work(), &["destroy"]).stdin(std::process::Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(env.work().join(".lago/default").exists());
@@ -88,9 +78,7 @@ fn destroy_asks_and_refuses_without_an_answer() {
 
 #[test]
 fn destroy_stops_processes_of_the_prefix() {
-    let env = TestEnv::with_repo();
-    env.write("LagoInitFile", INIT);
-    env.lago(&["init"]).ok();
+    let env = TestEnv::initialized(INIT);
     let prefix = env.work().join(".lago/default");
     let mut child = std::process::Command::new("tail")
         .args(["-f", "/dev/null"])
