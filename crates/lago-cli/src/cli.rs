@@ -138,6 +138,7 @@ pub(crate) enum Verb {
     List(commands::workdir::ListArgs),
     SetCurrent(commands::workdir::SetCurrentArgs),
     GenerateConfig(commands::generate_config::GenerateConfigArgs),
+    Template(commands::template::TemplateArgs),
     /// Run `lago-<verb>` from PATH (a CLI plugin)
     #[command(external_subcommand)]
     External(Vec<OsString>),

@@ -3,7 +3,7 @@
 //! The seed is a small FAT image labelled `CIDATA`, written natively (no `mkfs`, no mount), with
 //! the three files cloud-init reads (`meta-data`, `user-data`, `network-config` version 2) and,
 //! under `lago/`, the same facts as plain files (`hostname`, `authorized_keys`, `hosts`,
-//! `interfaces`, `root-password`, `ssh-user`) for templates without cloud-init, whose first-boot
+//! `interfaces`, `root-password`, `ssh-user`, `modules`) for templates without cloud-init, whose first-boot
 //! script only needs a POSIX shell to read them.
 
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
@@ -162,6 +162,9 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
     ));
     interfaces.push_str(&format!("{uplink} {UPLINK_NAME} dhcp 1500\n"));
 
+    // Templates without cloud-init load IDE and CD-ROM drivers only when asked to.
+    let needs_ide = vm.disks.iter().any(|d| d.spec.dev.starts_with("hd") || d.format == "iso");
+    let modules = if needs_ide { "ata_piix sr_mod isofs\n" } else { "" };
     vec![
         ("meta-data".into(), meta),
         ("user-data".into(), user),
@@ -172,6 +175,7 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
         ("lago/interfaces".into(), interfaces),
         ("lago/root-password".into(), format!("{}\n", vm.ssh_password)),
         ("lago/ssh-user".into(), format!("{}\n", vm.ssh_user)),
+        ("lago/modules".into(), modules.into()),
     ]
 }
 

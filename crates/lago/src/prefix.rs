@@ -261,6 +261,13 @@ mod tests {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        // After a vfork-style spawn, the kernel sets the new command line a moment later.
+        for _ in 0..200 {
+            if std::fs::read(format!("/proc/{}/cmdline", child.id())).is_ok_and(|c| !c.is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         std::fs::write(prefix.join("run/vm0.pid"), child.id().to_string()).unwrap();
         // A pid that does not name the prefix (ours) must be left alone.
         std::fs::write(prefix.join("run/other.pid"), std::process::id().to_string()).unwrap();

@@ -5,6 +5,7 @@ pub(crate) mod init;
 pub(crate) mod plugin;
 pub(crate) mod prefix;
 pub(crate) mod status;
+pub(crate) mod template;
 pub(crate) mod workdir;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::Status(a) => status::cmd_status(ctx, a),
         Verb::List(a) => workdir::cmd_list(ctx, a),
         Verb::SetCurrent(a) => workdir::cmd_set_current(ctx, a),
+        Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
         Verb::External(args) => plugin::cmd_plugin(ctx, args),
     }

@@ -6,4 +6,5 @@ mod test_init;
 mod test_invalid;
 mod test_status;
 mod test_store;
+mod test_template;
 mod test_workdir;

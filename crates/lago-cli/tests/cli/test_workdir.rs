@@ -87,6 +87,13 @@ fn destroy_stops_processes_of_the_prefix() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // After a vfork-style spawn, the kernel sets the new command line a moment later.
+    for _ in 0..200 {
+        if std::fs::read(format!("/proc/{}/cmdline", child.id())).is_ok_and(|c| !c.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     std::fs::write(prefix.join("run/vm01.pid"), child.id().to_string()).unwrap();
     let status = env.lago(&["-f", "flat", "status"]).ok().stdout;
     assert!(status.contains("VMs/vm01/status: running"), "{status}");

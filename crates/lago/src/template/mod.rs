@@ -1,6 +1,7 @@
 //! Template repositories (`repo.metadata`) and the local template store (reference §4,
 //! DESIGN §5).
 
+pub mod build;
 pub mod fetch;
 pub mod repo;
 pub mod store;

@@ -1,0 +1,55 @@
+//! End-to-end tests: the `tiny` template built from Debian packages, checked, and booted with
+//! qemu under TCG. They need `apt-get` (with package lists), `qemu-system-x86_64`, `qemu-img`,
+//! mtools and e2fsprogs, which `.ci/run` installs; a missing tool fails the test.
+
+#![allow(clippy::print_stderr, reason = "tests report measured boot times on stderr")]
+
+mod tiny;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory shared by every e2e test of this build (package cache, built template).
+pub fn shared_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lago-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Builds `tiny` once per target directory (under a lock, so parallel tests wait for one
+/// build) and returns the repository directory.
+pub fn tiny_repo() -> PathBuf {
+    let shared = shared_dir();
+    let repo = shared.join("repo");
+    let lock = std::fs::File::create(shared.join("build.lock")).unwrap();
+    lock.lock().unwrap();
+    if !repo.join("repo.metadata").is_file() {
+        let out = lago(&shared, &["template", "build", "tiny", "--repo-dir", repo.to_str().unwrap()], &[]);
+        assert!(out.status.success(), "template build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    repo
+}
+
+/// Runs the `lago` binary with a clean environment whose store and caches are under `home`.
+pub fn lago(home: &Path, args: &[&str], extra_env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lago"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CI", "true")
+        .env("LAGO__TEMPLATE__BUILD_CACHE", shared_dir().join("cache"))
+        .env("LAGO__INIT__TEMPLATE_STORE", home.join("store"))
+        .current_dir(home)
+        .args(args);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Runs a host tool and returns its stdout; failure shows its stderr.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
