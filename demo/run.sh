@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up what lago needs, builds it and the `tiny` template, and walks through an
-# environment's life cycle: init (3 VMs on two networks), status in two formats, list, destroy.
+# environment's life cycle: init (3 VMs on two networks), start, shell, stop, status, destroy.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -42,8 +42,13 @@ YAML
 cat LagoInitFile
 set -x
 "$lago" init
-"$lago" status
-"$lago" -f yaml status
 "$lago" list
 ls -ls .lago/default/images
+# Boot all three (in parallel, under TCG unless KVM works here), then use them.
+"$lago" start
+"$lago" status
+"$lago" shell web hostname -f
+"$lago" shell app 'ping -c 1 db && ping -c 1 web.demo.local'
+"$lago" stop db
+"$lago" -f yaml status
 "$lago" destroy --yes

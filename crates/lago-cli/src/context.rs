@@ -90,6 +90,28 @@ impl Context {
         Ok((prefix, workdir))
     }
 
+    /// Provider settings from the configuration.
+    pub(crate) fn env_options(&self) -> Result<lago::env::EnvOptions, CliError> {
+        let accel_value = self.config.lago("accel").unwrap_or("auto");
+        let accel = lago::accel::Accel::parse(accel_value).ok_or_else(|| {
+            CliError::user(format!("Config option `accel` is {accel_value:?}, expected auto, kvm or tcg"))
+        })?;
+        Ok(lago::env::EnvOptions {
+            accel,
+            vm_outbound: self.config.lago_bool("vm_outbound")?.unwrap_or(true),
+            lease_dir: self
+                .config
+                .path("lago", "lease_dir")
+                .unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
+        })
+    }
+
+    /// The environment of the prefix a verb works on.
+    pub(crate) fn env(&self) -> Result<lago::env::Env, CliError> {
+        let (prefix, _) = self.prefix()?;
+        Ok(lago::env::Env::load(prefix, self.env_options()?)?)
+    }
+
     /// Prints information in the chosen output format.
     pub(crate) fn print(&self, value: &Value) {
         println!("{}", self.format.render(value));

@@ -86,3 +86,16 @@ impl From<lago::config::ConfigError> for CliError {
         CliError::user(e)
     }
 }
+
+impl From<lago::env::EnvError> for CliError {
+    fn from(e: lago::env::EnvError) -> Self {
+        use lago::env::EnvError as E;
+        match e {
+            E::Prefix(p) => p.into(),
+            E::UnknownVms { .. } | E::NotRunning { .. } | E::Provider { .. } | E::BadVm { .. } => CliError::user(e),
+            E::Qemu(lago::provider::ProviderError::SshTimeout { .. }) => CliError::internal(e)
+                .hint("raise `boot_time_sec` of the VM, or with `accel = kvm` try `--accel tcg` (KVM guests hang on some hosts)"),
+            _ => CliError::internal(e),
+        }
+    }
+}

@@ -109,6 +109,13 @@ impl Reporter for TaskPrinter {
         st.last_percent = None;
     }
 
+    fn note(&self, message: &str) {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shown(st.depth) {
+            self.line(st.depth, message);
+        }
+    }
+
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
     }

@@ -10,7 +10,7 @@ use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::plan::{Plan, VmPlan};
+use crate::plan::Plan;
 use crate::process::{CommandRunner, Invocation, ProcessError};
 
 /// Size of a seed image.
@@ -61,8 +61,8 @@ pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) ->
 
 /// The uplink MAC of a VM: `52:54` followed by its management address (the segment NICs use
 /// `54:52`), or by its position in the environment when it has no address.
-pub fn uplink_mac(vm: &VmPlan, index: usize) -> String {
-    match vm.ip() {
+pub fn uplink_mac(mgmt_ip: Option<Ipv4Addr>, index: usize) -> String {
+    match mgmt_ip {
         Some(ip) => {
             let o = ip.octets();
             format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -156,7 +156,7 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
         }
         interfaces.push_str(&format!("{mac} {name} {ip}/24 {}\n", nic.mtu.unwrap_or(crate::plan::DEFAULT_MTU)));
     }
-    let uplink = uplink_mac(vm, vm_index);
+    let uplink = uplink_mac(vm.ip(), vm_index);
     net.push_str(&format!(
         "  {UPLINK_NAME}:\n    match:\n      macaddress: \"{uplink}\"\n    set-name: {UPLINK_NAME}\n    dhcp4: true\n"
     ));

@@ -185,9 +185,14 @@ impl Prefix {
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
             }
+            crate::ssh::close_all(&self.path);
+            // Runtime files of processes; `state.json` (segment leases) stays until destroy.
             if let Ok(entries) = std::fs::read_dir(self.join("run")) {
                 for e in entries.flatten() {
-                    let _ = std::fs::remove_file(e.path());
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "pid" || x == "qmp" || x == "console" || x == "ssh") {
+                        let _ = std::fs::remove_file(p);
+                    }
                 }
             }
             Ok(())
@@ -213,6 +218,12 @@ impl Prefix {
     /// valid (or removes the workdir when this was its last prefix).
     pub fn destroy(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
         self.stop_all(reporter)?;
+        self.remove(reporter)
+    }
+
+    /// Removes the prefix directory (its processes must be stopped already) and keeps the
+    /// workdir's `current` valid.
+    pub fn remove(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
         task(reporter, &format!("Remove prefix {}", self.path.display()), || {
             std::fs::remove_dir_all(&self.path).map_err(io_err("remove", &self.path))?;
             if let Some(parent) = self.path.parent()
@@ -277,5 +288,7 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success());
         assert!(std::fs::read_dir(prefix.join("run")).unwrap().next().is_none());
+        // `stop_all` of nothing is fine.
+        p.stop_all(&NoopReporter).unwrap();
     }
 }

@@ -16,6 +16,8 @@ pub trait Reporter: Send + Sync {
     fn download(&self, _what: &str, _done: u64, _total: Option<u64>) {}
     /// A download finished.
     fn download_finished(&self, _what: &str) {}
+    /// A progress line inside the current task (`vm01: ssh ready (15.2 s)`).
+    fn note(&self, _message: &str) {}
     /// Something the user should know about.
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");

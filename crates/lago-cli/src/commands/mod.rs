@@ -6,6 +6,7 @@ pub(crate) mod plugin;
 pub(crate) mod prefix;
 pub(crate) mod status;
 pub(crate) mod template;
+pub(crate) mod vm;
 pub(crate) mod workdir;
 
 use std::process::ExitCode;
@@ -22,6 +23,9 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::Status(a) => status::cmd_status(ctx, a),
         Verb::List(a) => workdir::cmd_list(ctx, a),
         Verb::SetCurrent(a) => workdir::cmd_set_current(ctx, a),
+        Verb::Start(a) => vm::cmd_start(ctx, a),
+        Verb::Stop(a) => vm::cmd_stop(ctx, a),
+        Verb::Shell(a) => vm::cmd_shell(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
         Verb::External(args) => plugin::cmd_plugin(ctx, args),

@@ -52,9 +52,11 @@ pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), C
             std::fs::remove_file(&target).map_err(CliError::internal)?;
             return Ok(());
         }
+        let lease_dir = ctx.env_options()?.lease_dir;
         for name in wd.prefixes()? {
             let p = lago::prefix::Prefix { path: wd.path.join(&name) };
             p.stop_all(&ctx.reporter)?;
+            let _ = lago::env::release_leases(&p, &lease_dir);
         }
         std::fs::remove_dir_all(&wd.path).map_err(CliError::internal)?;
         return Ok(());
@@ -65,7 +67,14 @@ pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), C
         return Ok(());
     }
     lago::logfile::detach();
-    prefix.destroy(&ctx.reporter)?;
+    match lago::env::Env::load(prefix.clone(), ctx.env_options()?) {
+        Ok(env) => env.destroy(&ctx.reporter)?,
+        // A prefix whose VMs cannot be read is still removed, with its leases.
+        Err(_) => {
+            let _ = lago::env::release_leases(&prefix, &ctx.env_options()?.lease_dir);
+            prefix.destroy(&ctx.reporter)?;
+        }
+    }
     if let Some(wd) = workdir
         && wd.path.exists()
     {

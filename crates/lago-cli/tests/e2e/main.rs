@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stderr, reason = "tests report measured boot times on stderr")]
 
+mod env;
 mod tiny;
 
 use std::path::{Path, PathBuf};

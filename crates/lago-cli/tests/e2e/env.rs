@@ -1,0 +1,138 @@
+//! A 3-VM environment on two networks with lago's own qemu provider, under TCG.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::{lago, tiny_repo};
+
+const INIT: &str = "\
+base: &base
+  memory: 256
+  disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+domains:
+  vm01: {<<: *base, nics: [{net: lab}]}
+  vm02: {<<: *base, nics: [{net: lab, ip: 192.168.200.20}]}
+  vm03: {<<: *base, nics: [{net: other}]}
+nets:
+  lab: {management: true, dns_domain_name: lab.test}
+  other: {management: true, dns_domain_name: other.test}
+";
+
+struct Lab {
+    home: tempfile::TempDir,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let repo = tiny_repo();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("LagoInitFile"), INIT).unwrap();
+        let env = vec![
+            ("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string()),
+            ("LAGO_ACCEL", "tcg".into()),
+            ("LAGO_VM_OUTBOUND", "false".into()),
+            ("LAGO_LEASE_DIR", home.path().join("leases").display().to_string()),
+        ];
+        Self { home, env }
+    }
+
+    fn lago(&self, args: &[&str]) -> Output {
+        lago(self.home.path(), args, &self.env)
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.lago(args);
+        assert!(
+            out.status.success(),
+            "lago {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn shell(&self, vm: &str, cmd: &str) -> (i32, String) {
+        let out = self.lago(&["shell", vm, cmd]);
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["-f", "json", "status"])).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Whatever happened, leave no VM behind.
+        let _ = self.lago(&["destroy", "--yes"]);
+    }
+}
+
+/// Processes whose command line names `path`.
+fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn three_vms_two_networks_lifecycle() {
+    let lab = Lab::new();
+    lab.ok(&["init"]);
+    lab.ok(&["start"]);
+    let st = lab.status();
+    for vm in ["vm01", "vm02", "vm03"] {
+        assert_eq!(st["Prefix"]["VMs"][vm]["status"], "running", "{st}");
+    }
+    assert_eq!(st["Prefix"]["Networks"]["lab"]["status"], "up");
+    assert_eq!(lab.shell("vm01", "hostname -f"), (0, "vm01.lab.test".into()));
+    assert_eq!(lab.shell("vm03", "hostname -f"), (0, "vm03.other.test".into()));
+    // Same network: by name and by address; the other network: unreachable.
+    assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02 >/dev/null && echo ok").1, "ok");
+    assert_eq!(lab.shell("vm02", "ping -c 1 -W 5 192.168.200.2 >/dev/null && echo ok").1, "ok");
+    assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02.lab.test >/dev/null && echo ok").1, "ok");
+    assert_ne!(lab.shell("vm01", "ping -c 1 -W 2 vm03").0, 0);
+    // Exit codes come back.
+    assert_eq!(lab.shell("vm02", "exit 7").0, 7);
+
+    // Stop and start one VM.
+    lab.ok(&["stop", "vm02"]);
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm02"]["status"], "down");
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm01"]["status"], "running");
+    lab.ok(&["start", "vm02"]);
+    assert_eq!(lab.shell("vm02", "hostname").1, "vm02");
+
+    // A qemu killed behind lago's back shows as down, and start brings it back.
+    let prefix = lab.home.path().join(".lago/default");
+    let pid: i32 = std::fs::read_to_string(prefix.join("run/vm03.pid")).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["status"], "down");
+    lab.ok(&["start"]);
+    assert_eq!(lab.shell("vm03", "hostname").1, "vm03");
+
+    // Unknown VM names are refused.
+    let out = lab.lago(&["stop", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("The following vms do not exist: nope"));
+
+    // Destroy leaves no process, socket, lease or directory.
+    lab.ok(&["destroy", "--yes"]);
+    assert!(!prefix.exists());
+    assert!(!lab.home.path().join(".lago").exists());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(processes_naming(&prefix), Vec::<String>::new());
+    let leases: Vec<String> = std::fs::read_dir(lab.home.path().join("leases/segments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".lease"))
+        .collect();
+    assert_eq!(leases, Vec::<String>::new());
+}

@@ -1,0 +1,384 @@
+//! An environment on disk and running: the SDK's `Env` (DESIGN §10).
+//!
+//! `Env::start` leases a segment per network (once, until destroy), starts qemu for each VM
+//! that is not running, then waits in parallel until every started VM answers SSH; if any VM
+//! fails, the VMs this call started are stopped again. `stop` is a hard power-off through QMP.
+//! Commands that change the environment hold the prefix lock (`run/lock`).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::accel::Accel;
+use crate::prefix::{Prefix, PrefixError, process_names};
+use crate::provider::{LaunchContext, ProviderError, VmRecord, free_port, launch, tail_file, vm_paths};
+use crate::qmp::Qmp;
+use crate::report::{Reporter, task};
+use crate::runtime::{Leases, RuntimeError, State};
+use crate::ssh::{CommandStatus, Target};
+
+/// Problems with a running environment.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The prefix cannot be read.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// A `virt/vm-*` file is not usable.
+    #[error("{path} is not a VM this lago can run: {reason}")]
+    BadVm {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Names that are not VMs of the environment.
+    #[error("The following vms do not exist: {} (known: {})", names.join(", "), known.join(", "))]
+    UnknownVms {
+        /// The names given.
+        names: Vec<String>,
+        /// The VMs of the environment.
+        known: Vec<String>,
+    },
+    /// A VM is managed by a provider this build cannot run.
+    #[error("VM {vm} uses vm-provider {provider:?}, which this lago cannot run (known: local-qemu)")]
+    Provider {
+        /// The VM.
+        vm: String,
+        /// Its provider.
+        provider: String,
+    },
+    /// A VM is not running.
+    #[error("VM {vm} is not running (start it with `lago start {vm}`)")]
+    NotRunning {
+        /// The VM.
+        vm: String,
+    },
+    /// Runtime state or leases failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// qemu failed.
+    #[error(transparent)]
+    Qemu(#[from] ProviderError),
+    /// SSH could not be run.
+    #[error("Cannot run `ssh` for VM {vm} (install the `openssh-client` package)")]
+    Ssh {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The prefix lock could not be taken.
+    #[error("Cannot lock {path}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct EnvOptions {
+    /// Acceleration.
+    pub accel: Accel,
+    /// Whether VMs on `nat` networks may reach addresses outside the host.
+    pub vm_outbound: bool,
+    /// Directory of the host-wide leases (`lease_dir`).
+    pub lease_dir: PathBuf,
+}
+
+/// An environment.
+pub struct Env {
+    /// Its prefix.
+    pub prefix: Prefix,
+    /// Its VMs, in `virt/env` order.
+    pub vms: Vec<VmRecord>,
+    /// Its networks: name and type.
+    pub nets: Vec<(String, String)>,
+    options: EnvOptions,
+}
+
+impl Env {
+    /// Loads the environment of `prefix`.
+    pub fn load(prefix: Prefix, options: EnvOptions) -> Result<Self, EnvError> {
+        let virt = prefix.virt_env()?;
+        let mut vms = Vec::new();
+        for (name, spec) in &virt.vms {
+            let path = prefix.join(&format!("virt/vm-{name}"));
+            let vm: VmRecord = serde_json::from_value(serde_json::Value::Object(spec.clone()))
+                .map_err(|e| EnvError::BadVm { path, reason: e.to_string() })?;
+            vms.push(vm);
+        }
+        let nets = virt
+            .nets
+            .iter()
+            .map(|(n, s)| (n.clone(), s.get("type").and_then(|t| t.as_str()).unwrap_or("nat").to_owned()))
+            .collect();
+        Ok(Self { prefix, vms, nets, options })
+    }
+
+    fn lock(&self) -> Result<File, EnvError> {
+        let dir = self.prefix.join("run");
+        let path = dir.join("lock");
+        let _ = std::fs::create_dir_all(&dir);
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| EnvError::Lock { path: path.clone(), source })?;
+        f.lock().map_err(|source| EnvError::Lock { path, source })?;
+        Ok(f)
+    }
+
+    /// The VMs named (all of them when `names` is empty).
+    pub fn select(&self, names: &[String]) -> Result<Vec<&VmRecord>, EnvError> {
+        if names.is_empty() {
+            return Ok(self.vms.iter().collect());
+        }
+        let unknown: Vec<String> = names.iter().filter(|n| !self.vms.iter().any(|v| &v.name == *n)).cloned().collect();
+        if !unknown.is_empty() {
+            return Err(EnvError::UnknownVms {
+                names: unknown,
+                known: self.vms.iter().map(|v| v.name.clone()).collect(),
+            });
+        }
+        Ok(self.vms.iter().filter(|v| names.contains(&v.name)).collect())
+    }
+
+    /// Names of the VMs whose qemu runs.
+    pub fn running(&self) -> Vec<String> {
+        self.prefix.processes().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// `running` or `down`.
+    pub fn state(&self, vm: &str) -> &'static str {
+        if self.running().iter().any(|r| r == vm) { "running" } else { "down" }
+    }
+
+    fn ensure_segments(&self, state: &mut State) -> Result<(), EnvError> {
+        let missing: Vec<&String> = self.nets.iter().map(|(n, _)| n).filter(|n| !state.nets.contains_key(*n)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let leases = Leases::new(&self.options.lease_dir.join("segments"));
+        let ports = leases.acquire(&self.prefix.join("uuid"), &self.prefix.uuid()?, missing.len())?;
+        for (net, port) in missing.into_iter().zip(ports) {
+            state.nets.insert(net.clone(), port);
+        }
+        state.save(&self.prefix.path)?;
+        Ok(())
+    }
+
+    /// Starts the named VMs (all when empty) and waits until each answers SSH.
+    pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let targets = self.select(names)?;
+        for vm in &targets {
+            if let Some(p) = vm.vm_provider.as_deref().filter(|p| *p != "local-qemu") {
+                return Err(EnvError::Provider { vm: vm.name.clone(), provider: p.to_owned() });
+            }
+        }
+        let _lock = self.lock()?;
+        let title = if names.is_empty() { "Start Prefix" } else { "Start specified VMs" };
+        task(reporter, title, || {
+            let mut state = State::load(&self.prefix.path)?;
+            task(reporter, "Start nets", || self.ensure_segments(&mut state))?;
+            let running = self.running();
+            let to_start: Vec<&VmRecord> = targets.into_iter().filter(|v| !running.contains(&v.name)).collect();
+            let env_id: String = self.prefix.uuid()?.chars().take(8).collect();
+            let mut accel = self.options.accel.resolve();
+            let mut started: Vec<&VmRecord> = Vec::new();
+            let launched = task(reporter, "Start vms", || {
+                for vm in &to_start {
+                    task(reporter, &format!("Starting VM {}", vm.name), || {
+                        let outbound = self.options.vm_outbound
+                            && vm
+                                .nics
+                                .iter()
+                                .any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
+                        let ctx = LaunchContext {
+                            prefix: self.prefix.path.clone(),
+                            env_id: env_id.clone(),
+                            accel,
+                            net_ports: state.nets.clone(),
+                            ssh_port: free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?,
+                            outbound,
+                            index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+                        };
+                        match launch(vm, &ctx) {
+                            // `auto` means KVM only where it works: a qemu that dies at start-up
+                            // under KVM (some hosts expose /dev/kvm but cannot run guests) is
+                            // retried, and later VMs started, under TCG.
+                            Err(ProviderError::Exited { log, .. }) if self.options.accel == Accel::Auto && accel == Accel::Kvm => {
+                                let reason = log.lines().last().unwrap_or("").to_owned();
+                                reporter.warn(&format!("KVM is not usable on this host ({reason}); using TCG (set `accel = tcg` to skip KVM)"));
+                                accel = Accel::Tcg;
+                                launch(vm, &LaunchContext { accel, ..ctx.clone() })?;
+                            }
+                            other => {
+                                other?;
+                            }
+                        }
+                        state.ssh_ports.insert(vm.name.clone(), ctx.ssh_port);
+                        started.push(vm);
+                        Ok::<_, EnvError>(())
+                    })?;
+                }
+                Ok::<_, EnvError>(())
+            });
+            state.save(&self.prefix.path)?;
+            let ready = launched.and_then(|()| {
+                task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&started, &state, reporter))
+            });
+            if let Err(e) = ready {
+                for vm in &started {
+                    let _ = self.kill(&vm.name);
+                }
+                return Err(e);
+            }
+            Ok(())
+        })
+    }
+
+    fn target(&self, vm: &VmRecord, state: &State) -> Target {
+        Target {
+            prefix: self.prefix.path.clone(),
+            vm: vm.name.clone(),
+            user: vm.ssh_user.clone(),
+            port: state.ssh_ports.get(&vm.name).copied().unwrap_or(0),
+        }
+    }
+
+    fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let t0 = Instant::now();
+        let results: Vec<Result<(), EnvError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = vms
+                .iter()
+                .map(|vm| {
+                    let target = self.target(vm, state);
+                    s.spawn(move || {
+                        let (_, pid_file, console) = vm_paths(&self.prefix.path, &vm.name);
+                        let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
+                        loop {
+                            match target.exec_line("true", None, 2) {
+                                Ok(st) if st.code == 0 => {
+                                    reporter.note(&format!(
+                                        "{}: ssh ready ({:.1} s)",
+                                        vm.name,
+                                        t0.elapsed().as_secs_f64()
+                                    ));
+                                    return Ok(());
+                                }
+                                Ok(_) => {}
+                                Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
+                            }
+                            let alive = std::fs::read_to_string(&pid_file)
+                                .ok()
+                                .and_then(|p| p.trim().parse().ok())
+                                .is_some_and(|pid| process_names(pid, &self.prefix.path));
+                            if !alive {
+                                return Err(ProviderError::Died {
+                                    vm: vm.name.clone(),
+                                    console: tail_file(&console, 20),
+                                }
+                                .into());
+                            }
+                            if Instant::now() > deadline {
+                                return Err(ProviderError::SshTimeout {
+                                    vm: vm.name.clone(),
+                                    secs: vm.boot_time_sec,
+                                    console: tail_file(&console, 20),
+                                }
+                                .into());
+                            }
+                            std::thread::sleep(Duration::from_millis(300));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        });
+        results.into_iter().collect()
+    }
+
+    /// Powers off a VM at once (QMP `quit`, then SIGKILL) and removes its runtime files.
+    fn kill(&self, vm: &str) -> Result<(), EnvError> {
+        let (qmp, pid_file, _) = vm_paths(&self.prefix.path, vm);
+        let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+        if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(2)) {
+            let _ = q.execute("quit", None);
+        }
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process_names(pid, &self.prefix.path) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if process_names(pid, &self.prefix.path) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        Target { prefix: self.prefix.path.clone(), vm: vm.to_owned(), user: String::new(), port: 0 }.close();
+        for f in [qmp, pid_file, self.prefix.join(&format!("run/{vm}.console"))] {
+            let _ = std::fs::remove_file(f);
+        }
+        Ok(())
+    }
+
+    /// Hard power-off of the named VMs (all when empty).
+    pub fn stop(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let targets = self.select(names)?;
+        let _lock = self.lock()?;
+        let title = if names.is_empty() { "Stop prefix" } else { "Stop specified VMs" };
+        task(reporter, title, || {
+            let running = self.running();
+            task(reporter, "Stop vms", || {
+                for vm in targets.iter().filter(|v| running.contains(&v.name)) {
+                    task(reporter, &format!("Destroying VM {}", vm.name), || self.kill(&vm.name))?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// Runs `argv` in a running VM.
+    pub fn ssh(&self, vm: &str, argv: &[&str]) -> Result<CommandStatus, EnvError> {
+        let target = self.ssh_target(vm)?;
+        target.exec(argv, None).map_err(|source| EnvError::Ssh { vm: vm.to_owned(), source })
+    }
+
+    /// How to reach a running VM over SSH.
+    pub fn ssh_target(&self, vm: &str) -> Result<Target, EnvError> {
+        let record = self.select(&[vm.to_owned()])?[0];
+        if self.state(vm) != "running" {
+            return Err(EnvError::NotRunning { vm: vm.to_owned() });
+        }
+        Ok(self.target(record, &State::load(&self.prefix.path)?))
+    }
+
+    /// Stops everything, releases the network segments and removes the prefix.
+    pub fn destroy(self, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let state = State::load(&self.prefix.path)?;
+        self.stop(&[], reporter)?;
+        crate::ssh::close_all(&self.prefix.path);
+        let ports: Vec<u16> = state.nets.values().copied().collect();
+        if !ports.is_empty() {
+            Leases::new(&self.options.lease_dir.join("segments")).release(&self.prefix.uuid()?, &ports)?;
+        }
+        self.prefix.remove(reporter)?;
+        Ok(())
+    }
+}
+
+/// Releases the segment leases of a prefix without loading it as an environment (for prefixes
+/// whose `virt/` cannot be read).
+pub fn release_leases(prefix: &Prefix, lease_dir: &std::path::Path) -> Result<(), EnvError> {
+    let state = State::load(&prefix.path)?;
+    let ports: Vec<u16> = state.nets.values().copied().collect();
+    if !ports.is_empty() {
+        Leases::new(&lease_dir.join("segments")).release(&prefix.uuid()?, &ports)?;
+    }
+    Ok(())
+}

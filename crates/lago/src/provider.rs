@@ -1,0 +1,387 @@
+//! The `local-qemu` provider: one `qemu-system-x86_64` per VM, outliving the CLI (DESIGN §2–§3).
+//!
+//! Each VM runs in its own process group with a QMP socket (`run/<vm>.qmp`), a pid file
+//! (`run/<vm>.pid`), its serial console logged to `logs/<vm>.console.log` and served on
+//! `run/<vm>.console`, and qemu's own messages in `logs/<vm>.qemu.log`. NICs join their
+//! network's multicast segment on the loopback interface, in spec order; a last NIC on qemu's
+//! user-mode stack, the uplink, carries the SSH forward (127.0.0.1 only) and, for VMs on `nat`
+//! networks when `vm_outbound` is on, outbound access. [`qemu_argv`] is pure and
+//! snapshot-tested; [`launch`] is the only place that starts qemu.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::accel::Accel;
+use crate::qmp::Qmp;
+use crate::runtime::SEGMENT_GROUP;
+
+/// Problems running VMs.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// qemu could not be started.
+    #[error("Cannot start VM {vm}: `qemu-system-x86_64` could not be run (install the `qemu-system-x86` package)")]
+    Spawn {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// qemu exited during start-up.
+    #[error("Cannot start VM {vm}: qemu exited ({status})\n{log}")]
+    Exited {
+        /// The VM.
+        vm: String,
+        /// Its exit status.
+        status: String,
+        /// The end of `logs/<vm>.qemu.log`.
+        log: String,
+    },
+    /// qemu did not open its control socket.
+    #[error("Cannot start VM {vm}: qemu did not answer on {qmp} within {secs} s")]
+    NoQmp {
+        /// The VM.
+        vm: String,
+        /// The socket.
+        qmp: PathBuf,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// The VM did not answer SSH in time.
+    #[error("VM {vm} did not answer SSH within {secs} s (boot_time_sec); last console lines:\n{console}")]
+    SshTimeout {
+        /// The VM.
+        vm: String,
+        /// The limit.
+        secs: u64,
+        /// The end of the console log.
+        console: String,
+    },
+    /// The VM's process died while we waited for it.
+    #[error("VM {vm} stopped while booting; last console lines:\n{console}")]
+    Died {
+        /// The VM.
+        vm: String,
+        /// The end of the console log.
+        console: String,
+    },
+    /// A log file could not be opened.
+    #[error("Cannot open {path}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A VM as persisted in `virt/vm-<name>` (the fields the provider needs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct VmRecord {
+    /// Name.
+    pub name: String,
+    /// Memory, MiB.
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+    /// Virtual CPUs.
+    #[serde(default = "default_vcpu", deserialize_with = "number_or_string")]
+    pub vcpu: u64,
+    /// `cpu_model`.
+    #[serde(default)]
+    pub cpu_model: Option<String>,
+    /// NICs.
+    #[serde(default)]
+    pub nics: Vec<NicRecord>,
+    /// Disks.
+    #[serde(default)]
+    pub disks: Vec<DiskRecord>,
+    /// Management network.
+    #[serde(default)]
+    pub mgmt_net: String,
+    /// SSH user.
+    #[serde(rename = "ssh-user", default = "default_user")]
+    pub ssh_user: String,
+    /// Seconds to wait for SSH.
+    #[serde(default = "default_boot_time")]
+    pub boot_time_sec: u64,
+    /// Provider.
+    #[serde(rename = "vm-provider", default)]
+    pub vm_provider: Option<String>,
+}
+
+fn default_memory() -> u64 {
+    crate::plan::DEFAULT_MEMORY
+}
+fn default_vcpu() -> u64 {
+    u64::from(crate::plan::DEFAULT_VCPU)
+}
+fn default_user() -> String {
+    "root".into()
+}
+fn default_boot_time() -> u64 {
+    crate::plan::DEFAULT_BOOT_TIME_SEC
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match &v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| serde::de::Error::custom(format!("expected a number, found {v}")))
+}
+
+/// A NIC as persisted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NicRecord {
+    /// Network.
+    pub net: String,
+    /// Address.
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    /// MTU, when not 1500.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// A disk as persisted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct DiskRecord {
+    /// Image path (`$LAGO_PREFIX_PATH/...` or absolute).
+    pub path: String,
+    /// Guest device.
+    #[serde(default)]
+    pub dev: String,
+    /// Image format.
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "qcow2".into()
+}
+
+impl VmRecord {
+    /// The management address.
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
+    }
+}
+
+/// What a VM's qemu command line depends on besides the VM itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchContext {
+    /// The prefix directory.
+    pub prefix: PathBuf,
+    /// Short identifier of the environment (first 8 characters of its uuid).
+    pub env_id: String,
+    /// KVM or TCG (already resolved).
+    pub accel: Accel,
+    /// Segment port of each network.
+    pub net_ports: std::collections::BTreeMap<String, u16>,
+    /// Host port forwarded to the VM's SSH.
+    pub ssh_port: u16,
+    /// Whether the uplink may reach addresses outside the host.
+    pub outbound: bool,
+    /// Position of the VM in the environment (uplink MAC of VMs without an address).
+    pub index: usize,
+}
+
+/// Files of one VM in the prefix.
+pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        prefix.join(format!("run/{vm}.qmp")),
+        prefix.join(format!("run/{vm}.pid")),
+        prefix.join(format!("logs/{vm}.console.log")),
+    )
+}
+
+fn mac_of(ip: Ipv4Addr) -> String {
+    crate::plan::mac_of(ip)
+}
+
+/// The qemu command line of a VM.
+pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
+    let p = |rel: &str| ctx.prefix.join(rel).display().to_string();
+    let (qmp, pid, console_log) = vm_paths(&ctx.prefix, &vm.name);
+    let mut a: Vec<String> =
+        vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
+    a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
+    match ctx.accel {
+        Accel::Kvm => a.extend([
+            "-accel".into(),
+            "kvm".into(),
+            "-cpu".into(),
+            vm.cpu_model.clone().unwrap_or_else(|| "host".into()),
+        ]),
+        _ => a.extend([
+            "-accel".into(),
+            "tcg".into(),
+            "-cpu".into(),
+            vm.cpu_model.clone().unwrap_or_else(|| "max".into()),
+        ]),
+    }
+    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), vm.vcpu.to_string()]);
+    a.extend([
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", qmp.display()),
+        "-pidfile".into(),
+        pid.display().to_string(),
+    ]);
+    a.extend([
+        "-chardev".into(),
+        format!(
+            "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
+            p(&format!("run/{}.console", vm.name)),
+            console_log.display()
+        ),
+        "-serial".into(),
+        "chardev:console".into(),
+    ]);
+    a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    let mut scsi = false;
+    for (i, d) in vm.disks.iter().enumerate() {
+        let file = d.path.replace("$LAGO_PREFIX_PATH", &ctx.prefix.display().to_string());
+        let iso = d.format == "iso";
+        let format = if iso { "raw" } else { d.format.as_str() };
+        let mut drive = format!("file={file},if=none,id=disk{i},format={format}");
+        if iso {
+            drive.push_str(",readonly=on,media=cdrom");
+        } else {
+            drive.push_str(",cache=writeback,discard=unmap");
+        }
+        a.extend(["-drive".into(), drive]);
+        let boot = if i == 0 { ",bootindex=1" } else { "" };
+        let device = if iso {
+            format!("ide-cd,drive=disk{i}{boot}")
+        } else if d.dev.starts_with("sd") {
+            if !scsi {
+                a.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
+                scsi = true;
+            }
+            format!("scsi-hd,drive=disk{i},bus=scsi0.0,serial={}{boot}", i + 1)
+        } else if d.dev.starts_with("hd") {
+            format!("ide-hd,drive=disk{i}{boot}")
+        } else {
+            format!("virtio-blk-pci,drive=disk{i},serial={}{boot}", i + 1)
+        };
+        a.extend(["-device".into(), device]);
+    }
+    let seed = ctx.prefix.join(format!("images/{}-seed.img", vm.name));
+    if seed.is_file() {
+        a.extend(["-drive".into(), format!("file={},if=none,id=seed,format=raw,readonly=on", seed.display())]);
+        a.extend(["-device".into(), "virtio-blk-pci,drive=seed".into()]);
+    }
+    for (i, nic) in vm.nics.iter().enumerate() {
+        let Some(port) = ctx.net_ports.get(&nic.net) else { continue };
+        a.extend(["-netdev".into(), format!("socket,id=net{i},mcast={SEGMENT_GROUP}:{port},localaddr=127.0.0.1")]);
+        let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
+        if let Some(ip) = nic.ip {
+            dev.push_str(&format!(",mac={}", mac_of(ip)));
+        }
+        if let Some(mtu) = nic.mtu {
+            dev.push_str(&format!(",host_mtu={mtu}"));
+        }
+        a.extend(["-device".into(), dev]);
+    }
+    let restrict = if ctx.outbound { "off" } else { "on" };
+    a.extend([
+        "-netdev".into(),
+        format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port),
+    ]);
+    a.extend([
+        "-device".into(),
+        format!("virtio-net-pci,netdev=uplink,mac={},romfile=", crate::bootstrap::uplink_mac(vm.ip(), ctx.index)),
+    ]);
+    a
+}
+
+/// The last `n` lines of a text file.
+pub fn tail_file(path: &Path, n: usize) -> String {
+    std::fs::read(path).map(|b| crate::process::tail(&b, n)).unwrap_or_default()
+}
+
+/// Starts qemu for a VM and waits until its QMP socket answers. The process runs in its own
+/// process group and outlives the caller.
+pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<u32, ProviderError> {
+    let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
+    let _ = std::fs::remove_file(&qmp);
+    let _ = std::fs::remove_file(&pid_file);
+    let log_path = ctx.prefix.join(format!("logs/{}.qemu.log", vm.name));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| ProviderError::Log { path: log_path.clone(), source })?;
+    let log2 = log.try_clone().map_err(|source| ProviderError::Log { path: log_path.clone(), source })?;
+    let argv = qemu_argv(vm, ctx);
+    tracing::debug!(vm = %vm.name, "qemu-system-x86_64 {}", argv.join(" "));
+    let mut child = {
+        use std::os::unix::process::CommandExt;
+        Command::new("qemu-system-x86_64")
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .process_group(0)
+            .spawn()
+            .map_err(|source| ProviderError::Spawn { vm: vm.name.clone(), source })?
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(ProviderError::Exited {
+                vm: vm.name.clone(),
+                status: status.to_string(),
+                log: tail_file(&log_path, 20),
+            });
+        }
+        if qmp.exists() && Qmp::connect(&qmp, Duration::from_secs(5)).is_ok() {
+            return Ok(child.id());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ProviderError::NoQmp { vm: vm.name.clone(), qmp, secs: 30 });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for the SSH forward).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_of_a_vm_with_two_nics_and_three_disks() {
+        let vm: VmRecord = serde_json::from_str(
+            r#"{"name": "vm01", "memory": 256, "vcpu": "2", "mgmt_net": "lago", "ssh-user": "root",
+                "nics": [{"net": "lago", "ip": "192.168.200.2"}, {"net": "storage", "ip": "192.168.201.2", "mtu": 9000}],
+                "disks": [{"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "dev": "vda", "format": "qcow2"},
+                          {"path": "/data/extra.raw", "dev": "sdb", "format": "raw"},
+                          {"path": "/isos/x.iso", "dev": "hdc", "format": "iso"}]}"#,
+        )
+        .unwrap();
+        let ctx = LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Tcg,
+            net_ports: [("lago".to_owned(), 40000), ("storage".to_owned(), 40001)].into_iter().collect(),
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n"));
+    }
+}

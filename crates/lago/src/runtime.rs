@@ -1,0 +1,226 @@
+//! Runtime state of a prefix (`run/state.json`, versioned, written atomically) and the host-wide
+//! leases of network segments (multicast ports), so that two environments never share a
+//! segment (DESIGN §3).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Version of `run/state.json` this build writes.
+pub const STATE_VERSION: u32 = 1;
+/// Multicast group of every segment; each segment has its own port.
+pub const SEGMENT_GROUP: &str = "230.0.0.1";
+/// Ports segments are leased from.
+pub const SEGMENT_PORTS: std::ops::RangeInclusive<u16> = 40000..=49999;
+
+/// Problems with runtime state or leases.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A file could not be read or written.
+    #[error("Cannot {action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file is from a newer lago.
+    #[error(
+        "{path} was written by a newer lago (state version {found}, this lago knows {STATE_VERSION}); upgrade lago"
+    )]
+    NewerState {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// The state file is not valid.
+    #[error("{path} is not valid runtime state: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Every segment port is leased.
+    #[error("No free network segment left in {dir} (ports {}-{} all leased); destroy unused environments", SEGMENT_PORTS.start(), SEGMENT_PORTS.end())]
+    Full {
+        /// The lease directory.
+        dir: PathBuf,
+    },
+    /// The lease lock could not be taken in time.
+    #[error("Timed out waiting for the lease lock {path} (held by another lago)")]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let path = path.to_owned();
+    move |source| RuntimeError::Io { action, path, source }
+}
+
+/// What runs, per VM and per network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Format version.
+    pub version: u32,
+    /// Segment port of each network.
+    #[serde(default)]
+    pub nets: BTreeMap<String, u16>,
+    /// Forwarded SSH port of each VM, as of its last start.
+    #[serde(default)]
+    pub ssh_ports: BTreeMap<String, u16>,
+}
+
+impl State {
+    /// Reads `run/state.json` (an absent file is an empty state).
+    pub fn load(prefix: &Path) -> Result<Self, RuntimeError> {
+        let path = prefix.join("run/state.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State { version: STATE_VERSION, ..State::default() });
+            }
+            Err(e) => return Err(io("read", &path)(e)),
+        };
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| RuntimeError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        if state.version > STATE_VERSION {
+            return Err(RuntimeError::NewerState { path, found: state.version });
+        }
+        Ok(state)
+    }
+
+    /// Writes `run/state.json` atomically.
+    pub fn save(&self, prefix: &Path) -> Result<(), RuntimeError> {
+        let dir = prefix.join("run");
+        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+        let path = dir.join("state.json");
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io("write", &path))?;
+        let state = State { version: STATE_VERSION, ..self.clone() };
+        serde_json::to_writer_pretty(&mut tmp, &state).map_err(|e| io("write", &path)(e.into()))?;
+        tmp.as_file().sync_data().map_err(io("write", &path))?;
+        tmp.persist(&path).map_err(|e| io("write", &path)(e.error))?;
+        Ok(())
+    }
+}
+
+/// Host-wide leases of segment ports: `<dir>/<port>.lease` = `["<prefix>/uuid", "<uuid>"]`, the
+/// original's subnet lease format. A lease whose prefix is gone (uuid file missing or changed)
+/// is stale and is taken over.
+pub struct Leases {
+    dir: PathBuf,
+}
+
+impl Leases {
+    /// Leases kept in `dir` (created on first use).
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_owned() }
+    }
+
+    fn lock(&self) -> Result<File, RuntimeError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        let path = self.dir.join("leases.lock");
+        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.try_lock().is_err() {
+            if Instant::now() > deadline {
+                return Err(RuntimeError::LockTimeout { path });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(f)
+    }
+
+    fn holder(&self, port: u16) -> Option<(PathBuf, String)> {
+        let text = std::fs::read_to_string(self.dir.join(format!("{port}.lease"))).ok()?;
+        let (path, uuid): (PathBuf, String) = serde_json::from_str(&text).ok()?;
+        Some((path, uuid))
+    }
+
+    fn is_live(&self, port: u16) -> bool {
+        self.holder(port).is_some_and(|(path, uuid)| std::fs::read_to_string(path).is_ok_and(|u| u.trim() == uuid))
+    }
+
+    /// Leases `count` ports for the prefix whose uuid file is `uuid_path`.
+    pub fn acquire(&self, uuid_path: &Path, uuid: &str, count: usize) -> Result<Vec<u16>, RuntimeError> {
+        let _lock = self.lock()?;
+        let mut got = Vec::new();
+        for port in SEGMENT_PORTS {
+            if got.len() == count {
+                break;
+            }
+            if self.is_live(port) {
+                continue;
+            }
+            let path = self.dir.join(format!("{port}.lease"));
+            let content = serde_json::to_string(&(uuid_path, uuid)).unwrap_or_default();
+            std::fs::write(&path, content).map_err(io("write", &path))?;
+            got.push(port);
+        }
+        if got.len() < count {
+            for p in &got {
+                let _ = std::fs::remove_file(self.dir.join(format!("{p}.lease")));
+            }
+            return Err(RuntimeError::Full { dir: self.dir.clone() });
+        }
+        Ok(got)
+    }
+
+    /// Releases the ports this prefix holds.
+    pub fn release(&self, uuid: &str, ports: &[u16]) -> Result<(), RuntimeError> {
+        let _lock = self.lock()?;
+        for port in ports {
+            if self.holder(*port).is_some_and(|(_, u)| u == uuid) {
+                let path = self.dir.join(format!("{port}.lease"));
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_are_exclusive_released_and_stale_ones_reclaimed() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = Leases::new(&dir.path().join("leases"));
+        let (a, b) = (dir.path().join("a-uuid"), dir.path().join("b-uuid"));
+        std::fs::write(&a, "aaaa").unwrap();
+        std::fs::write(&b, "bbbb").unwrap();
+        let pa = leases.acquire(&a, "aaaa", 2).unwrap();
+        let pb = leases.acquire(&b, "bbbb", 1).unwrap();
+        assert_eq!(pa, [40000, 40001]);
+        assert_eq!(pb, [40002]);
+        leases.release("aaaa", &pa[..1]).unwrap();
+        // b cannot release a's lease.
+        leases.release("bbbb", &pa[1..]).unwrap();
+        assert!(dir.path().join("leases/40001.lease").exists());
+        assert_eq!(leases.acquire(&b, "bbbb", 1).unwrap(), [40000]);
+        // a's prefix is gone: its lease is stale.
+        std::fs::remove_file(&a).unwrap();
+        assert_eq!(leases.acquire(&b, "bbbb", 1).unwrap(), [40001]);
+    }
+
+    #[test]
+    fn state_roundtrip_and_version_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::load(dir.path()).unwrap();
+        s.nets.insert("lago".into(), 40000);
+        s.save(dir.path()).unwrap();
+        assert_eq!(State::load(dir.path()).unwrap().nets["lago"], 40000);
+        std::fs::write(dir.path().join("run/state.json"), r#"{"version": 99}"#).unwrap();
+        assert!(matches!(State::load(dir.path()), Err(RuntimeError::NewerState { .. })));
+    }
+}
