@@ -99,3 +99,14 @@ impl From<lago::env::EnvError> for CliError {
         }
     }
 }
+
+impl From<lago::guest::GuestError> for CliError {
+    fn from(e: lago::guest::GuestError) -> Self {
+        use lago::guest::GuestError as G;
+        match e {
+            G::Env(env) => env.into(),
+            G::NoPath { .. } | G::Deploy { .. } | G::Copy { .. } | G::Shutdown { .. } => CliError::user(e),
+            _ => CliError::internal(e),
+        }
+    }
+}

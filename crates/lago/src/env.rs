@@ -212,7 +212,9 @@ impl Env {
                             // `auto` means KVM only where it works: a qemu that dies at start-up
                             // under KVM (some hosts expose /dev/kvm but cannot run guests) is
                             // retried, and later VMs started, under TCG.
-                            Err(ProviderError::Exited { log, .. }) if self.options.accel == Accel::Auto && accel == Accel::Kvm => {
+                            Err(ProviderError::Exited { log, .. })
+                                if self.options.accel == Accel::Auto && accel == Accel::Kvm =>
+                            {
                                 let reason = log.lines().last().unwrap_or("").to_owned();
                                 reporter.warn(&format!("KVM is not usable on this host ({reason}); using TCG (set `accel = tcg` to skip KVM)"));
                                 accel = Accel::Tcg;
@@ -302,6 +304,13 @@ impl Env {
             handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         });
         results.into_iter().collect()
+    }
+
+    /// Waits until the named running VMs answer SSH (each within its `boot_time_sec`).
+    pub fn wait_ready(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let targets = self.select(names)?;
+        let state = State::load(&self.prefix.path)?;
+        task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&targets, &state, reporter))
     }
 
     /// Powers off a VM at once (QMP `quit`, then SIGKILL) and removes its runtime files.

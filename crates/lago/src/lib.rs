@@ -7,6 +7,7 @@ pub mod accel;
 pub mod bootstrap;
 pub mod config;
 pub mod env;
+pub mod guest;
 pub mod image;
 pub mod init;
 pub mod logfile;

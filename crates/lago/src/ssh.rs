@@ -102,6 +102,27 @@ impl Target {
         Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
     }
 
+    /// Copies a local file or directory to `remote` in the VM (recursively).
+    pub fn copy_to(&self, local: &Path, remote: &str) -> std::io::Result<CommandStatus> {
+        self.scp(&[local.display().to_string(), format!("{}:{remote}", self.destination())])
+    }
+
+    /// Copies `remote` (file or directory) from the VM to `local`.
+    pub fn copy_from(&self, remote: &str, local: &Path) -> std::io::Result<CommandStatus> {
+        self.scp(&[format!("{}:{remote}", self.destination()), local.display().to_string()])
+    }
+
+    fn scp(&self, ends: &[String]) -> std::io::Result<CommandStatus> {
+        let mut cmd = Command::new("scp");
+        // scp spells the port -P; everything else is ssh's.
+        let opts: Vec<String> =
+            self.options(10, true, true).into_iter().map(|o| if o == "-p" { "-P".into() } else { o }).collect();
+        cmd.arg("-r").arg("-q").args(opts).args(ends).stdin(Stdio::null());
+        tracing::debug!(vm = %self.vm, "scp {}", ends.join(" "));
+        let out = cmd.output()?;
+        Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
+    }
+
     /// The argv of an interactive `ssh` (for `exec`): a TTY when `tty`, `line` run by the shell.
     pub fn interactive_argv(&self, line: Option<&str>, tty: bool) -> Vec<String> {
         let mut a = vec!["ssh".to_owned()];

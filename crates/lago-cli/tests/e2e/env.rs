@@ -10,9 +10,15 @@ base: &base
   memory: 256
   disks: [{template_name: tiny, type: template, name: root, dev: vda}]
 domains:
-  vm01: {<<: *base, nics: [{net: lab}]}
-  vm02: {<<: *base, nics: [{net: lab, ip: 192.168.200.20}]}
-  vm03: {<<: *base, nics: [{net: other}]}
+  vm01: {<<: *base, nics: [{net: lab}], artifacts: [/etc/hostname, /var/log, /nonexistent]}
+  vm02:
+    <<: *base
+    nics: [{net: lab, ip: 192.168.200.20}]
+    metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/scripts/ok.sh]}
+  vm03:
+    <<: *base
+    nics: [{net: other}]
+    metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/scripts/fail.sh]}
 nets:
   lab: {management: true, dns_domain_name: lab.test}
   other: {management: true, dns_domain_name: other.test}
@@ -28,6 +34,9 @@ impl Lab {
         let repo = tiny_repo();
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("LagoInitFile"), INIT).unwrap();
+        std::fs::create_dir_all(home.path().join("scripts")).unwrap();
+        std::fs::write(home.path().join("scripts/ok.sh"), "echo deployed > /root/deployed\n").unwrap();
+        std::fs::write(home.path().join("scripts/fail.sh"), "echo \"I'm going to fail\"\nexit 3\n").unwrap();
         let env = vec![
             ("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string()),
             ("LAGO_ACCEL", "tcg".into()),
@@ -122,6 +131,54 @@ fn three_vms_two_networks_lifecycle() {
     let out = lab.lago(&["stop", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("The following vms do not exist: nope"));
+
+    // Copy both ways, files and directories.
+    let data = lab.home.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("sub/file"), "content\n").unwrap();
+    lab.ok(&["copy-to-vm", "vm01", "data", "/root/data"]);
+    assert_eq!(lab.shell("vm01", "cat /root/data/sub/file").1, "content");
+    lab.ok(&["copy-from-vm", "vm01", "/root/data", "back"]);
+    assert_eq!(std::fs::read_to_string(lab.home.path().join("back/sub/file")).unwrap(), "content\n");
+    let out = lab.lago(&["copy-from-vm", "vm01", "/nonexistent", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Failed to extract files"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Collect: missing artifacts are skipped, or fail with --no-skip; an old output is rotated.
+    lab.ok(&["collect", "--output", "out"]);
+    assert_eq!(std::fs::read_to_string(lab.home.path().join("out/vm01/_etc_hostname")).unwrap(), "vm01\n");
+    assert!(lab.home.path().join("out/vm01/_var_log").is_dir());
+    assert!(!lab.home.path().join("out/vm01/_nonexistent").exists());
+    assert!(lab.home.path().join("out/vm02").is_dir());
+    let out = lab.lago(&["collect", "--output", "out", "--no-skip"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent does not exist in VM vm01"));
+    let rotated = std::fs::read_dir(lab.home.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("out."))
+        .count();
+    assert_eq!(rotated, 1);
+
+    // Deploy: scripts run in each VM; a failing one names script, VM, status and output.
+    let out = lab.lago(&["deploy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fail.sh failed with status 3 on vm03") && stderr.contains("I'm going to fail"),
+        "{stderr}"
+    );
+    assert_eq!(lab.shell("vm02", "cat /root/deployed").1, "deployed");
+
+    // Graceful shutdown through ACPI; reboot comes back with a new boot.
+    lab.ok(&["shutdown", "vm03"]);
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["status"], "down");
+    let before = lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1;
+    lab.ok(&["shutdown", "-r", "vm02"]);
+    assert_ne!(lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1, before);
 
     // Destroy leaves no process, socket, lease or directory.
     lab.ok(&["destroy", "--yes"]);

@@ -1,0 +1,339 @@
+//! Work inside running VMs: copying files, collecting artifacts, running deploy scripts,
+//! graceful shutdown (reference §1.3, §3.8, §7.4).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::env::{Env, EnvError};
+use crate::provider::vm_paths;
+use crate::qmp::Qmp;
+use crate::report::{Reporter, task};
+use crate::ssh::{CommandStatus, quote};
+
+/// Failures of guest operations.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    /// The environment failed.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// A copy failed.
+    #[error("Failed to copy {from} to {to} (VM {vm}): {stderr}")]
+    Copy {
+        /// VM.
+        vm: String,
+        /// Source.
+        from: String,
+        /// Destination.
+        to: String,
+        /// scp's error.
+        stderr: String,
+    },
+    /// A path to collect does not exist and `--no-skip` was given.
+    #[error("Failed to extract files: {path} does not exist in VM {vm}")]
+    NoPath {
+        /// VM.
+        vm: String,
+        /// The path.
+        path: String,
+    },
+    /// Collecting failed.
+    #[error("Cannot collect artifacts of VM {vm}: {reason}")]
+    Collect {
+        /// VM.
+        vm: String,
+        /// Why.
+        reason: String,
+    },
+    /// A deploy script failed.
+    #[error("{script} failed with status {code} on {vm}\n{output}")]
+    Deploy {
+        /// The script.
+        script: String,
+        /// VM.
+        vm: String,
+        /// Exit code.
+        code: i32,
+        /// Its output (stdout then stderr).
+        output: String,
+    },
+    /// A VM did not power off in time.
+    #[error("Failed to shutdown vm: {vm} (still running after {secs} s)")]
+    Shutdown {
+        /// VM.
+        vm: String,
+        /// The limit.
+        secs: u64,
+    },
+    /// A local file operation failed.
+    #[error("Cannot {action} {path}")]
+    Io {
+        /// What.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn ssh_err(vm: &str) -> impl FnOnce(std::io::Error) -> GuestError {
+    let vm = vm.to_owned();
+    move |source| GuestError::Env(EnvError::Ssh { vm, source })
+}
+
+/// `lago copy-to-vm`.
+pub fn copy_to(env: &Env, vm: &str, local: &Path, remote: &str) -> Result<(), GuestError> {
+    let t = env.ssh_target(vm)?;
+    let st = t.copy_to(local, remote).map_err(ssh_err(vm))?;
+    if st.code != 0 {
+        return Err(GuestError::Copy {
+            vm: vm.into(),
+            from: local.display().to_string(),
+            to: remote.into(),
+            stderr: String::from_utf8_lossy(&st.err).trim().into(),
+        });
+    }
+    Ok(())
+}
+
+/// `lago copy-from-vm`.
+pub fn copy_from(env: &Env, vm: &str, remote: &str, local: &Path) -> Result<(), GuestError> {
+    let t = env.ssh_target(vm)?;
+    let st = t.copy_from(remote, local).map_err(ssh_err(vm))?;
+    if st.code != 0 {
+        let stderr = String::from_utf8_lossy(&st.err).trim().to_owned();
+        if stderr.contains("No such file or directory") {
+            return Err(GuestError::NoPath { vm: vm.into(), path: remote.into() });
+        }
+        return Err(GuestError::Copy { vm: vm.into(), from: remote.into(), to: local.display().to_string(), stderr });
+    }
+    Ok(())
+}
+
+/// Where an artifact of a VM lands: `<dir>/<vm>/<path with / replaced by _>`.
+pub fn artifact_dest(dir: &Path, vm: &str, guest_path: &str) -> PathBuf {
+    dir.join(vm).join(guest_path.replace('/', "_"))
+}
+
+/// `lago collect --output DIR [--no-skip]`: the `artifacts` of every VM, VMs in parallel, one
+/// tar stream per VM. An existing `dir` is renamed `<dir>.<timestamp>` first.
+pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) -> Result<(), GuestError> {
+    if dir.exists() {
+        let rotated = PathBuf::from(format!("{}.{}", dir.display(), chrono::Local::now().format("%Y-%m-%d_%H:%M:%S")));
+        std::fs::rename(dir, &rotated).map_err(|source| GuestError::Io {
+            action: "rotate",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(dir).map_err(|source| GuestError::Io { action: "create", path: dir.to_owned(), source })?;
+    let artifacts: Vec<(String, Vec<String>)> = env
+        .vms
+        .iter()
+        .map(|vm| {
+            let spec = crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{}", vm.name))).ok();
+            let paths = spec
+                .and_then(|s| {
+                    s.get("artifacts")
+                        .and_then(|a| a.as_array())
+                        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+                })
+                .unwrap_or_default();
+            (vm.name.clone(), paths)
+        })
+        .collect();
+    task(reporter, "Collect artifacts", || {
+        let results: Vec<Result<(), GuestError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = artifacts
+                .iter()
+                .map(|(vm, paths)| s.spawn(move || collect_vm(env, vm, paths, dir, no_skip, reporter)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        results.into_iter().collect()
+    })
+}
+
+fn collect_vm(
+    env: &Env,
+    vm: &str,
+    paths: &[String],
+    dir: &Path,
+    no_skip: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), GuestError> {
+    let vm_dir = dir.join(vm);
+    std::fs::create_dir_all(&vm_dir).map_err(|source| GuestError::Io {
+        action: "create",
+        path: vm_dir.clone(),
+        source,
+    })?;
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let t = env.ssh_target(vm)?;
+    // Which paths exist, in one round trip.
+    let probe =
+        paths.iter().map(|p| format!("[ -e {} ] && echo {}", quote(p), quote(p))).collect::<Vec<_>>().join("; ");
+    let found = t.exec_line(&format!("{probe}; true"), None, 10).map_err(ssh_err(vm))?;
+    let present: Vec<&String> = paths.iter().filter(|p| found.stdout().lines().any(|l| l == p.as_str())).collect();
+    for missing in paths.iter().filter(|p| !present.contains(p)) {
+        if no_skip {
+            return Err(GuestError::NoPath { vm: vm.into(), path: missing.clone() });
+        }
+        reporter.note(&format!("{vm}: {missing} does not exist, skipped"));
+    }
+    if present.is_empty() {
+        return Ok(());
+    }
+    let list = present.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
+    let tarball = t.exec_line(&format!("tar -chf - {list} 2>/dev/null | gzip -5"), None, 10).map_err(ssh_err(vm))?;
+    let scratch = tempfile::tempdir_in(dir).map_err(|source| GuestError::Io {
+        action: "create a directory in",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut untar = std::process::Command::new("tar")
+        .args(["-xzf", "-", "-C"])
+        .arg(scratch.path())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| GuestError::Io { action: "run tar for", path: dir.to_owned(), source })?;
+    if let Some(mut stdin) = untar.stdin.take() {
+        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(|source| GuestError::Io {
+            action: "extract into",
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let out = untar.wait_with_output().map_err(|source| GuestError::Io {
+        action: "extract into",
+        path: dir.to_owned(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(GuestError::Collect {
+            vm: vm.into(),
+            reason: format!("tar: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
+    }
+    for p in present {
+        let from = scratch.path().join(p.trim_start_matches('/'));
+        let to = artifact_dest(dir, vm, p);
+        std::fs::rename(&from, &to).map_err(|source| GuestError::Io { action: "move", path: from.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// `lago deploy`: each VM's deploy scripts in order, VMs in parallel.
+pub fn deploy(env: &Env, reporter: &dyn Reporter) -> Result<(), GuestError> {
+    let scripts: Vec<(String, Vec<PathBuf>)> = env
+        .vms
+        .iter()
+        .map(|vm| {
+            let spec = crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{}", vm.name))).ok();
+            let list = spec
+                .and_then(|s| s.pointer("/metadata/deploy-scripts").and_then(|a| a.as_array()).cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| p.as_str())
+                .map(|p| PathBuf::from(p.replace("$LAGO_PREFIX_PATH", &env.prefix.path.display().to_string())))
+                .collect();
+            (vm.name.clone(), list)
+        })
+        .collect();
+    task(reporter, "Deploy environment", || {
+        let results: Vec<Result<(), GuestError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = scripts
+                .iter()
+                .filter(|(_, list)| !list.is_empty())
+                .map(|(vm, list)| {
+                    s.spawn(move || {
+                        let t = env.ssh_target(vm)?;
+                        for script in list {
+                            let data = std::fs::read(script).map_err(|source| GuestError::Io { action: "read", path: script.clone(), source })?;
+                            let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                            let st: CommandStatus = t.exec_line("if command -v bash >/dev/null 2>&1; then exec bash -s; else exec sh -s; fi", Some(&data), 10).map_err(ssh_err(vm))?;
+                            tracing::debug!(vm, script = %name, code = st.code, "deploy script output:\n{}{}", st.stdout(), String::from_utf8_lossy(&st.err));
+                            if st.code != 0 {
+                                let output = format!("{}{}", st.stdout(), String::from_utf8_lossy(&st.err));
+                                return Err(GuestError::Deploy { script: name, vm: vm.clone(), code: st.code, output: output.trim_end().to_owned() });
+                            }
+                            reporter.note(&format!("{vm}: {name} done"));
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        });
+        results.into_iter().collect()
+    })
+}
+
+/// `lago shutdown [-r]`: ACPI power-off (waiting up to `timeout`), or a reboot from inside the
+/// guest followed by a wait for SSH.
+pub fn shutdown(
+    env: &Env,
+    names: &[String],
+    reboot: bool,
+    timeout: Duration,
+    reporter: &dyn Reporter,
+) -> Result<(), GuestError> {
+    let targets: Vec<String> = env.select(names)?.iter().map(|v| v.name.clone()).collect();
+    let running = env.running();
+    let title = if reboot { "Reboot VMs" } else { "Shutdown VMs" };
+    task(reporter, title, || {
+        let mut rebooted = Vec::new();
+        for vm in targets.iter().filter(|v| running.contains(v)) {
+            if reboot {
+                let t = env.ssh_target(vm)?;
+                let boot_id =
+                    t.exec_line("cat /proc/sys/kernel/random/boot_id", None, 10).map_err(ssh_err(vm))?.stdout();
+                let _ = t.exec_line("reboot", None, 10);
+                t.close();
+                rebooted.push((vm.clone(), t, boot_id));
+                continue;
+            }
+            let (qmp, pid_file, _) = vm_paths(&env.prefix.path, vm);
+            if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(5)) {
+                let _ = q.execute("system_powerdown", None);
+            }
+            let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+            let deadline = Instant::now() + timeout;
+            while pid.is_some_and(|p| crate::prefix::process_names(p, &env.prefix.path)) {
+                if Instant::now() > deadline {
+                    return Err(GuestError::Shutdown { vm: vm.clone(), secs: timeout.as_secs() });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            reporter.note(&format!("{vm}: powered off"));
+        }
+        if reboot {
+            // Back when SSH answers from a new boot (the kernel's boot id changed).
+            let names: Vec<String> = rebooted.iter().map(|(vm, _, _)| vm.clone()).collect();
+            let deadline = Instant::now() + timeout;
+            for (vm, t, old_id) in &rebooted {
+                loop {
+                    env.wait_ready(std::slice::from_ref(vm), reporter)?;
+                    if t.exec_line("cat /proc/sys/kernel/random/boot_id", None, 5)
+                        .is_ok_and(|st| st.code == 0 && st.stdout() != *old_id)
+                    {
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(GuestError::Shutdown { vm: vm.clone(), secs: timeout.as_secs() });
+                    }
+                    t.close();
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            reporter.note(&format!("rebooted: {}", names.join(", ")));
+        } else {
+            env.stop(names, reporter)?;
+        }
+        Ok(())
+    })
+}
