@@ -143,6 +143,7 @@ pub(crate) enum Verb {
     CopyFromVm(commands::vm::CopyFromArgs),
     Collect(commands::vm::CollectArgs),
     Deploy(commands::vm::DeployArgs),
+    Console(commands::vm::ConsoleArgs),
     List(commands::workdir::ListArgs),
     SetCurrent(commands::workdir::SetCurrentArgs),
     GenerateConfig(commands::generate_config::GenerateConfigArgs),

@@ -391,3 +391,64 @@ pub fn release_leases(prefix: &Prefix, lease_dir: &std::path::Path) -> Result<()
     }
     Ok(())
 }
+
+/// One VM of an environment (the SDK's `Vm`).
+pub struct Vm<'a> {
+    env: &'a Env,
+    /// The VM as persisted.
+    pub record: &'a VmRecord,
+}
+
+impl Env {
+    /// The VM called `name`.
+    pub fn vm(&self, name: &str) -> Result<Vm<'_>, EnvError> {
+        Ok(Vm { env: self, record: self.select(&[name.to_owned()])?[0] })
+    }
+
+    /// Every VM, in `virt/env` order.
+    pub fn all_vms(&self) -> Vec<Vm<'_>> {
+        self.vms.iter().map(|record| Vm { env: self, record }).collect()
+    }
+}
+
+impl Vm<'_> {
+    /// Name.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Address on the management network.
+    pub fn ip(&self) -> Option<std::net::Ipv4Addr> {
+        self.record.ip()
+    }
+
+    /// `running` or `down`.
+    pub fn state(&self) -> &'static str {
+        self.env.state(&self.record.name)
+    }
+
+    /// Starts this VM (and waits for SSH).
+    pub fn start(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        self.env.start(std::slice::from_ref(&self.record.name), reporter)
+    }
+
+    /// Powers this VM off.
+    pub fn stop(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        self.env.stop(std::slice::from_ref(&self.record.name), reporter)
+    }
+
+    /// Runs `argv` in the VM (arguments are passed as they are, quoted for the guest's shell).
+    pub fn ssh(&self, argv: &[&str]) -> Result<CommandStatus, EnvError> {
+        self.env.ssh(&self.record.name, argv)
+    }
+
+    /// Copies a local file or directory into the VM.
+    pub fn copy_to(&self, local: &std::path::Path, remote: &str) -> Result<(), crate::guest::GuestError> {
+        crate::guest::copy_to(self.env, &self.record.name, local, remote)
+    }
+
+    /// Copies a file or directory out of the VM.
+    pub fn copy_from(&self, remote: &str, local: &std::path::Path) -> Result<(), crate::guest::GuestError> {
+        crate::guest::copy_from(self.env, &self.record.name, remote, local)
+    }
+}

@@ -19,6 +19,7 @@ pub mod provider;
 pub mod qmp;
 pub mod report;
 pub mod runtime;
+pub mod sdk;
 pub mod spec;
 pub mod ssh;
 pub mod status;

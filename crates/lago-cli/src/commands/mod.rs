@@ -31,6 +31,7 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::CopyFromVm(a) => vm::cmd_copy_from(ctx, a),
         Verb::Collect(a) => vm::cmd_collect(ctx, a),
         Verb::Deploy(a) => vm::cmd_deploy(ctx, a),
+        Verb::Console(a) => vm::cmd_console(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
         Verb::External(args) => plugin::cmd_plugin(ctx, args),

@@ -31,6 +31,11 @@ struct Lab {
 
 impl Lab {
     fn new() -> Self {
+        Self::sharing_leases(None)
+    }
+
+    /// A lab whose leases live in `leases` (another lab's, to act as one host).
+    fn sharing_leases(leases: Option<&Path>) -> Self {
         let repo = tiny_repo();
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("LagoInitFile"), INIT).unwrap();
@@ -41,7 +46,10 @@ impl Lab {
             ("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string()),
             ("LAGO_ACCEL", "tcg".into()),
             ("LAGO_VM_OUTBOUND", "false".into()),
-            ("LAGO_LEASE_DIR", home.path().join("leases").display().to_string()),
+            (
+                "LAGO_LEASE_DIR",
+                leases.map(Path::to_path_buf).unwrap_or_else(|| home.path().join("leases")).display().to_string(),
+            ),
         ];
         Self { home, env }
     }
@@ -180,6 +188,46 @@ fn three_vms_two_networks_lifecycle() {
     lab.ok(&["shutdown", "-r", "vm02"]);
     assert_ne!(lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1, before);
 
+    // The serial console: a getty answers on it; Ctrl-] leaves.
+    {
+        use std::io::{Read, Write};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lago"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", lab.home.path())
+            .current_dir(lab.home.path());
+        for (k, v) in &lab.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .args(["console", "vm01"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&seen).contains("login:") {
+                    break;
+                }
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"\n").unwrap();
+        let seen = reader.join().unwrap();
+        assert!(seen.contains("login:"), "{seen}");
+        stdin.write_all(&[0x1d]).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+
     // Destroy leaves no process, socket, lease or directory.
     lab.ok(&["destroy", "--yes"]);
     assert!(!prefix.exists());
@@ -192,4 +240,21 @@ fn three_vms_two_networks_lifecycle() {
         .filter(|n| n.ends_with(".lease"))
         .collect();
     assert_eq!(leases, Vec::<String>::new());
+}
+
+#[test]
+fn two_environments_side_by_side_do_not_see_each_other() {
+    let a = Lab::new();
+    let b = Lab::sharing_leases(Some(&a.home.path().join("leases")));
+    // Both use 192.168.200.0/24; each has its own segment.
+    std::fs::write(a.home.path().join("LagoInitFile"), "domains:\n  vm01: {memory: 256, nics: [{net: lab}], disks: [{template_name: tiny, type: template, name: root}]}\nnets:\n  lab: {}\n").unwrap();
+    std::fs::write(b.home.path().join("LagoInitFile"), "domains:\n  other: {memory: 256, nics: [{net: lab, ip: 192.168.200.3}], disks: [{template_name: tiny, type: template, name: root}]}\nnets:\n  lab: {}\n").unwrap();
+    a.ok(&["init"]);
+    b.ok(&["init"]);
+    a.ok(&["start"]);
+    b.ok(&["start"]);
+    let ports = |lab: &Lab| std::fs::read_to_string(lab.home.path().join(".lago/default/run/state.json")).unwrap();
+    assert_ne!(ports(&a), ports(&b));
+    assert_eq!(a.shell("vm01", "ping -c 2 -W 2 192.168.200.3 >/dev/null; echo $?").1, "1");
+    assert_eq!(b.shell("other", "ping -c 2 -W 2 192.168.200.2 >/dev/null; echo $?").1, "1");
 }

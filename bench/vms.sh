@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Benchmark of real VMs (tiny template, TCG): prints, in one run,
+#   - raw qemu booting the tiny disk to SSH (the floor),
+#   - `lago start` of 1 VM to SSH ready (target <= 1.15x the floor),
+#   - `lago start` of 3 VMs (target <= 1.6x one VM on 2 cores),
+#   - `lago status` with 3 VMs running (target < 50 ms),
+#   - a warm SSH round trip over the reused connection, as `Vm::ssh` does (target < 50 ms),
+#   - `lago destroy` of 3 running VMs.
+# Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
+lago="$repo/target/release/lago"
+work="$(mktemp -d /tmp/lago-bench-vms.XXXXXX)"
+cleanup() { (cd "$work/one" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; (cd "$work/three" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; [ -n "${raw_pid:-}" ] && kill "$raw_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
+export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+"$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# The floor: qemu alone, same devices, no lago.
+mkdir -p "$work/one" "$work/three"
+cat > "$work/one/LagoInitFile" <<'YAML'
+domains:
+  vm01: {memory: 256, vcpu: 1, nics: [{net: n}], disks: [{template_name: tiny, type: template, name: root}]}
+nets:
+  n: {}
+YAML
+cd "$work/one" && "$lago" --loglevel error init
+p="$work/one/.lago/default"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+t0=$(now)
+qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
+  -drive file="$p/images/vm01_root.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
+  -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= &
+raw_pid=$!
+until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
+floor=$(secs "$t0" "$(now)")
+kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""
+echo "raw qemu, tiny to SSH:          ${floor} s"
+
+t0=$(now); "$lago" --loglevel error start; one=$(secs "$t0" "$(now)")
+echo "lago start, 1 VM, to SSH:       ${one} s ($(awk -v a="$one" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')x the floor)"
+"$lago" destroy -y >/dev/null 2>&1
+
+cat > "$work/three/LagoInitFile" <<'YAML'
+base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
+domains:
+  vm01: {<<: *base, nics: [{net: n}]}
+  vm02: {<<: *base, nics: [{net: n}]}
+  vm03: {<<: *base, nics: [{net: n}]}
+nets:
+  n: {}
+YAML
+cd "$work/three" && "$lago" --loglevel error init
+t0=$(now); "$lago" --loglevel error start; three=$(secs "$t0" "$(now)")
+echo "lago start, 3 VMs, to SSH:      ${three} s ($(awk -v a="$three" -v b="$one" 'BEGIN { printf "%.2f", a / b }')x one VM)"
+
+runs=20
+t0=$(now); for _ in $(seq $runs); do "$lago" status >/dev/null; done
+echo "lago status, 3 VMs running:     $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
+
+p="$work/three/.lago/default"
+port=$(python3 -c "import json; print(json.load(open('$p/run/state.json'))['ssh_ports']['vm01'])")
+ssh_cmd=(ssh -o BatchMode=yes -o LogLevel=ERROR -o UserKnownHostsFile="$p/known_hosts" -o HostKeyAlias=vm01 -o ControlMaster=auto -o ControlPath="$p/run/vm01.ssh" -o ControlPersist=120 -i "$p/id_rsa" -p "$port" root@127.0.0.1)
+"${ssh_cmd[@]}" true
+t0=$(now); for _ in $(seq $runs); do "${ssh_cmd[@]}" true; done
+echo "warm SSH round trip (reused):   $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
+
+t0=$(now); "$lago" destroy -y >/dev/null 2>&1
+echo "lago destroy, 3 running VMs:    $(secs "$t0" "$(now)") s"
