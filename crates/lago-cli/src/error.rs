@@ -60,7 +60,7 @@ impl From<lago::init::InitError> for CliError {
 impl From<lago::workdir::WorkdirError> for CliError {
     fn from(e: lago::workdir::WorkdirError) -> Self {
         match e {
-            lago::workdir::WorkdirError::Io { .. } => CliError::internal(e),
+            lago::workdir::WorkdirError::Io(_) => CliError::internal(e),
             lago::workdir::WorkdirError::NotFound { .. } => {
                 CliError::user(e).hint("run `lago init` first, or point `--workdir-path` at a workdir")
             }

@@ -64,17 +64,9 @@ pub enum GuestError {
         /// The limit.
         secs: u64,
     },
-    /// A local file operation failed.
-    #[error("Cannot {action} {path}")]
-    Io {
-        /// What.
-        action: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::pathio::PathError),
 }
 
 fn ssh_err(vm: &str) -> impl FnOnce(std::io::Error) -> GuestError {
@@ -121,13 +113,13 @@ pub fn artifact_dest(dir: &Path, vm: &str, guest_path: &str) -> PathBuf {
 pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) -> Result<(), GuestError> {
     if dir.exists() {
         let rotated = PathBuf::from(format!("{}.{}", dir.display(), chrono::Local::now().format("%Y-%m-%d_%H:%M:%S")));
-        std::fs::rename(dir, &rotated).map_err(|source| GuestError::Io {
-            action: "rotate",
-            path: dir.to_owned(),
-            source,
+        std::fs::rename(dir, &rotated).map_err(|source| {
+            GuestError::Io(crate::pathio::PathError { action: "rotate", path: dir.to_owned(), source })
         })?;
     }
-    std::fs::create_dir_all(dir).map_err(|source| GuestError::Io { action: "create", path: dir.to_owned(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| {
+        GuestError::Io(crate::pathio::PathError { action: "create", path: dir.to_owned(), source })
+    })?;
     let artifacts: Vec<(String, Vec<String>)> = env
         .vms
         .iter()
@@ -164,10 +156,8 @@ fn collect_vm(
     reporter: &dyn Reporter,
 ) -> Result<(), GuestError> {
     let vm_dir = dir.join(vm);
-    std::fs::create_dir_all(&vm_dir).map_err(|source| GuestError::Io {
-        action: "create",
-        path: vm_dir.clone(),
-        source,
+    std::fs::create_dir_all(&vm_dir).map_err(|source| {
+        GuestError::Io(crate::pathio::PathError { action: "create", path: vm_dir.clone(), source })
     })?;
     if paths.is_empty() {
         return Ok(());
@@ -189,10 +179,8 @@ fn collect_vm(
     }
     let list = present.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
     let tarball = t.exec_line(&format!("tar -chf - {list} 2>/dev/null | gzip -5"), None, 10).map_err(ssh_err(vm))?;
-    let scratch = tempfile::tempdir_in(dir).map_err(|source| GuestError::Io {
-        action: "create a directory in",
-        path: dir.to_owned(),
-        source,
+    let scratch = tempfile::tempdir_in(dir).map_err(|source| {
+        GuestError::Io(crate::pathio::PathError { action: "create a directory in", path: dir.to_owned(), source })
     })?;
     let mut untar = std::process::Command::new("tar")
         .args(["-xzf", "-", "-C"])
@@ -200,18 +188,16 @@ fn collect_vm(
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|source| GuestError::Io { action: "run tar for", path: dir.to_owned(), source })?;
+        .map_err(|source| {
+            GuestError::Io(crate::pathio::PathError { action: "run tar for", path: dir.to_owned(), source })
+        })?;
     if let Some(mut stdin) = untar.stdin.take() {
-        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(|source| GuestError::Io {
-            action: "extract into",
-            path: dir.to_owned(),
-            source,
+        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(|source| {
+            GuestError::Io(crate::pathio::PathError { action: "extract into", path: dir.to_owned(), source })
         })?;
     }
-    let out = untar.wait_with_output().map_err(|source| GuestError::Io {
-        action: "extract into",
-        path: dir.to_owned(),
-        source,
+    let out = untar.wait_with_output().map_err(|source| {
+        GuestError::Io(crate::pathio::PathError { action: "extract into", path: dir.to_owned(), source })
     })?;
     if !out.status.success() {
         return Err(GuestError::Collect {
@@ -222,7 +208,9 @@ fn collect_vm(
     for p in present {
         let from = scratch.path().join(p.trim_start_matches('/'));
         let to = artifact_dest(dir, vm, p);
-        std::fs::rename(&from, &to).map_err(|source| GuestError::Io { action: "move", path: from.clone(), source })?;
+        std::fs::rename(&from, &to).map_err(|source| {
+            GuestError::Io(crate::pathio::PathError { action: "move", path: from.clone(), source })
+        })?;
     }
     Ok(())
 }
@@ -253,7 +241,7 @@ pub fn deploy(env: &Env, reporter: &dyn Reporter) -> Result<(), GuestError> {
                     s.spawn(move || {
                         let t = env.ssh_target(vm)?;
                         for script in list {
-                            let data = std::fs::read(script).map_err(|source| GuestError::Io { action: "read", path: script.clone(), source })?;
+                            let data = std::fs::read(script).map_err(|source| GuestError::Io(crate::pathio::PathError { action: "read", path: script.clone(), source }))?;
                             let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                             let st: CommandStatus = t.exec_line("if command -v bash >/dev/null 2>&1; then exec bash -s; else exec sh -s; fi", Some(&data), 10).map_err(ssh_err(vm))?;
                             tracing::debug!(vm, script = %name, code = st.code, "deploy script output:\n{}{}", st.stdout(), String::from_utf8_lossy(&st.err));

@@ -155,7 +155,7 @@ impl InitError {
     pub fn is_user_error(&self) -> bool {
         match self {
             InitError::Spec(_) | InitError::Repo { .. } | InitError::NoRepo => true,
-            InitError::Workdir(e) => !matches!(e, WorkdirError::Io { .. }),
+            InitError::Workdir(e) => !matches!(e, WorkdirError::Io(_)),
             InitError::Failed { source, .. } => source.is_user_error(),
             InitError::Store(StoreError::HashMismatch { .. } | StoreError::NoHash { .. }) => true,
             _ => false,

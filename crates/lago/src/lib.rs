@@ -12,6 +12,7 @@ pub mod image;
 pub mod init;
 pub mod logfile;
 pub mod output;
+pub mod pathio;
 pub mod plan;
 pub mod prefix;
 pub mod process;

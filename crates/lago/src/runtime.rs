@@ -19,17 +19,9 @@ pub const SEGMENT_PORTS: std::ops::RangeInclusive<u16> = 40000..=49999;
 /// Problems with runtime state or leases.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// A file could not be read or written.
-    #[error("Cannot {action} {path}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::pathio::PathError),
     /// The state file is from a newer lago.
     #[error(
         "{path} was written by a newer lago (state version {found}, this lago knows {STATE_VERSION}); upgrade lago"
@@ -62,10 +54,7 @@ pub enum RuntimeError {
     },
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RuntimeError {
-    let path = path.to_owned();
-    move |source| RuntimeError::Io { action, path, source }
-}
+use crate::pathio::at as io;
 
 /// What runs, per VM and per network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +78,7 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State { version: STATE_VERSION, ..State::default() });
             }
-            Err(e) => return Err(io("read", &path)(e)),
+            Err(e) => return Err(io("read", &path)(e).into()),
         };
         let state: State = serde_json::from_str(&text)
             .map_err(|e| RuntimeError::Corrupt { path: path.clone(), reason: e.to_string() })?;

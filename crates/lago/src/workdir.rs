@@ -52,17 +52,9 @@ pub enum WorkdirError {
         /// The workdir.
         workdir: PathBuf,
     },
-    /// A filesystem operation failed.
-    #[error("Cannot {action} {path}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::pathio::PathError),
 }
 
 fn candidates_line(c: &[PathBuf]) -> String {
@@ -78,8 +70,8 @@ fn candidates_line(c: &[PathBuf]) -> String {
 
 /// Attaches a path to an I/O error.
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WorkdirError {
-    let path = path.to_owned();
-    move |source| WorkdirError::Io { action, path, source }
+    let f = crate::pathio::at(action, path);
+    move |source| WorkdirError::Io(f(source))
 }
 
 /// A workdir on disk.

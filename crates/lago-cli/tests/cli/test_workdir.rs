@@ -56,23 +56,20 @@ fn destroy_asks_and_refuses_without_an_answer() {
     let out = env.command(&env.work(), &["destroy"]).stdin(std::process::Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(env.work().join(".lago/default").exists());
-    let mut child = env
-        .command(&env.work(), &["destroy"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"n\n").unwrap();
-    assert!(child.wait().unwrap().success());
+    // Answers the prompt with `input`.
+    let answer = |input: &[u8]| {
+        let mut child = env
+            .command(&env.work(), &["destroy"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input).unwrap();
+        child.wait().unwrap()
+    };
+    assert!(answer(b"n\n").success());
     assert!(env.work().join(".lago/default").exists());
-    let mut child = env
-        .command(&env.work(), &["destroy"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\n").unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(answer(b"\n").success());
     assert!(!env.work().join(".lago").exists());
 }
 

@@ -116,8 +116,10 @@ fn three_vms_two_networks_lifecycle() {
     assert_eq!(lab.shell("vm02", "ping -c 1 -W 5 192.168.200.2 >/dev/null && echo ok").1, "ok");
     assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02.lab.test >/dev/null && echo ok").1, "ok");
     assert_ne!(lab.shell("vm01", "ping -c 1 -W 2 vm03").0, 0);
-    // Exit codes come back.
+    // Exit codes come back; a local script file runs in the VM.
     assert_eq!(lab.shell("vm02", "exit 7").0, 7);
+    std::fs::write(lab.home.path().join("probe.sh"), "echo from-script $(hostname)\nexit 4\n").unwrap();
+    assert_eq!(lab.shell("vm02", "probe.sh"), (4, "from-script vm02".into()));
 
     // Stop and start one VM.
     lab.ok(&["stop", "vm02"]);

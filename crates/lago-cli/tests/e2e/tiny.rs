@@ -88,20 +88,23 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// OpenSSH client options for a throwaway guest.
+const CLIENT_OPTIONS: [&str; 9] = [
+    "-q",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "ConnectTimeout=2",
+];
+
 fn ssh(key: &Path, port: u16, cmd: &str) -> std::process::Output {
     Command::new("ssh")
-        .args([
-            "-q",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "ConnectTimeout=2",
-            "-i",
-        ])
+        .args(CLIENT_OPTIONS)
+        .args(["-i"])
         .arg(key)
         .args(["-p", &port.to_string(), "root@127.0.0.1", cmd])
         .stdin(Stdio::null())
@@ -231,16 +234,8 @@ fn tiny_boots_from_disk_and_applies_the_seed() {
     let local = home.path().join("payload");
     std::fs::write(&local, "payload\n").unwrap();
     let scp = Command::new("scp")
-        .args([
-            "-q",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-i",
-        ])
+        .args(CLIENT_OPTIONS)
+        .arg("-i")
         .arg(&key)
         .args(["-P", &port.to_string()])
         .arg(&local)

@@ -92,25 +92,14 @@ pub enum BuildError {
         source: ProcessError,
     },
     /// A file operation failed.
-    #[error("Cannot {action} {path}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::pathio::PathError),
     /// Something expected in the packages is missing.
     #[error("{0}")]
     Missing(String),
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
-    let path = path.to_owned();
-    move |source| BuildError::Io { action, path, source }
-}
+use crate::pathio::at as io;
 
 /// What to build and where.
 #[derive(Debug, Clone)]
@@ -160,7 +149,7 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
                     .run(&Invocation::new("dpkg-deb").arg("-x").arg(deb).arg(&pkgs))
                     .map_err(|source| BuildError::Tool { step: format!("extract {}", deb.display()), source })?;
             }
-            Ok(())
+            Ok::<(), BuildError>(())
         })?;
         let kernel_version = only_entry(&pkgs.join("lib/modules"))?;
         let initrd = work.join("initrd.img");
@@ -259,11 +248,12 @@ fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), BuildError> 
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;
     }
     std::fs::write(path, content).map_err(io("write", path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io("chmod", path))?;
+    Ok(())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
-    let inv_err = |e| BuildError::Io { action: "copy", path: from.to_owned(), source: e };
+    let inv_err = |e| BuildError::Io(crate::pathio::PathError { action: "copy", path: from.to_owned(), source: e });
     for entry in std::fs::read_dir(from).map_err(io("read", from))? {
         let entry = entry.map_err(inv_err)?;
         let src = entry.path();
@@ -290,7 +280,8 @@ fn symlink(target: &str, link: &Path) -> Result<(), BuildError> {
     if link.symlink_metadata().is_ok() {
         return Ok(());
     }
-    std::os::unix::fs::symlink(target, link).map_err(io("link", link))
+    std::os::unix::fs::symlink(target, link).map_err(io("link", link))?;
+    Ok(())
 }
 
 fn assemble_rootfs(pkgs: &Path, root: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {
@@ -479,7 +470,7 @@ impl Modules {
 
     fn read(&self, m: &str) -> Result<Vec<u8>, BuildError> {
         let p = &self.index[m];
-        std::fs::read(p).map_err(io("read", p))
+        Ok(std::fs::read(p).map_err(io("read", p))?)
     }
 }
 
@@ -612,7 +603,13 @@ fn write_disk(
     {
         let mut part =
             Slice { file: file.try_clone().map_err(io("open", raw))?, start: BOOT_START, len: BOOT_SIZE, pos: 0 };
-        let fat_err = |e| BuildError::Io { action: "write the boot partition of", path: raw.to_owned(), source: e };
+        let fat_err = |e| {
+            BuildError::Io(crate::pathio::PathError {
+                action: "write the boot partition of",
+                path: raw.to_owned(),
+                source: e,
+            })
+        };
         fatfs::format_volume(
             &mut part,
             fatfs::FormatVolumeOptions::new()

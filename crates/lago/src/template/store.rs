@@ -21,17 +21,9 @@ use crate::report::Reporter;
 /// Problems of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A filesystem operation failed.
-    #[error("Cannot {action} {path}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// On what.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::pathio::PathError),
     /// Reading from the template's source failed.
     #[error("Cannot download template {name}")]
     Fetch {
@@ -88,10 +80,7 @@ pub struct Store {
     pub root: PathBuf,
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
-    let path = path.to_owned();
-    move |source| StoreError::Io { action, path, source }
-}
+use crate::pathio::at as io;
 
 /// sha1 of a file, hex.
 pub fn sha1_file(path: &Path) -> Result<String, StoreError> {
@@ -158,11 +147,10 @@ fn read_small(t: &ResolvedTemplate, suffix: &str, fetcher: &dyn Fetcher) -> Resu
     match open_variant(t, suffix, fetcher).map_err(fetch_err)? {
         Opened::Found(mut r, _) => {
             let mut s = String::new();
-            r.by_ref().take(1 << 20).read_to_string(&mut s).map_err(|e| StoreError::Io {
-                action: "read",
-                path: PathBuf::from(format!("{}{suffix}", t.handle)),
-                source: e,
-            })?;
+            r.by_ref()
+                .take(1 << 20)
+                .read_to_string(&mut s)
+                .map_err(io("read", Path::new(&format!("{}{suffix}", t.handle))))?;
             Ok(Some(s))
         }
         Opened::Absent(_) => Ok(None),
@@ -174,7 +162,9 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("write", path))?;
     tmp.write_all(data).map_err(io("write", path))?;
     tmp.as_file().sync_all().map_err(io("write", path))?;
-    tmp.persist(path).map_err(|e| StoreError::Io { action: "write", path: path.to_owned(), source: e.error })?;
+    tmp.persist(path).map_err(|e| {
+        StoreError::Io(crate::pathio::PathError { action: "write", path: path.to_owned(), source: e.error })
+    })?;
     Ok(())
 }
 
