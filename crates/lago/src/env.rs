@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::accel::Accel;
-use crate::prefix::{Prefix, PrefixError, process_names};
-use crate::provider::{LaunchContext, ProviderError, VmRecord, free_port, launch, tail_file, vm_paths};
-use crate::qmp::Qmp;
+use crate::prefix::{Prefix, PrefixError};
+use crate::provider::{LaunchContext, Provider, ProviderError, QemuProvider, VmRecord, free_port, tail_file, vm_paths};
 use crate::report::{Reporter, task};
 use crate::runtime::{Leases, RuntimeError, State};
 use crate::ssh::{CommandStatus, Target};
@@ -99,11 +98,17 @@ pub struct Env {
     /// Its networks: name and type.
     pub nets: Vec<(String, String)>,
     options: EnvOptions,
+    provider: Box<dyn Provider>,
 }
 
 impl Env {
-    /// Loads the environment of `prefix`.
+    /// Loads the environment of `prefix`, run by the qemu provider.
     pub fn load(prefix: Prefix, options: EnvOptions) -> Result<Self, EnvError> {
+        Self::with_provider(prefix, options, Box::new(QemuProvider))
+    }
+
+    /// Loads the environment of `prefix`, run by `provider`.
+    pub fn with_provider(prefix: Prefix, options: EnvOptions, provider: Box<dyn Provider>) -> Result<Self, EnvError> {
         let virt = prefix.virt_env()?;
         let mut vms = Vec::new();
         for (name, spec) in &virt.vms {
@@ -117,7 +122,7 @@ impl Env {
             .iter()
             .map(|(n, s)| (n.clone(), s.get("type").and_then(|t| t.as_str()).unwrap_or("nat").to_owned()))
             .collect();
-        Ok(Self { prefix, vms, nets, options })
+        Ok(Self { prefix, vms, nets, options, provider })
     }
 
     fn lock(&self) -> Result<File, EnvError> {
@@ -151,7 +156,7 @@ impl Env {
 
     /// Names of the VMs whose qemu runs.
     pub fn running(&self) -> Vec<String> {
-        self.prefix.processes().into_iter().map(|(n, _)| n).collect()
+        self.provider.running(&self.prefix.path)
     }
 
     /// `running` or `down`.
@@ -208,7 +213,7 @@ impl Env {
                             outbound,
                             index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
                         };
-                        match launch(vm, &ctx) {
+                        match self.provider.start(vm, &ctx) {
                             // `auto` means KVM only where it works: a qemu that dies at start-up
                             // under KVM (some hosts expose /dev/kvm but cannot run guests) is
                             // retried, and later VMs started, under TCG.
@@ -218,7 +223,7 @@ impl Env {
                                 let reason = log.lines().last().unwrap_or("").to_owned();
                                 reporter.warn(&format!("KVM is not usable on this host ({reason}); using TCG (set `accel = tcg` to skip KVM)"));
                                 accel = Accel::Tcg;
-                                launch(vm, &LaunchContext { accel, ..ctx.clone() })?;
+                                self.provider.start(vm, &LaunchContext { accel, ..ctx.clone() })?;
                             }
                             other => {
                                 other?;
@@ -262,11 +267,11 @@ impl Env {
                 .map(|vm| {
                     let target = self.target(vm, state);
                     s.spawn(move || {
-                        let (_, pid_file, console) = vm_paths(&self.prefix.path, &vm.name);
+                        let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
                         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
                         loop {
-                            match target.exec_line("true", None, 2) {
-                                Ok(st) if st.code == 0 => {
+                            match self.provider.probe(&target) {
+                                Ok(true) => {
                                     reporter.note(&format!(
                                         "{}: ssh ready ({:.1} s)",
                                         vm.name,
@@ -274,13 +279,10 @@ impl Env {
                                     ));
                                     return Ok(());
                                 }
-                                Ok(_) => {}
+                                Ok(false) => {}
                                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
                             }
-                            let alive = std::fs::read_to_string(&pid_file)
-                                .ok()
-                                .and_then(|p| p.trim().parse().ok())
-                                .is_some_and(|pid| process_names(pid, &self.prefix.path));
+                            let alive = self.provider.running(&self.prefix.path).contains(&vm.name);
                             if !alive {
                                 return Err(ProviderError::Died {
                                     vm: vm.name.clone(),
@@ -313,26 +315,9 @@ impl Env {
         task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&targets, &state, reporter))
     }
 
-    /// Powers off a VM at once (QMP `quit`, then SIGKILL) and removes its runtime files.
+    /// Powers off a VM at once and removes its runtime files.
     fn kill(&self, vm: &str) -> Result<(), EnvError> {
-        let (qmp, pid_file, _) = vm_paths(&self.prefix.path, vm);
-        let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
-        if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(2)) {
-            let _ = q.execute("quit", None);
-        }
-        if let Some(pid) = pid {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while process_names(pid, &self.prefix.path) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if process_names(pid, &self.prefix.path) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-        Target { prefix: self.prefix.path.clone(), vm: vm.to_owned(), user: String::new(), port: 0 }.close();
-        for f in [qmp, pid_file, self.prefix.join(&format!("run/{vm}.console"))] {
-            let _ = std::fs::remove_file(f);
-        }
+        self.provider.kill(&self.prefix.path, vm);
         Ok(())
     }
 
@@ -450,5 +435,96 @@ impl Vm<'_> {
     /// Copies a file or directory out of the VM.
     pub fn copy_from(&self, remote: &str, local: &std::path::Path) -> Result<(), crate::guest::GuestError> {
         crate::guest::copy_from(self.env, &self.record.name, remote, local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::report::NoopReporter;
+
+    /// A provider whose VMs "run" in memory; `never_ready` never answers SSH.
+    #[derive(Default)]
+    struct Calls {
+        running: Mutex<Vec<String>>,
+        started: Mutex<Vec<String>>,
+        killed: Mutex<Vec<String>>,
+    }
+
+    struct Fake {
+        calls: Arc<Calls>,
+        never_ready: &'static str,
+    }
+
+    impl Provider for Fake {
+        fn start(&self, vm: &VmRecord, _ctx: &LaunchContext) -> Result<(), ProviderError> {
+            self.calls.started.lock().unwrap().push(vm.name.clone());
+            self.calls.running.lock().unwrap().push(vm.name.clone());
+            Ok(())
+        }
+        fn running(&self, _prefix: &Path) -> Vec<String> {
+            self.calls.running.lock().unwrap().clone()
+        }
+        fn probe(&self, target: &Target) -> std::io::Result<bool> {
+            Ok(target.vm != self.never_ready)
+        }
+        fn kill(&self, _prefix: &Path, vm: &str) {
+            self.calls.killed.lock().unwrap().push(vm.to_owned());
+            self.calls.running.lock().unwrap().retain(|r| r != vm);
+        }
+    }
+
+    fn prefix_with_vms(dir: &Path, vms: &[&str]) -> Prefix {
+        let p = dir.join("p");
+        std::fs::create_dir_all(p.join("virt")).unwrap();
+        std::fs::write(p.join("uuid"), "0123456789abcdef0123456789abcdef").unwrap();
+        std::fs::write(p.join("virt/env"), serde_json::json!({"nets": ["n"], "vms": vms}).to_string()).unwrap();
+        std::fs::write(p.join("virt/net-n"), r#"{"name": "n", "type": "nat"}"#).unwrap();
+        for vm in vms {
+            let spec = serde_json::json!({"name": vm, "nics": [{"net": "n"}], "mgmt_net": "n", "boot_time_sec": 1});
+            std::fs::write(p.join(format!("virt/vm-{vm}")), spec.to_string()).unwrap();
+        }
+        Prefix::open(&p).unwrap()
+    }
+
+    fn env(dir: &Path, fake: Fake) -> Env {
+        let options = EnvOptions { accel: Accel::Tcg, vm_outbound: false, lease_dir: dir.join("leases") };
+        Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Box::new(fake)).unwrap()
+    }
+
+    #[test]
+    fn failed_start_rolls_back_only_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().push("vm00".into());
+        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "vm02" });
+        let err = env.start(&[], &NoopReporter).unwrap_err();
+        assert!(
+            matches!(err, EnvError::Qemu(ProviderError::SshTimeout { ref vm, secs: 1, .. }) if vm == "vm02"),
+            "{err}"
+        );
+        assert_eq!(*calls.started.lock().unwrap(), ["vm01", "vm02"], "vm00 was running already");
+        let mut killed = calls.killed.lock().unwrap().clone();
+        killed.sort();
+        assert_eq!(killed, ["vm01", "vm02"]);
+        assert_eq!(*calls.running.lock().unwrap(), ["vm00"]);
+        // Segments were leased once, for the environment's one network.
+        assert_eq!(State::load(&env.prefix.path).unwrap().nets.len(), 1);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_before_anything_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env(dir.path(), Fake { calls: Arc::default(), never_ready: "" });
+        let err = env.start(&["vm01".into(), "nope".into()], &NoopReporter).unwrap_err();
+        assert_eq!(err.to_string(), "The following vms do not exist: nope (known: vm00, vm01, vm02)");
+        env.start(&["vm01".into()], &NoopReporter).unwrap();
+        assert_eq!(env.state("vm01"), "running");
+        assert_eq!(env.state("vm02"), "down");
+        env.stop(&[], &NoopReporter).unwrap();
+        assert_eq!(env.state("vm01"), "down");
     }
 }

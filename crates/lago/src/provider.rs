@@ -354,6 +354,60 @@ pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<u32, ProviderError> 
     }
 }
 
+/// What an environment needs from a VM provider (DESIGN §2). [`QemuProvider`] is the real one;
+/// tests drive the environment's orchestration (parallel start, rollback) with fakes.
+pub trait Provider: Send + Sync {
+    /// Starts the VM's process and returns once it runs (not yet booted).
+    fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError>;
+    /// Names of the VMs of `prefix` that run.
+    fn running(&self, prefix: &Path) -> Vec<String>;
+    /// One readiness check: whether the VM answers a command over SSH.
+    fn probe(&self, target: &crate::ssh::Target) -> std::io::Result<bool>;
+    /// Powers the VM off at once and removes its runtime files.
+    fn kill(&self, prefix: &Path, vm: &str);
+}
+
+/// The `local-qemu` provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QemuProvider;
+
+impl Provider for QemuProvider {
+    fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
+        launch(vm, ctx).map(|_| ())
+    }
+
+    fn running(&self, prefix: &Path) -> Vec<String> {
+        crate::prefix::Prefix { path: prefix.to_owned() }.processes().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn probe(&self, target: &crate::ssh::Target) -> std::io::Result<bool> {
+        Ok(target.exec_line("true", None, 2)?.code == 0)
+    }
+
+    /// QMP `quit`, then SIGKILL if qemu is still there after 5 s.
+    fn kill(&self, prefix: &Path, vm: &str) {
+        use crate::prefix::process_names;
+        let (qmp, pid_file, _) = vm_paths(prefix, vm);
+        let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+        if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(2)) {
+            let _ = q.execute("quit", None);
+        }
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while process_names(pid, prefix) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if process_names(pid, prefix) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        crate::ssh::Target { prefix: prefix.to_owned(), vm: vm.to_owned(), user: String::new(), port: 0 }.close();
+        for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console"))] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (for the SSH forward).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
