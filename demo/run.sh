@@ -17,7 +17,7 @@ cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
 lago="$repo/target/release/lago"
 
 work="$(mktemp -d /tmp/lago-demo.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+trap '(cd "$work" && "$lago" destroy --yes >/dev/null 2>&1) || true; rm -rf "$work"' EXIT
 cd "$work"
 
 # The `tiny` template, built from Debian packages into a local repository of the demo's own
@@ -34,7 +34,12 @@ base: &base
 domains:
   web:  {<<: *base, nics: [{net: front}]}
   app:  {<<: *base, nics: [{net: front}, {net: back, ip: 192.168.201.10}]}
-  db:   {<<: *base, nics: [{net: front}, {net: back}], disks: [{type: empty, name: data, size: 10G, dev: vda}]}
+  db:
+    <<: *base
+    nics: [{net: front}, {net: back}]
+    disks:
+      - {template_name: tiny, type: template, name: root, dev: vda}
+      - {type: empty, name: data, size: 10G, dev: vdb}
 nets:
   front: {management: true, dns_domain_name: demo.local}
   back: {}
