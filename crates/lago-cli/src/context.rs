@@ -92,18 +92,7 @@ impl Context {
 
     /// Provider settings from the configuration.
     pub(crate) fn env_options(&self) -> Result<lago::env::EnvOptions, CliError> {
-        let accel_value = self.config.lago("accel").unwrap_or("auto");
-        let accel = lago::accel::Accel::parse(accel_value).ok_or_else(|| {
-            CliError::user(format!("Config option `accel` is {accel_value:?}, expected auto, kvm or tcg"))
-        })?;
-        Ok(lago::env::EnvOptions {
-            accel,
-            vm_outbound: self.config.lago_bool("vm_outbound")?.unwrap_or(true),
-            lease_dir: self
-                .config
-                .path("lago", "lease_dir")
-                .unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
-        })
+        Ok(lago::env::EnvOptions::from_config(&self.config)?)
     }
 
     /// The environment of the prefix a verb works on.

@@ -314,6 +314,17 @@ impl Config {
             .transpose()
     }
 
+    /// `[lago] accel` (`auto` when unset).
+    pub fn accel(&self) -> Result<crate::accel::Accel, ConfigError> {
+        let value = self.lago("accel").unwrap_or("auto");
+        crate::accel::Accel::parse(value).ok_or_else(|| ConfigError::BadValue {
+            section: "lago".into(),
+            key: "accel".into(),
+            value: value.into(),
+            expected: "auto, kvm or tcg",
+        })
+    }
+
     /// A path-valued option, with `~` expanded.
     pub fn path(&self, section: &str, key: &str) -> Option<PathBuf> {
         self.get(section, key).map(expand_home)
@@ -472,6 +483,19 @@ mod tests {
         assert_eq!(cfg.lago("lease_dir"), Some("/st/lago/subnets"));
         // XDG_CONFIG_DIRS is in decreasing importance: /b is read before /a.
         assert_eq!(user.files[1..3], [PathBuf::from("/b/lago/lago.conf"), "/a/lago/lago.conf".into()]);
+    }
+
+    #[test]
+    fn accel_is_checked() {
+        let mut cfg = Config::load(&Sources::default()).unwrap();
+        assert_eq!(cfg.accel().unwrap(), crate::accel::Accel::Auto);
+        cfg.set("lago", "accel", "TCG");
+        assert_eq!(cfg.accel().unwrap(), crate::accel::Accel::Tcg);
+        cfg.set("lago", "accel", "hvf");
+        assert_eq!(
+            cfg.accel().unwrap_err().to_string(),
+            "Config option `accel` in section [lago] is \"hvf\", expected auto, kvm or tcg"
+        );
     }
 
     #[test]

@@ -89,6 +89,30 @@ pub struct EnvOptions {
     pub lease_dir: PathBuf,
 }
 
+/// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
+/// returns the first error; a panic in a thread is raised again in the caller.
+pub(crate) fn for_each_parallel<T: Sync, E: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let results: Vec<Result<(), E>> = std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|item| s.spawn(|| f(item))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    results.into_iter().collect()
+}
+
+impl EnvOptions {
+    /// The settings `config` gives (`accel`, `vm_outbound`, `lease_dir`).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            accel: config.accel()?,
+            vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
+            lease_dir: config.path("lago", "lease_dir").unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
+        })
+    }
+}
+
 /// An environment.
 pub struct Env {
     /// Its prefix.
@@ -261,51 +285,37 @@ impl Env {
 
     fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let t0 = Instant::now();
-        let results: Vec<Result<(), EnvError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = vms
-                .iter()
-                .map(|vm| {
-                    let target = self.target(vm, state);
-                    s.spawn(move || {
-                        let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
-                        let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
-                        loop {
-                            match self.provider.probe(&target) {
-                                Ok(true) => {
-                                    reporter.note(&format!(
-                                        "{}: ssh ready ({:.1} s)",
-                                        vm.name,
-                                        t0.elapsed().as_secs_f64()
-                                    ));
-                                    return Ok(());
-                                }
-                                Ok(false) => {}
-                                Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
-                            }
-                            let alive = self.provider.running(&self.prefix.path).contains(&vm.name);
-                            if !alive {
-                                return Err(ProviderError::Died {
-                                    vm: vm.name.clone(),
-                                    console: tail_file(&console, 20),
-                                }
-                                .into());
-                            }
-                            if Instant::now() > deadline {
-                                return Err(ProviderError::SshTimeout {
-                                    vm: vm.name.clone(),
-                                    secs: vm.boot_time_sec,
-                                    console: tail_file(&console, 20),
-                                }
-                                .into());
-                            }
-                            std::thread::sleep(Duration::from_millis(300));
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-        });
-        results.into_iter().collect()
+        for_each_parallel(vms, |vm| self.wait_one(vm, state, t0, reporter))
+    }
+
+    /// Waits until one VM answers SSH, its qemu dies, or its `boot_time_sec` is over.
+    fn wait_one(&self, vm: &VmRecord, state: &State, t0: Instant, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let target = self.target(vm, state);
+        let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
+        let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
+        loop {
+            match self.provider.probe(&target) {
+                Ok(true) => {
+                    reporter.note(&format!("{}: ssh ready ({:.1} s)", vm.name, t0.elapsed().as_secs_f64()));
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
+            }
+            let alive = self.provider.running(&self.prefix.path).contains(&vm.name);
+            if !alive {
+                return Err(ProviderError::Died { vm: vm.name.clone(), console: tail_file(&console, 20) }.into());
+            }
+            if Instant::now() > deadline {
+                return Err(ProviderError::SshTimeout {
+                    vm: vm.name.clone(),
+                    secs: vm.boot_time_sec,
+                    console: tail_file(&console, 20),
+                }
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// Waits until the named running VMs answer SSH (each within its `boot_time_sec`).

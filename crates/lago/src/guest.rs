@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::env::{Env, EnvError};
+use crate::env::{Env, EnvError, for_each_parallel};
+use crate::pathio::at;
 use crate::provider::vm_paths;
 use crate::qmp::Qmp;
 use crate::report::{Reporter, task};
@@ -113,13 +114,9 @@ pub fn artifact_dest(dir: &Path, vm: &str, guest_path: &str) -> PathBuf {
 pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) -> Result<(), GuestError> {
     if dir.exists() {
         let rotated = PathBuf::from(format!("{}.{}", dir.display(), chrono::Local::now().format("%Y-%m-%d_%H:%M:%S")));
-        std::fs::rename(dir, &rotated).map_err(|source| {
-            GuestError::Io(crate::pathio::PathError { action: "rotate", path: dir.to_owned(), source })
-        })?;
+        std::fs::rename(dir, &rotated).map_err(at("rotate", dir))?;
     }
-    std::fs::create_dir_all(dir).map_err(|source| {
-        GuestError::Io(crate::pathio::PathError { action: "create", path: dir.to_owned(), source })
-    })?;
+    std::fs::create_dir_all(dir).map_err(at("create", dir))?;
     let artifacts: Vec<(String, Vec<String>)> = env
         .vms
         .iter()
@@ -136,14 +133,7 @@ pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) ->
         })
         .collect();
     task(reporter, "Collect artifacts", || {
-        let results: Vec<Result<(), GuestError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = artifacts
-                .iter()
-                .map(|(vm, paths)| s.spawn(move || collect_vm(env, vm, paths, dir, no_skip, reporter)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        });
-        results.into_iter().collect()
+        for_each_parallel(&artifacts, |(vm, paths)| collect_vm(env, vm, paths, dir, no_skip, reporter))
     })
 }
 
@@ -156,9 +146,7 @@ fn collect_vm(
     reporter: &dyn Reporter,
 ) -> Result<(), GuestError> {
     let vm_dir = dir.join(vm);
-    std::fs::create_dir_all(&vm_dir).map_err(|source| {
-        GuestError::Io(crate::pathio::PathError { action: "create", path: vm_dir.clone(), source })
-    })?;
+    std::fs::create_dir_all(&vm_dir).map_err(at("create", &vm_dir))?;
     if paths.is_empty() {
         return Ok(());
     }
@@ -179,26 +167,18 @@ fn collect_vm(
     }
     let list = present.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
     let tarball = t.exec_line(&format!("tar -chf - {list} 2>/dev/null | gzip -5"), None, 10).map_err(ssh_err(vm))?;
-    let scratch = tempfile::tempdir_in(dir).map_err(|source| {
-        GuestError::Io(crate::pathio::PathError { action: "create a directory in", path: dir.to_owned(), source })
-    })?;
+    let scratch = tempfile::tempdir_in(dir).map_err(at("create a directory in", dir))?;
     let mut untar = std::process::Command::new("tar")
         .args(["-xzf", "-", "-C"])
         .arg(scratch.path())
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|source| {
-            GuestError::Io(crate::pathio::PathError { action: "run tar for", path: dir.to_owned(), source })
-        })?;
+        .map_err(at("run tar for", dir))?;
     if let Some(mut stdin) = untar.stdin.take() {
-        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(|source| {
-            GuestError::Io(crate::pathio::PathError { action: "extract into", path: dir.to_owned(), source })
-        })?;
+        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(at("extract into", dir))?;
     }
-    let out = untar.wait_with_output().map_err(|source| {
-        GuestError::Io(crate::pathio::PathError { action: "extract into", path: dir.to_owned(), source })
-    })?;
+    let out = untar.wait_with_output().map_err(at("extract into", dir))?;
     if !out.status.success() {
         return Err(GuestError::Collect {
             vm: vm.into(),
@@ -208,9 +188,7 @@ fn collect_vm(
     for p in present {
         let from = scratch.path().join(p.trim_start_matches('/'));
         let to = artifact_dest(dir, vm, p);
-        std::fs::rename(&from, &to).map_err(|source| {
-            GuestError::Io(crate::pathio::PathError { action: "move", path: from.clone(), source })
-        })?;
+        std::fs::rename(&from, &to).map_err(at("move", &from))?;
     }
     Ok(())
 }
@@ -232,33 +210,34 @@ pub fn deploy(env: &Env, reporter: &dyn Reporter) -> Result<(), GuestError> {
             (vm.name.clone(), list)
         })
         .collect();
+    let with_scripts: Vec<&(String, Vec<PathBuf>)> = scripts.iter().filter(|(_, list)| !list.is_empty()).collect();
     task(reporter, "Deploy environment", || {
-        let results: Vec<Result<(), GuestError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = scripts
-                .iter()
-                .filter(|(_, list)| !list.is_empty())
-                .map(|(vm, list)| {
-                    s.spawn(move || {
-                        let t = env.ssh_target(vm)?;
-                        for script in list {
-                            let data = std::fs::read(script).map_err(|source| GuestError::Io(crate::pathio::PathError { action: "read", path: script.clone(), source }))?;
-                            let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                            let st: CommandStatus = t.exec_line("if command -v bash >/dev/null 2>&1; then exec bash -s; else exec sh -s; fi", Some(&data), 10).map_err(ssh_err(vm))?;
-                            tracing::debug!(vm, script = %name, code = st.code, "deploy script output:\n{}{}", st.stdout(), String::from_utf8_lossy(&st.err));
-                            if st.code != 0 {
-                                let output = format!("{}{}", st.stdout(), String::from_utf8_lossy(&st.err));
-                                return Err(GuestError::Deploy { script: name, vm: vm.clone(), code: st.code, output: output.trim_end().to_owned() });
-                            }
-                            reporter.note(&format!("{vm}: {name} done"));
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-        });
-        results.into_iter().collect()
+        for_each_parallel(&with_scripts, |(vm, list)| deploy_vm(env, vm, list, reporter))
     })
+}
+
+/// Runs one VM's deploy scripts in order, stopping at the first that fails.
+fn deploy_vm(env: &Env, vm: &str, scripts: &[PathBuf], reporter: &dyn Reporter) -> Result<(), GuestError> {
+    let t = env.ssh_target(vm)?;
+    for script in scripts {
+        let data = std::fs::read(script).map_err(at("read", script))?;
+        let name = script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // The original ran `bash -s`; guests without bash get `sh -s`.
+        let shell = "if command -v bash >/dev/null 2>&1; then exec bash -s; else exec sh -s; fi";
+        let st: CommandStatus = t.exec_line(shell, Some(&data), 10).map_err(ssh_err(vm))?;
+        let output = format!("{}{}", st.stdout(), String::from_utf8_lossy(&st.err));
+        tracing::debug!(vm, script = %name, code = st.code, "deploy script output:\n{output}");
+        if st.code != 0 {
+            return Err(GuestError::Deploy {
+                script: name,
+                vm: vm.to_owned(),
+                code: st.code,
+                output: output.trim_end().to_owned(),
+            });
+        }
+        reporter.note(&format!("{vm}: {name} done"));
+    }
+    Ok(())
 }
 
 /// `lago shutdown [-r]`: ACPI power-off (waiting up to `timeout`), or a reboot from inside the

@@ -39,15 +39,6 @@ pub enum SdkError {
     Env(#[from] EnvError),
 }
 
-fn env_options(config: &Config) -> Result<EnvOptions, SdkError> {
-    let accel = config.lago("accel").and_then(crate::accel::Accel::parse).unwrap_or(crate::accel::Accel::Auto);
-    Ok(EnvOptions {
-        accel,
-        vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
-        lease_dir: config.path("lago", "lease_dir").unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
-    })
-}
-
 /// Creates the environment of `init_file` in `workdir` (prefix `default`) and loads it.
 pub fn init(init_file: &Path, workdir: &Path) -> Result<Env, SdkError> {
     let config = Config::load(&Sources::from_host())?;
@@ -64,12 +55,12 @@ pub fn init(init_file: &Path, workdir: &Path) -> Result<Env, SdkError> {
         template_store: config.path("init", "template_store").unwrap_or_default(),
         template_repos: config.path("init", "template_repos").unwrap_or_default(),
         defaults: config.plan_defaults(),
-        accel: config.lago("accel").and_then(crate::accel::Accel::parse).unwrap_or(crate::accel::Accel::Auto),
+        accel: config.accel()?,
         cwd,
     };
     let prefix =
         crate::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &HttpFetcher, reporter: &NoopReporter })?;
-    Ok(Env::load(crate::prefix::Prefix::open(&prefix).map_err(EnvError::from)?, env_options(&config)?)?)
+    Ok(Env::load(crate::prefix::Prefix::open(&prefix).map_err(EnvError::from)?, EnvOptions::from_config(&config)?)?)
 }
 
 /// Loads the current environment of an existing workdir.
@@ -77,5 +68,5 @@ pub fn load_env(workdir: &Path) -> Result<Env, SdkError> {
     let config = Config::load(&Sources::from_host())?;
     let wd = Workdir::load(workdir)?;
     let prefix = crate::prefix::Prefix::open(&wd.prefix_path(crate::workdir::CURRENT)?).map_err(EnvError::from)?;
-    Ok(Env::load(prefix, env_options(&config)?)?)
+    Ok(Env::load(prefix, EnvOptions::from_config(&config)?)?)
 }

@@ -1,6 +1,5 @@
 use std::path::PathBuf;
 
-use lago::accel::Accel;
 use lago::init::{Host, InitOptions, init};
 use lago::process::SystemRunner;
 use lago::template::HttpFetcher;
@@ -53,10 +52,7 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         .or_else(|| ctx.workdir_arg())
         .unwrap_or_else(|| ctx.cwd.join(lago::workdir::DEFAULT_WORKDIR));
     let cfg = &ctx.config;
-    let accel_value = cfg.lago("accel").unwrap_or("auto");
-    let accel = Accel::parse(accel_value).ok_or_else(|| {
-        CliError::user(format!("Config option `accel` is {accel_value:?}, expected auto, kvm or tcg"))
-    })?;
+    let accel = cfg.accel()?;
     let path_or = |flag: &Option<PathBuf>, key: &str| {
         flag.clone().map(|p| ctx.cwd.join(p)).or_else(|| cfg.path("init", key)).unwrap_or_default()
     };
