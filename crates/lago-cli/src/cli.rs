@@ -144,6 +144,11 @@ pub(crate) enum Verb {
     Collect(commands::vm::CollectArgs),
     Deploy(commands::vm::DeployArgs),
     Console(commands::vm::ConsoleArgs),
+    Snapshot(commands::snapshot::SnapshotArgs),
+    Revert(commands::snapshot::RevertArgs),
+    Export(commands::export::ExportArgs),
+    #[command(name = "ansible_hosts")]
+    AnsibleHosts(commands::ansible::AnsibleHostsArgs),
     List(commands::workdir::ListArgs),
     SetCurrent(commands::workdir::SetCurrentArgs),
     GenerateConfig(commands::generate_config::GenerateConfigArgs),

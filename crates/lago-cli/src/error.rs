@@ -110,3 +110,27 @@ impl From<lago::guest::GuestError> for CliError {
         }
     }
 }
+
+impl From<lago::snapshot::SnapshotError> for CliError {
+    fn from(e: lago::snapshot::SnapshotError) -> Self {
+        use lago::snapshot::SnapshotError as S;
+        match e {
+            S::Env(env) => env.into(),
+            S::InvalidName { .. } | S::Exists { .. } | S::Unknown { .. } | S::Unsupported { .. } => CliError::user(e),
+            _ => CliError::internal(e),
+        }
+    }
+}
+
+impl From<lago::export::ExportError> for CliError {
+    fn from(e: lago::export::ExportError) -> Self {
+        use lago::export::ExportError as X;
+        match e {
+            X::Env(env) => env.into(),
+            X::Prefix(p) => p.into(),
+            X::Running(_) => CliError::user(e).hint("stop them first with `lago stop`"),
+            X::NotLayered { .. } | X::Unsupported { .. } | X::Clash(_) => CliError::user(e),
+            _ => CliError::internal(e),
+        }
+    }
+}

@@ -39,7 +39,7 @@ pub enum EnvError {
         known: Vec<String>,
     },
     /// A VM is managed by a provider this build cannot run.
-    #[error("VM {vm} uses vm-provider {provider:?}, which this lago cannot run (known: local-qemu)")]
+    #[error("VM {vm} uses vm-provider {provider:?}, which this lago cannot run (known: local-qemu, ssh)")]
     Provider {
         /// The VM.
         vm: String,
@@ -149,7 +149,8 @@ impl Env {
         Ok(Self { prefix, vms, nets, options, provider })
     }
 
-    fn lock(&self) -> Result<File, EnvError> {
+    /// Takes the prefix lock (`run/lock`) for a change of the environment.
+    pub(crate) fn lock(&self) -> Result<File, EnvError> {
         let dir = self.prefix.join("run");
         let path = dir.join("lock");
         let _ = std::fs::create_dir_all(&dir);
@@ -178,9 +179,16 @@ impl Env {
         Ok(self.vms.iter().filter(|v| names.contains(&v.name)).collect())
     }
 
-    /// Names of the VMs whose qemu runs.
+    /// Names of the VMs that run: lago's VMs whose qemu runs, and the `ssh` provider's machines
+    /// that answer SSH.
     pub fn running(&self) -> Vec<String> {
-        self.provider.running(&self.prefix.path)
+        let mut names = self.provider.running(&self.prefix.path);
+        for vm in self.vms.iter().filter(|v| v.is_ssh()) {
+            if self.provider.probe(&ssh_provider_target(&self.prefix.path, vm)).unwrap_or(false) {
+                names.push(vm.name.clone());
+            }
+        }
+        names
     }
 
     /// `running` or `down`.
@@ -206,7 +214,7 @@ impl Env {
     pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
         for vm in &targets {
-            if let Some(p) = vm.vm_provider.as_deref().filter(|p| *p != "local-qemu") {
+            if let Some(p) = vm.vm_provider.as_deref().filter(|p| !crate::plan::VM_PROVIDERS.contains(p)) {
                 return Err(EnvError::Provider { vm: vm.name.clone(), provider: p.to_owned() });
             }
         }
@@ -216,6 +224,8 @@ impl Env {
             let mut state = State::load(&self.prefix.path)?;
             task(reporter, "Start nets", || self.ensure_segments(&mut state))?;
             let running = self.running();
+            // Machines of the `ssh` provider are not started: they only have to answer.
+            let (existing, targets): (Vec<&VmRecord>, Vec<&VmRecord>) = targets.into_iter().partition(|v| v.is_ssh());
             let to_start: Vec<&VmRecord> = targets.into_iter().filter(|v| !running.contains(&v.name)).collect();
             let env_id: String = self.prefix.uuid()?.chars().take(8).collect();
             let mut accel = self.options.accel.resolve();
@@ -262,7 +272,8 @@ impl Env {
             });
             state.save(&self.prefix.path)?;
             let ready = launched.and_then(|()| {
-                task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&started, &state, reporter))
+                let waiting: Vec<&VmRecord> = started.iter().chain(&existing).copied().collect();
+                task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
             if let Err(e) = ready {
                 for vm in &started {
@@ -275,12 +286,10 @@ impl Env {
     }
 
     fn target(&self, vm: &VmRecord, state: &State) -> Target {
-        Target {
-            prefix: self.prefix.path.clone(),
-            vm: vm.name.clone(),
-            user: vm.ssh_user.clone(),
-            port: state.ssh_ports.get(&vm.name).copied().unwrap_or(0),
+        if vm.is_ssh() {
+            return ssh_provider_target(&self.prefix.path, vm);
         }
+        Target::local(&self.prefix.path, &vm.name, &vm.ssh_user, state.ssh_ports.get(&vm.name).copied().unwrap_or(0))
     }
 
     fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
@@ -302,7 +311,7 @@ impl Env {
                 Ok(false) => {}
                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
             }
-            let alive = self.provider.running(&self.prefix.path).contains(&vm.name);
+            let alive = vm.is_ssh() || self.provider.running(&self.prefix.path).contains(&vm.name);
             if !alive {
                 return Err(ProviderError::Died { vm: vm.name.clone(), console: tail_file(&console, 20) }.into());
             }
@@ -326,7 +335,12 @@ impl Env {
     }
 
     /// Powers off a VM at once and removes its runtime files.
-    fn kill(&self, vm: &str) -> Result<(), EnvError> {
+    pub(crate) fn kill(&self, vm: &str) -> Result<(), EnvError> {
+        if let Some(record) = self.vms.iter().find(|v| v.name == vm && v.is_ssh()) {
+            // Not lago's machine: only the connection is closed.
+            ssh_provider_target(&self.prefix.path, record).close();
+            return Ok(());
+        }
         self.provider.kill(&self.prefix.path, vm);
         Ok(())
     }
@@ -373,6 +387,21 @@ impl Env {
         }
         self.prefix.remove(reporter)?;
         Ok(())
+    }
+}
+
+/// How to reach a machine of the `ssh` provider: `metadata.ssh-host` (default: the VM's
+/// management address), `metadata.ssh-port` (default 22), `metadata.ssh-key` (default: the
+/// environment's key).
+pub fn ssh_provider_target(prefix: &std::path::Path, vm: &VmRecord) -> Target {
+    let meta = |k: &str| vm.metadata.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+    Target {
+        prefix: prefix.to_owned(),
+        vm: vm.name.clone(),
+        user: vm.ssh_user.clone(),
+        port: meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22),
+        host: meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone()),
+        identity: meta("ssh-key").map(PathBuf::from),
     }
 }
 

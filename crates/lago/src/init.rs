@@ -108,6 +108,16 @@ pub enum InitError {
         /// Its backing file.
         backing: String,
     },
+    /// A qcow2 disk's backing file is missing and does not name a template version.
+    #[error(
+        "Backing file resolution of disk {disk} failed: backing file {backing} is missing and is not a lago image (<template>:<version>)"
+    )]
+    BadBacking {
+        /// The disk image.
+        disk: PathBuf,
+        /// Its backing file.
+        backing: String,
+    },
     /// Bootstrap material could not be written.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
@@ -154,7 +164,7 @@ impl InitError {
     /// Whether the failure is the user's input (exit code 2) rather than the host's.
     pub fn is_user_error(&self) -> bool {
         match self {
-            InitError::Spec(_) | InitError::Repo { .. } | InitError::NoRepo => true,
+            InitError::Spec(_) | InitError::Repo { .. } | InitError::NoRepo | InitError::BadBacking { .. } => true,
             InitError::Workdir(e) => !matches!(e, WorkdirError::Io(_)),
             InitError::Failed { source, .. } => source.is_user_error(),
             InitError::Store(StoreError::HashMismatch { .. } | StoreError::NoHash { .. }) => true,
@@ -359,6 +369,34 @@ fn load_repo(opts: &InitOptions) -> Result<Repository, InitError> {
     Err(InitError::NoRepo)
 }
 
+/// Makes the backing file of an exported layered disk available: a missing `<name>:<version>`
+/// beside the disk is fetched from the repository into the store and linked there (reference
+/// §4.5).
+fn resolve_parent(base: &Path, opts: &InitOptions, host: &Host<'_>, store: &Store) -> Result<(), InitError> {
+    let info = Images::new(host.runner).info(base).map_err(|source| InitError::Disk {
+        vm: "-".into(),
+        disk: base.display().to_string(),
+        source,
+    })?;
+    let Some(backing) = info.backing else { return Ok(()) };
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let path = dir.join(&backing);
+    if path.exists() {
+        return Ok(());
+    }
+    let bad = || InitError::BadBacking { disk: base.to_owned(), backing: backing.clone() };
+    let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
+    let (name, version) = file_name.split_once(':').ok_or_else(bad)?;
+    let repo = load_repo(opts)?;
+    let t = repo.resolve(name, Some(version)).map_err(|_| bad())?;
+    let st = task(host.reporter, &format!("Fetch base {file_name} of {}", base.display()), || {
+        store.ensure(&t, host.fetcher, host.runner, host.reporter)
+    })?;
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink(&st.path, &path).map_err(io_err("link", &path))?;
+    Ok(())
+}
+
 /// `*.json` and `repo.metadata` files under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -454,6 +492,7 @@ fn build_prefix(
                             }
                             (DiskType::Template, TemplateType::Qcow2) => {
                                 let base = resolve(disk.spec.path.as_deref().unwrap_or_default());
+                                resolve_parent(&base, opts, host, &store)?;
                                 images.create_overlay(&base, "qcow2", &in_staging).map_err(derr)
                             }
                             (DiskType::Empty, _) => images

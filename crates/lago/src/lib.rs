@@ -4,9 +4,11 @@
 //! layer over it. See `DESIGN.md` for the architecture.
 
 pub mod accel;
+pub mod ansible;
 pub mod bootstrap;
 pub mod config;
 pub mod env;
+pub mod export;
 pub mod guest;
 pub mod image;
 pub mod init;
@@ -21,6 +23,8 @@ pub mod qmp;
 pub mod report;
 pub mod runtime;
 pub mod sdk;
+pub mod service;
+pub mod snapshot;
 pub mod spec;
 pub mod ssh;
 pub mod status;

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::spec::{DiskSpec, DiskType, DomainSpec, Issue, NetType, Spec};
 
 /// VM providers this build can run.
-pub const VM_PROVIDERS: &[&str] = &["local-qemu"];
+pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh"];
 /// VM types this build knows.
 pub const VM_TYPES: &[&str] = &["default"];
 /// The third octets the original leased subnets from (192.168.200.0/24 – 192.168.255.0/24).

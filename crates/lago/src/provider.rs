@@ -2,7 +2,7 @@
 //!
 //! Each VM runs in its own process group with a QMP socket (`run/<vm>.qmp`), a pid file
 //! (`run/<vm>.pid`), its serial console logged to `logs/<vm>.console.log` and served on
-//! `run/<vm>.console`, and qemu's own messages in `logs/<vm>.qemu.log`. NICs join their
+//! `run/<vm>.console`, a qemu-guest-agent port on `run/<vm>.qga`, and qemu's own messages in `logs/<vm>.qemu.log`. NICs join their
 //! network's multicast segment on the loopback interface, in spec order; a last NIC on qemu's
 //! user-mode stack, the uplink, carries the SSH forward (127.0.0.1 only) and, for VMs on `nat`
 //! networks when `vm_outbound` is on, outbound access. [`qemu_argv`] is pure and
@@ -112,6 +112,12 @@ pub struct VmRecord {
     /// Provider.
     #[serde(rename = "vm-provider", default)]
     pub vm_provider: Option<String>,
+    /// `metadata` (the `ssh` provider reads `ssh-host`, `ssh-port`, `ssh-key` here).
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Service manager in the guest (`systemd`, `sysvinit`), detected when absent.
+    #[serde(default)]
+    pub service_provider: Option<String>,
 }
 
 fn default_memory() -> u64 {
@@ -168,6 +174,11 @@ fn default_format() -> String {
 }
 
 impl VmRecord {
+    /// Whether the VM is an existing machine driven over SSH (`vm-provider: ssh`).
+    pub fn is_ssh(&self) -> bool {
+        self.vm_provider.as_deref() == Some("ssh")
+    }
+
     /// The management address.
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
@@ -245,6 +256,15 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "chardev:console".into(),
     ]);
     a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    // The port qemu-guest-agent listens on, when the guest has one.
+    a.extend([
+        "-device".into(),
+        "virtio-serial-pci,id=vser0".into(),
+        "-chardev".into(),
+        format!("socket,id=qga,path={},server=on,wait=off", p(&format!("run/{}.qga", vm.name))),
+        "-device".into(),
+        "virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0".into(),
+    ]);
     let mut scsi = false;
     for (i, d) in vm.disks.iter().enumerate() {
         let file = d.path.replace("$LAGO_PREFIX_PATH", &ctx.prefix.display().to_string());
@@ -401,8 +421,8 @@ impl Provider for QemuProvider {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        crate::ssh::Target { prefix: prefix.to_owned(), vm: vm.to_owned(), user: String::new(), port: 0 }.close();
-        for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console"))] {
+        crate::ssh::Target::local(prefix, vm, "", 0).close();
+        for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console")), prefix.join(format!("run/{vm}.qga"))] {
             let _ = std::fs::remove_file(f);
         }
     }

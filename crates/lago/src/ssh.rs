@@ -32,8 +32,12 @@ pub struct Target {
     pub vm: String,
     /// User.
     pub user: String,
-    /// Forwarded port on 127.0.0.1.
+    /// Forwarded port on 127.0.0.1 (or the SSH port of `host`).
     pub port: u16,
+    /// Host to connect to: 127.0.0.1 for lago's VMs, the machine's address for the `ssh` provider.
+    pub host: String,
+    /// Private key; the prefix's `id_rsa` when `None`.
+    pub identity: Option<PathBuf>,
 }
 
 /// Quotes one argument for a POSIX shell.
@@ -43,6 +47,18 @@ pub fn quote(arg: &str) -> String {
 }
 
 impl Target {
+    /// A VM of lago's own, through its forwarded port on 127.0.0.1 with the prefix's key.
+    pub fn local(prefix: &Path, vm: &str, user: &str, port: u16) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            vm: vm.to_owned(),
+            user: user.to_owned(),
+            port,
+            host: "127.0.0.1".into(),
+            identity: None,
+        }
+    }
+
     fn control_path(&self) -> Option<PathBuf> {
         let p = self.prefix.join(format!("run/{}.ssh", self.vm));
         // Unix socket paths are limited to 108 bytes; beyond that, no connection reuse.
@@ -72,12 +88,13 @@ impl Target {
             opt(format!("ControlPath={}", cp.display()));
             opt("ControlPersist=120".into());
         }
-        o.extend(["-i".into(), self.prefix.join("id_rsa").display().to_string(), "-p".into(), self.port.to_string()]);
+        let key = self.identity.clone().unwrap_or_else(|| self.prefix.join("id_rsa"));
+        o.extend(["-i".into(), key.display().to_string(), "-p".into(), self.port.to_string()]);
         o
     }
 
     fn destination(&self) -> String {
-        format!("{}@127.0.0.1", self.user)
+        format!("{}@{}", self.user, self.host)
     }
 
     /// Runs `argv` in the VM (each argument quoted for the guest's shell) and collects its output.
@@ -159,7 +176,7 @@ pub fn close_all(prefix: &Path) {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "ssh") {
             let vm = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            Target { prefix: prefix.to_owned(), vm, user: "root".into(), port: 0 }.close();
+            Target::local(prefix, &vm, "root", 0).close();
         }
     }
 }
@@ -178,7 +195,7 @@ mod tests {
 
     #[test]
     fn interactive_argv_has_no_batch_mode() {
-        let t = Target { prefix: "/p".into(), vm: "vm01".into(), user: "root".into(), port: 2222 };
+        let t = Target::local(Path::new("/p"), "vm01", "root", 2222);
         let a = t.interactive_argv(Some("hostname -f"), true);
         assert!(!a.iter().any(|x| x == "BatchMode=yes"), "{a:?}");
         assert_eq!(&a[a.len() - 4..], ["-t", "root@127.0.0.1", "--", "hostname -f"]);

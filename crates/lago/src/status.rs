@@ -8,7 +8,15 @@ use crate::prefix::{Prefix, PrefixError};
 /// The status of a prefix, shaped like the original's `info_dict`.
 pub fn status(prefix: &Prefix) -> Result<Value, PrefixError> {
     let env = prefix.virt_env()?;
-    let running: Vec<String> = prefix.processes().into_iter().map(|(what, _)| what).collect();
+    let mut running: Vec<String> = prefix.processes().into_iter().map(|(what, _)| what).collect();
+    // Machines of the `ssh` provider run when they answer.
+    for (name, spec) in env.vms.iter().filter(|(_, s)| s.get("vm-provider").and_then(Value::as_str) == Some("ssh")) {
+        let Ok(vm) = serde_json::from_value::<crate::provider::VmRecord>(Value::Object(spec.clone())) else { continue };
+        let target = crate::env::ssh_provider_target(&prefix.path, &vm);
+        if target.exec_line("true", None, 2).is_ok_and(|st| st.code == 0) {
+            running.push(name.clone());
+        }
+    }
     let vm_running = |name: &str| running.iter().any(|r| r == name);
     let nets: Map<String, Value> = env
         .nets
@@ -49,7 +57,7 @@ pub fn status(prefix: &Prefix) -> Result<Value, PrefixError> {
                 .or_else(|| spec.get("ssh-password"))
                 .cloned()
                 .unwrap_or_else(|| json!(""));
-            let snapshots: Vec<&str> = spec.get("snapshots").and_then(Value::as_object).map(|s| s.keys().map(String::as_str).collect()).unwrap_or_default();
+            let snapshots = crate::snapshot::names_of(spec);
             let info = json!({
                 "distro": distro,
                 "root password": root_password,

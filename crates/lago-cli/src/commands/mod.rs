@@ -1,9 +1,12 @@
 //! One module per verb; `run` dispatches.
 
+pub(crate) mod ansible;
+pub(crate) mod export;
 pub(crate) mod generate_config;
 pub(crate) mod init;
 pub(crate) mod plugin;
 pub(crate) mod prefix;
+pub(crate) mod snapshot;
 pub(crate) mod status;
 pub(crate) mod template;
 pub(crate) mod vm;
@@ -32,6 +35,10 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::Collect(a) => vm::cmd_collect(ctx, a),
         Verb::Deploy(a) => vm::cmd_deploy(ctx, a),
         Verb::Console(a) => vm::cmd_console(ctx, a),
+        Verb::Snapshot(a) => snapshot::cmd_snapshot(ctx, a),
+        Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
+        Verb::Export(a) => export::cmd_export(ctx, a),
+        Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
         Verb::External(args) => plugin::cmd_plugin(ctx, args),

@@ -4,6 +4,7 @@ mod common;
 mod test_config;
 mod test_init;
 mod test_invalid;
+mod test_ops;
 mod test_status;
 mod test_store;
 mod test_template;

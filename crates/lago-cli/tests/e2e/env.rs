@@ -1,9 +1,9 @@
 //! A 3-VM environment on two networks with lago's own qemu provider, under TCG.
 
 use std::path::Path;
-use std::process::Output;
 
-use crate::{lago, tiny_repo};
+use crate::lab::Lab;
+use crate::tiny_repo;
 
 const INIT: &str = "\
 base: &base
@@ -24,69 +24,6 @@ nets:
   other: {management: true, dns_domain_name: other.test}
 ";
 
-struct Lab {
-    home: tempfile::TempDir,
-    env: Vec<(&'static str, String)>,
-}
-
-impl Lab {
-    fn new() -> Self {
-        Self::sharing_leases(None)
-    }
-
-    /// A lab whose leases live in `leases` (another lab's, to act as one host).
-    fn sharing_leases(leases: Option<&Path>) -> Self {
-        let repo = tiny_repo();
-        let home = tempfile::tempdir().unwrap();
-        std::fs::write(home.path().join("LagoInitFile"), INIT).unwrap();
-        std::fs::create_dir_all(home.path().join("scripts")).unwrap();
-        std::fs::write(home.path().join("scripts/ok.sh"), "echo deployed > /root/deployed\n").unwrap();
-        std::fs::write(home.path().join("scripts/fail.sh"), "echo \"I'm going to fail\"\nexit 3\n").unwrap();
-        let env = vec![
-            ("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string()),
-            ("LAGO_ACCEL", "tcg".into()),
-            ("LAGO_VM_OUTBOUND", "false".into()),
-            (
-                "LAGO_LEASE_DIR",
-                leases.map(Path::to_path_buf).unwrap_or_else(|| home.path().join("leases")).display().to_string(),
-            ),
-        ];
-        Self { home, env }
-    }
-
-    fn lago(&self, args: &[&str]) -> Output {
-        lago(self.home.path(), args, &self.env)
-    }
-
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.lago(args);
-        assert!(
-            out.status.success(),
-            "lago {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn shell(&self, vm: &str, cmd: &str) -> (i32, String) {
-        let out = self.lago(&["shell", vm, cmd]);
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["-f", "json", "status"])).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // Whatever happened, leave no VM behind.
-        let _ = self.lago(&["destroy", "--yes"]);
-    }
-}
-
 /// Processes whose command line names `path`.
 fn processes_naming(path: &Path) -> Vec<String> {
     let needle = path.display().to_string();
@@ -101,7 +38,7 @@ fn processes_naming(path: &Path) -> Vec<String> {
 
 #[test]
 fn three_vms_two_networks_lifecycle() {
-    let lab = Lab::new();
+    let lab = Lab::new(INIT);
     lab.ok(&["init"]);
     lab.ok(&["start"]);
     let st = lab.status();
@@ -246,8 +183,8 @@ fn three_vms_two_networks_lifecycle() {
 
 #[test]
 fn two_environments_side_by_side_do_not_see_each_other() {
-    let a = Lab::new();
-    let b = Lab::sharing_leases(Some(&a.home.path().join("leases")));
+    let a = Lab::new(INIT);
+    let b = Lab::sharing_leases(INIT, &tiny_repo(), Some(&a.home.path().join("leases")));
     // Both use 192.168.200.0/24; each has its own segment.
     std::fs::write(a.home.path().join("LagoInitFile"), "domains:\n  vm01: {memory: 256, nics: [{net: lab}], disks: [{template_name: tiny, type: template, name: root}]}\nnets:\n  lab: {}\n").unwrap();
     std::fs::write(b.home.path().join("LagoInitFile"), "domains:\n  other: {memory: 256, nics: [{net: lab, ip: 192.168.200.3}], disks: [{template_name: tiny, type: template, name: root}]}\nnets:\n  lab: {}\n").unwrap();

@@ -4,7 +4,11 @@
 
 #![allow(clippy::print_stderr, reason = "tests report measured boot times on stderr")]
 
+#[cfg(feature = "slow")]
+mod debian;
 mod env;
+mod lab;
+mod ops;
 mod tiny;
 
 use std::path::{Path, PathBuf};
@@ -20,13 +24,19 @@ pub fn shared_dir() -> PathBuf {
 /// Builds `tiny` once per target directory (under a lock, so parallel tests wait for one
 /// build) and returns the repository directory.
 pub fn tiny_repo() -> PathBuf {
+    built_repo("tiny", "repo")
+}
+
+/// Builds `template` once per target directory into the repository `shared/<dir>`.
+pub fn built_repo(template: &str, dir: &str) -> PathBuf {
     let shared = shared_dir();
-    let repo = shared.join("repo");
-    let lock = std::fs::File::create(shared.join("build.lock")).unwrap();
+    let repo = shared.join(dir);
+    let lock = std::fs::File::create(shared.join(format!("{dir}.lock"))).unwrap();
     lock.lock().unwrap();
     if !repo.join("repo.metadata").is_file() {
-        let out = lago(&shared, &["template", "build", "tiny", "--repo-dir", repo.to_str().unwrap()], &[]);
+        let out = lago(&shared, &["template", "build", template, "--repo-dir", repo.to_str().unwrap()], &[]);
         assert!(out.status.success(), "template build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     }
     repo
 }

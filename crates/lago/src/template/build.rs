@@ -23,7 +23,7 @@ use crate::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::{Reporter, task};
 
 /// Templates this build knows how to make.
-pub const BUILDABLE: &[&str] = &["tiny"];
+pub const BUILDABLE: &[&str] = &["tiny", "debian12"];
 
 /// Packages of `tiny` besides the kernel (whose versioned name is resolved from
 /// `linux-image-amd64`).
@@ -136,33 +136,64 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
         std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
     let work = tempfile::Builder::new()
-        .prefix(".build-tiny.")
+        .prefix(&format!(".build-{}.", opts.name))
         .tempdir_in(&opts.cache_dir)
         .map_err(io("create", &opts.cache_dir))?;
     let work = work.path();
     task(reporter, &format!("Build template {}", opts.name), || {
-        let debs = task(reporter, "Download packages", || download(&opts.cache_dir, runner))?;
-        let pkgs = work.join("pkgs");
-        task(reporter, "Extract packages", || {
-            for deb in &debs {
-                runner
-                    .run(&Invocation::new("dpkg-deb").arg("-x").arg(deb).arg(&pkgs))
-                    .map_err(|source| BuildError::Tool { step: format!("extract {}", deb.display()), source })?;
-            }
-            Ok::<(), BuildError>(())
-        })?;
-        let kernel_version = only_entry(&pkgs.join("lib/modules"))?;
-        let initrd = work.join("initrd.img");
-        let in_initrd = task(reporter, "Write initramfs", || write_initramfs(&pkgs, &kernel_version, &initrd))?;
-        let rootfs = work.join("rootfs");
-        task(reporter, "Assemble root filesystem", || {
-            assemble_rootfs(&pkgs, &rootfs, runner)?;
-            install_root_modules(&pkgs, &kernel_version, &in_initrd, &rootfs)
-        })?;
-        let raw = work.join("disk.raw");
-        task(reporter, "Write disk image", || write_disk(&pkgs, &kernel_version, &initrd, &rootfs, &raw, runner))?;
-        task(reporter, "Publish into the local repository", || publish(opts, &raw, &kernel_version, runner))
+        let image = match opts.name.as_str() {
+            "debian12" => super::debian::build_image(work, &opts.cache_dir, runner, reporter)?,
+            _ => build_tiny(work, &opts.cache_dir, runner, reporter)?,
+        };
+        task(reporter, "Publish into the local repository", || publish(opts, &image, runner))
     })
+}
+
+/// A raw disk image made by a recipe, before publication.
+pub(crate) struct Image {
+    /// The raw disk.
+    pub raw: PathBuf,
+    /// Kernel release inside.
+    pub kernel: String,
+    /// `distro` of the metadata.
+    pub distro: &'static str,
+}
+
+fn build_tiny(
+    work: &Path,
+    cache_dir: &Path,
+    runner: &dyn CommandRunner,
+    reporter: &dyn Reporter,
+) -> Result<Image, BuildError> {
+    let debs = task(reporter, "Download packages", || download(cache_dir, runner))?;
+    let pkgs = work.join("pkgs");
+    task(reporter, "Extract packages", || {
+        for deb in &debs {
+            runner
+                .run(&Invocation::new("dpkg-deb").arg("-x").arg(deb).arg(&pkgs))
+                .map_err(|source| BuildError::Tool { step: format!("extract {}", deb.display()), source })?;
+        }
+        Ok::<(), BuildError>(())
+    })?;
+    let kernel = only_entry(&pkgs.join("lib/modules"))?;
+    let initrd = work.join("initrd.img");
+    let in_initrd = task(reporter, "Write initramfs", || write_initramfs(&pkgs, &kernel, &initrd))?;
+    let rootfs = work.join("rootfs");
+    task(reporter, "Assemble root filesystem", || {
+        assemble_rootfs(&pkgs, &rootfs, runner)?;
+        install_root_modules(&pkgs, &kernel, &in_initrd, &rootfs)
+    })?;
+    let raw = work.join("disk.raw");
+    let layout = DiskLayout {
+        size: DISK_SIZE,
+        tools: &pkgs,
+        vmlinuz: &pkgs.join(format!("boot/vmlinuz-{kernel}")),
+        initrd: &initrd,
+        cmdline: KERNEL_CMDLINE,
+        rootfs: &rootfs,
+    };
+    task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
+    Ok(Image { raw, kernel, distro: "lago-tiny" })
 }
 
 /// `apt-get download`s what is missing from the cache; returns every `.deb` to extract.
@@ -560,6 +591,23 @@ impl Seek for Slice {
     }
 }
 
+/// What goes on a template disk: MBR + FAT boot partition (syslinux, kernel, initramfs) + ext4
+/// root labelled `lago-root`.
+pub(crate) struct DiskLayout<'a> {
+    /// Virtual size, bytes.
+    pub size: u64,
+    /// A tree holding syslinux (`usr/bin/syslinux`, `usr/lib/syslinux/mbr/mbr.bin`).
+    pub tools: &'a Path,
+    /// The kernel.
+    pub vmlinuz: &'a Path,
+    /// The initramfs.
+    pub initrd: &'a Path,
+    /// Kernel command line.
+    pub cmdline: &'a str,
+    /// The root filesystem's content.
+    pub rootfs: &'a Path,
+}
+
 /// An MBR partition table entry (LBA only; CHS fields say "use LBA").
 fn mbr_entry(bootable: bool, kind: u8, start: u64, size: u64) -> [u8; 16] {
     let mut e = [0u8; 16];
@@ -573,32 +621,26 @@ fn mbr_entry(bootable: bool, kind: u8, start: u64, size: u64) -> [u8; 16] {
 }
 
 /// The first sector: syslinux's boot code, a disk signature and two partitions.
-pub fn mbr(boot_code: &[u8]) -> [u8; 512] {
+pub fn mbr(boot_code: &[u8], disk_size: u64) -> [u8; 512] {
     let mut s = [0u8; 512];
     let n = boot_code.len().min(440);
     s[..n].copy_from_slice(&boot_code[..n]);
     s[440..444].copy_from_slice(&0x6c61_676fu32.to_le_bytes());
     s[446..462].copy_from_slice(&mbr_entry(true, 0x0e, BOOT_START, BOOT_SIZE));
-    s[462..478].copy_from_slice(&mbr_entry(false, 0x83, ROOT_START, DISK_SIZE - ROOT_START));
+    s[462..478].copy_from_slice(&mbr_entry(false, 0x83, ROOT_START, disk_size - ROOT_START));
     s[510] = 0x55;
     s[511] = 0xaa;
     s
 }
 
-fn write_disk(
-    pkgs: &Path,
-    kernel: &str,
-    initrd: &Path,
-    rootfs: &Path,
-    raw: &Path,
-    runner: &dyn CommandRunner,
-) -> Result<(), BuildError> {
+pub(crate) fn write_disk(layout: &DiskLayout, raw: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {
+    let pkgs = layout.tools;
     let mut file =
         File::options().read(true).write(true).create(true).truncate(true).open(raw).map_err(io("create", raw))?;
-    file.set_len(DISK_SIZE).map_err(io("size", raw))?;
+    file.set_len(layout.size).map_err(io("size", raw))?;
     let boot_code = std::fs::read(pkgs.join("usr/lib/syslinux/mbr/mbr.bin"))
         .map_err(io("read", &pkgs.join("usr/lib/syslinux/mbr/mbr.bin")))?;
-    file.write_all(&mbr(&boot_code)).map_err(io("write", raw))?;
+    file.write_all(&mbr(&boot_code, layout.size)).map_err(io("write", raw))?;
     // Boot partition: FAT16 with the kernel, the initramfs and syslinux's configuration.
     {
         let mut part =
@@ -621,12 +663,13 @@ fn write_disk(
         .map_err(fat_err)?;
         part.seek(SeekFrom::Start(0)).map_err(fat_err)?;
         let fs = fatfs::FileSystem::new(&mut part, fatfs::FsOptions::new()).map_err(fat_err)?;
-        let vmlinuz = pkgs.join(format!("boot/vmlinuz-{kernel}"));
+        let (vmlinuz, initrd) = (layout.vmlinuz, layout.initrd);
         let cfg = format!(
-            "DEFAULT lago\nPROMPT 0\nTIMEOUT 0\nLABEL lago\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND {KERNEL_CMDLINE}\n"
+            "DEFAULT lago\nPROMPT 0\nTIMEOUT 0\nLABEL lago\n  KERNEL /vmlinuz\n  INITRD /initrd.img\n  APPEND {}\n",
+            layout.cmdline
         );
         for (name, data) in [
-            ("vmlinuz", std::fs::read(&vmlinuz).map_err(io("read", &vmlinuz))?),
+            ("vmlinuz", std::fs::read(vmlinuz).map_err(io("read", vmlinuz))?),
             ("initrd.img", std::fs::read(initrd).map_err(io("read", initrd))?),
             ("syslinux.cfg", cfg.into_bytes()),
         ] {
@@ -648,12 +691,12 @@ fn write_disk(
             step: "install syslinux on the boot partition (needs mtools)".into(),
             source,
         })?;
-    let size_kib = (DISK_SIZE - ROOT_START) / 1024;
+    let size_kib = (layout.size - ROOT_START) / 1024;
     let inv = Invocation::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-L", "lago-root", "-U", ROOT_UUID, "-E"])
         .arg(format!("offset={ROOT_START},root_owner=0:0,hash_seed={ROOT_UUID}"))
         .arg("-d")
-        .arg(rootfs)
+        .arg(layout.rootfs)
         .arg(raw)
         .arg(format!("{size_kib}k"))
         .env("E2FSPROGS_FAKE_TIME", FAKE_TIME);
@@ -663,7 +706,8 @@ fn write_disk(
     Ok(())
 }
 
-fn publish(opts: &BuildOptions, raw: &Path, kernel: &str, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
+fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
+    let (raw, kernel) = (&image.raw, &image.kernel);
     let meta_path = opts.repo_dir.join("repo.metadata");
     let mut repo: Value = match std::fs::read_to_string(&meta_path) {
         Ok(text) => serde_json::from_str(&text)
@@ -685,7 +729,7 @@ fn publish(opts: &BuildOptions, raw: &Path, kernel: &str, runner: &dyn CommandRu
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let metadata = json!({
-        "name": opts.name, "version": version, "distro": "lago-tiny", "arch": "x86_64",
+        "name": opts.name, "version": version, "distro": image.distro, "arch": "x86_64",
         "root-partition": "/dev/vda2", "root-password": "123456", "kernel": kernel,
         "base": "debian:bookworm", "sha1": hash, "size": size,
     });
@@ -732,7 +776,7 @@ mod tests {
 
     #[test]
     fn partition_table() {
-        let s = mbr(&[0x33; 440]);
+        let s = mbr(&[0x33; 440], DISK_SIZE);
         assert_eq!(&s[510..], &[0x55, 0xaa]);
         assert_eq!(s[446], 0x80);
         assert_eq!(u32::from_le_bytes(s[454..458].try_into().unwrap()), 2048);

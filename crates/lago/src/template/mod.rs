@@ -2,6 +2,7 @@
 //! DESIGN §5).
 
 pub mod build;
+mod debian;
 pub mod fetch;
 pub mod repo;
 pub mod store;

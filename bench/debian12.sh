@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmark of the debian12 template (needs root, mmdebstrap, qemu-system-x86_64):
+#   - `lago template build debian12` with the package cache filled (a cold build is the first
+#     run of this script on a machine: its time is printed too),
+#   - image size,
+#   - `lago start` of one 1 GiB VM under TCG until SSH answers (median of 3 boots).
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
+lago="$repo/target/release/lago"
+work="$(mktemp -d /tmp/lago-bench-debian12.XXXXXX)"
+cache="${LAGO_BENCH_CACHE:-/var/tmp/lago-bench-cache}"
+cleanup() { (cd "$work/env" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; rm -rf "$work"; }
+trap cleanup EXIT
+export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
+export LAGO__TEMPLATE__BUILD_CACHE="$cache"
+export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+state=cached; [ -d "$cache/debian12-debs" ] || state=cold
+t0=$(now); "$lago" --loglevel error template build debian12 --repo-dir "$work/repo" >/dev/null
+echo "build debian12 ($state package cache): $(secs "$t0" "$(now)") s"
+echo "image: $(stat -c %s "$work/repo/debian12-v1.qcow2") bytes"
+
+mkdir -p "$work/env"
+cat > "$work/env/LagoInitFile" <<'YAML'
+domains:
+  d1: {memory: 1024, nics: [{net: n}], disks: [{template_name: debian12, type: template, name: root}]}
+nets:
+  n: {}
+YAML
+cd "$work/env"
+boots=()
+for i in 1 2 3; do
+  "$lago" --loglevel error init
+  t0=$(now); "$lago" --loglevel error start; boots+=("$(secs "$t0" "$(now)")")
+  "$lago" --loglevel error destroy -y
+done
+echo "lago start, 1 debian12 VM, to SSH: $(printf '%s\n' "${boots[@]}" | median) s (median of 3: ${boots[*]})"

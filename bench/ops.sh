@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Benchmark of operations on a running environment (tiny template, TCG, one 256 MiB VM), each
+# repeated 5 times, median printed:
+#   - `lago snapshot NAME` of the running VM (live: disks, memory, devices; target < 2 s),
+#   - `lago revert NAME` of the running VM (target < 2 s),
+#   - `lago export --standalone` of the stopped VM: time and size of the disk,
+#   - `lago export` (layered): time and size.
+# Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
+lago="$repo/target/release/lago"
+work="$(mktemp -d /tmp/lago-bench-ops.XXXXXX)"
+cleanup() { (cd "$work/env" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; rm -rf "$work"; }
+trap cleanup EXIT
+export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
+export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+"$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+mkdir -p "$work/env"
+cat > "$work/env/LagoInitFile" <<'YAML'
+domains:
+  vm01: {memory: 256, nics: [{net: n}], disks: [{template_name: tiny, type: template, name: root}]}
+nets:
+  n: {}
+YAML
+cd "$work/env"
+"$lago" --loglevel error init
+"$lago" --loglevel error start
+# Some data in the guest, as a test would leave.
+"$lago" shell vm01 -c 'dd if=/dev/urandom of=/root/blob bs=1M count=32 2>/dev/null; sync'
+
+snaps=() reverts=()
+for i in 1 2 3 4 5; do
+  t0=$(now); "$lago" --loglevel error snapshot "s$i"; snaps+=("$(secs "$t0" "$(now)")")
+  "$lago" shell vm01 -c "echo $i > /root/f"
+  t0=$(now); "$lago" --loglevel error revert "s$i"; reverts+=("$(secs "$t0" "$(now)")")
+done
+"$lago" shell vm01 -c 'test ! -e /root/f' || { echo "revert did not restore the disk" >&2; exit 1; }
+echo "snapshot, running 256 MiB VM:   $(printf '%s\n' "${snaps[@]}" | median) s (median of 5; target < 2 s)"
+echo "revert, running 256 MiB VM:     $(printf '%s\n' "${reverts[@]}" | median) s (median of 5; target < 2 s)"
+
+"$lago" --loglevel error stop
+for kind in standalone layered; do
+  times=()
+  for i in 1 2 3; do
+    rm -rf "$work/export-$kind"
+    flag=(); [ "$kind" = standalone ] && flag=(--standalone)
+    t0=$(now); "$lago" --loglevel error export "${flag[@]}" -d "$work/export-$kind"; times+=("$(secs "$t0" "$(now)")")
+  done
+  size=$(stat -c %s "$work/export-$kind/vm01_root.qcow2")
+  echo "export $kind:$(printf '%*s' $((14 - ${#kind})) '') $(printf '%s\n' "${times[@]}" | median) s, disk $((size / 1024 / 1024)) MiB ($size bytes)"
+done

@@ -1,0 +1,84 @@
+//! The `debian12` template (slow: mmdebstrap, then systemd and cloud-init under TCG): configured
+//! by the NoCloud seed through the real cloud-init.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use lago::service::{ServiceProvider, ServiceState};
+
+use crate::built_repo;
+use crate::lab::Lab;
+
+const INIT: &str = "\
+base: &base
+  memory: 768
+  disks: [{template_name: debian12, type: template, name: root, dev: vda}]
+domains:
+  d1: {<<: *base, nics: [{net: lab, ip: 192.168.200.10}]}
+  d2: {<<: *base, ssh-user: tester, nics: [{net: lab}]}
+nets:
+  lab: {management: true, dns_domain_name: lab.test}
+";
+
+/// Asks qemu-guest-agent for `guest-ping` through the VM's port on the host.
+fn guest_agent_ping(socket: &std::path::Path) -> String {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream.write_all(b"{\"execute\":\"guest-ping\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line.trim().to_owned()
+}
+
+#[test]
+fn debian12_is_configured_by_cloud_init_from_the_seed() {
+    let repo = built_repo("debian12", "repo-debian12");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("debian12-v1.qcow2.metadata")).unwrap()).unwrap();
+    assert_eq!(meta["distro"], "debian12");
+    let lab = Lab::sharing_leases(INIT, &repo, None);
+    lab.ok(&["init"]);
+    let t = Instant::now();
+    lab.ok(&["start"]);
+    eprintln!("debian12: 2 VMs answered SSH after {:.1} s", t.elapsed().as_secs_f64());
+
+    // cloud-init ran to the end with the NoCloud seed and no error.
+    let (code, out) = lab.shell("d1", "cloud-init status --wait --long");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("status: done") && out.contains("DataSourceNoCloud"), "{out}");
+    assert_eq!(lab.shell("d1", "hostname -f"), (0, "d1.lab.test".into()));
+    assert_eq!(lab.shell("d1", "ip -4 -o addr show eth0 | awk '{print $4}'").1, "192.168.200.10/24");
+    assert!(lab.shell("d1", "cat /etc/hosts").1.contains("d2.lab.test d2"));
+    assert_eq!(lab.shell("d1", "ping -c 1 -W 5 d2.lab.test >/dev/null && echo ok").1, "ok");
+    // The root password is set (not locked), and the key logs in as root.
+    assert_eq!(lab.shell("d1", "passwd -S root | cut -d' ' -f2").1, "P");
+    // The ssh-user exists, logs in with the environment's key and may use sudo.
+    assert_eq!(lab.shell("d2", "id -un; sudo -n id -u").1, "tester\n0");
+    assert_eq!(lab.shell("d2", "systemctl is-active qemu-guest-agent ssh").1, "active\nactive");
+    let prefix = lab.home.path().join(".lago/default");
+    assert_eq!(guest_agent_ping(&prefix.join("run/d1.qga")), "{\"return\": {}}");
+
+    // Services through the systemd provider (detected).
+    let env = lago::sdk::load_env(&lab.home.path().join(".lago")).unwrap();
+    let vm = env.vm("d1").unwrap();
+    assert_eq!(vm.service_provider().unwrap(), ServiceProvider::Systemd);
+    let agent = vm.service("qemu-guest-agent").unwrap();
+    assert_eq!(agent.state().unwrap(), ServiceState::Active);
+    agent.stop().unwrap();
+    assert_eq!(agent.state().unwrap(), ServiceState::Inactive);
+    agent.start().unwrap();
+    assert_eq!(agent.state().unwrap(), ServiceState::Active);
+    assert_eq!(vm.service("nope").unwrap().state().unwrap(), ServiceState::Missing);
+
+    // Ansible's ping module (Python in the VM) through the inventory.
+    let inventory = lab.home.path().join("hosts");
+    std::fs::write(&inventory, lab.ok(&["ansible_hosts"])).unwrap();
+    let out = Command::new("ansible").arg("-i").arg(&inventory).args(["all", "-m", "ping"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.matches("\"ping\": \"pong\"").count() == 2, "{stdout}");
+
+    lab.ok(&["destroy", "--yes"]);
+    assert!(!prefix.exists());
+}

@@ -1,0 +1,206 @@
+//! Operations on a running `tiny` environment: snapshot and revert, services, the Ansible
+//! inventory, the `ssh` provider, export and re-import, and `virt-customize` builds.
+
+use std::process::Command;
+
+use lago::service::{ServiceProvider, ServiceState};
+
+use crate::lab::Lab;
+
+const ONE_VM: &str = "\
+domains:
+  vm01:
+    memory: 256
+    groups: web
+    nics: [{net: lab}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lab: {management: true, dns_domain_name: lab.test}
+";
+
+fn boot_id(lab: &Lab) -> String {
+    lab.shell("vm01", "cat /proc/sys/kernel/random/boot_id").1
+}
+
+#[track_caller]
+fn fails_with(lab: &Lab, args: &[&str], message: &str) {
+    let out = lab.lago(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "lago {args:?}: {stderr}");
+    assert!(stderr.contains(message), "lago {args:?}: expected {message:?} in:\n{stderr}");
+}
+
+#[test]
+fn snapshot_revert_services_inventory_and_the_ssh_provider() {
+    let lab = Lab::new(ONE_VM);
+    lab.ok(&["init"]);
+    lab.ok(&["start"]);
+
+    // Live snapshot: revert brings back the file and the running moment, without a reboot.
+    lab.shell("vm01", "echo before > /root/f");
+    let boot = boot_id(&lab);
+    lab.ok(&["snapshot", "s1"]);
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm01"]["snapshots"], "s1");
+    lab.shell("vm01", "echo after > /root/f; rm -f /bin/vi");
+    lab.ok(&["revert", "s1"]);
+    assert_eq!(lab.shell("vm01", "cat /root/f; test -e /bin/vi && echo vi"), (0, "before\nvi".into()));
+    assert_eq!(boot_id(&lab), boot, "the VM rebooted");
+    let list: serde_json::Value = serde_json::from_str(&lab.ok(&["-f", "json", "snapshot", "--list"])).unwrap();
+    assert_eq!(list["vm01"]["s1"][0]["live"], true, "{list}");
+    assert_eq!(list["vm01"]["s1"][0]["dev"], "vda", "{list}");
+    fails_with(&lab, &["snapshot", "s1"], "already exists");
+    fails_with(&lab, &["snapshot", "a/b"], "Invalid snapshot name");
+    fails_with(&lab, &["revert", "nope"], "No snapshot \"nope\" for VM vm01 (known: s1)");
+
+    // Services through the sysvinit provider (detected).
+    let env = lago::sdk::load_env(&lab.home.path().join(".lago")).unwrap();
+    let vm = env.vm("vm01").unwrap();
+    assert_eq!(vm.service_provider().unwrap(), ServiceProvider::Sysvinit);
+    let syslogd = vm.service("syslogd").unwrap();
+    assert_eq!(syslogd.state().unwrap(), ServiceState::Active);
+    syslogd.stop().unwrap();
+    assert_eq!(syslogd.state().unwrap(), ServiceState::Inactive);
+    syslogd.start().unwrap();
+    assert_eq!(syslogd.state().unwrap(), ServiceState::Active);
+    assert_eq!(vm.service("nope").unwrap().state().unwrap(), ServiceState::Missing);
+    assert!(vm.service("nope").unwrap().start().unwrap_err().to_string().contains("not present"));
+
+    // The inventory, read by the real Ansible; `raw` needs no Python in the VM.
+    let inventory = lab.home.path().join("hosts");
+    std::fs::write(&inventory, lab.ok(&["ansible_hosts"])).unwrap();
+    let out = Command::new("ansible-inventory").arg("-i").arg(&inventory).arg("--list").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let vars = &parsed["_meta"]["hostvars"]["vm01"];
+    assert_eq!(vars["ansible_host"], "127.0.0.1", "{parsed}");
+    assert_eq!(vars["lago_ip"], "192.168.200.2", "{parsed}");
+    assert_eq!(parsed["web"]["hosts"], serde_json::json!(["vm01"]), "{parsed}");
+    let out = Command::new("ansible")
+        .arg("-i")
+        .arg(&inventory)
+        .args(["all", "-m", "raw", "-a", "hostname -f"])
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("vm01.lab.test"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Another environment drives this VM through the `ssh` provider: start and stop are no-ops.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.home.path().join(".lago/default/run/state.json")).unwrap())
+            .unwrap();
+    let port = state["ssh_ports"]["vm01"].as_u64().unwrap();
+    let key = lab.home.path().join(".lago/default/id_rsa");
+    let external = Lab::new(&format!(
+        "domains:\n  ext:\n    vm-provider: ssh\n    bootstrap: false\n    nics: [{{net: lab}}]\n    \
+         metadata: {{ssh-host: 127.0.0.1, ssh-port: {port}, ssh-key: {}}}\nnets:\n  lab: {{management: true}}\n",
+        key.display()
+    ));
+    external.ok(&["init"]);
+    external.ok(&["start"]);
+    assert_eq!(external.status()["Prefix"]["VMs"]["ext"]["status"], "running");
+    assert_eq!(external.shell("ext", "hostname"), (0, "vm01".into()));
+    external.ok(&["stop"]);
+    external.ok(&["destroy", "--yes"]);
+    assert_eq!(lab.shell("vm01", "hostname"), (0, "vm01".into()), "the ssh provider stopped a VM it does not own");
+
+    // A stopped VM gets a disk snapshot; reverting the running VM to it restarts the VM.
+    lab.shell("vm01", "echo stopped > /root/f; sync");
+    lab.ok(&["stop"]);
+    lab.ok(&["snapshot", "s2"]);
+    lab.ok(&["start"]);
+    lab.shell("vm01", "echo changed > /root/f; sync");
+    lab.ok(&["revert", "s2"]);
+    assert_eq!(lab.shell("vm01", "cat /root/f"), (0, "stopped".into()));
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm01"]["snapshots"], "s1, s2");
+    lab.ok(&["snapshot", "--delete", "s1"]);
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm01"]["snapshots"], "s2");
+    lab.ok(&["destroy", "--yes"]);
+}
+
+const TWO_DISKS: &str = "\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lab, ip: 192.168.200.10}]
+    disks:
+      - {template_name: tiny, type: template, name: root, dev: vda}
+      - {type: empty, name: data, dev: vdb, size: 64M, format: qcow2}
+nets:
+  lab: {management: true, dns_domain_name: lab.test}
+";
+
+#[test]
+fn export_standalone_and_layered_then_import() {
+    let lab = Lab::new(TWO_DISKS);
+    lab.ok(&["init"]);
+    lab.ok(&["start"]);
+    lab.shell("vm01", "echo exported > /root/data; sync");
+    let layered = Lab::new("");
+    let standalone = Lab::new("");
+    let dst = |l: &Lab| l.home.path().display().to_string();
+    fails_with(&lab, &["export", "-d", &dst(&layered)], "The following vms must be off:\nvm01");
+    lab.ok(&["stop"]);
+
+    let listing: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-f", "json", "export", "--collect-only", "-d", "/x"])).unwrap();
+    assert_eq!(listing, serde_json::json!({"vm01": ["/x/vm01_root.qcow2", "/x/vm01_data.qcow2"]}));
+    lab.ok(&["export", "-d", &dst(&layered)]);
+    lab.ok(&["export", "--standalone", "--compress", "-d", &dst(&standalone)]);
+
+    let info = |l: &Lab| crate::run("qemu-img", &["info", &format!("{}/vm01_root.qcow2", dst(l))]);
+    assert!(info(&layered).contains("backing file: ./tiny:v"), "{}", info(&layered));
+    assert!(!info(&standalone).contains("backing file"), "{}", info(&standalone));
+    let size = |l: &Lab, f: &str| std::fs::metadata(l.home.path().join(f)).unwrap().len();
+    assert!(size(&layered, "vm01_root.qcow2") < size(&standalone, "vm01_root.qcow2"));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(layered.home.path().join("vm01_root.qcow2.metadata")).unwrap())
+            .unwrap();
+    assert!(meta["base"].as_str().unwrap().starts_with("tiny:v"), "{meta}");
+    let hash = std::fs::read_to_string(layered.home.path().join("vm01_root.qcow2.hash")).unwrap();
+    assert_eq!(meta["sha1"], hash.as_str());
+    let init = std::fs::read_to_string(layered.home.path().join("LagoInitFile")).unwrap();
+    assert!(init.contains("path: $LAGO_INITFILE_PATH/vm01_data.qcow2"), "{init}");
+    lab.ok(&["destroy", "--yes"]);
+
+    // Each export comes back with its data, the original's addresses and its second disk.
+    for imported in [&layered, &standalone] {
+        imported.ok(&["init"]);
+        imported.ok(&["start"]);
+        assert_eq!(imported.shell("vm01", "cat /root/data"), (0, "exported".into()));
+        assert_eq!(imported.shell("vm01", "ip -o -4 addr show eth0 | awk '{print $4}'").1, "192.168.200.10/24");
+        assert_eq!(imported.shell("vm01", "test -b /dev/vdb && echo disk").1, "disk");
+        imported.ok(&["destroy", "--yes"]);
+    }
+}
+
+#[test]
+fn virt_customize_build_steps_run_at_init() {
+    let lab = Lab::new(
+        "\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lab}]
+    disks:
+      - template_name: tiny
+        type: template
+        name: root
+        dev: vda
+        build:
+          - virt-customize:
+              touch: [/root/built]
+              write: '/etc/motd:built by lago'
+nets:
+  lab: {management: true}
+",
+    );
+    lab.ok(&["init"]);
+    lab.ok(&["start"]);
+    assert_eq!(lab.shell("vm01", "ls /root/built; cat /etc/motd"), (0, "/root/built\nbuilt by lago".into()));
+    lab.ok(&["destroy", "--yes"]);
+}

@@ -1,0 +1,463 @@
+//! `lago snapshot` / `lago revert`: named snapshots of every VM of an environment.
+//!
+//! Snapshots are qcow2 **internal** snapshots, one tag per VM disk:
+//! - a running VM gets a live snapshot through QMP `snapshot-save` (disks, memory and device
+//!   state in one job), and `revert` loads it with `snapshot-load`: the VM continues from the
+//!   snapshot's running moment, without a reboot;
+//! - a stopped VM gets a disk snapshot with `qemu-img snapshot -c` (the original could not
+//!   snapshot stopped VMs, its issue #716), reverted with `qemu-img snapshot -a`.
+//!
+//! Reverting a running VM to a disk-only snapshot powers it off, reverts the disks and starts it
+//! again; reverting a stopped VM to a live snapshot reverts its disks (the memory is used only
+//! by a running VM). Each snapshot is recorded in the VM's `virt/vm-<name>` under `snapshots`
+//! (the original's place), so `status` and `snapshot --list` show it. Machines of the `ssh`
+//! provider are not lago's and are left out, as in the original.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::env::{Env, EnvError, for_each_parallel};
+use crate::pathio::{PathError, at as io};
+use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::provider::{VmRecord, vm_paths};
+use crate::qmp::{Qmp, QmpError};
+use crate::report::{Reporter, task};
+
+/// Longest a snapshot job may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Snapshot failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The name cannot be a snapshot name.
+    #[error("Invalid snapshot name {name:?}: {reason}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The name is taken.
+    #[error("Snapshot {name:?} already exists (delete it first with `lago snapshot --delete {name}`)")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+    /// A VM has no snapshot of that name.
+    #[error("No snapshot {name:?} for VM {vm} (known: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+    Unknown {
+        /// The VM.
+        vm: String,
+        /// The name asked for.
+        name: String,
+        /// The VM's snapshots.
+        known: Vec<String>,
+    },
+    /// A VM's disk cannot hold internal snapshots.
+    #[error("VM {vm} cannot be snapshotted: its disk {dev} is {format}, snapshots need qcow2 disks")]
+    Unsupported {
+        /// The VM.
+        vm: String,
+        /// The disk.
+        dev: String,
+        /// Its format.
+        format: String,
+    },
+    /// QMP failed.
+    #[error("VM {vm}: {source}")]
+    Qmp {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: QmpError,
+    },
+    /// A snapshot job failed.
+    #[error("VM {vm}: {job} failed: {message}")]
+    Job {
+        /// The VM.
+        vm: String,
+        /// The job.
+        job: String,
+        /// qemu's message.
+        message: String,
+    },
+    /// `qemu-img snapshot` failed.
+    #[error("VM {vm}: cannot {action} snapshot {name:?}")]
+    Tool {
+        /// The VM.
+        vm: String,
+        /// What was done.
+        action: &'static str,
+        /// The snapshot.
+        name: String,
+        /// The tool's failure.
+        #[source]
+        source: ProcessError,
+    },
+    /// The environment failed (start, stop, lock).
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// A VM's record could not be read or written.
+    #[error(transparent)]
+    Io(#[from] PathError),
+}
+
+/// Checks a snapshot name: letters, digits, `.`, `_`, `-`, at most 64, not only digits (qemu
+/// would take a number for a snapshot id).
+pub fn validate_name(name: &str) -> Result<(), SnapshotError> {
+    let bad = |reason| Err(SnapshotError::InvalidName { name: name.to_owned(), reason });
+    if name.is_empty() || name.len() > 64 {
+        return bad("use 1 to 64 characters");
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return bad("use only letters, digits, '.', '_' and '-'");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return bad("start with a letter or a digit");
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return bad("a name made only of digits would be read as a snapshot id");
+    }
+    Ok(())
+}
+
+fn record_path(env: &Env, vm: &str) -> PathBuf {
+    env.prefix.join(&format!("virt/vm-{vm}"))
+}
+
+fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError> {
+    let path = record_path(env, vm);
+    let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(PathError {
+            action: "parse",
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a JSON object"),
+        }
+        .into()),
+    }
+}
+
+fn write_record(env: &Env, vm: &str, record: &Map<String, Value>) -> Result<(), SnapshotError> {
+    let path = record_path(env, vm);
+    let tmp = path.with_file_name(format!(".vm-{vm}.tmp"));
+    let text = crate::output::python_json(&Value::Object(record.clone()), false);
+    std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("write", &path))?;
+    Ok(())
+}
+
+/// The snapshots of a VM, in creation order.
+pub fn names_of(record: &Map<String, Value>) -> Vec<String> {
+    let mut v: Vec<(i64, String)> = record
+        .get("snapshots")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, disks)| {
+                    let t = disks.get(0).and_then(|d| d.get("created")).and_then(Value::as_i64).unwrap_or(0);
+                    (t, k.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
+/// The disks a snapshot covers: every disk but CD-ROMs; all must be qcow2.
+fn snapshot_disks(env: &Env, vm: &VmRecord) -> Result<Vec<(usize, PathBuf, String)>, SnapshotError> {
+    let mut out = Vec::new();
+    for (i, d) in vm.disks.iter().enumerate() {
+        if d.format == "iso" {
+            continue;
+        }
+        if d.format != "qcow2" {
+            return Err(SnapshotError::Unsupported {
+                vm: vm.name.clone(),
+                dev: d.dev.clone(),
+                format: d.format.clone(),
+            });
+        }
+        let path = PathBuf::from(d.path.replace("$LAGO_PREFIX_PATH", &env.prefix.path.display().to_string()));
+        out.push((i, path, d.dev.clone()));
+    }
+    Ok(out)
+}
+
+fn qemu_img(
+    runner: &dyn CommandRunner,
+    vm: &str,
+    flag: &'static str,
+    name: &str,
+    disks: &[(usize, PathBuf, String)],
+) -> Result<(), SnapshotError> {
+    let action = match flag {
+        "-c" => "create",
+        "-a" => "revert to",
+        _ => "delete",
+    };
+    for (_, path, _) in disks {
+        runner
+            .run(&Invocation::new("qemu-img").args(["snapshot", flag, name]).arg(path))
+            .map_err(|source| SnapshotError::Tool { vm: vm.to_owned(), action, name: name.to_owned(), source })?;
+    }
+    Ok(())
+}
+
+/// Runs a QMP snapshot job (`snapshot-save`, `snapshot-load`, `snapshot-delete`) on the VM's
+/// disks and waits for it to end.
+fn qmp_job(env: &Env, vm: &VmRecord, command: &str, name: &str, with_state: bool) -> Result<(), SnapshotError> {
+    let qerr = |source| SnapshotError::Qmp { vm: vm.name.clone(), source };
+    let disks = snapshot_disks(env, vm)?;
+    let (qmp_path, _, _) = vm_paths(&env.prefix.path, &vm.name);
+    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30)).map_err(qerr)?;
+    let blocks = qmp.execute("query-block", None).map_err(qerr)?;
+    let node_of = |i: usize| -> Option<String> {
+        blocks.as_array()?.iter().find(|b| b["device"] == format!("disk{i}"))?["inserted"]["node-name"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let nodes: Vec<String> = disks.iter().filter_map(|(i, _, _)| node_of(*i)).collect();
+    if nodes.len() != disks.len() {
+        return Err(SnapshotError::Job {
+            vm: vm.name.clone(),
+            job: command.to_owned(),
+            message: format!("qemu does not show every disk of the VM: {blocks}"),
+        });
+    }
+    let job_id = format!("lago-{command}-{name}");
+    let mut args = json!({"job-id": job_id, "tag": name, "devices": nodes});
+    if with_state {
+        args["vmstate"] = json!(nodes[0]);
+    }
+    qmp.execute(command, Some(args)).map_err(qerr)?;
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let jobs = qmp.execute("query-jobs", None).map_err(qerr)?;
+        let job = jobs.as_array().and_then(|a| a.iter().find(|j| j["id"] == job_id)).cloned();
+        match job {
+            Some(j) if j["status"] == "concluded" => {
+                let _ = qmp.execute("job-dismiss", Some(json!({"id": job_id})));
+                return match j.get("error").and_then(Value::as_str) {
+                    Some(message) => Err(SnapshotError::Job {
+                        vm: vm.name.clone(),
+                        job: command.to_owned(),
+                        message: message.to_owned(),
+                    }),
+                    None => Ok(()),
+                };
+            }
+            Some(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Some(_) => {
+                let _ = qmp.execute("job-cancel", Some(json!({"id": job_id})));
+                return Err(SnapshotError::Job {
+                    vm: vm.name.clone(),
+                    job: command.to_owned(),
+                    message: format!("not done after {} s", JOB_TIMEOUT.as_secs()),
+                });
+            }
+            None => {
+                return Err(SnapshotError::Job {
+                    vm: vm.name.clone(),
+                    job: command.to_owned(),
+                    message: "the job disappeared".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Whether the VM's record says the snapshot holds memory state.
+fn is_live(record: &Map<String, Value>, name: &str) -> bool {
+    record["snapshots"][name].get(0).and_then(|d| d.get("live")).and_then(Value::as_bool).unwrap_or(false)
+}
+
+impl Env {
+    /// The snapshots of every VM: `{vm: {name: [disk, ...]}}`, as `snapshot --list` prints them.
+    pub fn snapshots(&self) -> Result<Value, SnapshotError> {
+        let mut out = Map::new();
+        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+            let record = read_record(self, &vm.name)?;
+            out.insert(vm.name.clone(), record.get("snapshots").cloned().unwrap_or_else(|| json!({})));
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Takes snapshot `name` of every VM, in parallel: live for running VMs, of the disks for
+    /// stopped ones.
+    pub fn snapshot(
+        &self,
+        name: &str,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(), SnapshotError> {
+        validate_name(name)?;
+        let _lock = self.lock()?;
+        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+            snapshot_disks(self, vm)?;
+            if names_of(&read_record(self, &vm.name)?).iter().any(|n| n == name) {
+                return Err(SnapshotError::Exists { name: name.to_owned() });
+            }
+        }
+        let running = self.running();
+        task(reporter, "Create VMs snapshots", || {
+            let vms: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh()).collect();
+            let created = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            let taken = std::sync::Mutex::new(Vec::new());
+            let result = for_each_parallel(&vms, |vm| {
+                let live = running.contains(&vm.name);
+                if live {
+                    qmp_job(self, vm, "snapshot-save", name, true)?;
+                } else {
+                    qemu_img(runner, &vm.name, "-c", name, &snapshot_disks(self, vm)?)?;
+                }
+                taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vm.name.clone(), live));
+                Ok(())
+            });
+            let taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (vm_name, live) in &taken {
+                let vm = self
+                    .vms
+                    .iter()
+                    .find(|v| &v.name == vm_name)
+                    .ok_or_else(|| EnvError::UnknownVms { names: vec![vm_name.clone()], known: vec![] })?;
+                let mut record = read_record(self, vm_name)?;
+                let disks: Vec<Value> = snapshot_disks(self, vm)?
+                    .iter()
+                    .map(|(i, _, dev)| {
+                        json!({"dev": dev, "path": vm.disks[*i].path, "format": "qcow2", "type": "internal",
+                               "live": live, "created": created})
+                    })
+                    .collect();
+                let snaps = record.entry("snapshots").or_insert_with(|| json!({}));
+                if !snaps.is_object() {
+                    *snaps = json!({});
+                }
+                snaps[name] = Value::Array(disks);
+                write_record(self, vm_name, &record)?;
+            }
+            if result.is_err() {
+                // All or nothing: drop the snapshots that were taken.
+                for (vm_name, live) in &taken {
+                    let _ = self.delete_one(vm_name, name, *live, runner);
+                }
+            }
+            result
+        })
+    }
+
+    fn delete_one(
+        &self,
+        vm_name: &str,
+        name: &str,
+        _live: bool,
+        runner: &dyn CommandRunner,
+    ) -> Result<(), SnapshotError> {
+        let vm = self.select(&[vm_name.to_owned()])?[0];
+        if self.running().iter().any(|r| r == vm_name) {
+            qmp_job(self, vm, "snapshot-delete", name, false)?;
+        } else {
+            qemu_img(runner, vm_name, "-d", name, &snapshot_disks(self, vm)?)?;
+        }
+        let mut record = read_record(self, vm_name)?;
+        if let Some(s) = record.get_mut("snapshots").and_then(Value::as_object_mut) {
+            s.remove(name);
+        }
+        write_record(self, vm_name, &record)
+    }
+
+    fn check_known(&self, name: &str) -> Result<Vec<(String, bool)>, SnapshotError> {
+        let mut out = Vec::new();
+        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+            let record = read_record(self, &vm.name)?;
+            let known = names_of(&record);
+            if !known.iter().any(|n| n == name) {
+                return Err(SnapshotError::Unknown { vm: vm.name.clone(), name: name.to_owned(), known });
+            }
+            out.push((vm.name.clone(), is_live(&record, name)));
+        }
+        Ok(out)
+    }
+
+    /// Deletes snapshot `name` of every VM.
+    pub fn delete_snapshot(
+        &self,
+        name: &str,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(), SnapshotError> {
+        let _lock = self.lock()?;
+        let vms = self.check_known(name)?;
+        task(reporter, &format!("Delete snapshot {name}"), || {
+            for_each_parallel(&vms, |(vm, live)| self.delete_one(vm, name, *live, runner))
+        })
+    }
+
+    /// Reverts every VM to snapshot `name`, in parallel.
+    pub fn revert(&self, name: &str, runner: &dyn CommandRunner, reporter: &dyn Reporter) -> Result<(), SnapshotError> {
+        let vms = self.check_known(name)?;
+        let running = self.running();
+        let restart = std::sync::Mutex::new(Vec::new());
+        {
+            let _lock = self.lock()?;
+            task(reporter, "Revert VMs snapshots", || {
+                for_each_parallel(&vms, |(vm_name, live)| {
+                    task(reporter, &format!("Reverting {vm_name} to snapshot {name}"), || {
+                        let vm = self.select(std::slice::from_ref(vm_name))?[0];
+                        let is_running = running.contains(vm_name);
+                        if is_running && *live {
+                            qmp_job(self, vm, "snapshot-load", name, true)?;
+                            // The guest's TCP state went back in time: reconnect.
+                            if let Ok(t) = self.ssh_target(vm_name) {
+                                t.close();
+                            }
+                            return Ok(());
+                        }
+                        if is_running {
+                            self.kill(vm_name)?;
+                            restart.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(vm_name.clone());
+                        }
+                        qemu_img(runner, vm_name, "-a", name, &snapshot_disks(self, vm)?)
+                    })
+                })
+            })?;
+        }
+        let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !restart.is_empty() {
+            self.start(&restart, reporter)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["base", "snap_1", "before-upgrade", "v1.2"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "12", "-x", "a b", "a/b", "x;rm", &"a".repeat(65)] {
+            assert!(matches!(validate_name(bad), Err(SnapshotError::InvalidName { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listed_in_creation_order() {
+        let record: Map<String, Value> = serde_json::from_value(json!({"snapshots": {
+            "zz": [{"created": 1}], "aa": [{"created": 3}], "mm": [{"created": 2}]}}))
+        .unwrap();
+        assert_eq!(names_of(&record), ["zz", "mm", "aa"]);
+        assert!(names_of(&Map::new()).is_empty());
+    }
+}

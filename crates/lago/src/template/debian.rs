@@ -1,0 +1,167 @@
+//! `lago template build debian12`: a real Debian 12 (systemd, OpenSSH, cloud-init,
+//! qemu-guest-agent) made by `mmdebstrap`, on the same disk layout as `tiny` (MBR, FAT boot
+//! partition with syslinux, ext4 root labelled `lago-root`). It is configured at boot by the
+//! NoCloud seed through cloud-init alone: nothing of lago runs inside.
+//!
+//! `mmdebstrap` runs in its `root` mode, so this build needs root (the root filesystem must
+//! hold files owned by other users, and `mke2fs -d` copies ownership as it finds it). Downloaded
+//! packages are kept in the build cache, so a rebuild only refreshes the package lists.
+
+use std::path::Path;
+
+use super::build::{BuildError, DiskLayout, Image, write_disk};
+use crate::pathio::at as io;
+use crate::process::{CommandRunner, Invocation};
+use crate::report::{Reporter, task};
+
+/// Packages on top of mmdebstrap's `apt` variant (essential packages and apt).
+pub const PACKAGES: &[&str] = &[
+    "linux-image-amd64",
+    "initramfs-tools",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "openssh-server",
+    "cloud-init",
+    "qemu-guest-agent",
+    "ifupdown",
+    "isc-dhcp-client",
+    "iproute2",
+    "iputils-ping",
+    "netbase",
+    "sudo",
+    "procps",
+    "less",
+    "syslinux",
+    "syslinux-common",
+    "e2fsprogs",
+    "tar",
+    "gzip",
+];
+
+/// Virtual disk size: the root filesystem holds about 750 MiB.
+const DISK_SIZE: u64 = 4 << 30;
+const KERNEL_CMDLINE: &str = "console=ttyS0,115200 root=LABEL=lago-root rw quiet random.trust_cpu=on";
+
+/// Files put in place before any package is installed: the initramfs holds only the drivers
+/// that mount the root (a smaller initramfs boots faster under emulation).
+const EARLY_FILES: &[(&str, &str)] = &[
+    ("etc/initramfs-tools/conf.d/lago.conf", "MODULES=list\n"),
+    ("etc/initramfs-tools/modules", "virtio_pci\nvirtio_blk\nvirtio_scsi\nsd_mod\next4\ncrc32c_generic\n"),
+];
+
+/// Files written into the finished root filesystem.
+const FILES: &[(&str, &str)] = &[
+    ("etc/fstab", "LABEL=lago-root / ext4 rw,errors=remount-ro 0 1\n"),
+    // Only the seed: probing cloud metadata services would wait on network timeouts.
+    ("etc/cloud/cloud.cfg.d/90-lago.cfg", "datasource_list: [ NoCloud, None ]\nlocale: C.UTF-8\n"),
+    // Host keys are made at first boot (cloud-init does it too; this covers a boot without it).
+    ("etc/systemd/system/ssh.service.d/lago-host-keys.conf", "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n"),
+    ("etc/hostname", "localhost\n"),
+    ("etc/resolv.conf", ""),
+];
+
+/// Units a test VM does not need at boot.
+const MASKED: &[&str] = &[
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+    "systemd-timesyncd.service",
+];
+
+/// Builds the raw disk of `debian12` in `work`.
+pub(crate) fn build_image(
+    work: &Path,
+    cache_dir: &Path,
+    runner: &dyn CommandRunner,
+    reporter: &dyn Reporter,
+) -> Result<Image, BuildError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(BuildError::Missing(
+            "building debian12 needs root: mmdebstrap runs in its root mode and the image keeps file ownership".into(),
+        ));
+    }
+    let rootfs = work.join("rootfs");
+    let debs = cache_dir.join("debian12-debs");
+    let early = work.join("early");
+    for d in [&debs, &early] {
+        std::fs::create_dir_all(d).map_err(io("create", d))?;
+    }
+    for (path, content) in EARLY_FILES {
+        write(&early.join(path), content)?;
+    }
+    task(reporter, "Install Debian 12 with mmdebstrap", || {
+        let inv = Invocation::new("mmdebstrap")
+            .args(["--mode=root", "--variant=apt", "--format=directory", "--quiet"])
+            .arg(format!("--include={}", PACKAGES.join(",")))
+            .args([
+                "--dpkgopt=path-exclude=/usr/share/man/*",
+                "--dpkgopt=path-exclude=/usr/share/doc/*",
+                "--dpkgopt=path-exclude=/usr/share/locale/*",
+                "--dpkgopt=path-include=/usr/share/locale/locale.alias",
+                "--aptopt=Acquire::Languages \"none\"",
+                "--skip=download/empty",
+                "--skip=essential/unlink",
+                "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/",
+            ])
+            .arg(format!("--setup-hook=sync-in {} /var/cache/apt/archives/", debs.display()))
+            .arg(format!("--setup-hook=sync-in {} /", early.display()))
+            .arg(format!("--customize-hook=sync-out /var/cache/apt/archives {}", debs.display()))
+            .arg("bookworm")
+            .arg(&rootfs);
+        runner.run(&inv).map_err(|source| BuildError::Tool { step: "install Debian 12 with mmdebstrap".into(), source })
+    })?;
+    task(reporter, "Configure for cloud-init and lago", || configure(&rootfs, runner))?;
+    let boot = rootfs.join("boot");
+    let kernel = std::fs::read_dir(&boot)
+        .map_err(io("read", &boot))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("vmlinuz-")).map(str::to_owned))
+        .max()
+        .ok_or_else(|| BuildError::Missing(format!("no kernel in {}", boot.display())))?;
+    let raw = work.join("disk.raw");
+    let layout = DiskLayout {
+        size: DISK_SIZE,
+        tools: &rootfs,
+        vmlinuz: &boot.join(format!("vmlinuz-{kernel}")),
+        initrd: &boot.join(format!("initrd.img-{kernel}")),
+        cmdline: KERNEL_CMDLINE,
+        rootfs: &rootfs,
+    };
+    task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
+    Ok(Image { raw, kernel, distro: "debian12" })
+}
+
+fn write(path: &Path, content: &str) -> Result<(), BuildError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    std::fs::write(path, content).map_err(io("write", path))?;
+    Ok(())
+}
+
+fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {
+    // The template carries no identity: no host keys, no machine id, no cached packages.
+    for dir in ["etc/ssh", "var/cache/apt/archives"] {
+        let dir = rootfs.join(dir);
+        for e in std::fs::read_dir(&dir).map_err(io("read", &dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ssh_host_") || name.ends_with(".deb") {
+                std::fs::remove_file(e.path()).map_err(io("remove", &e.path()))?;
+            }
+        }
+    }
+    write(&rootfs.join("etc/machine-id"), "")?;
+    let _ = std::fs::remove_file(rootfs.join("var/lib/dbus/machine-id"));
+    for (path, content) in FILES {
+        let p = rootfs.join(path);
+        let _ = std::fs::remove_file(&p);
+        write(&p, content)?;
+    }
+    runner
+        .run(&Invocation::new("systemctl").arg(format!("--root={}", rootfs.display())).arg("mask").args(MASKED))
+        .map_err(|source| BuildError::Tool { step: "mask boot-time units".into(), source })?;
+    Ok(())
+}
