@@ -5,19 +5,9 @@
 #   - image size,
 #   - `lago start` of one 1 GiB VM under TCG until SSH answers (median of 3 boots).
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
-lago="$repo/target/release/lago"
-work="$(mktemp -d /tmp/lago-bench-debian12.XXXXXX)"
 cache="${LAGO_BENCH_CACHE:-/var/tmp/lago-bench-cache}"
-cleanup() { (cd "$work/env" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; rm -rf "$work"; }
-trap cleanup EXIT
-export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
+source "$(dirname "$0")/lib.sh" debian12
 export LAGO__TEMPLATE__BUILD_CACHE="$cache"
-export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 state=cached; [ -d "$cache/debian12-debs" ] || state=cold
 t0=$(now); "$lago" --loglevel error template build debian12 --repo-dir "$work/repo" >/dev/null

@@ -7,19 +7,8 @@
 #   - `lago export` (layered): time and size.
 # Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
-lago="$repo/target/release/lago"
-work="$(mktemp -d /tmp/lago-bench-ops.XXXXXX)"
-cleanup() { (cd "$work/env" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; rm -rf "$work"; }
-trap cleanup EXIT
-export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
-export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+source "$(dirname "$0")/lib.sh" ops
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 mkdir -p "$work/env"
 cat > "$work/env/LagoInitFile" <<'YAML'
 domains:

@@ -8,18 +8,10 @@
 #   - `lago destroy` of 3 running VMs.
 # Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
 set -euo pipefail
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
-lago="$repo/target/release/lago"
-work="$(mktemp -d /tmp/lago-bench-vms.XXXXXX)"
-cleanup() { (cd "$work/one" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; (cd "$work/three" 2>/dev/null && "$lago" destroy -y >/dev/null 2>&1) || true; [ -n "${raw_pid:-}" ] && kill "$raw_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
-export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+source "$(dirname "$0")/lib.sh" vms
+raw_pid=""
+trap '[ -n "$raw_pid" ] && kill "$raw_pid" 2>/dev/null; bench_cleanup' EXIT
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-
 # The floor: qemu alone, same devices, no lago.
 mkdir -p "$work/one" "$work/three"
 cat > "$work/one/LagoInitFile" <<'YAML'

@@ -319,17 +319,12 @@ impl Env {
                 } else {
                     qemu_img(runner, &vm.name, "-c", name, &snapshot_disks(self, vm)?)?;
                 }
-                taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vm.name.clone(), live));
+                taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*vm, live));
                 Ok(())
             });
             let taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (vm_name, live) in &taken {
-                let vm = self
-                    .vms
-                    .iter()
-                    .find(|v| &v.name == vm_name)
-                    .ok_or_else(|| EnvError::UnknownVms { names: vec![vm_name.clone()], known: vec![] })?;
-                let mut record = read_record(self, vm_name)?;
+            for (vm, live) in &taken {
+                let mut record = read_record(self, &vm.name)?;
                 let disks: Vec<Value> = snapshot_disks(self, vm)?
                     .iter()
                     .map(|(i, _, dev)| {
@@ -342,39 +337,41 @@ impl Env {
                     *snaps = json!({});
                 }
                 snaps[name] = Value::Array(disks);
-                write_record(self, vm_name, &record)?;
+                write_record(self, &vm.name, &record)?;
             }
             if result.is_err() {
                 // All or nothing: drop the snapshots that were taken.
-                for (vm_name, live) in &taken {
-                    let _ = self.delete_one(vm_name, name, *live, runner);
+                for (vm, live) in &taken {
+                    let _ = self.delete_one(vm, name, *live, runner);
                 }
             }
             result
         })
     }
 
+    /// Deletes snapshot `name` of one VM: through its qemu when it runs, else with qemu-img.
     fn delete_one(
         &self,
-        vm_name: &str,
+        vm: &VmRecord,
         name: &str,
-        _live: bool,
+        running: bool,
         runner: &dyn CommandRunner,
     ) -> Result<(), SnapshotError> {
-        let vm = self.select(&[vm_name.to_owned()])?[0];
-        if self.running().iter().any(|r| r == vm_name) {
+        if running {
             qmp_job(self, vm, "snapshot-delete", name, false)?;
         } else {
-            qemu_img(runner, vm_name, "-d", name, &snapshot_disks(self, vm)?)?;
+            qemu_img(runner, &vm.name, "-d", name, &snapshot_disks(self, vm)?)?;
         }
-        let mut record = read_record(self, vm_name)?;
+        let mut record = read_record(self, &vm.name)?;
         if let Some(s) = record.get_mut("snapshots").and_then(Value::as_object_mut) {
             s.remove(name);
         }
-        write_record(self, vm_name, &record)
+        write_record(self, &vm.name, &record)
     }
 
-    fn check_known(&self, name: &str) -> Result<Vec<(String, bool)>, SnapshotError> {
+    /// Every VM of lago's with whether its snapshot `name` is live; an error names the first VM
+    /// without it.
+    fn check_known(&self, name: &str) -> Result<Vec<(&VmRecord, bool)>, SnapshotError> {
         let mut out = Vec::new();
         for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
@@ -382,7 +379,7 @@ impl Env {
             if !known.iter().any(|n| n == name) {
                 return Err(SnapshotError::Unknown { vm: vm.name.clone(), name: name.to_owned(), known });
             }
-            out.push((vm.name.clone(), is_live(&record, name)));
+            out.push((vm, is_live(&record, name)));
         }
         Ok(out)
     }
@@ -396,8 +393,9 @@ impl Env {
     ) -> Result<(), SnapshotError> {
         let _lock = self.lock()?;
         let vms = self.check_known(name)?;
+        let running = self.running();
         task(reporter, &format!("Delete snapshot {name}"), || {
-            for_each_parallel(&vms, |(vm, live)| self.delete_one(vm, name, *live, runner))
+            for_each_parallel(&vms, |(vm, _)| self.delete_one(vm, name, running.contains(&vm.name), runner))
         })
     }
 
@@ -409,23 +407,20 @@ impl Env {
         {
             let _lock = self.lock()?;
             task(reporter, "Revert VMs snapshots", || {
-                for_each_parallel(&vms, |(vm_name, live)| {
-                    task(reporter, &format!("Reverting {vm_name} to snapshot {name}"), || {
-                        let vm = self.select(std::slice::from_ref(vm_name))?[0];
-                        let is_running = running.contains(vm_name);
+                for_each_parallel(&vms, |(vm, live)| {
+                    task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {
+                        let is_running = running.contains(&vm.name);
                         if is_running && *live {
                             qmp_job(self, vm, "snapshot-load", name, true)?;
                             // The guest's TCP state went back in time: reconnect.
-                            if let Ok(t) = self.ssh_target(vm_name) {
-                                t.close();
-                            }
+                            crate::ssh::Target::local(&self.prefix.path, &vm.name, "", 0).close();
                             return Ok(());
                         }
                         if is_running {
-                            self.kill(vm_name)?;
-                            restart.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(vm_name.clone());
+                            self.kill(&vm.name)?;
+                            restart.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(vm.name.clone());
                         }
-                        qemu_img(runner, vm_name, "-a", name, &snapshot_disks(self, vm)?)
+                        qemu_img(runner, &vm.name, "-a", name, &snapshot_disks(self, vm)?)
                     })
                 })
             })?;

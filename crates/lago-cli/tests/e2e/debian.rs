@@ -3,10 +3,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use lago::service::{ServiceProvider, ServiceState};
+use lago::service::ServiceProvider;
 
 use crate::built_repo;
 use crate::lab::Lab;
@@ -61,21 +60,9 @@ fn debian12_is_configured_by_cloud_init_from_the_seed() {
     assert_eq!(guest_agent_ping(&prefix.join("run/d1.qga")), "{\"return\": {}}");
 
     // Services through the systemd provider (detected).
-    let env = lago::sdk::load_env(&lab.home.path().join(".lago")).unwrap();
-    let vm = env.vm("d1").unwrap();
-    assert_eq!(vm.service_provider().unwrap(), ServiceProvider::Systemd);
-    let agent = vm.service("qemu-guest-agent").unwrap();
-    assert_eq!(agent.state().unwrap(), ServiceState::Active);
-    agent.stop().unwrap();
-    assert_eq!(agent.state().unwrap(), ServiceState::Inactive);
-    agent.start().unwrap();
-    assert_eq!(agent.state().unwrap(), ServiceState::Active);
-    assert_eq!(vm.service("nope").unwrap().state().unwrap(), ServiceState::Missing);
-
+    lab.cycle_service("d1", "qemu-guest-agent", ServiceProvider::Systemd);
     // Ansible's ping module (Python in the VM) through the inventory.
-    let inventory = lab.home.path().join("hosts");
-    std::fs::write(&inventory, lab.ok(&["ansible_hosts"])).unwrap();
-    let out = Command::new("ansible").arg("-i").arg(&inventory).args(["all", "-m", "ping"]).output().unwrap();
+    let out = lab.ansible("ansible", &["all", "-m", "ping"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.matches("\"ping\": \"pong\"").count() == 2, "{stdout}");
 

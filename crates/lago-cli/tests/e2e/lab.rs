@@ -1,7 +1,9 @@
 //! A directory with an init file, and `lago` run in it with a test configuration.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
+
+use lago::service::{ServiceProvider, ServiceState};
 
 use crate::{lago, tiny_repo};
 
@@ -66,5 +68,32 @@ impl Drop for Lab {
     fn drop(&mut self) {
         // Whatever happened, leave no VM behind.
         let _ = self.lago(&["destroy", "--yes"]);
+    }
+}
+
+impl Lab {
+    /// Runs an Ansible tool (`ansible`, `ansible-inventory`) on `lago ansible_hosts`' inventory.
+    pub fn ansible(&self, tool: &str, args: &[&str]) -> Output {
+        let inventory = self.home.path().join("hosts");
+        std::fs::write(&inventory, self.ok(&["ansible_hosts"])).unwrap();
+        Command::new(tool).arg("-i").arg(&inventory).args(args).output().unwrap()
+    }
+
+    /// Through the SDK: `vm`'s detected service manager is `provider`; `service` runs, stops and
+    /// starts again; an unknown service is missing and cannot be started.
+    #[track_caller]
+    pub fn cycle_service(&self, vm: &str, service: &str, provider: ServiceProvider) {
+        let env = lago::sdk::load_env(&self.home.path().join(".lago")).unwrap();
+        let vm = env.vm(vm).unwrap();
+        assert_eq!(vm.service_provider().unwrap(), provider);
+        let svc = vm.service(service).unwrap();
+        assert_eq!(svc.state().unwrap(), ServiceState::Active);
+        svc.stop().unwrap();
+        assert_eq!(svc.state().unwrap(), ServiceState::Inactive);
+        svc.start().unwrap();
+        assert_eq!(svc.state().unwrap(), ServiceState::Active);
+        let missing = vm.service("nope").unwrap();
+        assert_eq!(missing.state().unwrap(), ServiceState::Missing);
+        assert!(missing.start().unwrap_err().to_string().contains("not present"));
     }
 }

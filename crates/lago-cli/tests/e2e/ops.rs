@@ -1,9 +1,7 @@
 //! Operations on a running `tiny` environment: snapshot and revert, services, the Ansible
 //! inventory, the `ssh` provider, export and re-import, and `virt-customize` builds.
 
-use std::process::Command;
-
-use lago::service::{ServiceProvider, ServiceState};
+use lago::service::ServiceProvider;
 
 use crate::lab::Lab;
 
@@ -53,35 +51,17 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     fails_with(&lab, &["revert", "nope"], "No snapshot \"nope\" for VM vm01 (known: s1)");
 
     // Services through the sysvinit provider (detected).
-    let env = lago::sdk::load_env(&lab.home.path().join(".lago")).unwrap();
-    let vm = env.vm("vm01").unwrap();
-    assert_eq!(vm.service_provider().unwrap(), ServiceProvider::Sysvinit);
-    let syslogd = vm.service("syslogd").unwrap();
-    assert_eq!(syslogd.state().unwrap(), ServiceState::Active);
-    syslogd.stop().unwrap();
-    assert_eq!(syslogd.state().unwrap(), ServiceState::Inactive);
-    syslogd.start().unwrap();
-    assert_eq!(syslogd.state().unwrap(), ServiceState::Active);
-    assert_eq!(vm.service("nope").unwrap().state().unwrap(), ServiceState::Missing);
-    assert!(vm.service("nope").unwrap().start().unwrap_err().to_string().contains("not present"));
+    lab.cycle_service("vm01", "syslogd", ServiceProvider::Sysvinit);
 
     // The inventory, read by the real Ansible; `raw` needs no Python in the VM.
-    let inventory = lab.home.path().join("hosts");
-    std::fs::write(&inventory, lab.ok(&["ansible_hosts"])).unwrap();
-    let out = Command::new("ansible-inventory").arg("-i").arg(&inventory).arg("--list").output().unwrap();
+    let out = lab.ansible("ansible-inventory", &["--list"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let vars = &parsed["_meta"]["hostvars"]["vm01"];
     assert_eq!(vars["ansible_host"], "127.0.0.1", "{parsed}");
     assert_eq!(vars["lago_ip"], "192.168.200.2", "{parsed}");
     assert_eq!(parsed["web"]["hosts"], serde_json::json!(["vm01"]), "{parsed}");
-    let out = Command::new("ansible")
-        .arg("-i")
-        .arg(&inventory)
-        .args(["all", "-m", "raw", "-a", "hostname -f"])
-        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
-        .output()
-        .unwrap();
+    let out = lab.ansible("ansible", &["all", "-m", "raw", "-a", "hostname -f"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("vm01.lab.test"),

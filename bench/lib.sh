@@ -1,0 +1,19 @@
+# Shared set-up of the VM benchmarks, sourced by them: builds lago (release), makes a work
+# directory removed at exit (after destroying the environments under it), points the store,
+# repository, leases and acceleration (TCG, no outbound traffic) there, and defines timing
+# helpers. Usage: source bench/lib.sh NAME
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
+lago="$repo/target/release/lago"
+work="$(mktemp -d "/tmp/lago-bench-$1.XXXXXX")"
+bench_cleanup() {
+  local d
+  for d in "$work"/*/; do (cd "$d" 2>/dev/null && [ -d .lago ] && "$lago" destroy -y >/dev/null 2>&1) || true; done
+  rm -rf "$work"
+}
+trap bench_cleanup EXIT
+export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
+export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
