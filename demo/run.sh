@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what lago needs, builds it and the `tiny` template, and walks through an
-# environment's life cycle: init (3 VMs on two networks), start, shell, stop, status, destroy.
+# environment's life cycle: init (3 VMs on two networks), start, shell, snapshot and revert,
+# the Ansible inventory, stop, status, destroy.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 need=()
@@ -54,6 +55,13 @@ ls -ls .lago/default/images
 "$lago" status
 "$lago" shell web hostname -f
 "$lago" shell app 'ping -c 1 db && ping -c 1 web.demo.local'
+# A live snapshot of every VM; revert brings back the file and the running moment, no reboot.
+"$lago" shell web 'echo kept > /root/note'
+"$lago" snapshot clean
+"$lago" shell web 'rm /root/note'
+"$lago" revert clean
+"$lago" shell web 'cat /root/note; cat /proc/uptime'
+"$lago" ansible_hosts
 "$lago" stop db
 "$lago" -f yaml status
 "$lago" destroy --yes

@@ -2,8 +2,10 @@
 //! `Success (in 0:00:00)`), limited to `--logdepth` levels, and download progress: a bar on a
 //! terminal, plain lines otherwise (and whenever `CI` or `LAGO_NO_PROGRESS` is set).
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -21,11 +23,27 @@ pub(crate) struct TaskPrinter {
     state: Mutex<State>,
 }
 
+/// Task depth is kept per thread: tasks run in parallel for each VM nest under the task that
+/// started them (the main thread's current depth), not under each other.
 #[derive(Default)]
 struct State {
-    depth: usize,
+    depths: HashMap<ThreadId, usize>,
+    main: Option<ThreadId>,
     bar: Option<ProgressBar>,
     last_percent: Option<u64>,
+}
+
+impl State {
+    /// The calling thread's depth; a worker thread starts at the main thread's depth.
+    fn depth(&mut self) -> &mut usize {
+        let me = std::thread::current().id();
+        let main = *self.main.get_or_insert(me);
+        if !self.depths.contains_key(&me) {
+            let start = self.depths.get(&main).copied().unwrap_or(0);
+            self.depths.insert(me, start);
+        }
+        self.depths.entry(me).or_default()
+    }
 }
 
 impl TaskPrinter {
@@ -60,19 +78,22 @@ impl TaskPrinter {
 impl Reporter for TaskPrinter {
     fn task_started(&self, name: &str) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shown(st.depth) {
-            self.line(st.depth, &format!("{name}:"));
+        let depth = st.depth();
+        if self.shown(*depth) {
+            self.line(*depth, &format!("{name}:"));
         }
-        st.depth += 1;
+        *depth += 1;
     }
 
     fn task_finished(&self, name: &str, ok: bool, elapsed: Duration) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.depth = st.depth.saturating_sub(1);
+        let depth = st.depth();
+        *depth = depth.saturating_sub(1);
+        let depth = *depth;
         // A failed task is shown even below --logdepth, so the user sees what broke.
-        if self.shown(st.depth) || (!ok && self.enabled) {
+        if self.shown(depth) || (!ok && self.enabled) {
             let status = if ok { self.paint("Success", "32") } else { self.paint("ERROR", "31") };
-            self.line(st.depth, &format!("{name}: {status} (in {})", hms(elapsed)));
+            self.line(depth, &format!("{name}: {status} (in {})", hms(elapsed)));
         }
     }
 
@@ -110,13 +131,35 @@ impl Reporter for TaskPrinter {
     }
 
     fn note(&self, message: &str) {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if self.shown(st.depth) {
-            self.line(st.depth, message);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let depth = *st.depth();
+        if self.shown(depth) {
+            self.line(depth, message);
         }
     }
 
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_threads_nest_under_the_main_threads_task() {
+        let state = Mutex::new(State::default());
+        *state.lock().unwrap().depth() += 2;
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut st = state.lock().unwrap();
+                    assert_eq!(*st.depth(), 2);
+                    *st.depth() += 1;
+                });
+            }
+        });
+        assert_eq!(*state.lock().unwrap().depth(), 2);
     }
 }
