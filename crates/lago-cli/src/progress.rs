@@ -38,11 +38,8 @@ impl State {
     fn depth(&mut self) -> &mut usize {
         let me = std::thread::current().id();
         let main = *self.main.get_or_insert(me);
-        if !self.depths.contains_key(&me) {
-            let start = self.depths.get(&main).copied().unwrap_or(0);
-            self.depths.insert(me, start);
-        }
-        self.depths.entry(me).or_default()
+        let start = self.depths.get(&main).copied().unwrap_or(0);
+        self.depths.entry(me).or_insert(start)
     }
 }
 

@@ -60,6 +60,18 @@ pub enum ExportError {
         #[source]
         source: ProcessError,
     },
+    /// A source disk could not be inspected.
+    #[error("VM {vm}: cannot export a disk")]
+    Image {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: crate::image::ImageError,
+    },
+    /// An exported disk could not be hashed.
+    #[error(transparent)]
+    Hash(#[from] crate::template::StoreError),
     /// The environment failed.
     #[error(transparent)]
     Env(#[from] EnvError),
@@ -268,39 +280,30 @@ fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> R
         if opts.compress && out_format == "qcow2" {
             inv = inv.arg("-c");
         }
-        if let Some(base) = &job.base {
-            // Only the clusters that differ from the template; then point at `./<name>:<version>`.
-            let info = crate::image::Images::new(runner).info(&job.src).map_err(|e| match e {
-                crate::image::ImageError::Tool { source, .. } => terr(source),
-                other => ExportError::Io(PathError {
-                    action: "inspect",
-                    path: job.src.clone(),
-                    source: std::io::Error::other(other.to_string()),
-                }),
-            })?;
-            let backing = info.backing.unwrap_or_default();
-            let backing_format = info.backing_format.unwrap_or_else(|| "qcow2".into());
-            inv = inv.arg("-B").arg(&backing).args(["-F", &backing_format]);
-            runner.run(&inv.arg(&job.src).arg(&job.dst)).map_err(terr)?;
-            runner
-                .run(
-                    &Invocation::new("qemu-img")
+        // Layered: only the clusters that differ from the template, then the backing file is
+        // renamed to `./<name>:<version>`.
+        let rebase = match &job.base {
+            Some(base) => {
+                let info = crate::image::Images::new(runner)
+                    .info(&job.src)
+                    .map_err(|source| ExportError::Image { vm: job.vm.clone(), source })?;
+                let backing_format = info.backing_format.unwrap_or_else(|| "qcow2".into());
+                inv = inv.arg("-B").arg(info.backing.unwrap_or_default()).args(["-F", &backing_format]);
+                Some(
+                    Invocation::new("qemu-img")
                         .args(["rebase", "-u", "-F", &backing_format, "-b"])
                         .arg(format!("./{base}"))
                         .arg(&job.dst),
                 )
-                .map_err(terr)?;
-        } else {
-            runner.run(&inv.arg(&job.src).arg(&job.dst)).map_err(terr)?;
+            }
+            None => None,
+        };
+        runner.run(&inv.arg(&job.src).arg(&job.dst)).map_err(terr)?;
+        if let Some(rebase) = rebase {
+            runner.run(&rebase).map_err(terr)?;
         }
     }
-    let hash = crate::template::store::sha1_file(&job.dst).map_err(|e| {
-        ExportError::Io(PathError {
-            action: "hash",
-            path: job.dst.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })?;
+    let hash = crate::template::store::sha1_file(&job.dst)?;
     let size = std::fs::metadata(&job.dst).map_err(io("stat", &job.dst))?.len();
     let mut metadata = job.disk.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
     let name = job.dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

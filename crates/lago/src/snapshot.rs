@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError, for_each_parallel};
 use crate::pathio::{PathError, at as io};
+use crate::prefix::PrefixError;
 use crate::process::{CommandRunner, Invocation, ProcessError};
 use crate::provider::{VmRecord, vm_paths};
 use crate::qmp::{Qmp, QmpError};
@@ -100,7 +101,10 @@ pub enum SnapshotError {
     /// The environment failed (start, stop, lock).
     #[error(transparent)]
     Env(#[from] EnvError),
-    /// A VM's record could not be read or written.
+    /// A VM's record could not be read.
+    #[error(transparent)]
+    Prefix(#[from] PrefixError),
+    /// A VM's record could not be written.
     #[error(transparent)]
     Io(#[from] PathError),
 }
@@ -130,15 +134,9 @@ fn record_path(env: &Env, vm: &str) -> PathBuf {
 
 fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError> {
     let path = record_path(env, vm);
-    let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
-    match serde_json::from_str(&text) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(PathError {
-            action: "parse",
-            path,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a JSON object"),
-        }
-        .into()),
+    match crate::prefix::read_json(&path)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(PrefixError::Corrupt { path, reason: "not a JSON object".into() }.into()),
     }
 }
 

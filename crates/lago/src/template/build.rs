@@ -273,7 +273,7 @@ const GUEST_FILES: &[(&str, &str, u32)] = &[
     ("etc/profile", "export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nexport PS1='\\u@\\h:\\w\\$ '\n", 0o644),
 ];
 
-fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), BuildError> {
+pub(crate) fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;

@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use super::build::{BuildError, DiskLayout, Image, write_disk};
+use super::build::{BuildError, DiskLayout, Image, write_disk, write_file};
 use crate::pathio::at as io;
 use crate::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
@@ -90,7 +90,7 @@ pub(crate) fn build_image(
         std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
     for (path, content) in EARLY_FILES {
-        write(&early.join(path), content)?;
+        write_file(&early.join(path), content.as_bytes(), 0o644)?;
     }
     task(reporter, "Install Debian 12 with mmdebstrap", || {
         let inv = Invocation::new("mmdebstrap")
@@ -134,14 +134,6 @@ pub(crate) fn build_image(
     Ok(Image { raw, kernel, distro: "debian12" })
 }
 
-fn write(path: &Path, content: &str) -> Result<(), BuildError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
-    }
-    std::fs::write(path, content).map_err(io("write", path))?;
-    Ok(())
-}
-
 fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {
     // The template carries no identity: no host keys, no machine id, no cached packages.
     for dir in ["etc/ssh", "var/cache/apt/archives"] {
@@ -153,12 +145,12 @@ fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError
             }
         }
     }
-    write(&rootfs.join("etc/machine-id"), "")?;
+    write_file(&rootfs.join("etc/machine-id"), b"", 0o444)?;
     let _ = std::fs::remove_file(rootfs.join("var/lib/dbus/machine-id"));
     for (path, content) in FILES {
         let p = rootfs.join(path);
         let _ = std::fs::remove_file(&p);
-        write(&p, content)?;
+        write_file(&p, content.as_bytes(), 0o644)?;
     }
     runner
         .run(&Invocation::new("systemctl").arg(format!("--root={}", rootfs.display())).arg("mask").args(MASKED))
