@@ -5,7 +5,7 @@
 #   - `lago revert NAME` of the running VM (target < 2 s),
 #   - `lago export --standalone` of the stopped VM: time and size of the disk,
 #   - `lago export` (layered): time and size.
-# Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
+# Needs what `bash scripts/setup.sh` installs (qemu, the tools of `lago template build`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" ops
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null

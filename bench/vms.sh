@@ -6,7 +6,7 @@
 #   - `lago status` with 3 VMs running (target < 50 ms),
 #   - a warm SSH round trip over the reused connection, as `Vm::ssh` does (target < 50 ms),
 #   - `lago destroy` of 3 running VMs.
-# Needs qemu-system-x86_64 (scripts/install-qemu.sh) and the tools of `lago template build`.
+# Needs what `bash scripts/setup.sh` installs (qemu, the tools of `lago template build`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" vms
 raw_pid=""

@@ -1,21 +1,11 @@
 #!/usr/bin/env bash
-# Sets up what lago needs, builds it and the `tiny` template, and walks through an
+# Sets the host up (scripts/setup.sh), builds lago and the `tiny` template, and walks through an
 # environment's life cycle: init (3 VMs on two networks), start, shell, snapshot and revert,
 # the Ansible inventory, stop, status, destroy.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-need=()
-for p in qemu-utils openssh-client xz-utils mtools e2fsprogs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-# Package lists: `lago template build` downloads Debian packages with apt.
-$sudo apt-get update -qq
-if ((${#need[@]})); then
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
-fi
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
-lago="$repo/target/release/lago"
+# Builds lago and installs what this host lacks (qemu, template tools), as root or through sudo.
+lago="$(bash "$repo/scripts/setup.sh")"
 
 work="$(mktemp -d /tmp/lago-demo.XXXXXX)"
 trap '(cd "$work" && "$lago" destroy --yes >/dev/null 2>&1) || true; rm -rf "$work"' EXIT

@@ -39,6 +39,12 @@ impl CliError {
         for h in &self.hints {
             text.push_str(&format!("Hint: {h}\n"));
         }
+        // A tool that could not be run is a host problem `lago doctor` diagnoses and fixes.
+        if text.contains("could not be run") {
+            text.push_str(
+                "Hint: run `lago doctor`: it checks the host and prints the command that installs what is missing\n",
+            );
+        }
         eprint!("{text}");
         // The log file gets the same text; the terminal already has it.
         let _ = std::io::Write::write_all(&mut lago::logfile::LogSink, format!("ERROR lago: {text}").as_bytes());

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::hoist_globals(std::env::args_os().collect()));
     let result = context::Context::new(&cli).and_then(|mut ctx| commands::run(&mut ctx, &cli));
     match result {
         Ok(code) => code,

@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use lago::report::{Reporter, hms};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lago::report::{BootPhase, Reporter, hms};
 
 const MARKERS: [char; 5] = ['@', '#', '*', '-', '~'];
 
@@ -31,6 +31,8 @@ struct State {
     main: Option<ThreadId>,
     bar: Option<ProgressBar>,
     last_percent: Option<u64>,
+    /// One line per booting VM, on a terminal.
+    boot: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
 }
 
 impl State {
@@ -137,6 +139,54 @@ impl Reporter for TaskPrinter {
 
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
+    }
+
+    /// On a terminal, one live line per VM (`vm01  booting 0:00:07`, then `vm01  ready (15.2 s)`);
+    /// otherwise a plain line when each VM starts booting and when it is ready or failed.
+    fn vm_boot(&self, vm: &str, phase: BootPhase, elapsed: Duration) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let depth = *st.depth();
+        if !self.shown(depth) {
+            return;
+        }
+        let secs = elapsed.as_secs_f64();
+        if !self.bars {
+            let text = match phase {
+                BootPhase::Booting => format!("{vm}: booting"),
+                BootPhase::Ready => format!("{vm}: ssh ready ({secs:.1} s)"),
+                BootPhase::Failed => format!("{vm}: failed ({secs:.1} s)"),
+            };
+            self.line(depth, &text);
+            return;
+        }
+        let indent = "  ".repeat(depth);
+        let marker = MARKERS[depth % MARKERS.len()];
+        let (multi, bars) = st
+            .boot
+            .get_or_insert_with(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), HashMap::new()));
+        match phase {
+            BootPhase::Booting => {
+                let style = ProgressStyle::with_template(&format!(
+                    "{indent}{marker} {{prefix}}: {{spinner}} booting {{elapsed_precise}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let bar = multi.add(ProgressBar::new_spinner().with_style(style).with_prefix(vm.to_owned()));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bars.insert(vm.to_owned(), bar);
+            }
+            BootPhase::Ready | BootPhase::Failed => {
+                let Some(bar) = bars.remove(vm) else { return };
+                let word =
+                    if phase == BootPhase::Ready { self.paint("ready", "32") } else { self.paint("failed", "31") };
+                let style = ProgressStyle::with_template(&format!("{indent}{marker} {{prefix}}: {word} ({secs:.1} s)"))
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                bar.set_style(style);
+                bar.finish();
+                if bars.is_empty() {
+                    st.boot = None;
+                }
+            }
+        }
     }
 }
 

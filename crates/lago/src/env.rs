@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::accel::Accel;
 use crate::prefix::{Prefix, PrefixError};
 use crate::provider::{LaunchContext, Provider, ProviderError, QemuProvider, VmRecord, free_port, tail_file, vm_paths};
-use crate::report::{Reporter, task};
+use crate::report::{BootPhase, Reporter, task};
 use crate::runtime::{Leases, RuntimeError, State};
 use crate::ssh::{CommandStatus, Target};
 
@@ -59,7 +59,7 @@ pub enum EnvError {
     #[error(transparent)]
     Qemu(#[from] ProviderError),
     /// SSH could not be run.
-    #[error("Cannot run `ssh` for VM {vm} (install the `openssh-client` package)")]
+    #[error("`ssh` could not be run for VM {vm} (install the `openssh-client` package)")]
     Ssh {
         /// The VM.
         vm: String,
@@ -228,7 +228,7 @@ impl Env {
             let (existing, targets): (Vec<&VmRecord>, Vec<&VmRecord>) = targets.into_iter().partition(|v| v.is_ssh());
             let to_start: Vec<&VmRecord> = targets.into_iter().filter(|v| !running.contains(&v.name)).collect();
             let env_id: String = self.prefix.uuid()?.chars().take(8).collect();
-            let mut accel = self.options.accel.resolve();
+            let accel = self.options.accel.resolve();
             let mut started: Vec<&VmRecord> = Vec::new();
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
@@ -247,22 +247,7 @@ impl Env {
                             outbound,
                             index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
                         };
-                        match self.provider.start(vm, &ctx) {
-                            // `auto` means KVM only where it works: a qemu that dies at start-up
-                            // under KVM (some hosts expose /dev/kvm but cannot run guests) is
-                            // retried, and later VMs started, under TCG.
-                            Err(ProviderError::Exited { log, .. })
-                                if self.options.accel == Accel::Auto && accel == Accel::Kvm =>
-                            {
-                                let reason = log.lines().last().unwrap_or("").to_owned();
-                                reporter.warn(&format!("KVM is not usable on this host ({reason}); using TCG (set `accel = tcg` to skip KVM)"));
-                                accel = Accel::Tcg;
-                                self.provider.start(vm, &LaunchContext { accel, ..ctx.clone() })?;
-                            }
-                            other => {
-                                other?;
-                            }
-                        }
+                        self.provider.start(vm, &ctx)?;
                         state.ssh_ports.insert(vm.name.clone(), ctx.ssh_port);
                         started.push(vm);
                         Ok::<_, EnvError>(())
@@ -302,24 +287,35 @@ impl Env {
         let target = self.target(vm, state);
         let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
+        reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
+        let result = self.wait_loop(vm, &target, &console, deadline);
+        let phase = if result.is_ok() { BootPhase::Ready } else { BootPhase::Failed };
+        reporter.vm_boot(&vm.name, phase, t0.elapsed());
+        result
+    }
+
+    fn wait_loop(
+        &self,
+        vm: &VmRecord,
+        target: &Target,
+        console: &std::path::Path,
+        deadline: Instant,
+    ) -> Result<(), EnvError> {
         loop {
-            match self.provider.probe(&target) {
-                Ok(true) => {
-                    reporter.note(&format!("{}: ssh ready ({:.1} s)", vm.name, t0.elapsed().as_secs_f64()));
-                    return Ok(());
-                }
+            match self.provider.probe(target) {
+                Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
             }
             let alive = vm.is_ssh() || self.provider.running(&self.prefix.path).contains(&vm.name);
             if !alive {
-                return Err(ProviderError::Died { vm: vm.name.clone(), console: tail_file(&console, 20) }.into());
+                return Err(ProviderError::Died { vm: vm.name.clone(), console: tail_file(console, 20) }.into());
             }
             if Instant::now() > deadline {
                 return Err(ProviderError::SshTimeout {
                     vm: vm.name.clone(),
                     secs: vm.boot_time_sec,
-                    console: tail_file(&console, 20),
+                    console: tail_file(console, 20),
                 }
                 .into());
             }

@@ -7,6 +7,8 @@ pub mod accel;
 pub mod ansible;
 pub mod bootstrap;
 pub mod config;
+pub mod cpu;
+pub mod doctor;
 pub mod env;
 pub mod export;
 pub mod guest;

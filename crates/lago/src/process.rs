@@ -95,7 +95,7 @@ impl Output {
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The program could not be started at all.
-    #[error("Cannot run `{program}`{hint}")]
+    #[error("`{program}` could not be run{hint}")]
     Spawn {
         /// The program.
         program: String,
@@ -133,7 +133,6 @@ fn package_hint(program: &str) -> &'static str {
         "qemu-img" => " (install the `qemu-utils` package)",
         "ssh-keygen" | "ssh" | "scp" => " (install the `openssh-client` package)",
         "xz" => " (install the `xz-utils` package)",
-        "qemu-system-x86_64" => " (install the `qemu-system-x86` package)",
         "virt-customize" => " (install the `guestfs-tools` package)",
         _ => "",
     }

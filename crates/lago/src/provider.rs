@@ -23,7 +23,7 @@ use crate::runtime::SEGMENT_GROUP;
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// qemu could not be started.
-    #[error("Cannot start VM {vm}: `qemu-system-x86_64` could not be run (install the `qemu-system-x86` package)")]
+    #[error("Cannot start VM {vm}: `qemu-system-x86_64` could not be run")]
     Spawn {
         /// The VM.
         vm: String,
@@ -94,6 +94,9 @@ pub struct VmRecord {
     /// `cpu_model`.
     #[serde(default)]
     pub cpu_model: Option<String>,
+    /// `cpu_custom` (libvirt's `<cpu>` element as a mapping).
+    #[serde(default)]
+    pub cpu_custom: Option<serde_json::Value>,
     /// NICs.
     #[serde(default)]
     pub nics: Vec<NicRecord>,
@@ -224,21 +227,13 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
     a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
-    match ctx.accel {
-        Accel::Kvm => a.extend([
-            "-accel".into(),
-            "kvm".into(),
-            "-cpu".into(),
-            vm.cpu_model.clone().unwrap_or_else(|| "host".into()),
-        ]),
-        _ => a.extend([
-            "-accel".into(),
-            "tcg".into(),
-            "-cpu".into(),
-            vm.cpu_model.clone().unwrap_or_else(|| "max".into()),
-        ]),
-    }
-    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), vm.vcpu.to_string()]);
+    let accel = if ctx.accel == Accel::Kvm { "kvm" } else { "tcg" };
+    // `init` refused what qemu cannot express; a hand-edited record falls back to the default CPU.
+    let cpu = crate::cpu::qemu_cpu(vm.cpu_model.as_deref(), vm.cpu_custom.as_ref(), vm.vcpu, vm.memory, ctx.accel)
+        .unwrap_or_else(|_| crate::cpu::plain(None, vm.vcpu, ctx.accel));
+    a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
+    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), cpu.smp]);
+    a.extend(cpu.extra);
     a.extend([
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
@@ -457,5 +452,49 @@ mod tests {
             index: 0,
         };
         insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n"));
+    }
+
+    /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.
+    #[test]
+    fn argv_of_a_vm_with_cpu_custom() {
+        let vm: VmRecord = serde_json::from_str(
+            r##"{"name": "vm-el73", "memory": 4096, "vcpu": 2, "mgmt_net": "lago",
+                "cpu_custom": {"@mode": "custom", "@match": "exact",
+                    "model": {"@fallback": "allow", "#text": "Westmere"},
+                    "feature": {"@policy": "optional", "@name": "vmx"},
+                    "numa": {"cell": [{"@id": 0, "@cpus": 0, "@memory": 2048, "@unit": "MiB"},
+                                      {"@id": 1, "@cpus": 1, "@memory": 2048, "@unit": "MiB"}]}},
+                "nics": [], "disks": []}"##,
+        )
+        .unwrap();
+        let ctx = LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Kvm,
+            net_ports: Default::default(),
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        let argv = qemu_argv(&vm, &ctx);
+        let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();
+        insta::assert_snapshot!(cpu.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("\n"), @"
+        -accel
+        kvm
+        -cpu
+        Westmere,vmx=on
+        -m
+        4096
+        -smp
+        2,sockets=2,cores=1,threads=1
+        -object
+        memory-backend-ram,id=lago-numa0,size=2097152K
+        -numa
+        node,nodeid=0,cpus=0,memdev=lago-numa0
+        -object
+        memory-backend-ram,id=lago-numa1,size=2097152K
+        -numa
+        node,nodeid=1,cpus=1,memdev=lago-numa1
+        ");
     }
 }

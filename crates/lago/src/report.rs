@@ -16,12 +16,30 @@ pub trait Reporter: Send + Sync {
     fn download(&self, _what: &str, _done: u64, _total: Option<u64>) {}
     /// A download finished.
     fn download_finished(&self, _what: &str) {}
-    /// A progress line inside the current task (`vm01: ssh ready (15.2 s)`).
+    /// A progress line inside the current task (`vm01: powered off`).
     fn note(&self, _message: &str) {}
+    /// A VM's way to answering SSH: `Booting` when lago starts waiting for it, then `Ready` or
+    /// `Failed`, with the time since the wait began. By default only `Ready` is noted.
+    fn vm_boot(&self, vm: &str, phase: BootPhase, elapsed: Duration) {
+        if phase == BootPhase::Ready {
+            self.note(&format!("{vm}: ssh ready ({:.1} s)", elapsed.as_secs_f64()));
+        }
+    }
     /// Something the user should know about.
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
     }
+}
+
+/// Where a VM is on its way to answering SSH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootPhase {
+    /// Its qemu runs; SSH does not answer yet.
+    Booting,
+    /// It answers SSH.
+    Ready,
+    /// It died or did not answer in time.
+    Failed,
 }
 
 /// Reports nothing.

@@ -1,6 +1,8 @@
 //! One module per verb; `run` dispatches.
 
 pub(crate) mod ansible;
+pub(crate) mod completion;
+pub(crate) mod doctor;
 pub(crate) mod export;
 pub(crate) mod generate_config;
 pub(crate) mod init;
@@ -41,6 +43,9 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),
+        Verb::Doctor(a) => return doctor::cmd_doctor(ctx, a),
+        Verb::Completion(a) => completion::cmd_completion(ctx, a),
+        Verb::Manpages(a) => completion::cmd_manpages(ctx, a),
         Verb::External(args) => plugin::cmd_plugin(ctx, args),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -80,7 +80,7 @@ pub(crate) fn cmd_shell(ctx: &mut Context, args: &ShellArgs) -> Result<(), CliEr
     let tty = std::io::stdin().is_terminal() && (line.is_none() || std::io::stdout().is_terminal());
     let argv = target.interactive_argv(line.as_deref(), tty);
     let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
-    Err(CliError::internal(format!("Cannot run `ssh`: {err}")).hint("install the `openssh-client` package"))
+    Err(CliError::internal(format!("`ssh` could not be run: {err}")))
 }
 
 /// Shut down VMs gracefully (ACPI), or reboot them

@@ -15,6 +15,12 @@ domains:
     <<: *base
     nics: [{net: lab, ip: 192.168.200.20}]
     metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/scripts/ok.sh]}
+    vcpu: 2
+    cpu_custom:
+      '@mode': custom
+      model: {'#text': qemu64, '@fallback': forbid}
+      feature: [{'@name': pdpe1gb, '@policy': require}, {'@name': sse4a, '@policy': disable}]
+      topology: {'@sockets': 1, '@cores': 2, '@threads': 1}
   vm03:
     <<: *base
     nics: [{net: other}]
@@ -48,6 +54,13 @@ fn three_vms_two_networks_lifecycle() {
     assert_eq!(st["Prefix"]["Networks"]["lab"]["status"], "up");
     assert_eq!(lab.shell("vm01", "hostname -f"), (0, "vm01.lab.test".into()));
     assert_eq!(lab.shell("vm03", "hostname -f"), (0, "vm03.other.test".into()));
+    // cpu_custom: the model, its features and the topology, as the guest sees them.
+    let cpus = lab.shell("vm02", "grep -c ^processor /proc/cpuinfo; grep -m1 '^model name' /proc/cpuinfo; grep -m1 '^cpu cores' /proc/cpuinfo; grep -m1 -o -w -e pdpe1gb -e sse4a /proc/cpuinfo | sort -u").1;
+    let cpus: Vec<&str> = cpus.lines().collect();
+    assert_eq!(cpus[0], "2", "{cpus:?}");
+    assert!(cpus[1].contains("QEMU Virtual CPU"), "{cpus:?}");
+    assert!(cpus[2].ends_with(": 2"), "{cpus:?}");
+    assert_eq!(&cpus[3..], ["pdpe1gb"], "{cpus:?}");
     // Same network: by name and by address; the other network: unreachable.
     assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02 >/dev/null && echo ok").1, "ok");
     assert_eq!(lab.shell("vm02", "ping -c 1 -W 5 192.168.200.2 >/dev/null && echo ok").1, "ok");

@@ -1,6 +1,6 @@
 //! End-to-end tests: the `tiny` template built from Debian packages, checked, and booted with
 //! qemu under TCG. They need `apt-get` (with package lists), `qemu-system-x86_64`, `qemu-img`,
-//! mtools and e2fsprogs, which `.ci/run` installs; a missing tool fails the test.
+//! mtools and e2fsprogs, which `scripts/setup.sh --tests` installs; a missing tool fails the test.
 
 #![allow(clippy::print_stderr, reason = "tests report measured boot times on stderr")]
 

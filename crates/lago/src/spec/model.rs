@@ -329,6 +329,43 @@ fn check_name(path: &str, name: &str, what: &str, issues: &mut Vec<Issue>) {
     }
 }
 
+/// Whether `name` is a DNS name (RFC 1035 with RFC 1123's leading digits): dot-separated labels
+/// of 1 to 63 letters, digits and hyphens, none starting or ending with a hyphen, 253
+/// characters at most. Reports the first problem found.
+fn dns_name(path: &str, name: &str, what: &str, issues: &mut Vec<Issue>) -> bool {
+    let problem = if name.is_empty() {
+        Some("it is empty".to_owned())
+    } else if name.len() > 253 {
+        Some(format!("it has {} characters (at most 253)", name.len()))
+    } else {
+        name.split('.').find_map(|label| {
+            if label.is_empty() {
+                Some("it has an empty label (two dots in a row, or a dot at an end)".to_owned())
+            } else if label.len() > 63 {
+                Some(format!("label {label:?} has {} characters (at most 63)", label.len()))
+            } else if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+                Some(format!("label {label:?} holds {c:?} (only letters, digits and `-`)"))
+            } else if label.starts_with('-') || label.ends_with('-') {
+                Some(format!("label {label:?} starts or ends with `-`"))
+            } else {
+                None
+            }
+        })
+    };
+    match problem {
+        Some(why) => {
+            issues.push(Issue::new(
+                path,
+                format!(
+                    "{name:?} is not {what}: {why} (expected labels of 1 to 63 letters, digits and `-`, joined by dots)"
+                ),
+            ));
+            false
+        }
+        None => true,
+    }
+}
+
 /// The closest known key, if close enough to be a likely typo.
 pub fn did_you_mean<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     known
@@ -484,18 +521,32 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         .and_then(|v| integer(&format!("{path}.vcpu"), v, 1, 255, "a number of virtual CPUs", issues))
         .map(|n| n as u32);
     d.cpu_model = opt_string(map, path, "cpu_model", issues);
+    if let Some(m) = d.cpu_model.as_deref().filter(|m| !crate::cpu::is_word(m)) {
+        issues.push(Issue::new(
+            &format!("{path}.cpu_model"),
+            format!("{m:?} is not a CPU model name (expected letters, digits, `.`, `_` and `-`, e.g. Westmere)"),
+        ));
+    }
     if let Some(c) = map.get("cpu_custom") {
-        if c.is_object() {
-            d.cpu_custom = Some(c.clone());
+        if d.cpu_model.is_some() {
+            issues.push(Issue::new(
+                &format!("{path}.cpu_custom"),
+                "Defining both cpu_model and cpu_custom is not supported (keep one of them)",
+            ));
+        } else if c.is_object() {
+            // What qemu cannot express is refused here, with its key, rather than at start.
+            let vcpu = d.vcpu.unwrap_or(crate::plan::DEFAULT_VCPU).into();
+            let memory = d.memory.unwrap_or(crate::plan::DEFAULT_MEMORY);
+            match crate::cpu::qemu_cpu(None, Some(c), vcpu, memory, crate::accel::Accel::Tcg) {
+                Ok(_) => d.cpu_custom = Some(c.clone()),
+                Err(found) => issues.extend(found.into_iter().map(|i| {
+                    let key = if i.path.is_empty() { String::new() } else { format!(".{}", i.path) };
+                    Issue::new(&format!("{path}.cpu_custom{key}"), i.reason)
+                })),
+            }
         } else {
             issues.push(expected(&format!("{path}.cpu_custom"), "a mapping describing the <cpu> element", c));
         }
-    }
-    if d.cpu_model.is_some() && d.cpu_custom.is_some() {
-        issues.push(Issue::new(
-            &format!("{path}.cpu_custom"),
-            "Defining both cpu_model and cpu_custom is not supported (keep one of them)",
-        ));
     }
     match map.get("nics") {
         None => {
@@ -855,6 +906,9 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
         match r {
             Value::Object(recs) => {
                 for (host, ip) in recs {
+                    if !dns_name(&format!("{rp}.{host}"), host, "a host name", issues) {
+                        continue;
+                    }
                     if let Some(ip) = ipv4(&format!("{rp}.{host}"), ip, issues) {
                         dns_records.push((host.clone(), ip));
                     }
@@ -867,7 +921,8 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
         name: name.to_owned(),
         kind,
         management: opt_bool(map, path, "management", issues),
-        dns_domain_name: opt_string(map, path, "dns_domain_name", issues),
+        dns_domain_name: opt_string(map, path, "dns_domain_name", issues)
+            .filter(|d| dns_name(&format!("{path}.dns_domain_name"), d, "a domain name", issues)),
         dns_records,
         main_dns: opt_string(map, path, "main_dns", issues),
         gw,
