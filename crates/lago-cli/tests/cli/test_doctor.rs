@@ -137,3 +137,25 @@ fn man_pages_render() {
     assert!(words.windows(name.len()).any(|w| w == name), "{text}");
     assert!(text.contains("lago start [-h|--help] [VM_NAMES]"), "{text}");
 }
+
+#[test]
+fn a_tool_that_could_not_be_run_sends_the_user_to_doctor() {
+    let mut env = TestEnv::initialized(
+        "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: tiny, type: template, name: root}]\nnets:\n  lago: {}\n",
+    );
+    let path = path_without_qemu(&env);
+    env.env.retain(|(k, _)| k != "PATH");
+    env.env.push(("PATH".into(), path));
+    let run = env.lago(&["start"]);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(run.stderr.contains("Cannot start VM vm01: `qemu-system-x86_64` could not be run"), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with(
+            "Hint: run `lago doctor`: it checks the host and prints the command that installs what is missing\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let status: serde_json::Value = serde_json::from_str(&env.lago(&["status", "-f", "json"]).ok().stdout).unwrap();
+    assert_eq!(status["Prefix"]["VMs"]["vm01"]["status"], "down");
+}
