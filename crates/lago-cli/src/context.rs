@@ -27,6 +27,7 @@ impl Context {
         for (k, v) in cli.overrides() {
             config.set("lago", k, &v);
         }
+        config.validate()?;
         let loglevel = config.lago("loglevel").unwrap_or("info").to_owned();
         crate::logging::init(&loglevel, cli.ignore_warnings);
         for w in &config.warnings {
@@ -69,15 +70,33 @@ impl Context {
     /// The prefix a verb works on, plus its workdir when it was found through one. Exports
     /// `LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` and starts logging to the prefix's log.
     pub(crate) fn prefix(&self) -> Result<(Prefix, Option<Workdir>), CliError> {
-        let (prefix, workdir) = if let Some(pp) = &self.prefix_path {
+        let (path, workdir) = self.prefix_dir()?;
+        let prefix = Prefix::open(&path)?;
+        Ok(self.enter(prefix, workdir))
+    }
+
+    /// The directory of the prefix a verb works on, whether or not it is a sound prefix.
+    pub(crate) fn prefix_dir(&self) -> Result<(PathBuf, Option<Workdir>), CliError> {
+        Ok(if let Some(pp) = &self.prefix_path {
             tracing::warn!("The option --prefix-path is going to be deprecated, use --workdir and --prefix instead");
-            (Prefix::open(&resolve_prefix_path(&self.cwd.join(pp))?)?, None)
+            (resolve_prefix_path(&self.cwd.join(pp))?, None)
         } else if self.workdir_path.is_none() && Prefix::is_prefix(&self.cwd) {
-            (Prefix::open(&self.cwd)?, None)
+            (self.cwd.clone(), None)
         } else {
             let wd = self.workdir()?;
-            (Prefix::open(&wd.prefix_path(&self.prefix_name())?)?, Some(wd))
-        };
+            (wd.prefix_path(&self.prefix_name())?, Some(wd))
+        })
+    }
+
+    /// Sweeps what interrupted commands left beside the prefix, exports `LAGO_PREFIX_PATH` and
+    /// `LAGO_WORKDIR_PATH`, and starts logging to the prefix's log.
+    pub(crate) fn enter(&self, prefix: Prefix, workdir: Option<Workdir>) -> (Prefix, Option<Workdir>) {
+        // What interrupted commands left beside this prefix (a half-built or half-removed prefix).
+        if let Some(dir) = prefix.path.parent() {
+            for repaired in lago::workdir::sweep_dir(dir) {
+                lago::report::Reporter::warn(&self.reporter, &repaired);
+            }
+        }
         // SAFETY-free: single-threaded at this point; plugins and deploy scripts read these.
         set_env("LAGO_PREFIX_PATH", &prefix.path);
         if let Some(wd) = &workdir {
@@ -87,7 +106,7 @@ impl Context {
         if log.parent().is_some_and(Path::is_dir) {
             let _ = lago::logfile::attach(&log);
         }
-        Ok((prefix, workdir))
+        (prefix, workdir)
     }
 
     /// Provider settings from the configuration.

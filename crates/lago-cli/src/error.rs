@@ -45,10 +45,19 @@ impl CliError {
                 "Hint: run `lago doctor`: it checks the host and prints the command that installs what is missing\n",
             );
         }
+        // An interrupted command exits as a shell expects of a process killed by that signal.
+        let code = match lago::interrupt::received() {
+            Some(signal) => {
+                let i = lago::interrupt::Interrupted { signal };
+                text.push_str(&format!("{i}: what this command changed was rolled back or left complete\n"));
+                i.exit_code()
+            }
+            None => self.code,
+        };
         eprint!("{text}");
         // The log file gets the same text; the terminal already has it.
         let _ = std::io::Write::write_all(&mut lago::logfile::LogSink, format!("ERROR lago: {text}").as_bytes());
-        ExitCode::from(self.code)
+        ExitCode::from(code)
     }
 }
 
@@ -70,6 +79,9 @@ impl From<lago::workdir::WorkdirError> for CliError {
             lago::workdir::WorkdirError::NotFound { .. } => {
                 CliError::user(e).hint("run `lago init` first, or point `--workdir-path` at a workdir")
             }
+            lago::workdir::WorkdirError::DanglingCurrent { .. } => CliError::user(e).hint(
+                "`lago set-current NAME` makes another prefix current; `lago --prefix-name NAME destroy` or `lago destroy --all-prefixes` removes prefixes",
+            ),
             _ => CliError::user(e),
         }
     }
@@ -81,6 +93,7 @@ impl From<lago::prefix::PrefixError> for CliError {
             lago::prefix::PrefixError::Workdir(w) => w.into(),
             lago::prefix::PrefixError::NotAPrefix { .. } | lago::prefix::PrefixError::Corrupt { .. } => {
                 CliError::user(e)
+                    .hint("the prefix's state is damaged: `lago destroy` stops what its pid files name and removes it")
             }
             _ => CliError::internal(e),
         }
@@ -122,7 +135,9 @@ impl From<lago::snapshot::SnapshotError> for CliError {
         use lago::snapshot::SnapshotError as S;
         match e {
             S::Env(env) => env.into(),
-            S::InvalidName { .. } | S::Exists { .. } | S::Unknown { .. } | S::Unsupported { .. } => CliError::user(e),
+            S::InvalidName { .. } | S::Exists { .. } | S::Unknown { .. } | S::Unsupported { .. } | S::NoDisk { .. } => {
+                CliError::user(e)
+            }
             _ => CliError::internal(e),
         }
     }

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if let Err(e) = lago::interrupt::install() {
+        eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
+    }
     let cli = cli::Cli::parse_from(cli::hoist_globals(std::env::args_os().collect()));
     let result = context::Context::new(&cli).and_then(|mut ctx| commands::run(&mut ctx, &cli));
     match result {

@@ -20,6 +20,56 @@ pub struct OptionDef {
     pub help: &'static str,
     /// How the default is computed.
     pub default: Default,
+    /// What values are valid.
+    pub kind: Kind,
+}
+
+/// The values an option takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any text.
+    Text,
+    /// `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`.
+    Bool,
+    /// A whole number in a range.
+    Int {
+        /// Smallest value.
+        min: i64,
+        /// Largest value.
+        max: i64,
+    },
+    /// One of a list (case-insensitive).
+    Choice(&'static [&'static str]),
+}
+
+impl Kind {
+    /// Whether `value` is valid; `Err` says what was expected.
+    pub fn check(self, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        match self {
+            Kind::Text => Ok(()),
+            Kind::Bool => parse_bool(v).map(|_| ()).ok_or_else(|| "true or false".to_owned()),
+            Kind::Int { min, max } => match v.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(()),
+                _ => Err(format!("a whole number from {min} to {max}")),
+            },
+            Kind::Choice(choices) => {
+                if choices.iter().any(|c| c.eq_ignore_ascii_case(v)) {
+                    Ok(())
+                } else {
+                    Err(format!("one of {}", choices.join(", ")))
+                }
+            }
+        }
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// Where a default comes from.
@@ -37,117 +87,202 @@ pub enum Default {
 
 /// Every option lago knows, in `generate-config` order.
 pub const SCHEMA: &[OptionDef] = &[
-    OptionDef { section: "lago", key: "loglevel", help: "Log level to use", default: Default::Value("info") },
-    OptionDef { section: "lago", key: "logdepth", help: "How many task levels to show", default: Default::Value("3") },
-    OptionDef { section: "lago", key: "out_format", help: "", default: Default::Value("default") },
+    OptionDef {
+        section: "lago",
+        key: "loglevel",
+        help: "Log level to use",
+        default: Default::Value("info"),
+        kind: Kind::Choice(&["info", "debug", "error", "warning"]),
+    },
+    OptionDef {
+        section: "lago",
+        key: "logdepth",
+        help: "How many task levels to show",
+        default: Default::Value("3"),
+        kind: Kind::Int { min: -1_000_000, max: 1_000_000 },
+    },
+    OptionDef {
+        section: "lago",
+        key: "out_format",
+        help: "",
+        default: Default::Value("default"),
+        kind: Kind::Choice(&["default", "flat", "json", "yaml"]),
+    },
     OptionDef {
         section: "lago",
         key: "prefix_path",
         help: "Path to the prefix to use, will be deprecated, use --workdir-path instead",
         default: Default::Unset,
+        kind: Kind::Text,
     },
-    OptionDef { section: "lago", key: "workdir_path", help: "Path to the workdir to use.", default: Default::Unset },
+    OptionDef {
+        section: "lago",
+        key: "workdir_path",
+        help: "Path to the workdir to use.",
+        default: Default::Unset,
+        kind: Kind::Text,
+    },
     OptionDef {
         section: "lago",
         key: "prefix_name",
         help: "Name of the prefix to use.",
         default: Default::Value("current"),
+        kind: Kind::Text,
     },
-    OptionDef { section: "lago", key: "ssh_user", help: "User for SSH provider.", default: Default::Value("root") },
+    OptionDef {
+        section: "lago",
+        key: "ssh_user",
+        help: "User for SSH provider.",
+        default: Default::Value("root"),
+        kind: Kind::Text,
+    },
     OptionDef {
         section: "lago",
         key: "ssh_password",
         help: "Password for SSH provider.",
         default: Default::Value("123456"),
+        kind: Kind::Text,
     },
     OptionDef {
         section: "lago",
         key: "ssh_tries",
         help: "Number of ssh time outs to wait before failing.",
         default: Default::Value("100"),
+        kind: Kind::Int { min: 1, max: 1_000_000 },
     },
     OptionDef {
         section: "lago",
         key: "ssh_timeout",
         help: "Seconds to wait before marking SSH connection as failed.",
         default: Default::Value("10"),
+        kind: Kind::Int { min: 1, max: 86_400 },
     },
     OptionDef {
         section: "lago",
         key: "libvirt_url",
         help: "libvirt URI, currently only system is supported.",
         default: Default::Value("qemu:///system"),
+        kind: Kind::Text,
     },
-    OptionDef { section: "lago", key: "libvirt_user", help: "libvirt user", default: Default::Unset },
-    OptionDef { section: "lago", key: "libvirt_password", help: "libvirt password", default: Default::Unset },
-    OptionDef { section: "lago", key: "default_vm_type", help: "Default vm type", default: Default::Value("default") },
+    OptionDef { section: "lago", key: "libvirt_user", help: "libvirt user", default: Default::Unset, kind: Kind::Text },
+    OptionDef {
+        section: "lago",
+        key: "libvirt_password",
+        help: "libvirt password",
+        default: Default::Unset,
+        kind: Kind::Text,
+    },
+    OptionDef {
+        section: "lago",
+        key: "default_vm_type",
+        help: "Default vm type",
+        default: Default::Value("default"),
+        kind: Kind::Text,
+    },
     OptionDef {
         section: "lago",
         key: "default_vm_provider",
         help: "Default vm provider",
         default: Default::Value("local-qemu"),
+        kind: Kind::Text,
     },
-    OptionDef { section: "lago", key: "default_root_password", help: "Default root password", default: Default::Unset },
+    OptionDef {
+        section: "lago",
+        key: "default_root_password",
+        help: "Default root password",
+        default: Default::Unset,
+        kind: Kind::Text,
+    },
     OptionDef {
         section: "lago",
         key: "lease_dir",
         help: "Path to store created subnets configurations",
         default: Default::State("subnets"),
+        kind: Kind::Text,
     },
-    OptionDef { section: "lago", key: "reposync_dir", help: "Reposync dir if used", default: Default::Data("") },
+    OptionDef {
+        section: "lago",
+        key: "reposync_dir",
+        help: "Reposync dir if used",
+        default: Default::Data(""),
+        kind: Kind::Text,
+    },
     OptionDef {
         section: "lago",
         key: "accel",
         help: "Hardware acceleration for VMs: auto, kvm or tcg",
         default: Default::Value("auto"),
+        kind: Kind::Choice(&["auto", "kvm", "tcg"]),
     },
     OptionDef {
         section: "lago",
         key: "vm_outbound",
         help: "Whether VMs on nat networks may reach addresses outside the host",
         default: Default::Value("true"),
+        kind: Kind::Bool,
     },
     OptionDef {
         section: "init",
         key: "template_repo_path",
         help: "Repo file describing the templates",
         default: Default::Data("repos/local/repo.metadata"),
+        kind: Kind::Text,
     },
     OptionDef {
         section: "init",
         key: "template_repo_name",
         help: "Name of the repo from the template repos dir",
         default: Default::Unset,
+        kind: Kind::Text,
     },
     OptionDef {
         section: "init",
         key: "template_store",
         help: "Location to store templates at",
         default: Default::Data("store"),
+        kind: Kind::Text,
     },
     OptionDef {
         section: "init",
         key: "template_repos",
         help: "Location to store repos",
         default: Default::Data("repos"),
+        kind: Kind::Text,
+    },
+    OptionDef {
+        section: "init",
+        key: "download_timeout",
+        help: "Seconds a template download may take in all (0: no limit)",
+        default: Default::Value("3600"),
+        kind: Kind::Int { min: 0, max: 604_800 },
+    },
+    OptionDef {
+        section: "init",
+        key: "download_idle_timeout",
+        help: "Seconds a template download may go without receiving a byte",
+        default: Default::Value("60"),
+        kind: Kind::Int { min: 1, max: 86_400 },
     },
     OptionDef {
         section: "ansible_hosts",
         key: "keys",
         help: "Path to the keys that should be used as groups",
         default: Default::Value("vm-type groups vm-provider"),
+        kind: Kind::Text,
     },
     OptionDef {
         section: "export",
         key: "dst_dir",
         help: "Dir to place the exported images in",
         default: Default::Value("."),
+        kind: Kind::Text,
     },
     OptionDef {
         section: "export",
         key: "init_file_name",
         help: "The name of the exported init file",
         default: Default::Value("LagoInitFile"),
+        kind: Kind::Text,
     },
 ];
 
@@ -168,7 +303,19 @@ impl Sources {
     /// The host's sources: `/etc/lago/lago.conf`, the XDG config files, the process environment
     /// and the root/XDG data and state directories.
     pub fn from_host() -> Self {
-        Self::from_env(std::env::vars().collect(), nix::unistd::geteuid().is_root())
+        // Variables whose name or value is not UTF-8 are not lago's (a `LAGO_*` one is ignored
+        // with a warning rather than taken half-decoded).
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => Some((k, v)),
+                (Ok(k), Err(_)) if k.starts_with("LAGO_") => {
+                    tracing::warn!("environment variable {k} is not valid UTF-8, ignoring it");
+                    None
+                }
+                _ => None,
+            })
+            .collect();
+        Self::from_env(env, nix::unistd::geteuid().is_root())
     }
 
     /// The sources for an environment and user: root keeps the original's `/var/lib/lago`,
@@ -199,16 +346,26 @@ impl Sources {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A config file exists but is not valid INI.
-    #[error("Cannot parse config file {path}")]
+    #[error("Cannot parse config file {path}: line {line}: {reason}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
+        /// The line (from 1).
+        line: usize,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A config file cannot be read.
+    #[error("Cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
         #[source]
-        source: ini::Error,
+        source: std::io::Error,
     },
     /// A value has the wrong type.
-    #[error("Config option `{key}` in section [{section}] is {value:?}, expected {expected}")]
+    #[error("Config option `{key}` in section [{section}] is {value:?}, expected {expected}{}", origin_note(origin))]
     BadValue {
         /// Section.
         section: String,
@@ -217,20 +374,59 @@ pub enum ConfigError {
         /// The value found.
         value: String,
         /// What was expected.
-        expected: &'static str,
+        expected: String,
+        /// Where the value was set (a file, an environment variable, the command line).
+        origin: Option<String>,
     },
+}
+
+fn origin_note(origin: &Option<String>) -> String {
+    origin.as_ref().map(|o| format!(" (from {o})")).unwrap_or_default()
+}
+
+/// Checks the INI syntax of a config file line by line, so an error names the line it is on:
+/// `[section]` headers, `key = value` / `key: value` pairs, comments, indented continuations.
+fn check_ini(text: &str) -> Result<(), (usize, String)> {
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            match line.find(']') {
+                Some(end) if line[1..end].trim().is_empty() => {
+                    return Err((i + 1, format!("`{line}` is a section header without a name")));
+                }
+                Some(_) => {}
+                None => return Err((i + 1, format!("`{line}` is a section header without its closing `]`"))),
+            }
+            continue;
+        }
+        if raw.starts_with([' ', '\t']) {
+            continue; // continuation of the previous value
+        }
+        match line.find(['=', ':']) {
+            Some(0) => return Err((i + 1, format!("`{line}` has no option name before its `=`"))),
+            Some(_) => {}
+            None => return Err((i + 1, format!("`{line}` is neither a `[section]` nor an `option = value` line"))),
+        }
+    }
+    Ok(())
 }
 
 /// The merged configuration.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     values: BTreeMap<String, BTreeMap<String, String>>,
-    /// Warnings produced while loading (ignored empty variables, ...).
+    /// Where each value was set, for error messages.
+    origins: BTreeMap<(String, String), String>,
+    /// Warnings produced while loading (ignored empty variables, unknown options, ...).
     pub warnings: Vec<String>,
 }
 
 impl Config {
-    /// Merges defaults, files and environment variables (later wins).
+    /// Merges defaults, files and environment variables (later wins), then checks every value
+    /// of a known option against its kind.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
         let mut cfg = Config::default();
         for opt in SCHEMA {
@@ -248,12 +444,20 @@ impl Config {
             if !file.is_file() {
                 continue;
             }
-            let ini =
-                ini::Ini::load_from_file(file).map_err(|source| ConfigError::Parse { path: file.clone(), source })?;
+            let text =
+                std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
+            check_ini(&text).map_err(|(line, reason)| ConfigError::Parse { path: file.clone(), line, reason })?;
+            let ini = ini::Ini::load_from_str(&text).map_err(|e| ConfigError::Parse {
+                path: file.clone(),
+                line: e.line.max(1),
+                reason: e.msg.replace("[Some(']')]", "]"),
+            })?;
             for (section, props) in ini.iter() {
                 let section = section.unwrap_or("lago").to_lowercase();
                 for (k, v) in props.iter() {
-                    cfg.set(&section, &k.to_lowercase(), v);
+                    let key = k.to_lowercase();
+                    cfg.warn_unknown(&section, &key, &file.display().to_string());
+                    cfg.set_from(&section, &key, v, &file.display().to_string());
                 }
             }
             tracing::debug!(file = %file.display(), "loaded config file");
@@ -264,14 +468,53 @@ impl Config {
                 cfg.warnings.push(format!("empty environment variable definition:{name}, ignoring."));
                 continue;
             }
-            cfg.set(&section, &key, value);
+            let origin = format!("environment variable {name}");
+            cfg.warn_unknown(&section, &key, &origin);
+            cfg.set_from(&section, &key, value, &origin);
         }
+        cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// A warning for an option of `[lago]` or `[init]` lago does not know (other sections feed
+    /// verbs and plugins, as in the original).
+    fn warn_unknown(&mut self, section: &str, key: &str, origin: &str) {
+        if !matches!(section, "lago" | "init") || SCHEMA.iter().any(|o| o.section == section && o.key == key) {
+            return;
+        }
+        let known: Vec<&str> = SCHEMA.iter().filter(|o| o.section == section).map(|o| o.key).collect();
+        let hint = crate::spec::model::did_you_mean(key, &known)
+            .map(|k| format!(" (did you mean `{k}`?)"))
+            .unwrap_or_default();
+        self.warnings.push(format!("unknown option `{key}` in section [{section}] of {origin}{hint}, ignoring it"));
+    }
+
+    /// Checks every value of a known option against its kind.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for opt in SCHEMA {
+            let Some(value) = self.get(opt.section, opt.key) else { continue };
+            if let Err(expected) = opt.kind.check(value) {
+                return Err(ConfigError::BadValue {
+                    section: opt.section.into(),
+                    key: opt.key.into(),
+                    value: value.into(),
+                    expected,
+                    origin: self.origins.get(&(opt.section.to_owned(), opt.key.to_owned())).cloned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Sets a value (used for command-line overrides).
     pub fn set(&mut self, section: &str, key: &str, value: &str) {
+        self.set_from(section, key, value, "the command line");
+    }
+
+    /// Sets a value and records where it came from.
+    pub fn set_from(&mut self, section: &str, key: &str, value: &str, origin: &str) {
         self.values.entry(section.to_owned()).or_default().insert(key.to_owned(), value.to_owned());
+        self.origins.insert((section.to_owned(), key.to_owned()), origin.to_owned());
     }
 
     /// A value, if set.
@@ -292,7 +535,8 @@ impl Config {
                     section: "lago".into(),
                     key: key.into(),
                     value: v.into(),
-                    expected: "a whole number",
+                    expected: "a whole number".into(),
+                    origin: self.origins.get(&("lago".to_owned(), key.to_owned())).cloned(),
                 })
             })
             .transpose()
@@ -301,15 +545,14 @@ impl Config {
     /// A boolean `[lago]` value (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`).
     pub fn lago_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         self.lago(key)
-            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => Ok(true),
-                "0" | "false" | "no" | "off" => Ok(false),
-                _ => Err(ConfigError::BadValue {
+            .map(|v| {
+                parse_bool(v).ok_or_else(|| ConfigError::BadValue {
                     section: "lago".into(),
                     key: key.into(),
                     value: v.into(),
-                    expected: "true or false",
-                }),
+                    expected: "true or false".into(),
+                    origin: self.origins.get(&("lago".to_owned(), key.to_owned())).cloned(),
+                })
             })
             .transpose()
     }
@@ -321,7 +564,8 @@ impl Config {
             section: "lago".into(),
             key: "accel".into(),
             value: value.into(),
-            expected: "auto, kvm or tcg",
+            expected: "auto, kvm or tcg".into(),
+            origin: self.origins.get(&("lago".to_owned(), "accel".to_owned())).cloned(),
         })
     }
 
@@ -494,17 +738,62 @@ mod tests {
         cfg.set("lago", "accel", "hvf");
         assert_eq!(
             cfg.accel().unwrap_err().to_string(),
-            "Config option `accel` in section [lago] is \"hvf\", expected auto, kvm or tcg"
+            "Config option `accel` in section [lago] is \"hvf\", expected auto, kvm or tcg (from the command line)"
         );
     }
 
     #[test]
-    fn bad_file_names_the_file() {
+    fn bad_file_names_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("bad.conf");
-        std::fs::write(&f, "[lago\nx=1\n").unwrap();
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(&Sources { files: vec![f.clone()], ..Sources::default() }).unwrap_err().to_string()
+        };
+        let name = f.display();
+        assert_eq!(
+            load("[lago]\nssh_user = a\n[lago\nx=1\n"),
+            format!("Cannot parse config file {name}: line 3: `[lago` is a section header without its closing `]`")
+        );
+        assert_eq!(
+            load("[lago]\njust words\n"),
+            format!(
+                "Cannot parse config file {name}: line 2: `just words` is neither a `[section]` nor an `option = value` line"
+            )
+        );
+    }
+
+    #[test]
+    fn values_are_checked_wherever_they_come_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("lago.conf");
+        std::fs::write(&f, "[lago]\nloglevel = shouty\n").unwrap();
         let err = Config::load(&Sources { files: vec![f.clone()], ..Sources::default() }).unwrap_err();
-        assert!(err.to_string().contains(&f.display().to_string()));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Config option `loglevel` in section [lago] is \"shouty\", expected one of info, debug, error, warning (from {})",
+                f.display()
+            )
+        );
+        let env = |k: &str, v: &str| Sources { env: vec![(k.into(), v.into())], ..Sources::default() };
+        assert_eq!(
+            Config::load(&env("LAGO_VM_OUTBOUND", "maybe")).unwrap_err().to_string(),
+            "Config option `vm_outbound` in section [lago] is \"maybe\", expected true or false (from environment variable LAGO_VM_OUTBOUND)"
+        );
+        assert_eq!(
+            Config::load(&env("LAGO_SSH_TIMEOUT", "abc")).unwrap_err().to_string(),
+            "Config option `ssh_timeout` in section [lago] is \"abc\", expected a whole number from 1 to 86400 (from environment variable LAGO_SSH_TIMEOUT)"
+        );
+        assert!(Config::load(&env("LAGO__INIT__DOWNLOAD_IDLE_TIMEOUT", "0")).is_err());
+        // A typo is not an error, but it is said.
+        let cfg = Config::load(&env("LAGO_SSH_TIMEOTU", "5")).unwrap();
+        assert_eq!(
+            cfg.warnings,
+            [
+                "unknown option `ssh_timeotu` in section [lago] of environment variable LAGO_SSH_TIMEOTU (did you mean `ssh_timeout`?), ignoring it"
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! fails, the VMs this call started are stopped again. `stop` is a hard power-off through QMP.
 //! Commands that change the environment hold the prefix lock (`run/lock`).
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -68,14 +67,11 @@ pub enum EnvError {
         source: std::io::Error,
     },
     /// The prefix lock could not be taken.
-    #[error("Cannot lock {path}")]
-    Lock {
-        /// The lock file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    /// lago was interrupted.
+    #[error(transparent)]
+    Interrupted(#[from] crate::interrupt::Interrupted),
 }
 
 /// Settings from the configuration.
@@ -128,7 +124,7 @@ pub struct Env {
 impl Env {
     /// Loads the environment of `prefix`, run by the qemu provider.
     pub fn load(prefix: Prefix, options: EnvOptions) -> Result<Self, EnvError> {
-        Self::with_provider(prefix, options, Box::new(QemuProvider))
+        Self::with_provider(prefix, options, Box::new(QemuProvider::default()))
     }
 
     /// Loads the environment of `prefix`, run by `provider`.
@@ -149,19 +145,9 @@ impl Env {
         Ok(Self { prefix, vms, nets, options, provider })
     }
 
-    /// Takes the prefix lock (`run/lock`) for a change of the environment.
-    pub(crate) fn lock(&self) -> Result<File, EnvError> {
-        let dir = self.prefix.join("run");
-        let path = dir.join("lock");
-        let _ = std::fs::create_dir_all(&dir);
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|source| EnvError::Lock { path: path.clone(), source })?;
-        f.lock().map_err(|source| EnvError::Lock { path, source })?;
-        Ok(f)
+    /// Takes the prefix lock for `verb` (see [`crate::lock`]).
+    pub fn lock(&self, verb: &str, reporter: &dyn Reporter) -> Result<crate::lock::PrefixLock, EnvError> {
+        Ok(crate::lock::acquire(&self.prefix.path, verb, reporter)?)
     }
 
     /// The VMs named (all of them when `names` is empty).
@@ -218,46 +204,37 @@ impl Env {
                 return Err(EnvError::Provider { vm: vm.name.clone(), provider: p.to_owned() });
             }
         }
-        let _lock = self.lock()?;
+        let _lock = self.lock("start", reporter)?;
         let title = if names.is_empty() { "Start Prefix" } else { "Start specified VMs" };
         task(reporter, title, || {
             let mut state = State::load(&self.prefix.path)?;
             task(reporter, "Start nets", || self.ensure_segments(&mut state))?;
             let running = self.running();
+            self.recover_ports(&mut state, &running, reporter)?;
             // Machines of the `ssh` provider are not started: they only have to answer.
             let (existing, targets): (Vec<&VmRecord>, Vec<&VmRecord>) = targets.into_iter().partition(|v| v.is_ssh());
-            let to_start: Vec<&VmRecord> = targets.into_iter().filter(|v| !running.contains(&v.name)).collect();
+            let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
+                targets.into_iter().partition(|v| running.contains(&v.name));
             let env_id: String = self.prefix.uuid()?.chars().take(8).collect();
             let accel = self.options.accel.resolve();
             let mut started: Vec<&VmRecord> = Vec::new();
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
-                        let outbound = self.options.vm_outbound
-                            && vm
-                                .nics
-                                .iter()
-                                .any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
-                        let ctx = LaunchContext {
-                            prefix: self.prefix.path.clone(),
-                            env_id: env_id.clone(),
-                            accel,
-                            net_ports: state.nets.clone(),
-                            ssh_port: free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?,
-                            outbound,
-                            index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
-                        };
-                        self.provider.start(vm, &ctx)?;
-                        state.ssh_ports.insert(vm.name.clone(), ctx.ssh_port);
+                        let port = self.launch(vm, &state, &env_id, accel)?;
+                        // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
+                        state.ssh_ports.insert(vm.name.clone(), port);
+                        state.save(&self.prefix.path)?;
                         started.push(vm);
                         Ok::<_, EnvError>(())
                     })?;
                 }
                 Ok::<_, EnvError>(())
             });
-            state.save(&self.prefix.path)?;
+            // VMs that were running already are waited for too: a `start` that was interrupted
+            // may have left them booting.
             let ready = launched.and_then(|()| {
-                let waiting: Vec<&VmRecord> = started.iter().chain(&existing).copied().collect();
+                let waiting: Vec<&VmRecord> = started.iter().chain(&up).chain(&existing).copied().collect();
                 task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
             if let Err(e) = ready {
@@ -268,6 +245,55 @@ impl Env {
             }
             Ok(())
         })
+    }
+
+    /// Starts one VM's qemu with a free SSH port (another if qemu finds it taken) and returns the
+    /// port.
+    fn launch(&self, vm: &VmRecord, state: &State, env_id: &str, accel: Accel) -> Result<u16, EnvError> {
+        let outbound = self.options.vm_outbound
+            && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
+        let mut attempts = 0;
+        loop {
+            crate::interrupt::check()?;
+            let ctx = LaunchContext {
+                prefix: self.prefix.path.clone(),
+                env_id: env_id.to_owned(),
+                accel,
+                net_ports: state.nets.clone(),
+                ssh_port: free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?,
+                outbound,
+                index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+            };
+            match self.provider.start(vm, &ctx) {
+                Ok(()) => return Ok(ctx.ssh_port),
+                // The port was free when picked and taken before qemu bound it.
+                Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
+                    attempts += 1;
+                    tracing::info!(vm = %vm.name, "SSH port {} was taken meanwhile; trying another", ctx.ssh_port);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Running VMs whose SSH port the state does not hold (lago was killed between starting
+    /// their qemu and saving it): the port is read back from qemu's command line.
+    fn recover_ports(&self, state: &mut State, running: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let mut changed = false;
+        for vm in self.vms.iter().filter(|v| !v.is_ssh() && running.contains(&v.name)) {
+            if state.ssh_ports.contains_key(&vm.name) {
+                continue;
+            }
+            if let Some(port) = crate::provider::ssh_port_of(&self.prefix.path, &vm.name) {
+                reporter.warn(&format!("Repaired: VM {} runs, its SSH port {port} was read back from qemu", vm.name));
+                state.ssh_ports.insert(vm.name.clone(), port);
+                changed = true;
+            }
+        }
+        if changed {
+            state.save(&self.prefix.path)?;
+        }
+        Ok(())
     }
 
     fn target(&self, vm: &VmRecord, state: &State) -> Target {
@@ -302,6 +328,7 @@ impl Env {
         deadline: Instant,
     ) -> Result<(), EnvError> {
         loop {
+            crate::interrupt::check()?;
             match self.provider.probe(target) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
@@ -309,7 +336,12 @@ impl Env {
             }
             let alive = vm.is_ssh() || self.provider.running(&self.prefix.path).contains(&vm.name);
             if !alive {
-                return Err(ProviderError::Died { vm: vm.name.clone(), console: tail_file(console, 20) }.into());
+                return Err(ProviderError::Died {
+                    vm: vm.name.clone(),
+                    qemu: self.provider.why_stopped(&self.prefix.path, &vm.name),
+                    console: tail_file(console, 20),
+                }
+                .into());
             }
             if Instant::now() > deadline {
                 return Err(ProviderError::SshTimeout {
@@ -344,7 +376,7 @@ impl Env {
     /// Hard power-off of the named VMs (all when empty).
     pub fn stop(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock("stop", reporter)?;
         let title = if names.is_empty() { "Stop prefix" } else { "Stop specified VMs" };
         task(reporter, title, || {
             let running = self.running();
@@ -372,8 +404,9 @@ impl Env {
         Ok(self.target(record, &State::load(&self.prefix.path)?))
     }
 
-    /// Stops everything, releases the network segments and removes the prefix.
+    /// Stops everything, releases the network segments and removes the prefix, under its lock.
     pub fn destroy(self, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let lock = self.lock("destroy", reporter)?;
         let state = State::load(&self.prefix.path)?;
         self.stop(&[], reporter)?;
         crate::ssh::close_all(&self.prefix.path);
@@ -382,6 +415,9 @@ impl Env {
             Leases::new(&self.options.lease_dir.join("segments")).release(&self.prefix.uuid()?, &ports)?;
         }
         self.prefix.remove(reporter)?;
+        lock.remove_file();
+        drop(lock);
+        self.prefix.repair_workdir()?;
         Ok(())
     }
 }

@@ -81,6 +81,15 @@ pub enum ExportError {
     /// A file could not be written.
     #[error(transparent)]
     Io(#[from] PathError),
+    /// lago was interrupted; the disk's previous export, if any, is untouched.
+    #[error("VM {vm}: export stopped")]
+    Interrupted {
+        /// The VM.
+        vm: String,
+        /// The signal.
+        #[source]
+        source: crate::interrupt::Interrupted,
+    },
 }
 
 /// What to export and how.
@@ -129,6 +138,7 @@ impl Env {
         runner: &dyn CommandRunner,
         reporter: &dyn Reporter,
     ) -> Result<Value, ExportError> {
+        let _lock = if opts.collect_only { None } else { Some(self.lock("export", reporter)?) };
         // Machines of the `ssh` provider have no disks of lago's.
         let selected: Vec<_> = self.select(&opts.vm_names)?.into_iter().filter(|v| !v.is_ssh()).collect();
         let running = self.running();
@@ -237,11 +247,7 @@ impl Env {
         task(reporter, &format!("Exporting disks to: {}", opts.dst_dir.display()), || {
             for_each_parallel(&jobs, |job| {
                 task(reporter, &format!("Export disk {} of VM {}", s(&job.disk, "name"), job.vm), || {
-                    export_disk(job, opts, runner).inspect_err(|_| {
-                        for f in [job.dst.clone(), sidecar(&job.dst, "hash"), sidecar(&job.dst, "metadata")] {
-                            let _ = std::fs::remove_file(f);
-                        }
-                    })
+                    export_disk(job, opts, runner)
                 })
             })
         })?;
@@ -253,7 +259,7 @@ impl Env {
             } else {
                 format!("{}\n", crate::output::Format::Yaml.render(&init))
             };
-            std::fs::write(&init_path, text).map_err(io("write", &init_path))
+            crate::pathio::write_atomic(&init_path, text.as_bytes()).map_err(ExportError::from)
         })?;
         Ok(Value::Object(listing))
     }
@@ -265,15 +271,36 @@ fn sidecar(dst: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Temporary files of one disk's export, removed unless the export completes.
+struct Partial(Vec<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Exports one disk: the image, its `.hash` and its `.metadata` are written under temporary names
+/// beside their destinations and renamed into place together at the end, so an interrupted or
+/// failed export leaves the previous export as it was (and no partial file).
 fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> Result<(), ExportError> {
     let terr = |source| ExportError::Tool { vm: job.vm.clone(), disk: s(&job.disk, "name").to_owned(), source };
     let format = match s(&job.disk, "format") {
         "" => "qcow2",
         f => f,
     };
-    let _ = std::fs::remove_file(&job.dst);
+    let temp = |path: &Path| {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        path.with_file_name(format!(".{name}.export-{}", std::process::id()))
+    };
+    let (hash_path, meta_path) = (sidecar(&job.dst, "hash"), sidecar(&job.dst, "metadata"));
+    let (tmp, tmp_hash, tmp_meta) = (temp(&job.dst), temp(&hash_path), temp(&meta_path));
+    let partial = Partial(vec![tmp.clone(), tmp_hash.clone(), tmp_meta.clone()]);
+    let _ = std::fs::remove_file(&tmp);
     if format == "iso" {
-        runner.run(&Invocation::new("cp").args(["--sparse=always", "--"]).arg(&job.src).arg(&job.dst)).map_err(terr)?;
+        runner.run(&Invocation::new("cp").args(["--sparse=always", "--"]).arg(&job.src).arg(&tmp)).map_err(terr)?;
     } else {
         let out_format = if s(&job.disk, "type") == "template" { "qcow2" } else { format };
         let mut inv = Invocation::new("qemu-img").args(["convert", "-q", "-O", out_format]);
@@ -293,18 +320,19 @@ fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> R
                     Invocation::new("qemu-img")
                         .args(["rebase", "-u", "-F", &backing_format, "-b"])
                         .arg(format!("./{base}"))
-                        .arg(&job.dst),
+                        .arg(&tmp),
                 )
             }
             None => None,
         };
-        runner.run(&inv.arg(&job.src).arg(&job.dst)).map_err(terr)?;
+        runner.run(&inv.arg(&job.src).arg(&tmp)).map_err(terr)?;
         if let Some(rebase) = rebase {
             runner.run(&rebase).map_err(terr)?;
         }
     }
-    let hash = crate::template::store::sha1_file(&job.dst)?;
-    let size = std::fs::metadata(&job.dst).map_err(io("stat", &job.dst))?.len();
+    crate::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
+    let hash = crate::template::store::sha1_file(&tmp)?;
+    let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let mut metadata = job.disk.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
     let name = job.dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     metadata.insert("sha1".into(), json!(hash));
@@ -312,10 +340,13 @@ fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> R
     metadata.insert("name".into(), json!(name));
     metadata.insert("version".into(), json!(format!("{}.0", chrono::Utc::now().format("%Y%m%d"))));
     metadata.insert("base".into(), json!(job.base.clone().unwrap_or_else(|| "None".into())));
-    let hash_path = sidecar(&job.dst, "hash");
-    std::fs::write(&hash_path, &hash).map_err(io("write", &hash_path))?;
-    let meta_path = sidecar(&job.dst, "metadata");
-    std::fs::write(&meta_path, Value::Object(metadata).to_string()).map_err(io("write", &meta_path))?;
+    crate::pathio::write_atomic(&tmp_hash, hash.as_bytes())?;
+    crate::pathio::write_atomic(&tmp_meta, Value::Object(metadata).to_string().as_bytes())?;
+    crate::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
+    for (from, to) in [(&tmp, &job.dst), (&tmp_hash, &hash_path), (&tmp_meta, &meta_path)] {
+        std::fs::rename(from, to).map_err(io("write", to))?;
+    }
+    drop(partial);
     Ok(())
 }
 

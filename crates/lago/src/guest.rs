@@ -250,6 +250,7 @@ pub fn shutdown(
     reporter: &dyn Reporter,
 ) -> Result<(), GuestError> {
     let targets: Vec<String> = env.select(names)?.iter().map(|v| v.name.clone()).collect();
+    let _lock = env.lock(if reboot { "shutdown --reboot" } else { "shutdown" }, reporter)?;
     let running = env.running();
     let title = if reboot { "Reboot VMs" } else { "Shutdown VMs" };
     task(reporter, title, || {
@@ -270,7 +271,7 @@ pub fn shutdown(
             }
             let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
             let deadline = Instant::now() + timeout;
-            while pid.is_some_and(|p| crate::prefix::process_names(p, &env.prefix.path)) {
+            while pid.is_some_and(|p| crate::prefix::owns(p, &pid_file)) {
                 if Instant::now() > deadline {
                     return Err(GuestError::Shutdown { vm: vm.clone(), secs: timeout.as_secs() });
                 }

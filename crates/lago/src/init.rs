@@ -147,6 +147,9 @@ pub enum InitError {
         #[source]
         source: ProcessError,
     },
+    /// The prefix lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// A step after validation failed; the log was kept.
     #[error("Init of prefix {prefix} failed; nothing was left behind, the log is at {}", log.display())]
     Failed {
@@ -208,6 +211,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     } else {
         opts.prefix_name.clone()
     };
+    crate::workdir::check_prefix_name(&name)?;
     let prefix = workdir.join(&name);
     if prefix.exists() {
         return Err(WorkdirError::PrefixExists { name, workdir }.into());
@@ -271,22 +275,51 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         return Err(SpecError::Invalid { path: init_file, issues }.into());
     }
 
-    let uses = resolve_templates(opts, &plan, &init_file)?;
+    let uses = resolve_templates(opts, &plan, &init_file, host.fetcher)?;
 
-    // Nothing was written so far. From here on, work happens in a staging directory.
+    // Nothing was written so far. From here on, work happens in a staging directory, under the
+    // prefix's lock: a second `init` of the same prefix waits, then finds the prefix and stops.
     let created_workdir = !workdir.exists();
     std::fs::create_dir_all(&workdir).map_err(io_err("create", &workdir))?;
+    let wd = Workdir { path: workdir.clone() };
+    let lock = match crate::lock::acquire(&prefix, "init", host.reporter) {
+        Ok(lock) => lock,
+        Err(e) => {
+            if created_workdir {
+                let _ = wd.repair();
+            }
+            return Err(e.into());
+        }
+    };
+    let leave = |lock: crate::lock::PrefixLock| {
+        // Nothing of this init stays: its lock file, and the workdir if it made it.
+        if !prefix.exists() {
+            lock.remove_file();
+        }
+        drop(lock);
+        if created_workdir || wd.prefixes().is_ok_and(|p| p.is_empty()) {
+            let _ = wd.repair();
+        }
+    };
+    if prefix.exists() {
+        leave(lock);
+        return Err(WorkdirError::PrefixExists { name, workdir }.into());
+    }
+    // Staging directories of this prefix left by an interrupted init (we hold its lock now).
+    for repaired in crate::workdir::sweep_dir(&workdir) {
+        host.reporter.warn(&repaired);
+    }
     let staging = workdir.join(format!(".{name}.init-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = build_prefix(opts, host, &mut plan, &uses, &scripts, &staging, &prefix, &resolve);
+    let result = build_prefix(opts, host, &mut plan, &uses, &scripts, &staging, &prefix, &resolve)
+        .and_then(|()| std::fs::rename(&staging, &prefix).map_err(|e| io_err("create", &prefix)(e).into()));
     match result {
         Ok(()) => {
-            std::fs::rename(&staging, &prefix).map_err(io_err("create", &prefix))?;
             let _ = crate::logfile::attach(&prefix.join("logs/lago.log"));
-            let wd = Workdir { path: workdir.clone() };
             if opts.set_current || wd.current().is_none() {
                 wd.point_current(&name)?;
             }
+            drop(lock);
             tracing::info!("prefix {} initialized", prefix.display());
             Ok(prefix)
         }
@@ -296,9 +329,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
             let kept = std::fs::copy(staging.join("logs/lago.log"), &log).is_ok();
             crate::logfile::detach();
             let _ = std::fs::remove_dir_all(&staging);
-            if created_workdir {
-                let _ = std::fs::remove_dir(&workdir);
-            }
+            leave(lock);
             if kept { Err(InitError::Failed { prefix, log, source: Box::new(e) }) } else { Err(e) }
         }
     }
@@ -306,7 +337,12 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
 
 /// Finds the repository and resolves every template disk, reporting unknown templates and
 /// versions with their key paths.
-fn resolve_templates(opts: &InitOptions, plan: &Plan, init_file: &Path) -> Result<TemplateUses, InitError> {
+fn resolve_templates(
+    opts: &InitOptions,
+    plan: &Plan,
+    init_file: &Path,
+    fetcher: &dyn Fetcher,
+) -> Result<TemplateUses, InitError> {
     let mut uses = TemplateUses::new();
     let wanted: Vec<(usize, usize)> = plan
         .vms
@@ -323,7 +359,7 @@ fn resolve_templates(opts: &InitOptions, plan: &Plan, init_file: &Path) -> Resul
     if wanted.is_empty() {
         return Ok(uses);
     }
-    let repo = load_repo(opts)?;
+    let repo = load_repo(opts, fetcher)?;
     let mut issues = Vec::new();
     for (v, d) in wanted {
         let disk = &plan.vms[v].disks[d];
@@ -341,19 +377,18 @@ fn resolve_templates(opts: &InitOptions, plan: &Plan, init_file: &Path) -> Resul
     if issues.is_empty() { Ok(uses) } else { Err(SpecError::Invalid { path: init_file.to_owned(), issues }.into()) }
 }
 
-fn load_repo(opts: &InitOptions) -> Result<Repository, InitError> {
+fn load_repo(opts: &InitOptions, fetcher: &dyn Fetcher) -> Result<Repository, InitError> {
     let env = |n: &str| std::env::var(n).ok();
-    let fetcher = crate::template::HttpFetcher;
     if let Some(location) = &opts.template_repo_path {
         let location = spec::expand_vars(location, &env);
-        return Repository::load(&location, &fetcher)
+        return Repository::load(&location, fetcher)
             .map_err(|source| InitError::Repo { location, source: Box::new(source) });
     }
     if let Some(name) = &opts.template_repo_name {
         let dir = &opts.template_repos;
         let mut found = None;
         for entry in walk(dir) {
-            if let Ok(r) = Repository::load(&entry.display().to_string(), &fetcher)
+            if let Ok(r) = Repository::load(&entry.display().to_string(), fetcher)
                 && &r.name == name
             {
                 found = Some(r);
@@ -387,7 +422,7 @@ fn resolve_parent(base: &Path, opts: &InitOptions, host: &Host<'_>, store: &Stor
     let bad = || InitError::BadBacking { disk: base.to_owned(), backing: backing.clone() };
     let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
     let (name, version) = file_name.split_once(':').ok_or_else(bad)?;
-    let repo = load_repo(opts)?;
+    let repo = load_repo(opts, host.fetcher)?;
     let t = repo.resolve(name, Some(version)).map_err(|_| bad())?;
     let st = task(host.reporter, &format!("Fetch base {file_name} of {}", base.display()), || {
         store.ensure(&t, host.fetcher, host.runner, host.reporter)
@@ -397,7 +432,7 @@ fn resolve_parent(base: &Path, opts: &InitOptions, host: &Host<'_>, store: &Stor
     Ok(())
 }
 
-/// `*.json` and `repo.metadata` files under `dir`.
+/// `*.json` and `repo.metadata` files under `dir`, without following links to directories.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -405,7 +440,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for e in entries.flatten() {
             let p = e.path();
-            if p.is_dir() {
+            // Links to directories are not followed: a link loop cannot make this walk endless.
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "json") || p.file_name().is_some_and(|n| n == "repo.metadata")
             {

@@ -14,6 +14,8 @@ pub mod export;
 pub mod guest;
 pub mod image;
 pub mod init;
+pub mod interrupt;
+pub mod lock;
 pub mod logfile;
 pub mod output;
 pub mod pathio;

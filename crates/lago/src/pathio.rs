@@ -22,3 +22,21 @@ pub fn at(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> P
     let path = path.to_owned();
     move |source| PathError { action, path, source }
 }
+
+/// Writes `data` to `path` atomically: a temporary file in the same directory, flushed to disk,
+/// then renamed over `path`. A crash or an interrupt leaves the old file or the new one, and a
+/// failure removes the temporary file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), PathError> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // Created as an ordinary file would be (0666 less the umask), not 0600.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(at("write", path))?;
+    tmp.write_all(data).map_err(at("write", path))?;
+    tmp.as_file().sync_data().map_err(at("write", path))?;
+    tmp.persist(path).map_err(|e| PathError { action: "write", path: path.to_owned(), source: e.error })?;
+    Ok(())
+}

@@ -45,6 +45,9 @@ pub enum PrefixError {
     /// Workdir or filesystem failure.
     #[error(transparent)]
     Workdir(#[from] WorkdirError),
+    /// The prefix lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// A process of the environment could not be stopped.
     #[error("Cannot stop process {pid} ({what}) of prefix {prefix}")]
     Stop {
@@ -114,13 +117,21 @@ impl Prefix {
 
     /// Reads `virt/env` and the documents it names.
     pub fn virt_env(&self) -> Result<VirtEnv, PrefixError> {
-        let env = read_json(&self.join("virt/env"))?;
-        let names = |key: &str| -> Vec<String> {
-            env.get(key)
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default()
+        let env_path = self.join("virt/env");
+        let env = read_json(&env_path)?;
+        // The original's shape, strictly: a state that lost its VMs must not look like an
+        // environment without VMs (`destroy` would then leave them running).
+        let names = |key: &str| -> Result<Vec<String>, PrefixError> {
+            let corrupt = || PrefixError::Corrupt {
+                path: env_path.clone(),
+                reason: format!(
+                    "expected {{\"nets\": [names], \"vms\": [names]}}, `{key}` is missing or not a list of names"
+                ),
+            };
+            let list = env.get(key).and_then(Value::as_array).ok_or_else(corrupt)?;
+            list.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(corrupt)).collect()
         };
+        let (net_names, vm_names) = (names("nets")?, names("vms")?);
         let load = |kind: &str, name: String| -> Result<(String, Map<String, Value>), PrefixError> {
             let p = self.join(&format!("virt/{kind}-{name}"));
             match read_json(&p)? {
@@ -129,8 +140,8 @@ impl Prefix {
             }
         };
         Ok(VirtEnv {
-            nets: names("nets").into_iter().map(|n| load("net", n)).collect::<Result<_, _>>()?,
-            vms: names("vms").into_iter().map(|n| load("vm", n)).collect::<Result<_, _>>()?,
+            nets: net_names.into_iter().map(|n| load("net", n)).collect::<Result<_, _>>()?,
+            vms: vm_names.into_iter().map(|n| load("vm", n)).collect::<Result<_, _>>()?,
         })
     }
 
@@ -145,9 +156,7 @@ impl Prefix {
                 continue;
             }
             let what = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            if let Some(pid) = std::fs::read_to_string(&p).ok().and_then(|s| s.trim().parse::<i32>().ok())
-                && process_names(pid, &self.path)
-            {
+            if let Some(pid) = running_pid(&p) {
                 found.push((what, pid));
             }
         }
@@ -177,10 +186,11 @@ impl Prefix {
             }
             let deadline = Instant::now() + Duration::from_secs(5);
             for (what, pid) in &procs {
-                while process_names(*pid, &self.path) && Instant::now() < deadline {
+                let pid_file = self.join(&format!("run/{what}.pid"));
+                while owns(*pid, &pid_file) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                if process_names(*pid, &self.path) {
+                if owns(*pid, &pid_file) {
                     tracing::warn!("{what} (pid {pid}) ignored SIGTERM, killing it");
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
@@ -201,6 +211,7 @@ impl Prefix {
 
     /// `lago cleanup`: stops everything and marks the prefix uninitialized.
     pub fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
+        let _lock = crate::lock::acquire(&self.path, "cleanup", reporter)?;
         task(reporter, "Cleanup prefix", || {
             self.stop_all(reporter)?;
             task(reporter, "Tag prefix as uninitialized", || {
@@ -214,38 +225,115 @@ impl Prefix {
         })
     }
 
-    /// `lago destroy`: stops everything and removes the prefix; in a workdir, keeps `current`
-    /// valid (or removes the workdir when this was its last prefix).
+    /// `lago destroy` of a prefix whose environment cannot be read: stops its processes and
+    /// removes it, under its lock; in a workdir, keeps `current` valid (or removes the workdir
+    /// when this was its last prefix).
     pub fn destroy(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
+        let lock = crate::lock::acquire(&self.path, "destroy", reporter)?;
         self.stop_all(reporter)?;
-        self.remove(reporter)
+        self.remove(reporter)?;
+        lock.remove_file();
+        drop(lock);
+        self.repair_workdir()
     }
 
-    /// Removes the prefix directory (its processes must be stopped already) and keeps the
-    /// workdir's `current` valid.
+    /// Removes the prefix directory (its processes must be stopped and its lock held). It is
+    /// first renamed to `.<name>.destroy-<pid>` beside it, so an interrupted removal leaves
+    /// nothing that looks like a prefix, and the next command sweeps the rest.
     pub fn remove(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
         task(reporter, &format!("Remove prefix {}", self.path.display()), || {
-            std::fs::remove_dir_all(&self.path).map_err(io_err("remove", &self.path))?;
-            if let Some(parent) = self.path.parent()
-                && parent.join(crate::workdir::CURRENT).is_symlink()
-            {
-                Workdir { path: parent.to_owned() }.repair()?;
-            }
+            let parent = self.path.parent().unwrap_or(Path::new("/"));
+            let trash = parent.join(format!(".{}.destroy-{}", self.name(), std::process::id()));
+            let target = match std::fs::rename(&self.path, &trash) {
+                Ok(()) => trash,
+                Err(_) => self.path.clone(),
+            };
+            std::fs::remove_dir_all(&target).map_err(io_err("remove", &self.path))?;
+            remove_socket_link(&self.path);
             Ok(())
         })
     }
+
+    /// After the prefix was removed: keeps its workdir's `current` valid, or removes the workdir
+    /// when nothing is left in it.
+    pub fn repair_workdir(&self) -> Result<(), PrefixError> {
+        if let Some(parent) = self.path.parent()
+            && parent.join(crate::workdir::CURRENT).is_symlink()
+        {
+            Workdir { path: parent.to_owned() }.repair()?;
+        }
+        Ok(())
+    }
 }
 
-/// Whether `pid` is alive and its command line names `prefix`.
-pub fn process_names(pid: i32, prefix: &Path) -> bool {
+/// Whether `pid` is alive and is the process whose pid file is `pid_file`: one of its
+/// arguments is exactly that path (qemu's `-pidfile`), so neither a reused pid nor a process of
+/// another prefix whose path merely starts the same (`default` and `default2`) is taken.
+pub fn owns(pid: i32, pid_file: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     if std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
     {
         return false; // a zombie is gone for our purposes
     }
-    let needle = prefix.as_os_str().as_encoded_bytes();
-    cmdline.windows(needle.len()).any(|w| w == needle)
+    let needle = pid_file.as_os_str().as_encoded_bytes();
+    cmdline.split(|b| *b == 0).any(|arg| arg == needle)
+}
+
+/// The pid in `pid_file` if that process runs and owns the file (see [`owns`]).
+pub fn running_pid(pid_file: &Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(pid_file).ok()?.trim().parse::<i32>().ok()?;
+    owns(pid, pid_file).then_some(pid)
+}
+
+/// The longest socket path lago uses as it is: `sun_path` holds 108 bytes, and OpenSSH adds 17
+/// characters to its control path while it creates it.
+const SOCKET_PATH_MAX: usize = 90;
+
+/// The path of the Unix socket `file` (`vm01.qmp`) of the prefix at `prefix`: `<prefix>/run/<file>`,
+/// or, when that is too long for a socket, the same file reached through a short link
+/// `/tmp/lago-<uid>/<id>` → `<prefix>/run` (made on demand, removed by `destroy`).
+pub fn socket_path(prefix: &Path, file: &str) -> PathBuf {
+    let direct = prefix.join("run").join(file);
+    if direct.as_os_str().len() <= SOCKET_PATH_MAX {
+        return direct;
+    }
+    match short_run_dir(prefix) {
+        Some(dir) => dir.join(file),
+        None => direct,
+    }
+}
+
+/// The short link to `<prefix>/run`, made if missing; `None` when `/tmp/lago-<uid>` is not ours.
+fn short_run_dir(prefix: &Path) -> Option<PathBuf> {
+    use sha1::Digest;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = nix::unistd::geteuid();
+    let base = PathBuf::from(format!("/tmp/lago-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&base);
+    let meta = std::fs::symlink_metadata(&base).ok()?;
+    if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.mode() & 0o022 != 0 {
+        tracing::warn!("{} is not a private directory of this user: socket paths stay long", base.display());
+        return None;
+    }
+    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
+    let link = base.join(id);
+    let target = prefix.join("run");
+    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).ok()?;
+    }
+    Some(link)
+}
+
+/// Removes the short link of [`socket_path`], if the prefix had one.
+pub fn remove_socket_link(prefix: &Path) {
+    use sha1::Digest;
+    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
+    let link = PathBuf::from(format!("/tmp/lago-{}", nix::unistd::geteuid())).join(id);
+    if std::fs::read_link(&link).ok().as_deref() == Some(prefix.join("run").as_path()) {
+        let _ = std::fs::remove_file(link);
+    }
 }
 
 /// Reads a JSON file.
@@ -259,17 +347,13 @@ mod tests {
     use super::*;
     use crate::report::NoopReporter;
 
-    #[test]
-    fn stop_all_kills_only_processes_naming_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let prefix = dir.path().join("p");
-        std::fs::create_dir_all(prefix.join("run")).unwrap();
-        std::fs::write(prefix.join("uuid"), "u").unwrap();
-        // A single process whose command line names the prefix (as qemu's does).
-        let mut child = std::process::Command::new("tail")
+    /// A process whose arguments name `pid_file`, as qemu's `-pidfile` does.
+    fn process_with(pid_file: &Path) -> std::process::Child {
+        let child = std::process::Command::new("tail")
             .args(["-f", "/dev/null"])
-            .arg(prefix.join("uuid"))
+            .arg(pid_file)
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         // After a vfork-style spawn, the kernel sets the new command line a moment later.
@@ -279,8 +363,23 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::fs::write(prefix.join("run/vm0.pid"), child.id().to_string()).unwrap();
-        // A pid that does not name the prefix (ours) must be left alone.
+        std::fs::write(pid_file, child.id().to_string()).unwrap();
+        child
+    }
+
+    #[test]
+    fn stop_all_kills_only_the_prefixs_own_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("default");
+        let other = dir.path().join("default2");
+        for p in [&prefix, &other] {
+            std::fs::create_dir_all(p.join("run")).unwrap();
+            std::fs::write(p.join("uuid"), "u").unwrap();
+        }
+        let mut child = process_with(&prefix.join("run/vm0.pid"));
+        // `default2`'s VM of the same name: its path starts with `default`'s, it is not ours.
+        let mut neighbour = process_with(&other.join("run/vm0.pid"));
+        // A pid that does not own the pid file (ours) must be left alone.
         std::fs::write(prefix.join("run/other.pid"), std::process::id().to_string()).unwrap();
         let p = Prefix::open(&prefix).unwrap();
         assert_eq!(p.processes(), [("vm0".to_owned(), child.id() as i32)]);
@@ -288,7 +387,10 @@ mod tests {
         let status = child.wait().unwrap();
         assert!(!status.success());
         assert!(std::fs::read_dir(prefix.join("run")).unwrap().next().is_none());
+        assert!(owns(neighbour.id() as i32, &other.join("run/vm0.pid")), "default2 keeps running");
         // `stop_all` of nothing is fine.
         p.stop_all(&NoopReporter).unwrap();
+        neighbour.kill().unwrap();
+        neighbour.wait().unwrap();
     }
 }

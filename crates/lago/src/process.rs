@@ -22,12 +22,15 @@ pub struct Invocation {
     pub env: Vec<(String, OsString)>,
     /// Working directory.
     pub cwd: Option<PathBuf>,
+    /// Bytes written to the child's standard input (on a thread of its own, so a child that
+    /// writes a lot before reading cannot deadlock with lago); `None`: no input.
+    pub input: Option<Vec<u8>>,
 }
 
 impl Invocation {
     /// Starts an invocation of `program`.
     pub fn new(program: &str) -> Self {
-        Self { program: program.to_owned(), args: Vec::new(), env: Vec::new(), cwd: None }
+        Self { program: program.to_owned(), args: Vec::new(), env: Vec::new(), cwd: None, input: None }
     }
 
     /// Adds one argument.
@@ -55,6 +58,12 @@ impl Invocation {
     /// Sets the working directory of the child.
     pub fn cwd(mut self, dir: &Path) -> Self {
         self.cwd = Some(dir.to_owned());
+        self
+    }
+
+    /// Feeds `data` to the child's standard input.
+    pub fn input(mut self, data: Vec<u8>) -> Self {
+        self.input = Some(data);
         self
     }
 }
@@ -105,6 +114,15 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
+    /// lago was interrupted while the program ran; the program was killed.
+    #[error("`{command}` was stopped")]
+    Interrupted {
+        /// The full command line.
+        command: String,
+        /// The signal lago received.
+        #[source]
+        source: crate::interrupt::Interrupted,
+    },
     /// The program exited with a non-zero status.
     #[error("`{command}` failed ({status})\n{stderr}")]
     Failed {
@@ -145,10 +163,81 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Runs `cmd` to completion with piped output: `input` is written on a thread of its own, both
+/// outputs are read on threads of their own, and the child is killed when lago is interrupted
+/// (the error is then of kind `Interrupted`, wrapping [`crate::interrupt::Interrupted`]).
+pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std::process::Output> {
+    use std::io::{Read, Write};
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::interrupt::check().map_err(|i| std::io::Error::new(std::io::ErrorKind::Interrupted, i))?;
+    let mut child = cmd.spawn()?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    std::thread::scope(|s| {
+        if let (Some(data), Some(mut pipe)) = (input, stdin) {
+            // A child that stops reading (or exits) ends the write with EPIPE: not our error.
+            s.spawn(move || {
+                let _ = pipe.write_all(data);
+            });
+        }
+        let read = |pipe: Option<std::process::ChildStdout>| {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        };
+        let out = s.spawn(move || read(stdout));
+        let err = s.spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = stderr {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(status) => break status?,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(signal) = crate::interrupt::received() {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = rx.recv();
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::Interrupted,
+                            crate::interrupt::Interrupted { signal },
+                        ));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(std::io::Error::other("the child's waiter thread ended"));
+                }
+            }
+        };
+        Ok(std::process::Output {
+            status,
+            stdout: out.join().unwrap_or_default(),
+            stderr: err.join().unwrap_or_default(),
+        })
+    })
+}
+
+/// The signal inside an error of [`run_child`], if it was an interrupt.
+pub fn interrupted(e: &std::io::Error) -> Option<crate::interrupt::Interrupted> {
+    e.get_ref().and_then(|i| i.downcast_ref::<crate::interrupt::Interrupted>()).copied()
+}
+
 impl CommandRunner for SystemRunner {
     fn run(&self, inv: &Invocation) -> Result<Output, ProcessError> {
         let mut cmd = Command::new(&inv.program);
-        cmd.args(&inv.args).env("LC_ALL", "C").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&inv.args).env("LC_ALL", "C");
         for (k, v) in &inv.env {
             cmd.env(k, v);
         }
@@ -156,10 +245,13 @@ impl CommandRunner for SystemRunner {
             cmd.current_dir(dir);
         }
         tracing::debug!(command = %inv, "running");
-        let out = cmd.output().map_err(|source| ProcessError::Spawn {
-            program: inv.program.clone(),
-            hint: package_hint(&inv.program).to_owned(),
-            source,
+        let out = run_child(&mut cmd, inv.input.as_deref()).map_err(|source| match interrupted(&source) {
+            Some(i) => ProcessError::Interrupted { command: inv.to_string(), source: i },
+            None => ProcessError::Spawn {
+                program: inv.program.clone(),
+                hint: package_hint(&inv.program).to_owned(),
+                source,
+            },
         })?;
         if out.status.success() {
             Ok(Output { stdout: out.stdout, stderr: out.stderr })
@@ -216,6 +308,14 @@ mod tests {
         assert!(text.contains("`sh -c 'echo boom >&2; exit 3'` failed"), "{text}");
         assert!(text.contains("exit status: 3"), "{text}");
         assert!(text.ends_with("boom"), "{text}");
+    }
+
+    #[test]
+    fn input_is_fed_while_output_is_read() {
+        // `cat` echoes 4 MiB: more than a pipe holds, so writing it all before reading would hang.
+        let data = vec![b'x'; 4 << 20];
+        let out = SystemRunner.run(&Invocation::new("cat").input(data.clone())).unwrap();
+        assert_eq!(out.stdout.len(), data.len());
     }
 
     #[test]

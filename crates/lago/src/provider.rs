@@ -62,10 +62,12 @@ pub enum ProviderError {
         console: String,
     },
     /// The VM's process died while we waited for it.
-    #[error("VM {vm} stopped while booting; last console lines:\n{console}")]
+    #[error("VM {vm} stopped while booting: {qemu}\nLast console lines:\n{console}")]
     Died {
         /// The VM.
         vm: String,
+        /// How qemu ended and what it said (`logs/<vm>.qemu.log`).
+        qemu: String,
         /// The end of the console log.
         console: String,
     },
@@ -210,7 +212,7 @@ pub struct LaunchContext {
 /// Files of one VM in the prefix.
 pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
     (
-        prefix.join(format!("run/{vm}.qmp")),
+        crate::prefix::socket_path(prefix, &format!("{vm}.qmp")),
         prefix.join(format!("run/{vm}.pid")),
         prefix.join(format!("logs/{vm}.console.log")),
     )
@@ -222,7 +224,6 @@ fn mac_of(ip: Ipv4Addr) -> String {
 
 /// The qemu command line of a VM.
 pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
-    let p = |rel: &str| ctx.prefix.join(rel).display().to_string();
     let (qmp, pid, console_log) = vm_paths(&ctx.prefix, &vm.name);
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
@@ -244,7 +245,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "-chardev".into(),
         format!(
             "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
-            p(&format!("run/{}.console", vm.name)),
+            crate::prefix::socket_path(&ctx.prefix, &format!("{}.console", vm.name)).display(),
             console_log.display()
         ),
         "-serial".into(),
@@ -256,7 +257,10 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "-device".into(),
         "virtio-serial-pci,id=vser0".into(),
         "-chardev".into(),
-        format!("socket,id=qga,path={},server=on,wait=off", p(&format!("run/{}.qga", vm.name))),
+        format!(
+            "socket,id=qga,path={},server=on,wait=off",
+            crate::prefix::socket_path(&ctx.prefix, &format!("{}.qga", vm.name)).display()
+        ),
         "-device".into(),
         "virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0".into(),
     ]);
@@ -323,8 +327,9 @@ pub fn tail_file(path: &Path, n: usize) -> String {
 }
 
 /// Starts qemu for a VM and waits until its QMP socket answers. The process runs in its own
-/// process group and outlives the caller.
-pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<u32, ProviderError> {
+/// process group and outlives the caller; the returned handle tells how it ended, if it ends
+/// while the caller still runs.
+pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
     let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
@@ -358,7 +363,7 @@ pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<u32, ProviderError> 
             });
         }
         if qmp.exists() && Qmp::connect(&qmp, Duration::from_secs(5)).is_ok() {
-            return Ok(child.id());
+            return Ok(child);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -380,15 +385,39 @@ pub trait Provider: Send + Sync {
     fn probe(&self, target: &crate::ssh::Target) -> std::io::Result<bool>;
     /// Powers the VM off at once and removes its runtime files.
     fn kill(&self, prefix: &Path, vm: &str);
+    /// How a VM that stopped by itself ended: its exit status when known, and its last words.
+    fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
+        "its process is gone".into()
+    }
 }
 
-/// The `local-qemu` provider.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct QemuProvider;
+/// The `local-qemu` provider. It keeps the qemu processes it started, so that one that dies
+/// while `start` waits for it is reported with its exit status.
+#[derive(Debug, Default)]
+pub struct QemuProvider {
+    children: std::sync::Mutex<std::collections::HashMap<String, std::process::Child>>,
+}
 
 impl Provider for QemuProvider {
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
-        launch(vm, ctx).map(|_| ())
+        let child = launch(vm, ctx)?;
+        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(vm.name.clone(), child);
+        Ok(())
+    }
+
+    fn why_stopped(&self, prefix: &Path, vm: &str) -> String {
+        let status = self
+            .children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(vm)
+            .and_then(|c| c.try_wait().ok().flatten());
+        let how = match status {
+            Some(s) => format!("qemu exited ({s})"),
+            None => "qemu is gone (its exit status is unknown: another process started it)".into(),
+        };
+        let log = tail_file(&prefix.join(format!("logs/{vm}.qemu.log")), 10);
+        if log.is_empty() { format!("{how}; logs/{vm}.qemu.log is empty") } else { format!("{how}; qemu said:\n{log}") }
     }
 
     fn running(&self, prefix: &Path) -> Vec<String> {
@@ -401,7 +430,6 @@ impl Provider for QemuProvider {
 
     /// QMP `quit`, then SIGKILL if qemu is still there after 5 s.
     fn kill(&self, prefix: &Path, vm: &str) {
-        use crate::prefix::process_names;
         let (qmp, pid_file, _) = vm_paths(prefix, vm);
         let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
         if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(2)) {
@@ -409,18 +437,31 @@ impl Provider for QemuProvider {
         }
         if let Some(pid) = pid {
             let deadline = Instant::now() + Duration::from_secs(5);
-            while process_names(pid, prefix) && Instant::now() < deadline {
+            while crate::prefix::owns(pid, &pid_file) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            if process_names(pid, prefix) {
+            if crate::prefix::owns(pid, &pid_file) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
         crate::ssh::Target::local(prefix, vm, "", 0).close();
         for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console")), prefix.join(format!("run/{vm}.qga"))] {
+            // (Through the short link or not, these are the same files in `run/`.)
             let _ = std::fs::remove_file(f);
         }
     }
+}
+
+/// The SSH port of a running VM, read from its qemu's command line (`hostfwd=tcp:127.0.0.1:PORT-:22`).
+pub fn ssh_port_of(prefix: &Path, vm: &str) -> Option<u16> {
+    let pid_file = prefix.join(format!("run/{vm}.pid"));
+    let pid = crate::prefix::running_pid(&pid_file)?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    cmdline.split(|b| *b == 0).find_map(|arg| {
+        let arg = std::str::from_utf8(arg).ok()?;
+        let rest = &arg[arg.find("hostfwd=tcp:127.0.0.1:")? + "hostfwd=tcp:127.0.0.1:".len()..];
+        rest.split('-').next()?.parse().ok()
+    })
 }
 
 /// A free TCP port on 127.0.0.1 (for the SSH forward).

@@ -93,11 +93,9 @@ impl State {
         let dir = prefix.join("run");
         std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         let path = dir.join("state.json");
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io("write", &path))?;
         let state = State { version: STATE_VERSION, ..self.clone() };
-        serde_json::to_writer_pretty(&mut tmp, &state).map_err(|e| io("write", &path)(e.into()))?;
-        tmp.as_file().sync_data().map_err(io("write", &path))?;
-        tmp.persist(&path).map_err(|e| io("write", &path)(e.error))?;
+        let text = serde_json::to_vec_pretty(&state).map_err(|e| io("write", &path)(e.into()))?;
+        crate::pathio::write_atomic(&path, &text)?;
         Ok(())
     }
 }

@@ -58,8 +58,10 @@ pub fn init(init_file: &Path, workdir: &Path) -> Result<Env, SdkError> {
         accel: config.accel()?,
         cwd,
     };
-    let prefix =
-        crate::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &HttpFetcher, reporter: &NoopReporter })?;
+    let prefix = crate::init::init(
+        &opts,
+        &Host { runner: &SystemRunner, fetcher: &HttpFetcher::default(), reporter: &NoopReporter },
+    )?;
     Ok(Env::load(crate::prefix::Prefix::open(&prefix).map_err(EnvError::from)?, EnvOptions::from_config(&config)?)?)
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError, for_each_parallel};
-use crate::pathio::{PathError, at as io};
+use crate::pathio::PathError;
 use crate::prefix::PrefixError;
 use crate::process::{CommandRunner, Invocation, ProcessError};
 use crate::provider::{VmRecord, vm_paths};
@@ -65,6 +65,12 @@ pub enum SnapshotError {
         dev: String,
         /// Its format.
         format: String,
+    },
+    /// A VM has no disk that can hold a snapshot.
+    #[error("VM {vm} cannot be snapshotted: it has no disk but CD-ROMs")]
+    NoDisk {
+        /// The VM.
+        vm: String,
     },
     /// QMP failed.
     #[error("VM {vm}: {source}")]
@@ -142,11 +148,8 @@ fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError>
 
 fn write_record(env: &Env, vm: &str, record: &Map<String, Value>) -> Result<(), SnapshotError> {
     let path = record_path(env, vm);
-    let tmp = path.with_file_name(format!(".vm-{vm}.tmp"));
     let text = crate::output::python_json(&Value::Object(record.clone()), false);
-    std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io("write", &path))?;
-    Ok(())
+    Ok(crate::pathio::write_atomic(&path, text.as_bytes())?)
 }
 
 /// The snapshots of a VM, in creation order.
@@ -156,6 +159,7 @@ pub fn names_of(record: &Map<String, Value>) -> Vec<String> {
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
+                .filter(|(_, disks)| !is_pending(disks))
                 .map(|(k, disks)| {
                     let t = disks.get(0).and_then(|d| d.get("created")).and_then(Value::as_i64).unwrap_or(0);
                     (t, k.clone())
@@ -165,6 +169,11 @@ pub fn names_of(record: &Map<String, Value>) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Whether a snapshot record is marked as not yet complete.
+fn is_pending(disks: &Value) -> bool {
+    disks.get(0).and_then(|d| d.get("pending")).and_then(Value::as_bool) == Some(true)
 }
 
 /// The disks a snapshot covers: every disk but CD-ROMs; all must be qcow2.
@@ -184,7 +193,30 @@ fn snapshot_disks(env: &Env, vm: &VmRecord) -> Result<Vec<(usize, PathBuf, Strin
         let path = PathBuf::from(d.path.replace("$LAGO_PREFIX_PATH", &env.prefix.path.display().to_string()));
         out.push((i, path, d.dev.clone()));
     }
+    if out.is_empty() {
+        return Err(SnapshotError::NoDisk { vm: vm.name.clone() });
+    }
     Ok(out)
+}
+
+/// Deletes tags `name` that a stopped VM's disks hold although no record lists them (a rollback
+/// that could not finish): `qemu-img snapshot -c` would otherwise add a second tag of that name.
+fn drop_stray_tags(runner: &dyn CommandRunner, vm: &str, name: &str, disks: &[(usize, PathBuf, String)]) {
+    for (_, path, _) in disks {
+        let listed = runner
+            .run(&Invocation::new("qemu-img").args(["info", "--output=json", "-U"]).arg(path))
+            .ok()
+            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
+        let has = listed
+            .as_ref()
+            .and_then(|v| v.get("snapshots"))
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|s| s.get("name").and_then(Value::as_str) == Some(name)));
+        if has {
+            tracing::warn!("VM {vm}: disk {} holds a stray snapshot tag {name}; deleting it", path.display());
+            let _ = runner.run(&Invocation::new("qemu-img").args(["snapshot", "-d", name]).arg(path));
+        }
+    }
 }
 
 fn qemu_img(
@@ -281,13 +313,21 @@ impl Env {
         let mut out = Map::new();
         for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
-            out.insert(vm.name.clone(), record.get("snapshots").cloned().unwrap_or_else(|| json!({})));
+            let mut snaps = record.get("snapshots").and_then(Value::as_object).cloned().unwrap_or_default();
+            snaps.retain(|_, disks| !is_pending(disks));
+            out.insert(vm.name.clone(), Value::Object(snaps));
         }
         Ok(Value::Object(out))
     }
 
     /// Takes snapshot `name` of every VM, in parallel: live for running VMs, of the disks for
     /// stopped ones.
+    ///
+    /// All or nothing, and safe against interrupts: each VM's record lists the snapshot as
+    /// `pending` before its disks get the tag, and loses the mark once every VM has it. If a VM
+    /// fails, the tags already taken and the records are removed; if lago dies meanwhile, the next
+    /// snapshot command finds the pending records and removes what they list
+    /// ([`Env::repair_snapshots`]).
     pub fn snapshot(
         &self,
         name: &str,
@@ -295,7 +335,8 @@ impl Env {
         reporter: &dyn Reporter,
     ) -> Result<(), SnapshotError> {
         validate_name(name)?;
-        let _lock = self.lock()?;
+        let _lock = self.lock("snapshot", reporter)?;
+        self.repair_snapshots(runner, reporter)?;
         for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
             snapshot_disks(self, vm)?;
             if names_of(&read_record(self, &vm.name)?).iter().any(|n| n == name) {
@@ -309,42 +350,130 @@ impl Env {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(0);
+            // 1. The intent, in every record.
+            let mut marked: Vec<&VmRecord> = Vec::new();
+            for vm in &vms {
+                let live = running.contains(&vm.name);
+                if let Err(e) = self.set_entry(vm, name, Some((live, created, true))) {
+                    for done in &marked {
+                        let _ = self.set_entry(done, name, None);
+                    }
+                    return Err(e);
+                }
+                marked.push(vm);
+            }
+            // 2. The tags.
             let taken = std::sync::Mutex::new(Vec::new());
-            let result = for_each_parallel(&vms, |vm| {
+            let mut result = for_each_parallel(&vms, |vm| {
+                crate::interrupt::check().map_err(EnvError::from)?;
                 let live = running.contains(&vm.name);
                 if live {
                     qmp_job(self, vm, "snapshot-save", name, true)?;
                 } else {
-                    qemu_img(runner, &vm.name, "-c", name, &snapshot_disks(self, vm)?)?;
+                    let disks = snapshot_disks(self, vm)?;
+                    drop_stray_tags(runner, &vm.name, name, &disks);
+                    qemu_img(runner, &vm.name, "-c", name, &disks)?;
                 }
                 taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*vm, live));
                 Ok(())
             });
-            let taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (vm, live) in &taken {
-                let mut record = read_record(self, &vm.name)?;
-                let disks: Vec<Value> = snapshot_disks(self, vm)?
+            // 3. The records say it is complete.
+            if result.is_ok() {
+                result = vms
                     .iter()
-                    .map(|(i, _, dev)| {
-                        json!({"dev": dev, "path": vm.disks[*i].path, "format": "qcow2", "type": "internal",
-                               "live": live, "created": created})
-                    })
-                    .collect();
-                let snaps = record.entry("snapshots").or_insert_with(|| json!({}));
-                if !snaps.is_object() {
-                    *snaps = json!({});
-                }
-                snaps[name] = Value::Array(disks);
-                write_record(self, &vm.name, &record)?;
+                    .try_for_each(|vm| self.set_entry(vm, name, Some((running.contains(&vm.name), created, false))));
             }
             if result.is_err() {
-                // All or nothing: drop the snapshots that were taken.
+                // All or nothing: drop the tags that were taken, then the records.
+                let taken = taken.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
                 for (vm, live) in &taken {
-                    let _ = self.delete_one(vm, name, *live, runner);
+                    let _ = self.delete_tags(vm, name, *live, runner);
+                }
+                for vm in &vms {
+                    let _ = self.set_entry(vm, name, None);
                 }
             }
             result
         })
+    }
+
+    /// Writes (or, with `None`, removes) the record of snapshot `name` of a VM: `(live,
+    /// created, pending)`.
+    fn set_entry(&self, vm: &VmRecord, name: &str, entry: Option<(bool, i64, bool)>) -> Result<(), SnapshotError> {
+        let mut record = read_record(self, &vm.name)?;
+        let snaps = record.entry("snapshots").or_insert_with(|| json!({}));
+        if !snaps.is_object() {
+            *snaps = json!({});
+        }
+        let Some(map) = snaps.as_object_mut() else { return Ok(()) };
+        match entry {
+            None => {
+                map.remove(name);
+            }
+            Some((live, created, pending)) => {
+                let disks: Vec<Value> = snapshot_disks(self, vm)?
+                    .iter()
+                    .map(|(i, _, dev)| {
+                        let mut d = json!({"dev": dev, "path": vm.disks[*i].path, "format": "qcow2",
+                                           "type": "internal", "live": live, "created": created});
+                        if pending {
+                            d["pending"] = json!(true);
+                        }
+                        d
+                    })
+                    .collect();
+                map.insert(name.to_owned(), Value::Array(disks));
+            }
+        }
+        write_record(self, &vm.name, &record)
+    }
+
+    /// Removes the snapshots an interrupted `lago snapshot` left half-taken (records marked
+    /// `pending`): their tags, where the disks have them, and their records. Returns what was
+    /// repaired, and reports it.
+    pub fn repair_snapshots(
+        &self,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<String>, SnapshotError> {
+        let _lock = self.lock("snapshot", reporter)?;
+        let running = self.running();
+        let mut repaired = Vec::new();
+        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+            let record = read_record(self, &vm.name)?;
+            let pending: Vec<String> = record
+                .get("snapshots")
+                .and_then(Value::as_object)
+                .map(|m| m.iter().filter(|(_, disks)| is_pending(disks)).map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default();
+            for name in pending {
+                // A tag that was never taken cannot be deleted: that is fine.
+                let _ = self.delete_tags(vm, &name, running.contains(&vm.name), runner);
+                self.set_entry(vm, &name, None)?;
+                let line = format!(
+                    "Repaired: removed snapshot {name} of VM {}, left incomplete by an interrupted `lago snapshot`",
+                    vm.name
+                );
+                reporter.warn(&line);
+                repaired.push(line);
+            }
+        }
+        Ok(repaired)
+    }
+
+    /// Deletes the tag `name` from a VM's disks (through its qemu when it runs).
+    fn delete_tags(
+        &self,
+        vm: &VmRecord,
+        name: &str,
+        running: bool,
+        runner: &dyn CommandRunner,
+    ) -> Result<(), SnapshotError> {
+        if running {
+            qmp_job(self, vm, "snapshot-delete", name, false)
+        } else {
+            qemu_img(runner, &vm.name, "-d", name, &snapshot_disks(self, vm)?)
+        }
     }
 
     /// Deletes snapshot `name` of one VM: through its qemu when it runs, else with qemu-img.
@@ -355,16 +484,8 @@ impl Env {
         running: bool,
         runner: &dyn CommandRunner,
     ) -> Result<(), SnapshotError> {
-        if running {
-            qmp_job(self, vm, "snapshot-delete", name, false)?;
-        } else {
-            qemu_img(runner, &vm.name, "-d", name, &snapshot_disks(self, vm)?)?;
-        }
-        let mut record = read_record(self, &vm.name)?;
-        if let Some(s) = record.get_mut("snapshots").and_then(Value::as_object_mut) {
-            s.remove(name);
-        }
-        write_record(self, &vm.name, &record)
+        self.delete_tags(vm, name, running, runner)?;
+        self.set_entry(vm, name, None)
     }
 
     /// Every VM of lago's with whether its snapshot `name` is live; an error names the first VM
@@ -389,7 +510,8 @@ impl Env {
         runner: &dyn CommandRunner,
         reporter: &dyn Reporter,
     ) -> Result<(), SnapshotError> {
-        let _lock = self.lock()?;
+        let _lock = self.lock("snapshot --delete", reporter)?;
+        self.repair_snapshots(runner, reporter)?;
         let vms = self.check_known(name)?;
         let running = self.running();
         task(reporter, &format!("Delete snapshot {name}"), || {
@@ -399,11 +521,12 @@ impl Env {
 
     /// Reverts every VM to snapshot `name`, in parallel.
     pub fn revert(&self, name: &str, runner: &dyn CommandRunner, reporter: &dyn Reporter) -> Result<(), SnapshotError> {
+        let _lock = self.lock("revert", reporter)?;
+        self.repair_snapshots(runner, reporter)?;
         let vms = self.check_known(name)?;
         let running = self.running();
         let restart = std::sync::Mutex::new(Vec::new());
         {
-            let _lock = self.lock()?;
             task(reporter, "Revert VMs snapshots", || {
                 for_each_parallel(&vms, |(vm, live)| {
                     task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {

@@ -60,9 +60,9 @@ impl Target {
     }
 
     fn control_path(&self) -> Option<PathBuf> {
-        let p = self.prefix.join(format!("run/{}.ssh", self.vm));
-        // Unix socket paths are limited to 108 bytes; beyond that, no connection reuse.
-        (p.as_os_str().len() < 100).then_some(p)
+        let p = crate::prefix::socket_path(&self.prefix, &format!("{}.ssh", self.vm));
+        // Without a short link (another user owns /tmp/lago-<uid>), no connection reuse.
+        (p.as_os_str().len() <= 90).then_some(p)
     }
 
     /// OpenSSH options (before the destination). `batch` forbids prompts (programmatic use);
@@ -107,15 +107,8 @@ impl Target {
     pub fn exec_line(&self, line: &str, stdin: Option<&[u8]>, connect_timeout: u64) -> std::io::Result<CommandStatus> {
         let mut cmd = Command::new("ssh");
         cmd.args(self.options(connect_timeout, true, true)).arg(self.destination()).arg("--").arg(line);
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         tracing::debug!(vm = %self.vm, "ssh: {line}");
-        let mut child = cmd.spawn()?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            std::io::Write::write_all(&mut pipe, data)?;
-        }
-        let out = child.wait_with_output()?;
+        let out = crate::process::run_child(&mut cmd, stdin)?;
         Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
     }
 
@@ -134,9 +127,9 @@ impl Target {
         // scp spells the port -P; everything else is ssh's.
         let opts: Vec<String> =
             self.options(10, true, true).into_iter().map(|o| if o == "-p" { "-P".into() } else { o }).collect();
-        cmd.arg("-r").arg("-q").args(opts).args(ends).stdin(Stdio::null());
+        cmd.arg("-r").arg("-q").args(opts).args(ends);
         tracing::debug!(vm = %self.vm, "scp {}", ends.join(" "));
-        let out = cmd.output()?;
+        let out = crate::process::run_child(&mut cmd, None)?;
         Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
     }
 

@@ -13,7 +13,7 @@ pub fn status(prefix: &Prefix) -> Result<Value, PrefixError> {
     for (name, spec) in env.vms.iter().filter(|(_, s)| s.get("vm-provider").and_then(Value::as_str) == Some("ssh")) {
         let Ok(vm) = serde_json::from_value::<crate::provider::VmRecord>(Value::Object(spec.clone())) else { continue };
         let target = crate::env::ssh_provider_target(&prefix.path, &vm);
-        if crate::provider::Provider::probe(&crate::provider::QemuProvider, &target).unwrap_or(false) {
+        if crate::provider::Provider::probe(&crate::provider::QemuProvider::default(), &target).unwrap_or(false) {
             running.push(name.clone());
         }
     }

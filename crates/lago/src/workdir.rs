@@ -44,6 +44,16 @@ pub enum WorkdirError {
         /// Prefixes that exist.
         known: Vec<String>,
     },
+    /// `current` names a prefix that is gone.
+    #[error("The current prefix of workdir {workdir} is {target:?}, which does not exist (known: {})", known.join(", "))]
+    DanglingCurrent {
+        /// The workdir.
+        workdir: PathBuf,
+        /// Where `current` points.
+        target: String,
+        /// Prefixes that exist.
+        known: Vec<String>,
+    },
     /// `init` of a prefix that exists.
     #[error("Prefix with name {name} already exists in workdir {workdir}")]
     PrefixExists {
@@ -52,9 +62,28 @@ pub enum WorkdirError {
         /// The workdir.
         workdir: PathBuf,
     },
+    /// A prefix name that cannot be a directory of the workdir.
+    #[error(
+        "Invalid prefix name {name:?}: expected 1 to 63 letters, digits, `-`, `_` or `.`, starting with a letter or digit"
+    )]
+    BadPrefixName {
+        /// The name.
+        name: String,
+    },
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] crate::pathio::PathError),
+}
+
+/// Checks a prefix name as VM names are checked: it becomes a directory of the workdir, so no
+/// `/`, no `..`, nothing empty.
+pub fn check_prefix_name(name: &str) -> Result<(), WorkdirError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.ends_with('.');
+    if ok { Ok(()) } else { Err(WorkdirError::BadPrefixName { name: name.to_owned() }) }
 }
 
 fn candidates_line(c: &[PathBuf]) -> String {
@@ -168,6 +197,7 @@ impl Workdir {
 
     /// Makes `name` the current prefix.
     pub fn set_current(&self, name: &str) -> Result<(), WorkdirError> {
+        check_prefix_name(name)?;
         let known = self.prefixes()?;
         if !known.iter().any(|k| k == name) {
             return Err(WorkdirError::NoSuchPrefix { name: name.into(), workdir: self.path.clone(), known });
@@ -185,12 +215,16 @@ impl Workdir {
 
     /// The directory of prefix `name` (`current` resolves to the current prefix).
     pub fn prefix_path(&self, name: &str) -> Result<PathBuf, WorkdirError> {
+        check_prefix_name(name)?;
         let known = self.prefixes()?;
         let real = if name == CURRENT {
             match self.current() {
                 Some(c) => c,
                 None => {
-                    return Err(WorkdirError::NoSuchPrefix { name: name.into(), workdir: self.path.clone(), known });
+                    let target = std::fs::read_link(self.path.join(CURRENT))
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    return Err(WorkdirError::DanglingCurrent { workdir: self.path.clone(), target, known });
                 }
             }
         } else {
@@ -204,12 +238,36 @@ impl Workdir {
     }
 
     /// After a prefix was removed: keep `current` valid (prefer `default`, else the last name),
-    /// or remove the whole workdir when no prefix is left. Returns whether the workdir remains.
+    /// or, when no prefix is left, remove the workdir if nothing else is in it (its `current`
+    /// link and lock files nobody holds). An `init` in progress, or files that are not lago's,
+    /// keep it. Returns whether the workdir remains.
     pub fn repair(&self) -> Result<bool, WorkdirError> {
         let names = self.prefixes()?;
         if names.is_empty() {
-            std::fs::remove_dir_all(&self.path).map_err(io_err("remove", &self.path))?;
-            return Ok(false);
+            let mut locks = Vec::new();
+            for e in std::fs::read_dir(&self.path).map_err(io_err("read", &self.path))?.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == CURRENT {
+                    continue;
+                }
+                let Some(prefix) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".lock")) else {
+                    return Ok(true);
+                };
+                match crate::lock::try_acquire(&self.path.join(prefix), "destroy") {
+                    Ok(Some(lock)) => locks.push(lock),
+                    _ => return Ok(true),
+                }
+            }
+            for lock in &locks {
+                lock.remove_file();
+            }
+            let _ = std::fs::remove_file(self.path.join(CURRENT));
+            match std::fs::remove_dir(&self.path) {
+                Ok(()) => return Ok(false),
+                // Something appeared meanwhile (another `init`): it keeps the workdir.
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => return Ok(true),
+                Err(e) => return Err(io_err("remove", &self.path)(e)),
+            }
         }
         if self.current().is_none() {
             let pick = if names.iter().any(|n| n == DEFAULT_PREFIX) {
@@ -222,6 +280,41 @@ impl Workdir {
         }
         Ok(true)
     }
+
+    /// Removes what interrupted commands left in the workdir: staging directories of `init`
+    /// (`.<name>.init-<pid>`) and prefixes half-removed by `destroy` (`.<name>.destroy-<pid>`),
+    /// each only when no command holds the lock of that prefix. Returns what was removed, one
+    /// sentence each.
+    pub fn sweep(&self) -> Vec<String> {
+        sweep_dir(&self.path)
+    }
+}
+
+/// [`Workdir::sweep`] on any directory that holds prefixes.
+pub fn sweep_dir(dir: &Path) -> Vec<String> {
+    let mut repaired = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return repaired };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix('.') else { continue };
+        let (prefix, what) = if let Some((p, _)) = rest.rsplit_once(".init-") {
+            (p, "an interrupted `lago init`")
+        } else if let Some((p, _)) = rest.rsplit_once(".destroy-") {
+            (p, "an interrupted `lago destroy`")
+        } else {
+            continue;
+        };
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        // Held: that command is still running.
+        let Ok(Some(_lock)) = crate::lock::try_acquire(&dir.join(prefix), "repair") else { continue };
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            repaired.push(format!("Removed {} left by {what} of prefix {prefix}", e.path().display()));
+        }
+    }
+    repaired.sort();
+    repaired
 }
 
 #[cfg(test)]
@@ -274,6 +367,19 @@ mod tests {
         assert!(w.repair().unwrap());
         assert_eq!(w.current().as_deref(), Some("default"));
         std::fs::remove_dir_all(wd.join("default")).unwrap();
+        // An init in progress (its lock held) keeps the workdir.
+        let busy = crate::lock::acquire(&wd.join("next"), "init", &crate::report::NoopReporter).unwrap();
+        std::fs::create_dir(wd.join(".next.init-1")).unwrap();
+        assert!(w.repair().unwrap());
+        assert!(w.sweep().is_empty(), "the staging directory of a running init stays");
+        drop(busy);
+        assert_eq!(
+            w.sweep(),
+            [format!(
+                "Removed {} left by an interrupted `lago init` of prefix next",
+                wd.join(".next.init-1").display()
+            )]
+        );
         assert!(!w.repair().unwrap());
         assert!(!wd.exists());
     }

@@ -78,7 +78,8 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         accel,
         cwd: ctx.cwd.clone(),
     };
-    let host = Host { runner: &SystemRunner, fetcher: &HttpFetcher, reporter: &ctx.reporter };
+    let fetcher = HttpFetcher::from_config(&ctx.config);
+    let host = Host { runner: &SystemRunner, fetcher: &fetcher, reporter: &ctx.reporter };
     init(&opts, &host)?;
     Ok(())
 }

@@ -53,15 +53,33 @@ pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), C
             return Ok(());
         }
         let lease_dir = ctx.env_options()?.lease_dir;
+        let mut locks = Vec::new();
         for name in wd.prefixes()? {
             let p = lago::prefix::Prefix { path: wd.path.join(&name) };
+            locks.push(
+                lago::lock::acquire(&p.path, "destroy --all-prefixes", &ctx.reporter).map_err(CliError::internal)?,
+            );
             p.stop_all(&ctx.reporter)?;
             let _ = lago::env::release_leases(&p, &lease_dir);
+            lago::prefix::remove_socket_link(&p.path);
         }
-        std::fs::remove_dir_all(&wd.path).map_err(CliError::internal)?;
+        std::fs::remove_dir_all(&wd.path)
+            .map_err(|e| CliError::internal(format!("Cannot remove {}: {e}", wd.path.display())))?;
+        drop(locks);
         return Ok(());
     }
-    let (prefix, workdir) = ctx.prefix()?;
+    let (prefix, workdir) = match ctx.prefix() {
+        Ok(found) => found,
+        // A prefix that lost its `uuid` is still a directory of the workdir: destroy removes it
+        // (stopping what its pid files name) rather than leaving the user in a dead end.
+        Err(e) => match ctx.prefix_dir() {
+            Ok((path, wd)) if path.is_dir() => {
+                tracing::warn!("{} is not a sound prefix, destroying what is there", path.display());
+                ctx.enter(lago::prefix::Prefix { path: std::path::absolute(&path).map_err(CliError::internal)? }, wd)
+            }
+            _ => return Err(e),
+        },
+    };
     if !args.yes && !confirm(&prefix.path)? {
         tracing::info!("Aborting on user input");
         return Ok(());

@@ -65,7 +65,7 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
         }
         TemplateCommand::List => {
             let location = repo_location(ctx)?;
-            let repo = Repository::load(&location, &HttpFetcher).map_err(|e| {
+            let repo = Repository::load(&location, &HttpFetcher::from_config(&ctx.config)).map_err(|e| {
                 let missing = matches!(e, lago::template::RepoError::Missing { .. });
                 let err = CliError::user(e);
                 if missing { err.hint("build the local repository with `lago template build tiny`") } else { err }

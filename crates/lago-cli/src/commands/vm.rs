@@ -174,7 +174,7 @@ pub(crate) fn cmd_console(ctx: &mut Context, args: &ConsoleArgs) -> Result<(), C
     if env.state(&args.host) != "running" {
         return Err(lago::env::EnvError::NotRunning { vm: args.host.clone() }.into());
     }
-    let path = env.prefix.join(&format!("run/{}.console", args.host));
+    let path = lago::prefix::socket_path(&env.prefix.path, &format!("{}.console", args.host));
     let stream = std::os::unix::net::UnixStream::connect(&path)
         .map_err(|e| CliError::internal(format!("Cannot connect to the console socket {}: {e}", path.display())))?;
     let tty = std::io::stdin().is_terminal();

@@ -77,9 +77,10 @@ fn destroy_asks_and_refuses_without_an_answer() {
 fn destroy_stops_processes_of_the_prefix() {
     let env = TestEnv::initialized(INIT);
     let prefix = env.work().join(".lago/default");
+    // A process that owns the VM's pid file, as qemu's `-pidfile` does.
     let mut child = std::process::Command::new("tail")
         .args(["-f", "/dev/null"])
-        .arg(prefix.join("uuid"))
+        .arg(prefix.join("run/vm01.pid"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -650,10 +650,11 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
 
 /// Valid guest device names: `vd*` (virtio-blk), `sd*` (virtio-scsi), `hd*` (IDE).
 pub fn valid_dev(dev: &str) -> bool {
-    let (prefix, rest) = dev.split_at(dev.len().min(2));
-    matches!(prefix, "vd" | "sd" | "hd")
-        && (1..=2).contains(&rest.len())
-        && rest.chars().all(|c| c.is_ascii_lowercase())
+    let Some(rest) = dev.strip_prefix("vd").or_else(|| dev.strip_prefix("sd")).or_else(|| dev.strip_prefix("hd"))
+    else {
+        return false;
+    };
+    (1..=2).contains(&rest.len()) && rest.chars().all(|c| c.is_ascii_lowercase())
 }
 
 /// The `index`-th virtio device name: vda, vdb, ..., vdz, vdaa, ...
@@ -943,7 +944,7 @@ mod tests {
         for ok in ["vda", "vdb", "sdc", "hda", "vdaa"] {
             assert!(valid_dev(ok), "{ok}");
         }
-        for bad in ["", "vd", "xda", "vd1", "VDA", "vdabc", "sda1"] {
+        for bad in ["", "vd", "xda", "vd1", "VDA", "vdabc", "sda1", "vé", "é", "vdé"] {
             assert!(!valid_dev(bad), "{bad}");
         }
         assert_eq!(default_dev(0), "vda");

@@ -97,6 +97,12 @@ pub enum BuildError {
     /// Something expected in the packages is missing.
     #[error("{0}")]
     Missing(String),
+    /// The repository's `repo.metadata` cannot be updated.
+    #[error("{0}")]
+    Repo(String),
+    /// lago was interrupted; the repository is as it was.
+    #[error("Template build stopped")]
+    Interrupted(#[source] crate::interrupt::Interrupted),
 }
 
 use crate::pathio::at as io;
@@ -399,7 +405,7 @@ fn index_modules(dir: &Path, out: &mut BTreeMap<String, PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
             index_modules(&p, out);
         } else if let Some(name) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".ko")) {
             out.insert(name.replace('-', "_"), p);
@@ -706,26 +712,76 @@ pub(crate) fn write_disk(layout: &DiskLayout, raw: &Path, runner: &dyn CommandRu
     Ok(())
 }
 
+/// Removes files on drop unless disarmed (a failed or interrupted publication leaves nothing).
+struct Partial(Vec<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Reads a repository's `repo.metadata` for an update: a missing file is a new repository; a
+/// file that cannot be read, is not JSON, or has the wrong shape is an error (it is never
+/// replaced, so no published version is lost).
+pub(crate) fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, BuildError> {
+    let text = match crate::template::repo::read_bounded(meta_path) {
+        Ok(text) => text,
+        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(
+                json!({"name": "local", "sources": {"local": {"type": "file", "args": {"root": repo_dir.display().to_string()}}}, "templates": {}}),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let repo: Value = serde_json::from_str(&text).map_err(|e| {
+        BuildError::Repo(format!(
+            "{} is not valid JSON ({e}); fix or move it away, lago will not replace it",
+            meta_path.display()
+        ))
+    })?;
+    let shape_ok = repo.is_object()
+        && repo.get("templates").is_none_or(Value::is_object)
+        && repo
+            .get("templates")
+            .and_then(Value::as_object)
+            .is_none_or(|t| t.values().all(|v| v.is_object() && v.get("versions").is_none_or(Value::is_object)));
+    if !shape_ok {
+        return Err(BuildError::Repo(format!(
+            "{} is not a template repository (expected an object whose `templates` maps names to {{\"versions\": {{...}}}}); fix or move it away, lago will not replace it",
+            meta_path.display()
+        )));
+    }
+    Ok(repo)
+}
+
 fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
     let (raw, kernel) = (&image.raw, &image.kernel);
     let meta_path = opts.repo_dir.join("repo.metadata");
-    let mut repo: Value = match std::fs::read_to_string(&meta_path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| BuildError::Missing(format!("{} is not valid JSON: {e}", meta_path.display())))?,
-        Err(_) => {
-            json!({"name": "local", "sources": {"local": {"type": "file", "args": {"root": opts.repo_dir.display().to_string()}}}, "templates": {}})
-        }
-    };
+    // One publication at a time per repository: the version number is decided under the lock.
+    let lock_path = opts.repo_dir.join(".repo.metadata.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("open", &lock_path))?;
+    lock.lock().map_err(io("lock", &lock_path))?;
+    let mut repo = read_repo_for_update(&meta_path, &opts.repo_dir)?;
     let versions = repo["templates"][&opts.name]["versions"].as_object().cloned().unwrap_or_default();
     let next =
         versions.keys().filter_map(|v| v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok())).max().unwrap_or(0) + 1;
     let version = format!("v{next}");
     let handle = format!("{}-{version}.qcow2", opts.name);
     let dest = opts.repo_dir.join(&handle);
-    let tmp = opts.repo_dir.join(format!(".{handle}.tmp"));
+    let tmp = opts.repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
+    let partial = Partial(vec![tmp.clone()]);
     runner
         .run(&Invocation::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(raw).arg(&tmp))
         .map_err(|source| BuildError::Tool { step: "convert the image to qcow2".into(), source })?;
+    crate::interrupt::check().map_err(BuildError::Interrupted)?;
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let metadata = json!({
@@ -733,21 +789,19 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
         "root-partition": "/dev/vda2", "root-password": "123456", "kernel": kernel,
         "base": "debian:bookworm", "sha1": hash, "size": size,
     });
-    std::fs::write(
-        opts.repo_dir.join(format!("{handle}.metadata")),
-        serde_json::to_string_pretty(&metadata).unwrap_or_default(),
-    )
-    .map_err(io("write", &opts.repo_dir))?;
-    std::fs::write(opts.repo_dir.join(format!("{handle}.hash")), &hash).map_err(io("write", &opts.repo_dir))?;
+    let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
+    crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
+    crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
+    crate::interrupt::check().map_err(BuildError::Interrupted)?;
     std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
     let timestamp =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     repo["templates"][&opts.name]["versions"][&version] =
         json!({"source": "local", "handle": handle, "timestamp": timestamp});
     let text = serde_json::to_string_pretty(&repo).unwrap_or_default();
-    let tmp_meta = opts.repo_dir.join(".repo.metadata.tmp");
-    std::fs::write(&tmp_meta, text).map_err(io("write", &tmp_meta))?;
-    std::fs::rename(&tmp_meta, &meta_path).map_err(io("write", &meta_path))?;
+    crate::pathio::write_atomic(&meta_path, text.as_bytes())?;
+    drop(partial);
+    drop(lock);
     Ok(Built { name: opts.name.clone(), version, path: dest, hash, size })
 }
 

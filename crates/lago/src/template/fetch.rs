@@ -1,6 +1,7 @@
 //! Reading repository files from `file` and `http(s)` sources, behind the [`Fetcher`] seam.
 
 use std::io::Read;
+use std::time::Duration;
 
 /// Why a URL could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -45,15 +46,49 @@ pub trait Fetcher: Send + Sync {
     fn open(&self, url: &str) -> Result<Body, FetchError>;
 }
 
-/// The real HTTP(S) client.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HttpFetcher;
+/// The real HTTP(S) client. A stalled server cannot hold lago (and the store lock it holds)
+/// forever: a download ends when no byte came for `idle`, or when it took `overall` in all.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpFetcher {
+    /// Longest wait for the next bytes (`[init] download_idle_timeout`).
+    pub idle: Duration,
+    /// Longest a request may take in all, body included (`[init] download_timeout`; `None`: no
+    /// limit).
+    pub overall: Option<Duration>,
+}
+
+impl Default for HttpFetcher {
+    /// The defaults of the configuration: 60 s idle, one hour in all (a 1 GB template at 300 kB/s).
+    fn default() -> Self {
+        Self { idle: Duration::from_secs(60), overall: Some(Duration::from_secs(3600)) }
+    }
+}
+
+impl HttpFetcher {
+    /// The timeouts `config` sets.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let secs = |key: &str| config.get("init", key).and_then(|v| v.trim().parse::<u64>().ok());
+        let d = Self::default();
+        Self {
+            idle: secs("download_idle_timeout").map_or(d.idle, Duration::from_secs),
+            overall: match secs("download_timeout") {
+                Some(0) => None,
+                Some(n) => Some(Duration::from_secs(n)),
+                None => d.overall,
+            },
+        }
+    }
+}
 
 impl Fetcher for HttpFetcher {
     fn open(&self, url: &str) -> Result<Body, FetchError> {
         tracing::debug!(url, "GET");
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().timeout_connect(Some(std::time::Duration::from_secs(30))).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(self.idle))
+            .timeout_global(self.overall)
+            .build()
+            .into();
         match agent.get(url).call() {
             Ok(resp) => {
                 let body = resp.into_body();

@@ -179,24 +179,54 @@ pub fn check_handle(handle: &str) -> Result<(), RepoError> {
     if ok { Ok(()) } else { Err(RepoError::HandleEscapes { handle: handle.to_owned() }) }
 }
 
+/// The most a `repo.metadata` may hold: far more than any real repository needs, and a bound on
+/// what a wrong path (`/dev/zero`) makes lago read.
+pub const MAX_METADATA: u64 = 16 << 20;
+
+/// Reads a local `repo.metadata`: a regular file (a FIFO or a device is refused before it is
+/// opened, so nothing blocks) of at most [`MAX_METADATA`] bytes, as UTF-8.
+pub fn read_bounded(path: &Path) -> Result<String, crate::pathio::PathError> {
+    let err = |source| crate::pathio::PathError { action: "read", path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(err)?.take(MAX_METADATA + 1).read_to_string(&mut text).map_err(err)?;
+    if text.len() as u64 > MAX_METADATA {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} MiB: not a repo.metadata", MAX_METADATA >> 20),
+        )));
+    }
+    Ok(text)
+}
+
 impl Repository {
     /// Loads `repo.metadata` from a path or an `http(s)://` / `file://` URL.
     pub fn load(location: &str, fetcher: &dyn Fetcher) -> Result<Self, RepoError> {
         let text = if location.starts_with("http://") || location.starts_with("https://") {
-            let mut body = fetcher.open(location).map_err(|e| match e {
+            let body = fetcher.open(location).map_err(|e| match e {
                 e if e.is_not_found() => RepoError::Missing { location: location.to_owned() },
                 e => RepoError::Read { location: location.to_owned(), source: Box::new(e) },
             })?;
             let mut text = String::new();
             body.reader
+                .take(MAX_METADATA + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| RepoError::Read { location: location.to_owned(), source: Box::new(e) })?;
+            if text.len() as u64 > MAX_METADATA {
+                return Err(RepoError::Invalid {
+                    location: location.to_owned(),
+                    reason: format!("larger than {} MiB", MAX_METADATA >> 20),
+                });
+            }
             text
         } else {
             let path = location.strip_prefix("file://").unwrap_or(location);
-            match std::fs::read_to_string(path) {
+            match read_bounded(Path::new(path)) {
                 Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
                     return Err(RepoError::Missing { location: location.to_owned() });
                 }
                 Err(e) => return Err(RepoError::Read { location: location.to_owned(), source: Box::new(e) }),

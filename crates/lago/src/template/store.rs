@@ -97,6 +97,13 @@ pub fn sha1_file(path: &Path) -> Result<String, StoreError> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Size and modification time of a file, as `.stamp` records them.
+fn stamp_of(path: &Path) -> Result<String, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(io("stat", path))?;
+    Ok(format!("{} {}.{:09}", m.len(), m.mtime(), m.mtime_nsec()))
+}
+
 /// The first word of a hash file (`sha1sum` writes `<hash>  <name>`).
 fn parse_hash(text: &str) -> String {
     text.split_whitespace().next().unwrap_or("").to_ascii_lowercase()
@@ -158,14 +165,7 @@ fn read_small(t: &ResolvedTemplate, suffix: &str, fetcher: &dyn Fetcher) -> Resu
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("write", path))?;
-    tmp.write_all(data).map_err(io("write", path))?;
-    tmp.as_file().sync_all().map_err(io("write", path))?;
-    tmp.persist(path).map_err(|e| {
-        StoreError::Io(crate::pathio::PathError { action: "write", path: path.to_owned(), source: e.error })
-    })?;
-    Ok(())
+    Ok(crate::pathio::write_atomic(path, data)?)
 }
 
 /// Removes a file on drop unless disarmed.
@@ -224,7 +224,16 @@ impl Store {
         let dest = self.path_of(t);
         let remote_hash = read_small(t, ".hash", fetcher);
         let local_hash = std::fs::read_to_string(self.sidecar(t, "hash")).ok().map(|h| parse_hash(&h));
-        if dest.is_file() {
+        let intact = match &local_hash {
+            Some(local) if dest.is_file() => self.intact(t, local)?,
+            _ => false,
+        };
+        if dest.is_file() && !intact {
+            reporter.warn(&format!(
+                "Template {name} in the store was changed since it was stored (size, date or content); fetching it again"
+            ));
+        }
+        if intact {
             match (&remote_hash, &local_hash) {
                 (Ok(Some(remote)), Some(local)) if parse_hash(remote) == *local => {
                     return self.stored(t, local.clone());
@@ -249,6 +258,22 @@ impl Store {
         self.download(t, &expected, fetcher, runner, reporter)?;
         drop(lock);
         self.stored(t, expected)
+    }
+
+    /// Whether the stored image is what was stored: the same size and modification time as its
+    /// `.stamp` records (cheap), else the same sha1 as its `.hash` (then the stamp is renewed).
+    fn intact(&self, t: &ResolvedTemplate, hash: &str) -> Result<bool, StoreError> {
+        let dest = self.path_of(t);
+        let now = stamp_of(&dest)?;
+        let stamp = self.sidecar(t, "stamp");
+        if std::fs::read_to_string(&stamp).is_ok_and(|s| s == now) {
+            return Ok(true);
+        }
+        if sha1_file(&dest)? != hash {
+            return Ok(false);
+        }
+        write_atomic(&stamp, now.as_bytes())?;
+        Ok(true)
     }
 
     fn stored(&self, t: &ResolvedTemplate, hash: String) -> Result<StoredTemplate, StoreError> {
@@ -287,6 +312,13 @@ impl Store {
         let mut done = 0u64;
         let mut head = Vec::new();
         loop {
+            if crate::interrupt::check().is_err() {
+                return Err(StoreError::Io(crate::pathio::PathError {
+                    action: "download",
+                    path: tmp.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::Interrupted, "lago was interrupted"),
+                }));
+            }
             let n = reader.read(&mut buf).map_err(io("download", &tmp))?;
             if n == 0 {
                 break;
@@ -320,6 +352,7 @@ impl Store {
         write_atomic(&self.sidecar(t, "metadata"), metadata.to_string().as_bytes())?;
         write_atomic(&self.sidecar(t, "hash"), expected.as_bytes())?;
         std::fs::rename(&tmp, self.path_of(t)).map_err(io("rename", &tmp))?;
+        write_atomic(&self.sidecar(t, "stamp"), stamp_of(&self.path_of(t))?.as_bytes())?;
         std::mem::forget(guard);
         drop(xz_guard);
         tracing::info!("stored template {name} ({done} bytes downloaded)");
@@ -357,14 +390,41 @@ mod tests {
         let r = repo(dir.path(), b"one", &sha1(b"one"));
         let t = r.resolve("t", None).unwrap();
         let store = Store::new(&dir.path().join("store"));
-        let got = store.ensure(&t, &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
         assert_eq!(std::fs::read(&got.path).unwrap(), b"one");
         assert_eq!(got.metadata["distro"], "tiny");
         assert_eq!(std::fs::read_to_string(dir.path().join("store/r:t:v1.hash")).unwrap(), sha1(b"one"));
         // The repository publishes a new image under the same version: fetched again.
         let r = repo(dir.path(), b"two", &sha1(b"two"));
-        let got = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        let got = store
+            .ensure(&r.resolve("t", None).unwrap(), &HttpFetcher::default(), &SystemRunner, &NoopReporter)
+            .unwrap();
         assert_eq!(std::fs::read(&got.path).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_damaged_copy_in_the_store_is_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = repo(dir.path(), b"original", &sha1(b"original"));
+        let t = r.resolve("t", None).unwrap();
+        let store = Store::new(&dir.path().join("store"));
+        let fetcher = HttpFetcher::default();
+        let path = store.ensure(&t, &fetcher, &SystemRunner, &NoopReporter).unwrap().path;
+        // Truncated, then overwritten with the same size: both are noticed.
+        std::fs::write(&path, b"orig").unwrap();
+        assert_eq!(
+            std::fs::read(store.ensure(&t, &fetcher, &SystemRunner, &NoopReporter).unwrap().path).unwrap(),
+            b"original"
+        );
+        std::fs::write(&path, b"ORIGINAL").unwrap();
+        assert_eq!(
+            std::fs::read(store.ensure(&t, &fetcher, &SystemRunner, &NoopReporter).unwrap().path).unwrap(),
+            b"original"
+        );
+        // A store written before stamps existed is checked once by hash, then stamped.
+        std::fs::remove_file(dir.path().join("store/r:t:v1.stamp")).unwrap();
+        store.ensure(&t, &fetcher, &SystemRunner, &NoopReporter).unwrap();
+        assert!(dir.path().join("store/r:t:v1.stamp").is_file());
     }
 
     #[test]
@@ -372,7 +432,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = repo(dir.path(), b"data", &sha1(b"other"));
         let store = Store::new(&dir.path().join("store"));
-        let err = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap_err();
+        let err = store
+            .ensure(&r.resolve("t", None).unwrap(), &HttpFetcher::default(), &SystemRunner, &NoopReporter)
+            .unwrap_err();
         assert!(matches!(err, StoreError::HashMismatch { .. }), "{err}");
         let left: Vec<String> = std::fs::read_dir(dir.path().join("store"))
             .unwrap()
@@ -390,7 +452,9 @@ mod tests {
         let xz = std::fs::read(dir.path().join("plain.xz")).unwrap();
         let r = repo(dir.path(), &xz, &sha1(b"compressed content"));
         let store = Store::new(&dir.path().join("store"));
-        let got = store.ensure(&r.resolve("t", None).unwrap(), &HttpFetcher, &SystemRunner, &NoopReporter).unwrap();
+        let got = store
+            .ensure(&r.resolve("t", None).unwrap(), &HttpFetcher::default(), &SystemRunner, &NoopReporter)
+            .unwrap();
         assert_eq!(std::fs::read(&got.path).unwrap(), b"compressed content");
     }
 }
