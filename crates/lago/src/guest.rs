@@ -166,29 +166,95 @@ fn collect_vm(
         return Ok(());
     }
     let list = present.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
-    let tarball = t.exec_line(&format!("tar -chf - {list} 2>/dev/null | gzip -5"), None, 10).map_err(ssh_err(vm))?;
     let scratch = tempfile::tempdir_in(dir).map_err(at("create a directory in", dir))?;
-    let mut untar = std::process::Command::new("tar")
-        .args(["-xzf", "-", "-C"])
-        .arg(scratch.path())
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(at("run tar for", dir))?;
-    if let Some(mut stdin) = untar.stdin.take() {
-        std::io::Write::write_all(&mut stdin, &tarball.out).map_err(at("extract into", dir))?;
-    }
-    let out = untar.wait_with_output().map_err(at("extract into", dir))?;
-    if !out.status.success() {
-        return Err(GuestError::Collect {
-            vm: vm.into(),
-            reason: format!("tar: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        });
-    }
+    stream_tar(&t, vm, &list, scratch.path())?;
     for p in present {
         let from = scratch.path().join(p.trim_start_matches('/'));
         let to = artifact_dest(dir, vm, p);
         std::fs::rename(&from, &to).map_err(at("move", &from))?;
+    }
+    Ok(())
+}
+
+/// Streams `tar -c` of `list` in the VM into `tar -x` on the host, in `into`: nothing is held in
+/// memory, and both ends' exit statuses are checked (GNU tar's "file changed as we read it" is
+/// only a warning: logs grow while they are collected).
+fn stream_tar(t: &crate::ssh::Target, vm: &str, list: &str, into: &Path) -> Result<(), GuestError> {
+    use std::process::{Command, Stdio};
+    let mut remote = t.command(&format!("tar -chf - {list}"), 10);
+    remote.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut remote = remote.spawn().map_err(ssh_err(vm))?;
+    let Some(stream) = remote.stdout.take() else {
+        return Err(GuestError::Collect { vm: vm.into(), reason: "no output from ssh".into() });
+    };
+    let local = Command::new("tar")
+        .args(["-xf", "-", "-C"])
+        .arg(into)
+        .stdin(Stdio::from(stream))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(at("run tar for", into));
+    let local = match local {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = remote.kill();
+            let _ = remote.wait();
+            return Err(e.into());
+        }
+    };
+    let remote_err = std::thread::spawn({
+        let mut err = remote.stderr.take();
+        move || {
+            let mut buf = String::new();
+            if let Some(e) = err.as_mut() {
+                let _ = std::io::Read::read_to_string(e, &mut buf);
+            }
+            buf
+        }
+    });
+    // Wait for both ends, stopping them if lago is interrupted.
+    let (local_pid, remote_pid) = (local.id() as i32, remote.id() as i32);
+    let watch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = std::sync::Arc::clone(&watch);
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if crate::interrupt::received().is_some() {
+                    for pid in [local_pid, remote_pid] {
+                        let _ =
+                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    }
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let local_out = local.wait_with_output().map_err(at("extract into", into));
+    let remote_status = remote.wait().map_err(ssh_err(vm));
+    watch.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.join();
+    let remote_err = remote_err.join().unwrap_or_default();
+    let (local_out, remote_status) = (local_out?, remote_status?);
+    crate::interrupt::check().map_err(|i| GuestError::Collect { vm: vm.into(), reason: i.to_string() })?;
+    let changed_only = remote_status.code() == Some(1)
+        && remote_err.lines().filter(|l| !l.trim().is_empty()).all(|l| l.contains("file changed as we read it"));
+    if !remote_status.success() && !changed_only {
+        return Err(GuestError::Collect {
+            vm: vm.into(),
+            reason: format!("tar in the VM failed ({remote_status}): {}", remote_err.trim()),
+        });
+    }
+    if !local_out.status.success() {
+        return Err(GuestError::Collect {
+            vm: vm.into(),
+            reason: format!(
+                "tar on the host failed ({}): {}",
+                local_out.status,
+                String::from_utf8_lossy(&local_out.stderr).trim()
+            ),
+        });
     }
     Ok(())
 }

@@ -306,7 +306,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         return Err(WorkdirError::PrefixExists { name, workdir }.into());
     }
     // Staging directories of this prefix left by an interrupted init (we hold its lock now).
-    for repaired in crate::workdir::sweep_dir(&workdir) {
+    for repaired in crate::workdir::sweep_prefix(&workdir, &name) {
         host.reporter.warn(&repaired);
     }
     let staging = workdir.join(format!(".{name}.init-{}", std::process::id()));

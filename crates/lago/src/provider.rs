@@ -432,10 +432,12 @@ impl Provider for QemuProvider {
     fn kill(&self, prefix: &Path, vm: &str) {
         let (qmp, pid_file, _) = vm_paths(prefix, vm);
         let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
-        if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(2)) {
-            let _ = q.execute("quit", None);
-        }
+        let quit = Qmp::connect(&qmp, Duration::from_secs(2)).is_ok_and(|mut q| q.execute("quit", None).is_ok());
         if let Some(pid) = pid {
+            // Without its control socket, qemu is asked to end by SIGTERM instead.
+            if !quit && crate::prefix::owns(pid, &pid_file) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
             let deadline = Instant::now() + Duration::from_secs(5);
             while crate::prefix::owns(pid, &pid_file) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));

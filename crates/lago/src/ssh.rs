@@ -105,11 +105,18 @@ impl Target {
 
     /// Runs a command line (interpreted by the guest's shell).
     pub fn exec_line(&self, line: &str, stdin: Option<&[u8]>, connect_timeout: u64) -> std::io::Result<CommandStatus> {
+        let mut cmd = self.command(line, connect_timeout);
+        let out = crate::process::run_child(&mut cmd, stdin)?;
+        Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
+    }
+
+    /// The `ssh` command that runs `line` in the VM (batch mode, reusing the master connection),
+    /// for callers that stream its output.
+    pub fn command(&self, line: &str, connect_timeout: u64) -> Command {
         let mut cmd = Command::new("ssh");
         cmd.args(self.options(connect_timeout, true, true)).arg(self.destination()).arg("--").arg(line);
         tracing::debug!(vm = %self.vm, "ssh: {line}");
-        let out = crate::process::run_child(&mut cmd, stdin)?;
-        Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
+        cmd
     }
 
     /// Copies a local file or directory to `remote` in the VM (recursively).

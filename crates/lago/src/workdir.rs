@@ -292,8 +292,33 @@ impl Workdir {
 
 /// [`Workdir::sweep`] on any directory that holds prefixes.
 pub fn sweep_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = leftovers(dir).into_iter().map(|(prefix, _, _)| prefix).collect();
+    names.dedup();
     let mut repaired = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return repaired };
+    for prefix in names {
+        // Held: a command is working on that prefix, its directories are not leftovers.
+        let Ok(Some(_lock)) = crate::lock::try_acquire(&dir.join(&prefix), "repair") else { continue };
+        repaired.extend(sweep_prefix(dir, &prefix));
+    }
+    repaired
+}
+
+/// Removes the leftovers of prefix `name` in `dir`; the caller holds that prefix's lock.
+pub fn sweep_prefix(dir: &Path, name: &str) -> Vec<String> {
+    let mut repaired = Vec::new();
+    for (prefix, path, what) in leftovers(dir) {
+        if prefix == name && std::fs::remove_dir_all(&path).is_ok() {
+            repaired.push(format!("Removed {} left by {what} of prefix {prefix}", path.display()));
+        }
+    }
+    repaired
+}
+
+/// Staging directories of `init` and trash of `destroy` in `dir`: (prefix, path, what left it),
+/// sorted.
+fn leftovers(dir: &Path) -> Vec<(String, PathBuf, &'static str)> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix('.') else { continue };
@@ -304,17 +329,12 @@ pub fn sweep_dir(dir: &Path) -> Vec<String> {
         } else {
             continue;
         };
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        // Held: that command is still running.
-        let Ok(Some(_lock)) = crate::lock::try_acquire(&dir.join(prefix), "repair") else { continue };
-        if std::fs::remove_dir_all(e.path()).is_ok() {
-            repaired.push(format!("Removed {} left by {what} of prefix {prefix}", e.path().display()));
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            found.push((prefix.to_owned(), e.path(), what));
         }
     }
-    repaired.sort();
-    repaired
+    found.sort();
+    found
 }
 
 #[cfg(test)]

@@ -141,6 +141,28 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
     for d in [&opts.repo_dir, &opts.cache_dir] {
         std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
+    // One build at a time per package cache: downloads and the debian12 package sync share it.
+    let lock_path = opts.cache_dir.join(".build.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("open", &lock_path))?;
+    if lock.try_lock().is_err() {
+        reporter.warn(&format!("Waiting for another template build to finish (lock {})", lock_path.display()));
+        lock.lock().map_err(io("lock", &lock_path))?;
+    }
+    // Under the lock, any work directory left in the cache is an interrupted build's.
+    if let Ok(entries) = std::fs::read_dir(&opts.cache_dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".build-") && e.file_type().is_ok_and(|t| t.is_dir()) {
+                reporter
+                    .warn(&format!("Repaired: removed {} left by an interrupted template build", e.path().display()));
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let work = tempfile::Builder::new()
         .prefix(&format!(".build-{}.", opts.name))
         .tempdir_in(&opts.cache_dir)
