@@ -444,22 +444,9 @@ impl Config {
             if !file.is_file() {
                 continue;
             }
-            let text =
-                std::fs::read_to_string(file).map_err(|source| ConfigError::Read { path: file.clone(), source })?;
-            check_ini(&text).map_err(|(line, reason)| ConfigError::Parse { path: file.clone(), line, reason })?;
-            let ini = ini::Ini::load_from_str(&text).map_err(|e| ConfigError::Parse {
-                path: file.clone(),
-                line: e.line.max(1),
-                reason: e.msg.replace("[Some(']')]", "]"),
-            })?;
-            for (section, props) in ini.iter() {
-                let section = section.unwrap_or("lago").to_lowercase();
-                for (k, v) in props.iter() {
-                    let key = k.to_lowercase();
-                    cfg.warn_unknown(&section, &key, &file.display().to_string());
-                    cfg.set_from(&section, &key, v, &file.display().to_string());
-                }
-            }
+            let text = crate::pathio::read_text(file, 1 << 20)
+                .map_err(|e| ConfigError::Read { path: file.clone(), source: e.source })?;
+            cfg.merge_text(&text, file)?;
             tracing::debug!(file = %file.display(), "loaded config file");
         }
         for (name, value) in &sources.env {
@@ -474,6 +461,25 @@ impl Config {
         }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Merges the INI text of config file `file` (later values win).
+    pub fn merge_text(&mut self, text: &str, file: &Path) -> Result<(), ConfigError> {
+        check_ini(text).map_err(|(line, reason)| ConfigError::Parse { path: file.to_owned(), line, reason })?;
+        let ini = ini::Ini::load_from_str(text).map_err(|e| ConfigError::Parse {
+            path: file.to_owned(),
+            line: e.line.max(1),
+            reason: e.msg.replace("[Some(']')]", "]"),
+        })?;
+        for (section, props) in ini.iter() {
+            let section = section.unwrap_or("lago").to_lowercase();
+            for (k, v) in props.iter() {
+                let key = k.to_lowercase();
+                self.warn_unknown(&section, &key, &file.display().to_string());
+                self.set_from(&section, &key, v, &file.display().to_string());
+            }
+        }
+        Ok(())
     }
 
     /// A warning for an option of `[lago]` or `[init]` lago does not know (other sections feed

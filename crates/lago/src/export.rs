@@ -247,7 +247,7 @@ impl Env {
         task(reporter, &format!("Exporting disks to: {}", opts.dst_dir.display()), || {
             for_each_parallel(&jobs, |job| {
                 task(reporter, &format!("Export disk {} of VM {}", s(&job.disk, "name"), job.vm), || {
-                    export_disk(job, opts, runner)
+                    export_disk(job, opts, runner, reporter)
                 })
             })
         })?;
@@ -285,7 +285,29 @@ impl Drop for Partial {
 /// Exports one disk: the image, its `.hash` and its `.metadata` are written under temporary names
 /// beside their destinations and renamed into place together at the end, so an interrupted or
 /// failed export leaves the previous export as it was (and no partial file).
-fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> Result<(), ExportError> {
+/// Removes `.<name>.export-<pid>` files of `path` that a killed export left (their pid is gone).
+fn remove_stale_temps(path: &Path, reporter: &dyn Reporter) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+    let prefix = format!(".{}.export-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            reporter.warn(&format!("Repaired: removed {} left by an interrupted `lago export`", e.path().display()));
+        }
+    }
+}
+
+fn export_disk(
+    job: &Job,
+    opts: &ExportOptions,
+    runner: &dyn CommandRunner,
+    reporter: &dyn Reporter,
+) -> Result<(), ExportError> {
     let terr = |source| ExportError::Tool { vm: job.vm.clone(), disk: s(&job.disk, "name").to_owned(), source };
     let format = match s(&job.disk, "format") {
         "" => "qcow2",
@@ -296,6 +318,9 @@ fn export_disk(job: &Job, opts: &ExportOptions, runner: &dyn CommandRunner) -> R
         path.with_file_name(format!(".{name}.export-{}", std::process::id()))
     };
     let (hash_path, meta_path) = (sidecar(&job.dst, "hash"), sidecar(&job.dst, "metadata"));
+    for path in [&job.dst, &hash_path, &meta_path] {
+        remove_stale_temps(path, reporter);
+    }
     let (tmp, tmp_hash, tmp_meta) = (temp(&job.dst), temp(&hash_path), temp(&meta_path));
     let partial = Partial(vec![tmp.clone(), tmp_hash.clone(), tmp_meta.clone()]);
     let _ = std::fs::remove_file(&tmp);

@@ -291,6 +291,12 @@ fn resolves_to_non_string(s: &str) -> bool {
         && s.matches('-').count() >= 2
 }
 
+/// Whether lago's own YAML reader takes the plain scalar `s` for that string (it follows YAML
+/// 1.2, where `1e3` is a number; PyYAML's 1.1 rules above do not see that).
+fn reads_back_as_itself(s: &str) -> bool {
+    yaml_serde::from_str::<Value>(&format!("k: {s}\n")).is_ok_and(|v| v.get("k").and_then(Value::as_str) == Some(s))
+}
+
 fn yaml_string(s: &str) -> String {
     let special = |c: char| (c as u32) < 0x20 && c != '\n' || c == '\u{7f}' || c == '\u{feff}';
     if s.chars().any(special) || s.contains('\n') {
@@ -309,7 +315,8 @@ fn yaml_string(s: &str) -> String {
         || s.ends_with(':')
         || s.starts_with("---")
         || s.starts_with("...")
-        || resolves_to_non_string(s);
+        || resolves_to_non_string(s)
+        || !reads_back_as_itself(s);
     if !needs_quotes { s.to_owned() } else { format!("'{}'", s.replace('\'', "''")) }
 }
 
@@ -395,5 +402,54 @@ mod tests {
             out,
             "c: 'a: b'\nip: 192.168.1.2\nl:\n- a\n- x: 1\n  y: '2026-01-02'\nm: {}\np: cubswin:)\nroot password: '123456'\ns: ''\nt: 'yes'\nv: '1.5'"
         );
+    }
+
+    /// Values as `export` writes them into init files: what YAML output gives must read back, through
+    /// the init-file reader, as the same value.
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            "[ -~]{0,12}",
+            "\\PC{0,8}",
+            Just("yes".to_owned()),
+            Just("No".to_owned()),
+            Just("null".to_owned()),
+            Just("~".to_owned()),
+            Just("1e3".to_owned()),
+            Just("0x1F".to_owned()),
+            Just(".nan".to_owned()),
+            Just("- x".to_owned()),
+            Just("a: b".to_owned()),
+            Just("#x".to_owned()),
+            Just("'q'".to_owned()),
+            Just("line\nbreak".to_owned()),
+            Just(" lead".to_owned()),
+            Just("$LAGO_INITFILE_PATH/disk.qcow2".to_owned()),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![Just(0.5f64), Just(-2.25), Just(1e10)].prop_map(Value::from),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z_][a-z0-9_-]{0,6}|yes|null|1|a b", inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn yaml_written_reads_back_the_same(v in json_value()) {
+            let init = json!({"domains": v.clone(), "nets": {"n": {}}});
+            let text = Format::Yaml.render(&init);
+            let back = crate::spec::tree::parse(&format!("{text}\n"), false)
+                .unwrap_or_else(|e| panic!("{e:?} in:\n{text}"));
+            proptest::prop_assert_eq!(back, init, "YAML was:\n{}", text);
+        }
     }
 }

@@ -40,3 +40,27 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), PathError> {
     tmp.persist(path).map_err(|e| PathError { action: "write", path: path.to_owned(), source: e.error })?;
     Ok(())
 }
+
+/// The most lago reads of one of its own state files (`virt/*`, `run/state.json`, records).
+pub const MAX_STATE: u64 = 16 << 20;
+
+/// Reads a small text file lago owns: a regular file of at most `limit` bytes, as UTF-8. A FIFO
+/// or a device is refused before it is opened (nothing blocks), a huge file is refused after
+/// `limit` bytes (nothing fills the memory).
+pub fn read_text(path: &Path, limit: u64) -> Result<String, PathError> {
+    use std::io::Read;
+    let err = |source| PathError { action: "read", path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    if !meta.is_file() {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(err)?.take(limit + 1).read_to_string(&mut text).map_err(err)?;
+    if text.len() as u64 > limit {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB: not a file lago wrote", limit >> 10),
+        )));
+    }
+    Ok(text)
+}

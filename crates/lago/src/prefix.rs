@@ -129,7 +129,11 @@ impl Prefix {
                 ),
             };
             let list = env.get(key).and_then(Value::as_array).ok_or_else(corrupt)?;
-            list.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(corrupt)).collect()
+            // Names become file names (`virt/vm-<name>`): nothing that leaves `virt/`.
+            let sound = |n: &str| {
+                !n.is_empty() && n.len() <= 255 && !n.contains('/') && !n.contains('\0') && n != "." && n != ".."
+            };
+            list.iter().map(|v| v.as_str().filter(|n| sound(n)).map(str::to_owned).ok_or_else(corrupt)).collect()
         };
         let (net_names, vm_names) = (names("nets")?, names("vms")?);
         let load = |kind: &str, name: String| -> Result<(String, Map<String, Value>), PrefixError> {
@@ -338,7 +342,8 @@ pub fn remove_socket_link(prefix: &Path) {
 
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> Result<Value, PrefixError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PrefixError::Read { path: path.to_owned(), source })?;
+    let text = crate::pathio::read_text(path, crate::pathio::MAX_STATE)
+        .map_err(|e| PrefixError::Read { path: path.to_owned(), source: e.source })?;
     serde_json::from_str(&text).map_err(|e| PrefixError::Corrupt { path: path.to_owned(), reason: e.to_string() })
 }
 

@@ -73,17 +73,22 @@ impl State {
     /// Reads `run/state.json` (an absent file is an empty state).
     pub fn load(prefix: &Path) -> Result<Self, RuntimeError> {
         let path = prefix.join("run/state.json");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match crate::pathio::read_text(&path, crate::pathio::MAX_STATE) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(State { version: STATE_VERSION, ..State::default() });
             }
-            Err(e) => return Err(io("read", &path)(e).into()),
+            Err(e) => return Err(e.into()),
         };
-        let state: State = serde_json::from_str(&text)
-            .map_err(|e| RuntimeError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parses the text of `run/state.json` (`path` names it in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, RuntimeError> {
+        let state: State = serde_json::from_str(text)
+            .map_err(|e| RuntimeError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
         if state.version > STATE_VERSION {
-            return Err(RuntimeError::NewerState { path, found: state.version });
+            return Err(RuntimeError::NewerState { path: path.to_owned(), found: state.version });
         }
         Ok(state)
     }

@@ -55,6 +55,7 @@ fn cases() -> Vec<(&'static str, String)> {
         ("dns on a non-management net", "domains:\n  vm01:\n    nics: [{net: a}]\nnets:\n  a: {management: true}\n  b: {dns_domain_name: x.local}\n".into()),
         ("duplicate disk names", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks:\n      - {template_name: tiny, type: template, name: root}\n      - {type: empty, name: root, size: 1G}\nnets:\n  lago: {}\n".into()),
         ("duplicate devices", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks:\n      - {template_name: tiny, type: template, name: root, dev: vda}\n      - {type: empty, name: data, size: 1G, dev: vda}\nnets:\n  lago: {}\n".into()),
+        ("device name with a non-ASCII letter", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: tiny, type: template, name: root, dev: vé}]\nnets:\n  lago: {}\n".into()),
         ("bad device name", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: tiny, type: template, name: root, dev: xvda}]\nnets:\n  lago: {}\n".into()),
         ("unknown disk type", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{type: cloud, name: root}]\nnets:\n  lago: {}\n".into()),
         ("disk without type", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{name: root}]\nnets:\n  lago: {}\n".into()),

@@ -52,8 +52,7 @@ fn init_interrupted_at_any_point_leaves_the_old_state_or_the_new_one() {
     let mut outcomes = Vec::new();
     for (i, delay) in [5u64, 40, 120, 250, 500, 1000].into_iter().enumerate() {
         let sig = if i % 2 == 0 { nix::sys::signal::Signal::SIGINT } else { nix::sys::signal::Signal::SIGTERM };
-        let child =
-            env.command(&env.work(), &["init"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let child = env.command(&env.work(), &["init"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay));
         signal(&child, sig);
         let out = child.wait_with_output().unwrap();

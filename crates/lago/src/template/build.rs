@@ -748,7 +748,7 @@ impl Drop for Partial {
 /// Reads a repository's `repo.metadata` for an update: a missing file is a new repository; a
 /// file that cannot be read, is not JSON, or has the wrong shape is an error (it is never
 /// replaced, so no published version is lost).
-pub(crate) fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, BuildError> {
+pub fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, BuildError> {
     let text = match crate::template::repo::read_bounded(meta_path) {
         Ok(text) => text,
         Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {

@@ -186,20 +186,7 @@ pub const MAX_METADATA: u64 = 16 << 20;
 /// Reads a local `repo.metadata`: a regular file (a FIFO or a device is refused before it is
 /// opened, so nothing blocks) of at most [`MAX_METADATA`] bytes, as UTF-8.
 pub fn read_bounded(path: &Path) -> Result<String, crate::pathio::PathError> {
-    let err = |source| crate::pathio::PathError { action: "read", path: path.to_owned(), source };
-    let meta = std::fs::metadata(path).map_err(err)?;
-    if !meta.is_file() {
-        return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path).map_err(err)?.take(MAX_METADATA + 1).read_to_string(&mut text).map_err(err)?;
-    if text.len() as u64 > MAX_METADATA {
-        return Err(err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {} MiB: not a repo.metadata", MAX_METADATA >> 20),
-        )));
-    }
-    Ok(text)
+    crate::pathio::read_text(path, MAX_METADATA)
 }
 
 impl Repository {

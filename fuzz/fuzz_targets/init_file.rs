@@ -1,0 +1,34 @@
+//! The init-file reader: text → spec → plan → persisted records → qemu's command line. No input
+//! may panic; a file that passes must give records the provider reads back.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok((spec, issues)) = lago::spec::parse_partial(text, Path::new("LagoInitFile")) else { return };
+    if !issues.is_empty() {
+        return;
+    }
+    let Ok(plan) = lago::plan::plan(&spec, &lago::plan::PlanDefaults::default()) else { return };
+    let _ = plan.env_json();
+    for net in &plan.nets {
+        let _ = net.to_json();
+    }
+    for vm in &plan.vms {
+        let record: lago::provider::VmRecord =
+            serde_json::from_value(vm.to_json()).expect("a planned VM reads back as a record");
+        let ctx = lago::provider::LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: lago::accel::Accel::Tcg,
+            net_ports: plan.nets.iter().map(|n| (n.name.clone(), 40000)).collect(),
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        let _ = lago::provider::qemu_argv(&record, &ctx);
+    }
+});

@@ -1,0 +1,57 @@
+//! The state readers: `run/state.json`, a VM record, and a prefix whose `virt/env` and every
+//! `virt/vm-*`/`virt/net-*` it names hold the input. No input may panic or read outside the
+//! prefix.
+#![no_main]
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+
+fn prefix() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("p/virt")).unwrap();
+        std::fs::write(dir.path().join("p/uuid"), "0123456789abcdef0123456789abcdef").unwrap();
+        dir
+    })
+    .path()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = lago::runtime::State::parse(text, Path::new("run/state.json"));
+    let value = serde_json::from_str::<serde_json::Value>(text).ok();
+    if let Some(v) = &value {
+        let _ = serde_json::from_value::<lago::provider::VmRecord>(v.clone());
+        if let Some(m) = v.as_object() {
+            let _ = lago::snapshot::names_of(m);
+        }
+    }
+    let p = prefix().join("p");
+    let virt = p.join("virt");
+    for e in std::fs::read_dir(&virt).unwrap().flatten() {
+        let _ = std::fs::remove_file(e.path());
+    }
+    std::fs::write(virt.join("env"), text).unwrap();
+    // Every sound name the input lists gets the input as its document too.
+    if let Some(v) = &value {
+        for (key, kind) in [("vms", "vm"), ("nets", "net")] {
+            for name in v.get(key).and_then(|l| l.as_array()).into_iter().flatten().filter_map(|n| n.as_str()) {
+                if !name.is_empty() && name.len() < 200 && !name.contains('/') && !name.contains('\0') {
+                    let _ = std::fs::write(virt.join(format!("{kind}-{name}")), text);
+                }
+            }
+        }
+    }
+    let prefix = lago::prefix::Prefix { path: p };
+    let options = lago::env::EnvOptions {
+        accel: lago::accel::Accel::Tcg,
+        vm_outbound: false,
+        lease_dir: prefix.path.join("leases"),
+    };
+    if let Ok(env) = lago::env::Env::load(prefix, options) {
+        let _ = env.snapshots();
+    }
+});
