@@ -61,97 +61,17 @@ impl CliError {
     }
 }
 
-impl From<lago::init::InitError> for CliError {
-    fn from(e: lago::init::InitError) -> Self {
-        let hint = e.hint();
-        let err = if e.is_user_error() { CliError::user(e) } else { CliError::internal(e) };
-        match hint {
+/// Every error of the library: its diagnosis decides the exit code and the hint.
+impl<E> From<E> for CliError
+where
+    E: lago::diagnose::Diagnose + StdError + Send + Sync + 'static,
+{
+    fn from(e: E) -> Self {
+        let d = e.diagnose();
+        let err = if d.user { CliError::user(e) } else { CliError::internal(e) };
+        match d.hint {
             Some(h) => err.hint(h),
             None => err,
-        }
-    }
-}
-
-impl From<lago::workdir::WorkdirError> for CliError {
-    fn from(e: lago::workdir::WorkdirError) -> Self {
-        match e {
-            lago::workdir::WorkdirError::Io(_) => CliError::internal(e),
-            lago::workdir::WorkdirError::NotFound { .. } => {
-                CliError::user(e).hint("run `lago init` first, or point `--workdir-path` at a workdir")
-            }
-            lago::workdir::WorkdirError::DanglingCurrent { .. } => CliError::user(e).hint(
-                "`lago set-current NAME` makes another prefix current; `lago --prefix-name NAME destroy` or `lago destroy --all-prefixes` removes prefixes",
-            ),
-            _ => CliError::user(e),
-        }
-    }
-}
-
-impl From<lago::prefix::PrefixError> for CliError {
-    fn from(e: lago::prefix::PrefixError) -> Self {
-        match e {
-            lago::prefix::PrefixError::Workdir(w) => w.into(),
-            lago::prefix::PrefixError::NotAPrefix { .. } | lago::prefix::PrefixError::Corrupt { .. } => {
-                CliError::user(e)
-                    .hint("the prefix's state is damaged: `lago destroy` stops what its pid files name and removes it")
-            }
-            _ => CliError::internal(e),
-        }
-    }
-}
-
-impl From<lago::config::ConfigError> for CliError {
-    fn from(e: lago::config::ConfigError) -> Self {
-        CliError::user(e)
-    }
-}
-
-impl From<lago::env::EnvError> for CliError {
-    fn from(e: lago::env::EnvError) -> Self {
-        use lago::env::EnvError as E;
-        match e {
-            E::Prefix(p) => p.into(),
-            E::UnknownVms { .. } | E::NotRunning { .. } | E::Provider { .. } | E::BadVm { .. } => CliError::user(e),
-            E::Qemu(lago::provider::ProviderError::SshTimeout { .. }) => CliError::internal(e)
-                .hint("raise `boot_time_sec` of the VM, or with `accel = kvm` try `--accel tcg` (KVM guests hang on some hosts)"),
-            _ => CliError::internal(e),
-        }
-    }
-}
-
-impl From<lago::guest::GuestError> for CliError {
-    fn from(e: lago::guest::GuestError) -> Self {
-        use lago::guest::GuestError as G;
-        match e {
-            G::Env(env) => env.into(),
-            G::NoPath { .. } | G::Deploy { .. } | G::Copy { .. } | G::Shutdown { .. } => CliError::user(e),
-            _ => CliError::internal(e),
-        }
-    }
-}
-
-impl From<lago::snapshot::SnapshotError> for CliError {
-    fn from(e: lago::snapshot::SnapshotError) -> Self {
-        use lago::snapshot::SnapshotError as S;
-        match e {
-            S::Env(env) => env.into(),
-            S::InvalidName { .. } | S::Exists { .. } | S::Unknown { .. } | S::Unsupported { .. } | S::NoDisk { .. } => {
-                CliError::user(e)
-            }
-            _ => CliError::internal(e),
-        }
-    }
-}
-
-impl From<lago::export::ExportError> for CliError {
-    fn from(e: lago::export::ExportError) -> Self {
-        use lago::export::ExportError as X;
-        match e {
-            X::Env(env) => env.into(),
-            X::Prefix(p) => p.into(),
-            X::Running(_) => CliError::user(e).hint("stop them first with `lago stop`"),
-            X::NotLayered { .. } | X::Unsupported { .. } | X::Clash(_) => CliError::user(e),
-            _ => CliError::internal(e),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod ansible;
 pub mod bootstrap;
 pub mod config;
 pub mod cpu;
+pub mod diagnose;
 pub mod doctor;
 pub mod env;
 pub mod export;

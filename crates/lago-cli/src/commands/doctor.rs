@@ -37,12 +37,7 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
     if args.fix {
         let groups: &[Group] =
             if args.all { &[Group::Core, Group::Templates, Group::Extras] } else { &[Group::Core, Group::Templates] };
-        lago::doctor::fix(&report, groups, &host, &SystemRunner, &ctx.reporter).map_err(|e| match e {
-            lago::doctor::DoctorError::NotRoot { .. } => {
-                CliError::user(e).hint("run it as root: `sudo lago doctor --fix`")
-            }
-            other => CliError::internal(other),
-        })?;
+        lago::doctor::fix(&report, groups, &host, &SystemRunner, &ctx.reporter)?;
         report = lago::doctor::examine(&host, &paths);
     }
     if ctx.format == lago::output::Format::Default {

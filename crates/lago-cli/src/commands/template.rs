@@ -56,20 +56,13 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
             };
             let cache_dir = ctx.config.path("template", "build_cache").unwrap_or_else(|| repo_dir.join(".cache"));
             let opts = BuildOptions { name: name.clone(), repo_dir, cache_dir };
-            let built = build(&opts, &SystemRunner, &ctx.reporter).map_err(|e| match e {
-                lago::template::build::BuildError::Unknown { .. } => CliError::user(e),
-                other => CliError::internal(other),
-            })?;
+            let built = build(&opts, &SystemRunner, &ctx.reporter)?;
             ctx.print(&json!({"name": built.name, "version": built.version, "path": built.path.display().to_string(), "sha1": built.hash, "size": built.size}));
             Ok(())
         }
         TemplateCommand::List => {
             let location = repo_location(ctx)?;
-            let repo = Repository::load(&location, &HttpFetcher::from_config(&ctx.config)).map_err(|e| {
-                let missing = matches!(e, lago::template::RepoError::Missing { .. });
-                let err = CliError::user(e);
-                if missing { err.hint("build the local repository with `lago template build tiny`") } else { err }
-            })?;
+            let repo = Repository::load(&location, &HttpFetcher::from_config(&ctx.config))?;
             let store = Store::new(&ctx.config.path("init", "template_store").unwrap_or_default());
             let mut out = Map::new();
             for name in repo.template_names() {

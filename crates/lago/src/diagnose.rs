@@ -1,0 +1,200 @@
+//! How a failure reaches a person: whether it is a problem with their input (the CLI's exit
+//! code 2, the Python SDK's `LagoUserError`) or with the host or lago itself, and what to do
+//! about it. One place decides, for the CLI and the SDKs alike.
+
+use crate::config::ConfigError;
+use crate::doctor::DoctorError;
+use crate::env::EnvError;
+use crate::export::ExportError;
+use crate::guest::GuestError;
+use crate::init::InitError;
+use crate::prefix::PrefixError;
+use crate::provider::ProviderError;
+use crate::sdk::SdkError;
+use crate::snapshot::SnapshotError;
+use crate::template::build::BuildError;
+use crate::workdir::WorkdirError;
+
+/// What a person should know about an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// The input or the request is wrong (not the host, not lago).
+    pub user: bool,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Diagnosis {
+    fn user() -> Self {
+        Self { user: true, hint: None }
+    }
+
+    fn host() -> Self {
+        Self { user: false, hint: None }
+    }
+
+    fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Errors that know how they reach a person.
+pub trait Diagnose {
+    /// The diagnosis.
+    fn diagnose(&self) -> Diagnosis;
+}
+
+impl Diagnose for InitError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            InitError::Workdir(w) => w.diagnose(),
+            InitError::Failed { source, .. } => source.diagnose(),
+            other => Diagnosis { user: other.is_user_error(), hint: other.hint() },
+        }
+    }
+}
+
+impl Diagnose for WorkdirError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            WorkdirError::Io(_) => Diagnosis::host(),
+            WorkdirError::NotFound { .. } => {
+                Diagnosis::user().with_hint("run `lago init` first, or point `--workdir-path` at a workdir")
+            }
+            WorkdirError::DanglingCurrent { .. } => Diagnosis::user().with_hint(
+                "`lago set-current NAME` makes another prefix current; `lago --prefix-name NAME destroy` or `lago destroy --all-prefixes` removes prefixes",
+            ),
+            WorkdirError::PrefixExists { .. } => Diagnosis::user()
+                .with_hint("specify a different prefix name (`--prefix-name`) or remove it (`lago destroy`)"),
+            _ => Diagnosis::user(),
+        }
+    }
+}
+
+impl Diagnose for PrefixError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            PrefixError::Workdir(w) => w.diagnose(),
+            PrefixError::NotAPrefix { .. } | PrefixError::Corrupt { .. } => Diagnosis::user().with_hint(
+                "the prefix's state is damaged: `lago destroy` stops what its pid files name and removes it",
+            ),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for ConfigError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            ConfigError::Read { .. } => Diagnosis::host(),
+            _ => Diagnosis::user(),
+        }
+    }
+}
+
+impl Diagnose for EnvError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            EnvError::Prefix(p) => p.diagnose(),
+            EnvError::UnknownVms { .. } | EnvError::NotRunning { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
+                Diagnosis::user()
+            }
+            EnvError::Qemu(ProviderError::SshTimeout { .. }) => Diagnosis::host().with_hint(
+                "raise `boot_time_sec` of the VM, or with `accel = kvm` try `--accel tcg` (KVM guests hang on some hosts)",
+            ),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for GuestError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            GuestError::Env(e) => e.diagnose(),
+            GuestError::NoPath { .. }
+            | GuestError::Deploy { .. }
+            | GuestError::Copy { .. }
+            | GuestError::Shutdown { .. } => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for SnapshotError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            SnapshotError::Env(e) => e.diagnose(),
+            SnapshotError::Prefix(p) => p.diagnose(),
+            SnapshotError::InvalidName { .. }
+            | SnapshotError::Exists { .. }
+            | SnapshotError::Unknown { .. }
+            | SnapshotError::Unsupported { .. }
+            | SnapshotError::NoDisk { .. } => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for ExportError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            ExportError::Env(e) => e.diagnose(),
+            ExportError::Prefix(p) => p.diagnose(),
+            ExportError::Running(_) => Diagnosis::user().with_hint("stop them first with `lago stop`"),
+            ExportError::NotLayered { .. } | ExportError::Unsupported { .. } | ExportError::Clash(_) => {
+                Diagnosis::user()
+            }
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for BuildError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            BuildError::Unknown { .. } | BuildError::Repo(_) => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for DoctorError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            DoctorError::NotRoot { .. } => Diagnosis::user().with_hint("run it as root: `sudo lago doctor --fix`"),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for SdkError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            SdkError::Config(e) => e.diagnose(),
+            SdkError::Init(e) => e.diagnose(),
+            SdkError::Workdir(e) => e.diagnose(),
+            SdkError::Env(e) => e.diagnose(),
+        }
+    }
+}
+
+impl Diagnose for crate::template::RepoError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            crate::template::RepoError::Missing { .. } => {
+                Diagnosis::user().with_hint("build the local repository with `lago template build tiny`")
+            }
+            _ => Diagnosis::user(),
+        }
+    }
+}
+
+impl Diagnose for crate::service::ServiceError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            crate::service::ServiceError::Env(e) => e.diagnose(),
+            _ => Diagnosis::user(),
+        }
+    }
+}
