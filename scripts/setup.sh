@@ -42,6 +42,39 @@ else
   fix=(--fix)
 fi
 
+# The Python SDK (`from lago import sdk`): built with maturin, installed for this user
+# (`pip install --user`), so any `python3` of this user imports it.
+python=python3
+command -v "$python" >/dev/null && "$python" -m pip --version >/dev/null 2>&1 || {
+  say "installing python3 and pip: the Python SDK and its tests need them"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-pip >&2
+}
+pip_user() {
+  # A Python that refuses user installs (PEP 668, Debian's own) gets them anyway: they go to
+  # ~/.local only.
+  "$python" -m pip install -q --user --disable-pip-version-check "$@" 2>/tmp/lago-pip.$$ \
+    || { grep -q externally-managed /tmp/lago-pip.$$ && "$python" -m pip install -q --user --break-system-packages --disable-pip-version-check "$@"; } \
+    || { cat /tmp/lago-pip.$$ >&2; rm -f /tmp/lago-pip.$$; return 1; }
+  rm -f /tmp/lago-pip.$$
+}
+python_tools=(maturin==1.16.0)
+$tests && python_tools+=(pytest)
+say "installing ${python_tools[*]} for $($python --version 2>&1) (pip --user): they build and test the Python SDK"
+pip_user "${python_tools[@]}" >&2
+maturin="$("$python" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_path("scripts", "posix_user"), "maturin"))')"
+[ -x "$maturin" ] || maturin=maturin
+wheels="$repo/target/wheels"
+rm -rf "$wheels"
+if $tests; then
+  say "building the Python SDK (maturin, the tests' profile)"
+  "$maturin" build --quiet --profile dev --manifest-path "$repo/crates/lago-py/Cargo.toml" --out "$wheels" >&2
+else
+  say "building the Python SDK (maturin --release)"
+  "$maturin" build --quiet --release --manifest-path "$repo/crates/lago-py/Cargo.toml" --out "$wheels" >&2
+fi
+say "installing the Python SDK (pip --user): \`python3 -c 'from lago import sdk'\` works from now on"
+pip_user --force-reinstall --no-deps "$wheels"/lago-*.whl >&2
+
 say "checking the host and installing what it lacks (lago doctor ${fix[*]})"
 # What could not be fixed shows in the report below.
 "${sudo[@]}" "$lago" doctor "${fix[@]}" >/dev/null || true

@@ -175,6 +175,7 @@ impl Diagnose for SdkError {
             SdkError::Init(e) => e.diagnose(),
             SdkError::Workdir(e) => e.diagnose(),
             SdkError::Env(e) => e.diagnose(),
+            SdkError::UnknownOption { .. } | SdkError::BadOption { .. } => Diagnosis::user(),
         }
     }
 }

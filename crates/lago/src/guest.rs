@@ -104,11 +104,6 @@ pub fn copy_from(env: &Env, vm: &str, remote: &str, local: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Where an artifact of a VM lands: `<dir>/<vm>/<path with / replaced by _>`.
-pub fn artifact_dest(dir: &Path, vm: &str, guest_path: &str) -> PathBuf {
-    dir.join(vm).join(guest_path.replace('/', "_"))
-}
-
 /// `lago collect --output DIR [--no-skip]`: the `artifacts` of every VM, VMs in parallel, one
 /// tar stream per VM. An existing `dir` is renamed `<dir>.<timestamp>` first.
 pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) -> Result<(), GuestError> {
@@ -117,36 +112,60 @@ pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) ->
         std::fs::rename(dir, &rotated).map_err(at("rotate", dir))?;
     }
     std::fs::create_dir_all(dir).map_err(at("create", dir))?;
-    let artifacts: Vec<(String, Vec<String>)> = env
-        .vms
-        .iter()
-        .map(|vm| {
-            let spec = crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{}", vm.name))).ok();
-            let paths = spec
-                .and_then(|s| {
-                    s.get("artifacts")
-                        .and_then(|a| a.as_array())
-                        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
-                })
-                .unwrap_or_default();
-            (vm.name.clone(), paths)
-        })
-        .collect();
+    let artifacts: Vec<(String, Vec<String>)> =
+        env.vms.iter().map(|vm| (vm.name.clone(), artifacts_of(env, &vm.name))).collect();
     task(reporter, "Collect artifacts", || {
-        for_each_parallel(&artifacts, |(vm, paths)| collect_vm(env, vm, paths, dir, no_skip, reporter))
+        for_each_parallel(&artifacts, |(vm, paths)| collect_vm(env, vm, paths, &dir.join(vm), no_skip, reporter))
     })
 }
 
-fn collect_vm(
+/// The `artifacts` of a VM's record.
+fn artifacts_of(env: &Env, vm: &str) -> Vec<String> {
+    crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{vm}")))
+        .ok()
+        .and_then(|s| {
+            s.get("artifacts")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// One VM's `artifacts` into `dir` (`<dir>/<path with / replaced by _>`): the SDK's
+/// `vm.collect_artifacts(host_path, ignore_nopath)`.
+pub fn collect_vm_artifacts(
     env: &Env,
     vm: &str,
-    paths: &[String],
     dir: &Path,
     no_skip: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), GuestError> {
-    let vm_dir = dir.join(vm);
-    std::fs::create_dir_all(&vm_dir).map_err(at("create", &vm_dir))?;
+    env.select(&[vm.to_owned()])?;
+    collect_vm(env, vm, &artifacts_of(env, vm), dir, no_skip, reporter)
+}
+
+/// Copies `(guest path, host path)` pairs out of a VM; a missing guest path is an error unless
+/// `ignore_nopath` (the SDK's `vm.extract_paths`).
+pub fn extract_paths(env: &Env, vm: &str, paths: &[(String, PathBuf)], ignore_nopath: bool) -> Result<(), GuestError> {
+    for (guest, host) in paths {
+        match copy_from(env, vm, guest, host) {
+            Err(GuestError::NoPath { .. }) if ignore_nopath => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Collects `paths` of `vm` into `vm_dir`, each as `<path with / replaced by _>`.
+fn collect_vm(
+    env: &Env,
+    vm: &str,
+    paths: &[String],
+    vm_dir: &Path,
+    no_skip: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), GuestError> {
+    std::fs::create_dir_all(vm_dir).map_err(at("create", vm_dir))?;
     if paths.is_empty() {
         return Ok(());
     }
@@ -166,11 +185,11 @@ fn collect_vm(
         return Ok(());
     }
     let list = present.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
-    let scratch = tempfile::tempdir_in(dir).map_err(at("create a directory in", dir))?;
+    let scratch = tempfile::tempdir_in(vm_dir).map_err(at("create a directory in", vm_dir))?;
     stream_tar(&t, vm, &list, scratch.path())?;
     for p in present {
         let from = scratch.path().join(p.trim_start_matches('/'));
-        let to = artifact_dest(dir, vm, p);
+        let to = vm_dir.join(p.replace('/', "_"));
         std::fs::rename(&from, &to).map_err(at("move", &from))?;
     }
     Ok(())

@@ -70,13 +70,16 @@ pub struct Prefix {
     pub path: PathBuf,
 }
 
+/// A persisted document (`virt/vm-*`, `virt/net-*`) and its name.
+pub type Record = (String, Map<String, Value>);
+
 /// The persisted plan of a prefix, as JSON documents in the original's shape.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VirtEnv {
     /// `virt/net-<name>` documents, in `virt/env` order.
-    pub nets: Vec<(String, Map<String, Value>)>,
+    pub nets: Vec<Record>,
     /// `virt/vm-<name>` documents, in `virt/env` order.
-    pub vms: Vec<(String, Map<String, Value>)>,
+    pub vms: Vec<Record>,
 }
 
 impl Prefix {

@@ -334,10 +334,23 @@ impl Env {
         runner: &dyn CommandRunner,
         reporter: &dyn Reporter,
     ) -> Result<(), SnapshotError> {
+        self.snapshot_vms(&[], name, runner, reporter)
+    }
+
+    /// [`Env::snapshot`] of the named VMs only (all when `names` is empty): the SDK's
+    /// `vm.create_snapshot(name)`.
+    pub fn snapshot_vms(
+        &self,
+        names: &[String],
+        name: &str,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(), SnapshotError> {
         validate_name(name)?;
+        let selected: Vec<&VmRecord> = self.select(names)?.into_iter().filter(|v| !v.is_ssh()).collect();
         let _lock = self.lock("snapshot", reporter)?;
         self.repair_snapshots(runner, reporter)?;
-        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+        for vm in selected.iter().copied() {
             snapshot_disks(self, vm)?;
             if names_of(&read_record(self, &vm.name)?).iter().any(|n| n == name) {
                 return Err(SnapshotError::Exists { name: name.to_owned() });
@@ -345,7 +358,7 @@ impl Env {
         }
         let running = self.running();
         task(reporter, "Create VMs snapshots", || {
-            let vms: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh()).collect();
+            let vms: Vec<&VmRecord> = selected.clone();
             let created = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -490,9 +503,9 @@ impl Env {
 
     /// Every VM of lago's with whether its snapshot `name` is live; an error names the first VM
     /// without it.
-    fn check_known(&self, name: &str) -> Result<Vec<(&VmRecord, bool)>, SnapshotError> {
+    fn check_known(&self, names: &[String], name: &str) -> Result<Vec<(&VmRecord, bool)>, SnapshotError> {
         let mut out = Vec::new();
-        for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
+        for vm in self.select(names)?.into_iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
             let known = names_of(&record);
             if !known.iter().any(|n| n == name) {
@@ -512,7 +525,7 @@ impl Env {
     ) -> Result<(), SnapshotError> {
         let _lock = self.lock("snapshot --delete", reporter)?;
         self.repair_snapshots(runner, reporter)?;
-        let vms = self.check_known(name)?;
+        let vms = self.check_known(&[], name)?;
         let running = self.running();
         task(reporter, &format!("Delete snapshot {name}"), || {
             for_each_parallel(&vms, |(vm, _)| self.delete_one(vm, name, running.contains(&vm.name), runner))
@@ -521,9 +534,21 @@ impl Env {
 
     /// Reverts every VM to snapshot `name`, in parallel.
     pub fn revert(&self, name: &str, runner: &dyn CommandRunner, reporter: &dyn Reporter) -> Result<(), SnapshotError> {
+        self.revert_vms(&[], name, runner, reporter)
+    }
+
+    /// [`Env::revert`] of the named VMs only (all when `names` is empty): the SDK's
+    /// `vm.revert_snapshot(name)`.
+    pub fn revert_vms(
+        &self,
+        names: &[String],
+        name: &str,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(), SnapshotError> {
         let _lock = self.lock("revert", reporter)?;
         self.repair_snapshots(runner, reporter)?;
-        let vms = self.check_known(name)?;
+        let vms = self.check_known(names, name)?;
         let running = self.running();
         let restart = std::sync::Mutex::new(Vec::new());
         {

@@ -1,0 +1,115 @@
+"""lago's pytest plugin (entry point ``pytest11``; active once the ``lago`` package is installed).
+
+Fixtures:
+
+``lago_env``
+    The environment of an init file, initialized in a temporary workdir, started, given to the
+    tests and destroyed after them. The init file comes from the closest
+    ``@pytest.mark.lago_init_file(path)`` marker (a path relative to the test's file), else from
+    the ini option ``lago_init_file`` (relative to the rootdir). Its scope is the ini option
+    ``lago_env_scope`` (``module`` by default). ``lago_init_options`` (lines of ``key=value``)
+    are ``lago init``'s options (``template_repo_path=...``).
+
+``lago_vm``
+    One VM of that environment: a test that takes ``lago_vm`` runs once per VM of the init file.
+
+When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
+``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
+report says where.
+"""
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterator, Optional
+
+import pytest
+
+from . import sdk
+from ._lago import LagoError, vm_names_of
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it)", default="")
+    parser.addini("lago_env_scope", "scope of lago_env: function, class, module, package or session", default="module")
+    parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
+    parser.addini("lago_artifacts_dir", "directory (under the rootdir) for the artifacts of failed tests", default="lago-artifacts")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
+
+
+def _init_file(config: pytest.Config, node: Any) -> Path:
+    marker = node.get_closest_marker("lago_init_file") if node is not None else None
+    if marker is not None:
+        path = Path(marker.args[0])
+        return path if path.is_absolute() else Path(str(node.fspath)).parent / path
+    ini = config.getini("lago_init_file")
+    if not ini:
+        raise pytest.UsageError("lago_env needs an init file: a @pytest.mark.lago_init_file(path) marker or the ini option lago_init_file")
+    path = Path(ini)
+    return path if path.is_absolute() else Path(str(config.rootpath)) / path
+
+
+def _options(config: pytest.Config) -> Dict[str, str]:
+    options: Dict[str, str] = {}
+    for line in config.getini("lago_init_options"):
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise pytest.UsageError(f"lago_init_options: {line!r} is not key=value")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _scope(fixture_name: str, config: pytest.Config) -> str:
+    return config.getini("lago_env_scope") or "module"
+
+
+@pytest.fixture(scope=_scope)  # type: ignore[arg-type]
+def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sdk.SDK]:
+    """The started environment of the init file (see the module's documentation)."""
+    init_file = _init_file(request.config, request.node)
+    workdir = tmp_path_factory.mktemp("lago") / ".lago"
+    env = sdk.init(init_file, workdir=workdir, **_options(request.config))
+    try:
+        env.start()
+        yield env
+    finally:
+        env.destroy()
+
+
+@pytest.fixture
+def lago_vm(request: pytest.FixtureRequest, lago_env: sdk.SDK) -> Any:
+    """One VM of ``lago_env`` (the test runs once per VM)."""
+    return lago_env.get_vms()[request.param]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lago_vm" not in metafunc.fixturenames:
+        return
+    names = vm_names_of(os.fspath(_init_file(metafunc.config, metafunc.definition)))
+    metafunc.parametrize("lago_vm", names, indirect=True, ids=names)
+
+
+def _artifacts_dir(item: pytest.Item) -> Path:
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")
+    return Path(str(item.config.rootpath)) / item.config.getini("lago_artifacts_dir") / name
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    env: Optional[sdk.SDK] = getattr(item, "funcargs", {}).get("lago_env")
+    if env is None:
+        return
+    dest = _artifacts_dir(item)
+    try:
+        env.collect_artifacts(dest, ignore_nopath=True)
+    except LagoError as e:
+        report.sections.append(("lago", f"collecting the VMs' artifacts failed: {e}"))
+    else:
+        report.sections.append(("lago", f"artifacts of the VMs: {dest}"))

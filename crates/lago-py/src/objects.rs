@@ -1,0 +1,691 @@
+//! The SDK's objects: the environment (`Env`, which `lago.sdk.SDK` extends), its VMs, networks,
+//! paths and services, with the original's method names, arguments and return shapes
+//! (reference §8). Each holds the environment (shared) and a name; each call reads what it needs
+//! from the prefix, so objects stay valid across `start`, `stop` and snapshots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lago::process::SystemRunner;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use serde_json::{Map, Value};
+
+use crate::convert::to_python;
+use crate::logging::Progress;
+use crate::{blocking, to_py};
+
+type Shared = Arc<lago::env::Env>;
+
+/// A command's outcome as the original's `CommandStatus(code, out, err)` namedtuple.
+fn command_status(py: Python<'_>, code: i32, out: &[u8], err: &[u8]) -> PyResult<Py<PyAny>> {
+    let class = py.import("lago.sdk")?.getattr("CommandStatus")?;
+    Ok(class.call1((code, String::from_utf8_lossy(out), String::from_utf8_lossy(err)))?.unbind())
+}
+
+fn names(list: Option<Vec<String>>) -> Vec<String> {
+    list.unwrap_or_default()
+}
+
+/// An environment: the prefix `current` of a workdir.
+#[pyclass(subclass, frozen, module = "lago._lago")]
+pub(crate) struct Env {
+    env: Shared,
+    workdir: PathBuf,
+}
+
+#[pymethods]
+impl Env {
+    /// Loads the current environment of `workdir`.
+    #[new]
+    fn new(py: Python<'_>, workdir: PathBuf) -> PyResult<Self> {
+        let wd = workdir.clone();
+        let env = blocking(py, move || lago::sdk::load_env(&wd).map_err(to_py))?;
+        let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
+        Ok(Self { env: Arc::new(env), workdir })
+    }
+
+    /// The workdir.
+    #[getter]
+    fn workdir(&self) -> PathBuf {
+        self.workdir.clone()
+    }
+
+    /// Starts the named VMs (all by default) and waits until each answers SSH.
+    #[pyo3(signature = (vm_names=None))]
+    fn start(&self, py: Python<'_>, vm_names: Option<Vec<String>>) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.start(&names(vm_names), &Progress).map_err(to_py))
+    }
+
+    /// Powers the named VMs (all by default) off at once.
+    #[pyo3(signature = (vm_names=None))]
+    fn stop(&self, py: Python<'_>, vm_names: Option<Vec<String>>) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.stop(&names(vm_names), &Progress).map_err(to_py))
+    }
+
+    /// Shuts the named VMs (all by default) down through ACPI, or reboots them.
+    #[pyo3(signature = (vm_names=None, reboot=false))]
+    fn shutdown(&self, py: Python<'_>, vm_names: Option<Vec<String>>, reboot: bool) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || {
+            lago::guest::shutdown(&env, &names(vm_names), reboot, std::time::Duration::from_secs(300), &Progress)
+                .map_err(to_py)
+        })
+    }
+
+    /// Stops every VM and removes the environment (and the workdir when nothing else is in it).
+    fn destroy(&self, py: Python<'_>) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.destroy(&Progress).map_err(to_py))
+    }
+
+    /// `{name: VM}` for every VM.
+    fn get_vms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for vm in &self.env.vms {
+            out.set_item(&vm.name, Vm { env: self.env.clone(), name: vm.name.clone() })?;
+        }
+        Ok(out)
+    }
+
+    /// `{name: Network}` for every network.
+    fn get_nets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (name, _) in &self.env.nets {
+            out.set_item(name, Network { env: self.env.clone(), name: name.clone() })?;
+        }
+        Ok(out)
+    }
+
+    /// The environment's files.
+    fn get_paths(&self) -> Paths {
+        Paths { prefix: self.env.prefix.path.clone() }
+    }
+
+    /// Every VM's `artifacts` into `output_dir/<vm>/`.
+    #[pyo3(signature = (output_dir, ignore_nopath=false))]
+    fn collect_artifacts(&self, py: Python<'_>, output_dir: PathBuf, ignore_nopath: bool) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || {
+            let dir = std::path::absolute(&output_dir).unwrap_or(output_dir);
+            lago::guest::collect(&env, &dir, !ignore_nopath, &Progress).map_err(to_py)
+        })
+    }
+
+    /// Runs every VM's deploy scripts.
+    fn deploy(&self, py: Python<'_>) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || lago::guest::deploy(&env, &Progress).map_err(to_py))
+    }
+
+    /// Exports the disks of the named VMs (all by default) and an init file that brings them
+    /// back; returns `{vm: [exported files]}`. `with_threads` is accepted for compatibility:
+    /// disks are always exported in parallel.
+    #[pyo3(signature = (vms_names=None, standalone=false, export_dir=PathBuf::from("."), compress=false,
+                        init_file_name="LagoInitFile".to_owned(), collect_only=false, with_threads=true))]
+    #[allow(clippy::too_many_arguments, reason = "the original's signature")]
+    fn export_vms<'py>(
+        &self,
+        py: Python<'py>,
+        vms_names: Option<Vec<String>>,
+        standalone: bool,
+        export_dir: PathBuf,
+        compress: bool,
+        init_file_name: String,
+        collect_only: bool,
+        with_threads: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _ = with_threads;
+        let env = self.env.clone();
+        let listing = blocking(py, move || {
+            let opts = lago::export::ExportOptions {
+                vm_names: names(vms_names),
+                standalone,
+                compress,
+                dst_dir: std::path::absolute(&export_dir).unwrap_or(export_dir),
+                init_file_name,
+                collect_only,
+                json: false,
+            };
+            env.export(&opts, &SystemRunner, &Progress).map_err(to_py)
+        })?;
+        to_python(py, &listing)
+    }
+
+    /// The Ansible inventory (INI), grouped on `keys` and on each VM's `groups`.
+    #[pyo3(signature = (keys=None))]
+    fn ansible_inventory(&self, py: Python<'_>, keys: Option<Vec<String>>) -> PyResult<String> {
+        let keys = keys.unwrap_or_else(|| lago::ansible::DEFAULT_KEYS.iter().map(|k| (*k).to_owned()).collect());
+        let env = self.env.clone();
+        blocking(py, move || env.ansible_inventory(&keys).map_err(to_py))
+    }
+
+    /// Takes snapshot `name` of every VM (live for running VMs).
+    fn snapshot(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.snapshot(&name, &SystemRunner, &Progress).map_err(to_py))
+    }
+
+    /// Reverts every VM to snapshot `name`.
+    fn revert(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.revert(&name, &SystemRunner, &Progress).map_err(to_py))
+    }
+
+    /// `{vm: {snapshot: [disk, ...]}}`.
+    fn snapshots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let env = self.env.clone();
+        let value = blocking(py, move || env.snapshots().map_err(to_py))?;
+        to_python(py, &value)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<lago environment {}>", self.env.prefix.path.display())
+    }
+}
+
+/// One VM of an environment.
+#[pyclass(frozen, module = "lago._lago", name = "VM")]
+pub(crate) struct Vm {
+    env: Shared,
+    name: String,
+}
+
+impl Vm {
+    fn record(&self) -> &lago::provider::VmRecord {
+        // Every `Vm` is made from a name of `env.vms`.
+        self.env.vms.iter().find(|v| v.name == self.name).unwrap_or(&self.env.vms[0])
+    }
+
+    fn spec_map(&self) -> PyResult<Map<String, Value>> {
+        self.env.vm(&self.name).and_then(|v| v.spec()).map_err(to_py)
+    }
+
+    fn nets_ips(&self, net: Option<&str>) -> Vec<String> {
+        self.record()
+            .nics
+            .iter()
+            .filter(|n| net.is_none_or(|want| n.net == want))
+            .filter_map(|n| n.ip.map(|ip| ip.to_string()))
+            .collect()
+    }
+}
+
+#[pymethods]
+impl Vm {
+    /// The VM's name.
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Its address on the management network.
+    fn ip(&self) -> Option<String> {
+        self.record().ip().map(|ip| ip.to_string())
+    }
+
+    /// Its addresses on every network.
+    fn all_ips(&self) -> Vec<String> {
+        self.nets_ips(None)
+    }
+
+    /// Its addresses on network `net`.
+    fn ips_in_net(&self, net: &str) -> Vec<String> {
+        self.nets_ips(Some(net))
+    }
+
+    /// Its NICs, as the record holds them (`{"net": ..., "ip": ...}`).
+    fn nics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.spec_map()?.get("nics").unwrap_or(&Value::Array(Vec::new())))
+    }
+
+    /// The networks it is on, in NIC order.
+    fn nets(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for n in &self.record().nics {
+            if !out.contains(&n.net) {
+                out.push(n.net.clone());
+            }
+        }
+        out
+    }
+
+    /// The distribution of its first disk's template (`distro` of the template's metadata).
+    fn distro(&self) -> PyResult<Option<String>> {
+        let spec = self.spec_map()?;
+        Ok(spec
+            .get("disks")
+            .and_then(|d| d.get(0))
+            .and_then(|d| d.get("metadata"))
+            .and_then(|m| m.get("distro"))
+            .and_then(Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// The root password (`root-password`, else the SSH password).
+    fn root_password(&self) -> PyResult<Option<String>> {
+        let spec = self.spec_map()?;
+        Ok(["root-password", "ssh-password"]
+            .iter()
+            .find_map(|k| spec.get(*k).and_then(Value::as_str))
+            .map(str::to_owned))
+    }
+
+    /// `running` or `down`, as `lago status` says.
+    fn state(&self, py: Python<'_>) -> PyResult<String> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || Ok(env.state(&name).to_owned()))
+    }
+
+    /// Whether it runs.
+    fn running(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.state(py)? == "running")
+    }
+
+    /// Starts it and waits until it answers SSH.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.start(&[name], &Progress).map_err(to_py))
+    }
+
+    /// Powers it off at once.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.stop(&[name], &Progress).map_err(to_py))
+    }
+
+    /// Shuts it down through ACPI.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            lago::guest::shutdown(&env, &[name], false, std::time::Duration::from_secs(300), &Progress).map_err(to_py)
+        })
+    }
+
+    /// Reboots it and waits until it answers SSH again.
+    fn reboot(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            lago::guest::shutdown(&env, &[name], true, std::time::Duration::from_secs(300), &Progress).map_err(to_py)
+        })
+    }
+
+    /// Runs `command` (a list of arguments) in the VM: `CommandStatus(code, out, err)`.
+    fn ssh(&self, py: Python<'_>, command: Vec<String>) -> PyResult<Py<PyAny>> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        let status = blocking(py, move || {
+            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
+            env.ssh(&name, &argv).map_err(to_py)
+        })?;
+        command_status(py, status.code, &status.out, &status.err)
+    }
+
+    /// Runs a local script in the VM; with `show_output`, its output is logged at INFO.
+    #[pyo3(signature = (path, show_output=true))]
+    fn ssh_script(&self, py: Python<'_>, path: PathBuf, show_output: bool) -> PyResult<Py<PyAny>> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        let status = blocking(py, move || env.vm(&name).and_then(|v| v.ssh_script(&path)).map_err(to_py))?;
+        if show_output {
+            tracing::info!(target: "lago::ssh", "{}", String::from_utf8_lossy(&status.out).trim_end());
+        }
+        command_status(py, status.code, &status.out, &status.err)
+    }
+
+    /// An interactive shell (or `cmd`) on this process's terminal:
+    /// `CommandStatus(code, "", "")`.
+    #[pyo3(signature = (cmd=None))]
+    fn interactive_ssh(&self, py: Python<'_>, cmd: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        let line = cmd.map(|c| c.iter().map(|a| lago::ssh::quote(a)).collect::<Vec<_>>().join(" "));
+        let code = py.detach(move || env.vm(&name).and_then(|v| v.interactive_ssh(line.as_deref())).map_err(to_py))?;
+        command_status(py, code, b"", b"")
+    }
+
+    /// Waits until it answers SSH.
+    fn wait_for_ssh(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.vm(&name).and_then(|v| v.wait_for_ssh(&Progress)).map_err(to_py))
+    }
+
+    /// Whether it answers SSH, trying `tries` times a second apart (once by default). With
+    /// `propagate_fail`, a VM that is not running raises instead of giving `False`.
+    #[pyo3(signature = (tries=None, propagate_fail=true))]
+    fn ssh_reachable(&self, py: Python<'_>, tries: Option<u32>, propagate_fail: bool) -> PyResult<bool> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let vm = env.vm(&name).map_err(to_py)?;
+            if propagate_fail && vm.state() != "running" {
+                return Err(to_py(lago::env::EnvError::NotRunning { vm: name.clone() }));
+            }
+            for attempt in 0..tries.unwrap_or(1).max(1) {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                if vm.ssh_reachable() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Copies a local file or directory into the VM (always recursively).
+    #[pyo3(signature = (local_path, remote_path, recursive=true))]
+    fn copy_to(&self, py: Python<'_>, local_path: PathBuf, remote_path: String, recursive: bool) -> PyResult<()> {
+        let _ = recursive;
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || lago::guest::copy_to(&env, &name, &local_path, &remote_path).map_err(to_py))
+    }
+
+    /// Copies a file or directory out of the VM; without `propagate_fail`, a failure is only
+    /// logged.
+    #[pyo3(signature = (remote_path, local_path, recursive=true, propagate_fail=true))]
+    fn copy_from(
+        &self,
+        py: Python<'_>,
+        remote_path: String,
+        local_path: PathBuf,
+        recursive: bool,
+        propagate_fail: bool,
+    ) -> PyResult<()> {
+        let _ = recursive;
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || match lago::guest::copy_from(&env, &name, &remote_path, &local_path) {
+            Err(e) if !propagate_fail => {
+                tracing::warn!(target: "lago::guest", "{e}");
+                Ok(())
+            }
+            other => other.map_err(to_py),
+        })
+    }
+
+    /// Copies `(guest path, host path)` pairs out of the VM; missing guest paths raise unless
+    /// `ignore_nopath`.
+    #[pyo3(signature = (paths, ignore_nopath=false))]
+    fn extract_paths(&self, py: Python<'_>, paths: Vec<(String, PathBuf)>, ignore_nopath: bool) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || lago::guest::extract_paths(&env, &name, &paths, ignore_nopath).map_err(to_py))
+    }
+
+    /// The VM's `artifacts` into `host_path` (`<path with / replaced by _>` each).
+    #[pyo3(signature = (host_path, ignore_nopath=false))]
+    fn collect_artifacts(&self, py: Python<'_>, host_path: PathBuf, ignore_nopath: bool) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let dir = std::path::absolute(&host_path).unwrap_or(host_path);
+            lago::guest::collect_vm_artifacts(&env, &name, &dir, !ignore_nopath, &Progress).map_err(to_py)
+        })
+    }
+
+    /// A service of the VM (systemd or sysvinit, as the VM has).
+    fn service(&self, name: String) -> Service {
+        Service { env: self.env.clone(), vm: self.name.clone(), name }
+    }
+
+    /// Takes snapshot `name` of this VM only.
+    fn create_snapshot(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let (env, vm) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.snapshot_vms(&[vm], &name, &SystemRunner, &Progress).map_err(to_py))
+    }
+
+    /// Reverts this VM to snapshot `name`.
+    fn revert_snapshot(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let (env, vm) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.revert_vms(&[vm], &name, &SystemRunner, &Progress).map_err(to_py))
+    }
+
+    /// Its record (a copy), as `virt/vm-<name>` holds it.
+    #[getter]
+    fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &Value::Object(self.spec_map()?))
+    }
+
+    /// Its `metadata`.
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.spec_map()?.get("metadata").unwrap_or(&Value::Object(Map::new())))
+    }
+
+    /// Its disks, as the record holds them.
+    #[getter]
+    fn disks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.spec_map()?.get("disks").unwrap_or(&Value::Array(Vec::new())))
+    }
+
+    /// Its `groups` (a list).
+    #[getter]
+    fn groups(&self) -> PyResult<Vec<String>> {
+        Ok(match self.spec_map()?.get("groups") {
+            Some(Value::String(g)) => vec![g.clone()],
+            Some(Value::Array(a)) => a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// Its name on the management network.
+    #[getter]
+    fn mgmt_name(&self) -> PyResult<String> {
+        Ok(self.spec_map()?.get("mgmt_name").and_then(Value::as_str).unwrap_or(&self.name).to_owned())
+    }
+
+    /// Its management network.
+    #[getter]
+    fn mgmt_net(&self) -> String {
+        self.record().mgmt_net.clone()
+    }
+
+    /// Its `vm-type`.
+    #[getter]
+    fn vm_type(&self) -> PyResult<String> {
+        Ok(self.spec_map()?.get("vm-type").and_then(Value::as_str).unwrap_or("default").to_owned())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<lago VM {}>", self.name)
+    }
+}
+
+/// One network of an environment.
+#[pyclass(frozen, module = "lago._lago")]
+pub(crate) struct Network {
+    env: Shared,
+    name: String,
+}
+
+impl Network {
+    fn spec_map(&self) -> PyResult<Map<String, Value>> {
+        let nets = self.env.net_specs().map_err(to_py)?;
+        Ok(nets.into_iter().find(|(n, _)| *n == self.name).map(|(_, m)| m).unwrap_or_default())
+    }
+}
+
+#[pymethods]
+impl Network {
+    /// The network's name.
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Its gateway address.
+    fn gw(&self) -> PyResult<Option<String>> {
+        Ok(self.spec_map()?.get("gw").and_then(Value::as_str).map(str::to_owned))
+    }
+
+    /// Its MTU (1500 unless set).
+    fn mtu(&self) -> PyResult<u64> {
+        Ok(self.spec_map()?.get("mtu").and_then(Value::as_u64).unwrap_or(1500))
+    }
+
+    /// Whether it is a management network.
+    fn is_management(&self) -> PyResult<bool> {
+        Ok(self.spec_map()?.get("management").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// The address of host name `name` on this network (`vm01`, `vm01-eth0`...).
+    fn resolve(&self, name: &str) -> PyResult<Option<String>> {
+        Ok(self.spec_map()?.get("mapping").and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_owned))
+    }
+
+    /// `{host name: address}`.
+    fn mapping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.spec_map()?.get("mapping").unwrap_or(&Value::Object(Map::new())))
+    }
+
+    /// Its record (a copy), as `virt/net-<name>` holds it.
+    #[getter]
+    fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, &Value::Object(self.spec_map()?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<lago network {}>", self.name)
+    }
+}
+
+/// The files of an environment.
+#[pyclass(frozen, module = "lago._lago")]
+pub(crate) struct Paths {
+    prefix: PathBuf,
+}
+
+fn joined(base: PathBuf, parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+    let mut p = base;
+    for part in parts.iter() {
+        p.push(part.extract::<String>()?);
+    }
+    Ok(p.display().to_string())
+}
+
+#[pymethods]
+impl Paths {
+    /// The prefix directory.
+    fn prefix_path(&self) -> String {
+        self.prefix.display().to_string()
+    }
+
+    /// The environment's UUID.
+    fn uuid(&self) -> PyResult<String> {
+        lago::prefix::Prefix { path: self.prefix.clone() }.uuid().map_err(to_py)
+    }
+
+    /// The private SSH key.
+    fn ssh_id_rsa(&self) -> String {
+        self.prefix.join("id_rsa").display().to_string()
+    }
+
+    /// The public SSH key.
+    fn ssh_id_rsa_pub(&self) -> String {
+        self.prefix.join("id_rsa.pub").display().to_string()
+    }
+
+    /// `images/` (joined with `parts`).
+    #[pyo3(signature = (*parts))]
+    fn images(&self, parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+        joined(self.prefix.join("images"), parts)
+    }
+
+    /// `virt/` (joined with `parts`).
+    #[pyo3(signature = (*parts))]
+    fn virt(&self, parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+        joined(self.prefix.join("virt"), parts)
+    }
+
+    /// `scripts/` (joined with `parts`).
+    #[pyo3(signature = (*parts))]
+    fn scripts(&self, parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+        joined(self.prefix.join("scripts"), parts)
+    }
+
+    /// `logs/`.
+    fn logs(&self) -> String {
+        self.prefix.join("logs").display().to_string()
+    }
+
+    /// `metadata`.
+    fn metadata(&self) -> String {
+        self.prefix.join("metadata").display().to_string()
+    }
+
+    /// `initialized`, the marker `init` writes last.
+    fn prefix_lagofile(&self) -> String {
+        self.prefix.join("initialized").display().to_string()
+    }
+
+    /// The prefix joined with `parts`.
+    #[pyo3(signature = (*parts))]
+    fn prefixed(&self, parts: &Bound<'_, PyTuple>) -> PyResult<String> {
+        joined(self.prefix.clone(), parts)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<lago paths {}>", self.prefix.display())
+    }
+}
+
+/// A service in a VM.
+#[pyclass(frozen, module = "lago._lago")]
+pub(crate) struct Service {
+    env: Shared,
+    vm: String,
+    name: String,
+}
+
+impl Service {
+    fn state_now(&self) -> Result<lago::service::ServiceState, lago::service::ServiceError> {
+        let vm = self.env.vm(&self.vm)?;
+        vm.service(&self.name)?.state()
+    }
+}
+
+#[pymethods]
+impl Service {
+    /// The service's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// `missing`, `inactive` or `active`.
+    fn state(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let me = slf.get();
+        let (env, vm, name) = (me.env.clone(), me.vm.clone(), me.name.clone());
+        blocking(slf.py(), move || {
+            let s = Service { env, vm, name };
+            s.state_now().map(|st| format!("{st:?}").to_lowercase()).map_err(to_py)
+        })
+    }
+
+    /// Whether it runs.
+    fn alive(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(Self::state(slf)? == "active")
+    }
+
+    /// Whether the VM has it.
+    fn exists(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(Self::state(slf)? != "missing")
+    }
+
+    /// Starts it.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
+        blocking(py, move || {
+            env.vm(&vm)
+                .map_err(lago::service::ServiceError::from)
+                .and_then(|v| v.service(&name)?.start())
+                .map_err(to_py)
+        })
+    }
+
+    /// Stops it.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
+        blocking(py, move || {
+            env.vm(&vm).map_err(lago::service::ServiceError::from).and_then(|v| v.service(&name)?.stop()).map_err(to_py)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<lago service {} of VM {}>", self.name, self.vm)
+    }
+}

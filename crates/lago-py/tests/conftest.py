@@ -1,0 +1,78 @@
+"""Shared set-up of the SDK's tests: the `tiny` template (built once per target directory with
+the `lago` binary, under the same lock as the Rust end-to-end tests), and a lago configuration
+of the test's own: TCG, no outbound traffic, leases and store in a temporary directory."""
+
+import fcntl
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
+
+
+def lago_binary() -> Path:
+    """The `lago` CLI the set-up built (`LAGO_BIN` overrides)."""
+    path = Path(os.environ.get("LAGO_BIN", TARGET / "debug" / "lago"))
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing: run `bash scripts/setup.sh --tests` first")
+    return path
+
+
+def shared_dir() -> Path:
+    path = TARGET / "tmp" / "lago-e2e"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_repo() -> Path:
+    shared = shared_dir()
+    repo = shared / "repo"
+    with open(shared / "repo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (repo / "repo.metadata").is_file():
+            env = {"PATH": os.environ["PATH"], "HOME": str(shared), "CI": "true",
+                   "LAGO__TEMPLATE__BUILD_CACHE": str(shared / "cache")}
+            subprocess.run([str(lago_binary()), "template", "build", "tiny", "--repo-dir", str(repo)],
+                           check=True, env=env, cwd=shared, capture_output=True)
+    return repo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lago_config(tiny_repo: Path, tmp_path_factory: pytest.TempPathFactory):
+    """What every test's lago reads: the repository, a store and leases of the session, TCG and
+    no outbound traffic (nothing leaves the host)."""
+    home = tmp_path_factory.mktemp("lago-home")
+    values = {
+        "LAGO__INIT__TEMPLATE_REPO_PATH": str(tiny_repo / "repo.metadata"),
+        "LAGO__INIT__TEMPLATE_STORE": str(home / "store"),
+        "LAGO_LEASE_DIR": str(home / "leases"),
+        "LAGO_ACCEL": "tcg",
+        "LAGO_VM_OUTBOUND": "false",
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield values
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def processes_naming(path: Path) -> list:
+    """Command lines of processes that name `path`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline)
+    return found
