@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets the host up (scripts/setup.sh), builds lago and the `tiny` template, and walks through an
 # environment's life cycle: init (3 VMs on two networks), start, shell, snapshot and revert,
-# the Ansible inventory, stop, status, destroy.
+# the Ansible inventory, stop, status, the Python SDK, destroy.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 # Builds lago and installs what this host lacks (qemu, template tools), as root or through sudo.
@@ -54,4 +54,11 @@ ls -ls .lago/default/images
 "$lago" ansible_hosts
 "$lago" stop db
 "$lago" -f yaml status
+# The same environment from Python (the set-up installed the SDK).
+python3 - <<'PY'
+from lago import sdk
+env = sdk.load_env(".lago")
+for name, vm in sorted(env.get_vms().items()):
+    print(name, vm.state(), vm.ssh(["hostname", "-f"]).out.strip() if vm.running() else "")
+PY
 "$lago" destroy --yes
