@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::accel::Accel;
 use crate::prefix::{Prefix, PrefixError};
-use crate::provider::{LaunchContext, Provider, ProviderError, QemuProvider, VmRecord, free_port, tail_file, vm_paths};
+use std::sync::Arc;
+
+use crate::provider::{
+    LaunchContext, LibvirtOptions, NetUse, Provider, ProviderError, Providers, QemuProvider, VmRecord, free_port,
+    tail_file, vm_paths,
+};
 use crate::report::{BootPhase, Reporter, task};
 use crate::runtime::{Leases, RuntimeError, State};
 use crate::ssh::{CommandStatus, Target};
@@ -86,6 +91,8 @@ pub struct EnvOptions {
     pub vm_outbound: bool,
     /// Directory of the host-wide leases (`lease_dir`).
     pub lease_dir: PathBuf,
+    /// How libvirt hosts are reached.
+    pub libvirt: LibvirtOptions,
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -102,12 +109,22 @@ pub(crate) fn for_each_parallel<T: Sync, E: Send>(
 }
 
 impl EnvOptions {
-    /// The settings `config` gives (`accel`, `vm_outbound`, `lease_dir`).
+    /// The settings `config` gives (`accel`, `vm_outbound`, `lease_dir`, `libvirt_*`).
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
+        let mut libvirt = LibvirtOptions::default();
+        // The original's default `qemu:///system` stands for "the default" for non-root users.
+        if let Some(url) =
+            config.lago("libvirt_url").filter(|u| *u != "qemu:///system" || nix::unistd::geteuid().is_root())
+        {
+            libvirt.url = url.to_owned();
+        }
+        libvirt.username = config.lago("libvirt_username").or(config.lago("libvirt_user")).map(str::to_owned);
+        libvirt.password = config.lago("libvirt_password").map(str::to_owned);
         Ok(Self {
             accel: config.accel()?,
             vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
             lease_dir: config.path("lago", "lease_dir").unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
+            libvirt,
         })
     }
 }
@@ -121,17 +138,17 @@ pub struct Env {
     /// Its networks: name and type.
     pub nets: Vec<(String, String)>,
     options: EnvOptions,
-    provider: Box<dyn Provider>,
+    providers: Providers,
 }
 
 impl Env {
-    /// Loads the environment of `prefix`, run by the qemu provider.
+    /// Loads the environment of `prefix`, run by the real providers.
     pub fn load(prefix: Prefix, options: EnvOptions) -> Result<Self, EnvError> {
-        Self::with_provider(prefix, options, Box::new(QemuProvider::default()))
+        Self::with_provider(prefix, options, Arc::new(QemuProvider::default()))
     }
 
-    /// Loads the environment of `prefix`, run by `provider`.
-    pub fn with_provider(prefix: Prefix, options: EnvOptions, provider: Box<dyn Provider>) -> Result<Self, EnvError> {
+    /// Loads the environment of `prefix`, its `local-qemu` VMs run by `provider` (a fake in tests).
+    pub fn with_provider(prefix: Prefix, options: EnvOptions, provider: Arc<dyn Provider>) -> Result<Self, EnvError> {
         let virt = prefix.virt_env()?;
         let mut vms = Vec::new();
         for (name, spec) in &virt.vms {
@@ -145,7 +162,19 @@ impl Env {
             .iter()
             .map(|(n, s)| (n.clone(), s.get("type").and_then(|t| t.as_str()).unwrap_or("nat").to_owned()))
             .collect();
-        Ok(Self { prefix, vms, nets, options, provider })
+        let providers = Providers::new(provider, options.libvirt.clone());
+        Ok(Self { prefix, vms, nets, options, providers })
+    }
+
+    /// The provider of a VM of this environment.
+    pub fn provider_of(&self, vm: &VmRecord) -> Result<Arc<dyn Provider>, EnvError> {
+        Ok(self.providers.of(vm)?)
+    }
+
+    /// The short identifier of the environment: the first 8 characters of its uuid (domain and
+    /// process names carry it).
+    pub fn env_id(&self) -> Result<String, EnvError> {
+        Ok(self.prefix.uuid()?.chars().take(8).collect())
     }
 
     /// Takes the prefix lock for `verb` (see [`crate::lock`]).
@@ -168,21 +197,78 @@ impl Env {
         Ok(self.vms.iter().filter(|v| names.contains(&v.name)).collect())
     }
 
-    /// Names of the VMs that run: lago's VMs whose qemu runs, and the `ssh` provider's machines
-    /// that answer SSH.
+    /// Names of the VMs that run, as each VM's provider sees it. A provider that cannot be
+    /// reached (a libvirt host that is down) is said once, and its VMs count as not running.
     pub fn running(&self) -> Vec<String> {
-        let mut names = self.provider.running(&self.prefix.path);
-        for vm in self.vms.iter().filter(|v| v.is_ssh()) {
-            if self.provider.probe(&ssh_provider_target(&self.prefix.path, vm)).unwrap_or(false) {
-                names.push(vm.name.clone());
+        let all: Vec<&VmRecord> = self.vms.iter().collect();
+        let mut names = Vec::new();
+        for vm in &all {
+            if let Err(e) = self.providers.of(vm) {
+                tracing::warn!("{e}");
+            }
+        }
+        let reachable: Vec<&VmRecord> = all.into_iter().filter(|v| self.providers.of(v).is_ok()).collect();
+        if let Ok(groups) = self.providers.group(&reachable) {
+            for (provider, vms) in groups {
+                let records: Vec<VmRecord> = vms.into_iter().cloned().collect();
+                names.extend(provider.running(&self.prefix.path, &records));
             }
         }
         names
     }
 
-    /// `running` or `down`.
-    pub fn state(&self, vm: &str) -> &'static str {
-        if self.running().iter().any(|r| r == vm) { "running" } else { "down" }
+    /// `running`, `down`, or what the VM's provider says (`paused`, `shut off`...).
+    pub fn state(&self, vm: &str) -> String {
+        let Some(record) = self.vms.iter().find(|v| v.name == vm) else { return "down".into() };
+        match self.providers.of(record) {
+            Ok(p) => p.state(&self.prefix.path, record),
+            Err(e) => {
+                tracing::warn!("{e}");
+                "unknown state".into()
+            }
+        }
+    }
+
+    /// The networks that providers with networks of their own (libvirt) keep up; `None` when no
+    /// VM uses such a provider.
+    pub fn nets_up(&self) -> Option<Vec<String>> {
+        let all: Vec<&VmRecord> = self.vms.iter().filter(|v| self.providers.of(v).is_ok()).collect();
+        let groups = self.providers.group(&all).ok()?;
+        let env_id = self.env_id().ok()?;
+        let mut up: Option<Vec<String>> = None;
+        for (provider, _) in groups {
+            if let Some(list) = provider.nets_up(&self.prefix.path, &env_id, &self.nets_of(&provider).ok()?) {
+                up.get_or_insert_with(Vec::new).extend(list);
+            }
+        }
+        up
+    }
+
+    /// The environment's networks with their records and the VMs (records) on each.
+    pub fn net_uses(&self) -> Result<Vec<NetUse>, EnvError> {
+        Ok(self
+            .prefix
+            .virt_env()?
+            .nets
+            .into_iter()
+            .map(|(name, spec)| {
+                let vms = self.vms.iter().filter(|v| v.nics.iter().any(|n| n.net == name)).cloned().collect();
+                NetUse { name, spec, vms }
+            })
+            .collect())
+    }
+
+    /// The networks each provider of `vms` needs: those its VMs are on.
+    fn nets_of(&self, provider: &Arc<dyn Provider>) -> Result<Vec<NetUse>, EnvError> {
+        let uses = self.net_uses()?;
+        Ok(uses
+            .into_iter()
+            .filter(|u| u.vms.iter().any(|v| self.providers.of(v).is_ok_and(|p| Arc::ptr_eq(&p, provider))))
+            .map(|mut u| {
+                u.vms.retain(|v| self.providers.of(v).is_ok_and(|p| Arc::ptr_eq(&p, provider)));
+                u
+            })
+            .collect())
     }
 
     fn ensure_segments(&self, state: &mut State) -> Result<(), EnvError> {
@@ -199,6 +285,19 @@ impl Env {
         Ok(())
     }
 
+    /// What a provider needs to start this environment's VMs and networks.
+    fn launch_context(&self, state: &State, env_id: &str, accel: Accel) -> LaunchContext {
+        LaunchContext {
+            prefix: self.prefix.path.clone(),
+            env_id: env_id.to_owned(),
+            accel,
+            net_ports: state.nets.clone(),
+            ssh_port: 0,
+            outbound: self.options.vm_outbound,
+            index: 0,
+        }
+    }
+
     /// Starts the named VMs (all when empty) and waits until each answers SSH.
     pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
@@ -207,27 +306,37 @@ impl Env {
                 return Err(EnvError::Provider { vm: vm.name.clone(), provider: p.to_owned() });
             }
         }
+        let groups = self.providers.group(&targets)?;
         let _lock = self.lock("start", reporter)?;
         let title = if names.is_empty() { "Start Prefix" } else { "Start specified VMs" };
         task(reporter, title, || {
             let mut state = State::load(&self.prefix.path)?;
-            task(reporter, "Start nets", || self.ensure_segments(&mut state))?;
+            let env_id = self.env_id()?;
+            let accel = self.options.accel.resolve();
+            task(reporter, "Start nets", || {
+                if targets.iter().any(|v| v.provider() == "local-qemu") {
+                    self.ensure_segments(&mut state)?;
+                }
+                let ctx = self.launch_context(&state, &env_id, accel);
+                for (provider, _) in &groups {
+                    provider.start_nets(&ctx, &self.nets_of(provider)?)?;
+                }
+                Ok::<_, EnvError>(())
+            })?;
             let running = self.running();
             self.recover_ports(&mut state, &running, reporter)?;
-            // Machines of the `ssh` provider are not started: they only have to answer.
-            let (existing, targets): (Vec<&VmRecord>, Vec<&VmRecord>) = targets.into_iter().partition(|v| v.is_ssh());
             let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
-                targets.into_iter().partition(|v| running.contains(&v.name));
-            let env_id: String = self.prefix.uuid()?.chars().take(8).collect();
-            let accel = self.options.accel.resolve();
+                targets.iter().copied().partition(|v| running.contains(&v.name) || v.is_ssh());
             let mut started: Vec<&VmRecord> = Vec::new();
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
                         let port = self.launch(vm, &state, &env_id, accel)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
-                        state.ssh_ports.insert(vm.name.clone(), port);
-                        state.save(&self.prefix.path)?;
+                        if let Some(port) = port {
+                            state.ssh_ports.insert(vm.name.clone(), port);
+                            state.save(&self.prefix.path)?;
+                        }
                         started.push(vm);
                         Ok::<_, EnvError>(())
                     })?;
@@ -235,9 +344,9 @@ impl Env {
                 Ok::<_, EnvError>(())
             });
             // VMs that were running already are waited for too: a `start` that was interrupted
-            // may have left them booting.
+            // may have left them booting. Machines of the `ssh` provider only have to answer.
             let ready = launched.and_then(|()| {
-                let waiting: Vec<&VmRecord> = started.iter().chain(&up).chain(&existing).copied().collect();
+                let waiting: Vec<&VmRecord> = started.iter().chain(&up).copied().collect();
                 task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
             if let Err(e) = ready {
@@ -250,25 +359,28 @@ impl Env {
         })
     }
 
-    /// Starts one VM's qemu with a free SSH port (another if qemu finds it taken) and returns the
-    /// port.
-    fn launch(&self, vm: &VmRecord, state: &State, env_id: &str, accel: Accel) -> Result<u16, EnvError> {
+    /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
+    /// qemu finds it taken), which is returned.
+    fn launch(&self, vm: &VmRecord, state: &State, env_id: &str, accel: Accel) -> Result<Option<u16>, EnvError> {
+        let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
             && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
+        let forwards = provider.name() == "local-qemu";
         let mut attempts = 0;
         loop {
             crate::interrupt::check()?;
             let ctx = LaunchContext {
-                prefix: self.prefix.path.clone(),
-                env_id: env_id.to_owned(),
-                accel,
-                net_ports: state.nets.clone(),
-                ssh_port: free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?,
+                ssh_port: if forwards {
+                    free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?
+                } else {
+                    0
+                },
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+                ..self.launch_context(state, env_id, accel)
             };
-            match self.provider.start(vm, &ctx) {
-                Ok(()) => return Ok(ctx.ssh_port),
+            match provider.start(vm, &ctx) {
+                Ok(()) => return Ok(forwards.then_some(ctx.ssh_port)),
                 // The port was free when picked and taken before qemu bound it.
                 Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
                     attempts += 1;
@@ -279,11 +391,11 @@ impl Env {
         }
     }
 
-    /// Running VMs whose SSH port the state does not hold (lago was killed between starting
-    /// their qemu and saving it): the port is read back from qemu's command line.
+    /// Running `local-qemu` VMs whose SSH port the state does not hold (lago was killed between
+    /// starting their qemu and saving it): the port is read back from qemu's command line.
     fn recover_ports(&self, state: &mut State, running: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let mut changed = false;
-        for vm in self.vms.iter().filter(|v| !v.is_ssh() && running.contains(&v.name)) {
+        for vm in self.vms.iter().filter(|v| v.provider() == "local-qemu" && running.contains(&v.name)) {
             if state.ssh_ports.contains_key(&vm.name) {
                 continue;
             }
@@ -299,11 +411,8 @@ impl Env {
         Ok(())
     }
 
-    fn target(&self, vm: &VmRecord, state: &State) -> Target {
-        if vm.is_ssh() {
-            return ssh_provider_target(&self.prefix.path, vm);
-        }
-        Target::local(&self.prefix.path, &vm.name, &vm.ssh_user, state.ssh_ports.get(&vm.name).copied().unwrap_or(0))
+    fn target(&self, vm: &VmRecord, state: &State) -> Result<Target, EnvError> {
+        Ok(self.providers.of(vm)?.target(&self.prefix.path, vm, state.ssh_ports.get(&vm.name).copied()))
     }
 
     fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
@@ -311,13 +420,14 @@ impl Env {
         for_each_parallel(vms, |vm| self.wait_one(vm, state, t0, reporter))
     }
 
-    /// Waits until one VM answers SSH, its qemu dies, or its `boot_time_sec` is over.
+    /// Waits until one VM answers SSH, its process dies, or its `boot_time_sec` is over.
     fn wait_one(&self, vm: &VmRecord, state: &State, t0: Instant, reporter: &dyn Reporter) -> Result<(), EnvError> {
-        let target = self.target(vm, state);
+        let provider = self.providers.of(vm)?;
+        let target = self.target(vm, state)?;
         let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
         reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
-        let result = self.wait_loop(vm, &target, &console, deadline);
+        let result = self.wait_loop(&provider, vm, &target, &console, deadline);
         let phase = if result.is_ok() { BootPhase::Ready } else { BootPhase::Failed };
         reporter.vm_boot(&vm.name, phase, t0.elapsed());
         result
@@ -325,6 +435,7 @@ impl Env {
 
     fn wait_loop(
         &self,
+        provider: &Arc<dyn Provider>,
         vm: &VmRecord,
         target: &Target,
         console: &std::path::Path,
@@ -332,16 +443,16 @@ impl Env {
     ) -> Result<(), EnvError> {
         loop {
             crate::interrupt::check()?;
-            match self.provider.probe(target) {
+            match provider.probe(target) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
             }
-            let alive = vm.is_ssh() || self.provider.running(&self.prefix.path).contains(&vm.name);
+            let alive = vm.is_ssh() || provider.running(&self.prefix.path, std::slice::from_ref(vm)).contains(&vm.name);
             if !alive {
                 return Err(ProviderError::Died {
                     vm: vm.name.clone(),
-                    qemu: self.provider.why_stopped(&self.prefix.path, &vm.name),
+                    qemu: provider.why_stopped(&self.prefix.path, &vm.name),
                     console: tail_file(console, 20),
                 }
                 .into());
@@ -365,18 +476,17 @@ impl Env {
         task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&targets, &state, reporter))
     }
 
-    /// Powers off a VM at once and removes its runtime files.
+    /// Powers off a VM at once and removes its runtime files (a machine of the `ssh` provider
+    /// only loses its connection).
     pub(crate) fn kill(&self, vm: &str) -> Result<(), EnvError> {
-        if let Some(record) = self.vms.iter().find(|v| v.name == vm && v.is_ssh()) {
-            // Not lago's machine: only the connection is closed.
-            ssh_provider_target(&self.prefix.path, record).close();
-            return Ok(());
+        if let Some(record) = self.vms.iter().find(|v| v.name == vm) {
+            self.providers.of(record)?.kill(&self.prefix.path, record);
         }
-        self.provider.kill(&self.prefix.path, vm);
         Ok(())
     }
 
-    /// Hard power-off of the named VMs (all when empty).
+    /// Hard power-off of the named VMs (all when empty). Networks no running VM uses any more
+    /// are taken down on the providers that keep them (libvirt).
     pub fn stop(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
         let _lock = self.lock("stop", reporter)?;
@@ -387,8 +497,31 @@ impl Env {
                 for vm in targets.iter().filter(|v| running.contains(&v.name)) {
                     task(reporter, &format!("Destroying VM {}", vm.name), || self.kill(&vm.name))?;
                 }
-                Ok(())
-            })
+                Ok::<_, EnvError>(())
+            })?;
+            self.stop_unused_nets(reporter)
+        })
+    }
+
+    /// Takes down, on each provider, the networks no running VM of theirs uses.
+    fn stop_unused_nets(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let all: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh()).collect();
+        let Ok(groups) = self.providers.group(&all) else { return Ok(()) };
+        if groups.iter().all(|(p, _)| p.name() == "local-qemu") {
+            return Ok(());
+        }
+        let running = self.running();
+        let env_id = self.env_id()?;
+        task(reporter, "Stop nets", || {
+            for (provider, _) in &groups {
+                let unused: Vec<NetUse> = self
+                    .nets_of(provider)?
+                    .into_iter()
+                    .filter(|u| !u.vms.iter().any(|v| running.contains(&v.name)))
+                    .collect();
+                provider.stop_nets(&self.prefix.path, &env_id, &unused)?;
+            }
+            Ok(())
         })
     }
 
@@ -404,19 +537,25 @@ impl Env {
         if self.state(vm) != "running" {
             return Err(EnvError::NotRunning { vm: vm.to_owned() });
         }
-        Ok(self.target(record, &State::load(&self.prefix.path)?))
+        self.target(record, &State::load(&self.prefix.path)?)
     }
 
-    /// Stops everything, releases the network segments and removes the prefix, under its lock.
+    /// Whether `vm` answers SSH now (one try).
+    pub(crate) fn probe(&self, vm: &VmRecord) -> bool {
+        let Ok(provider) = self.providers.of(vm) else { return false };
+        State::load(&self.prefix.path)
+            .ok()
+            .and_then(|s| self.target(vm, &s).ok())
+            .is_some_and(|t| provider.probe(&t).unwrap_or(false))
+    }
+
+    /// Stops everything, takes the networks down, releases the leases and removes the prefix,
+    /// under its lock.
     pub fn destroy(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let lock = self.lock("destroy", reporter)?;
-        let state = State::load(&self.prefix.path)?;
         self.stop(&[], reporter)?;
         crate::ssh::close_all(&self.prefix.path);
-        let ports: Vec<u16> = state.nets.values().copied().collect();
-        if !ports.is_empty() {
-            Leases::new(&self.options.lease_dir.join("segments")).release(&self.prefix.uuid()?, &ports)?;
-        }
+        release_leases(&self.prefix, &self.options.lease_dir)?;
         self.prefix.remove(reporter)?;
         lock.remove_file();
         drop(lock);
@@ -425,29 +564,18 @@ impl Env {
     }
 }
 
-/// How to reach a machine of the `ssh` provider: `metadata.ssh-host` (default: the VM's
-/// management address), `metadata.ssh-port` (default 22), `metadata.ssh-key` (default: the
-/// environment's key).
-pub fn ssh_provider_target(prefix: &std::path::Path, vm: &VmRecord) -> Target {
-    let meta = |k: &str| vm.metadata.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
-    Target {
-        prefix: prefix.to_owned(),
-        vm: vm.name.clone(),
-        user: vm.ssh_user.clone(),
-        port: meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22),
-        host: meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone()),
-        identity: meta("ssh-key").map(PathBuf::from),
-    }
-}
-
-/// Releases the segment leases of a prefix without loading it as an environment (for prefixes
-/// whose `virt/` cannot be read).
+/// Releases the network leases of a prefix (segment ports, libvirt subnets) without loading it
+/// as an environment (also for prefixes whose `virt/` cannot be read).
 pub fn release_leases(prefix: &Prefix, lease_dir: &std::path::Path) -> Result<(), EnvError> {
     let state = State::load(&prefix.path)?;
     let ports: Vec<u16> = state.nets.values().copied().collect();
+    // Leases name their holder by its uuid file: those of a prefix that lost it are stale and
+    // taken back by the next lease.
+    let Ok(uuid) = prefix.uuid() else { return Ok(()) };
     if !ports.is_empty() {
-        Leases::new(&lease_dir.join("segments")).release(&prefix.uuid()?, &ports)?;
+        Leases::new(&lease_dir.join("segments")).release(&uuid, &ports)?;
     }
+    crate::runtime::SubnetLeases::new(lease_dir).release_all(&prefix.join("uuid"), &uuid)?;
     Ok(())
 }
 
@@ -486,8 +614,8 @@ impl Vm<'_> {
         self.record.ip()
     }
 
-    /// `running` or `down`.
-    pub fn state(&self) -> &'static str {
+    /// `running`, `down`, or what its provider says.
+    pub fn state(&self) -> String {
         self.env.state(&self.record.name)
     }
 
@@ -539,7 +667,7 @@ impl Vm<'_> {
 
     /// Whether the VM answers SSH now (one try).
     pub fn ssh_reachable(&self) -> bool {
-        self.env.ssh_target(&self.record.name).is_ok_and(|t| self.env.provider.probe(&t).unwrap_or(false))
+        self.env.state(&self.record.name) == "running" && self.env.probe(self.record)
     }
 
     /// The VM's record (`virt/vm-<name>`), as the original wrote it.
@@ -586,15 +714,46 @@ mod tests {
             self.calls.running.lock().unwrap().push(vm.name.clone());
             Ok(())
         }
-        fn running(&self, _prefix: &Path) -> Vec<String> {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn running(&self, _prefix: &Path, _vms: &[VmRecord]) -> Vec<String> {
             self.calls.running.lock().unwrap().clone()
+        }
+        fn target(&self, _prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
+            Target::local(_prefix, &vm.name, "root", 22)
+        }
+        fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+            self.kill(prefix, vm);
+            Ok(())
+        }
+        fn live_snapshot(
+            &self,
+            _prefix: &Path,
+            vm: &VmRecord,
+            _op: crate::provider::SnapshotOp,
+            _name: &str,
+            _disks: &[(usize, std::path::PathBuf, String)],
+        ) -> Result<(), ProviderError> {
+            Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "snapshots".into(), provider: "fake" })
+        }
+        fn console(&self, _prefix: &Path, vm: &VmRecord) -> Result<crate::provider::Console, ProviderError> {
+            Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "console".into(), provider: "fake" })
+        }
+        fn guest_agent(
+            &self,
+            _prefix: &Path,
+            vm: &VmRecord,
+            _command: &serde_json::Value,
+        ) -> Result<serde_json::Value, ProviderError> {
+            Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "guest agent".into(), provider: "fake" })
         }
         fn probe(&self, target: &Target) -> std::io::Result<bool> {
             Ok(target.vm != self.never_ready)
         }
-        fn kill(&self, _prefix: &Path, vm: &str) {
-            self.calls.killed.lock().unwrap().push(vm.to_owned());
-            self.calls.running.lock().unwrap().retain(|r| r != vm);
+        fn kill(&self, _prefix: &Path, vm: &VmRecord) {
+            self.calls.killed.lock().unwrap().push(vm.name.clone());
+            self.calls.running.lock().unwrap().retain(|r| *r != vm.name);
         }
     }
 
@@ -612,8 +771,13 @@ mod tests {
     }
 
     fn env(dir: &Path, fake: Fake) -> Env {
-        let options = EnvOptions { accel: Accel::Tcg, vm_outbound: false, lease_dir: dir.join("leases") };
-        Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Box::new(fake)).unwrap()
+        let options = EnvOptions {
+            accel: Accel::Tcg,
+            vm_outbound: false,
+            lease_dir: dir.join("leases"),
+            libvirt: Default::default(),
+        };
+        Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
     }
 
     #[test]

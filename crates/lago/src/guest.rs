@@ -6,8 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::env::{Env, EnvError, for_each_parallel};
 use crate::pathio::at;
-use crate::provider::vm_paths;
-use crate::qmp::Qmp;
 use crate::report::{Reporter, task};
 use crate::ssh::{CommandStatus, quote};
 
@@ -350,18 +348,20 @@ pub fn shutdown(
                 rebooted.push((vm.clone(), t, boot_id));
                 continue;
             }
-            let (qmp, pid_file, _) = vm_paths(&env.prefix.path, vm);
-            if let Ok(mut q) = Qmp::connect(&qmp, Duration::from_secs(5)) {
-                let _ = q.execute("system_powerdown", None);
+            let record = env.select(std::slice::from_ref(vm))?[0];
+            let provider = env.provider_of(record).map_err(GuestError::Env)?;
+            if let Err(e) = provider.request_shutdown(&env.prefix.path, record) {
+                tracing::warn!("{e}");
             }
-            let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
             let deadline = Instant::now() + timeout;
-            while pid.is_some_and(|p| crate::prefix::owns(p, &pid_file)) {
+            while provider.running(&env.prefix.path, std::slice::from_ref(record)).contains(vm) {
                 if Instant::now() > deadline {
                     return Err(GuestError::Shutdown { vm: vm.clone(), secs: timeout.as_secs() });
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            // Its runtime files go, as after `stop`.
+            provider.kill(&env.prefix.path, record);
             reporter.note(&format!("{vm}: powered off"));
         }
         if reboot {

@@ -180,9 +180,162 @@ impl Leases {
     }
 }
 
+/// Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges), as the
+/// original kept them (reference §10): `<dir>/<third octet>.lease` = `["<prefix>/uuid",
+/// "<uuid>"]` for 192.168.200.0/24 to 192.168.255.0/24, under `<dir>/subnet-lease.lock`. The
+/// original and lago on one host never take one subnet twice.
+pub struct SubnetLeases {
+    dir: PathBuf,
+}
+
+/// The third octets subnets are leased from.
+pub const SUBNET_OCTETS: std::ops::RangeInclusive<u8> = 200..=255;
+
+/// Subnet lease failures.
+#[derive(Debug, thiserror::Error)]
+pub enum SubnetError {
+    /// Lease files could not be used.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// Another live environment has the subnet.
+    #[error("Can't acquire subnet 192.168.{octet}.0/24: it is taken by {holder}")]
+    Taken {
+        /// Third octet.
+        octet: u8,
+        /// The holder's uuid file.
+        holder: String,
+    },
+    /// Every subnet is taken.
+    #[error(
+        "Can't acquire a subnet from 192.168.200.0/24 - 192.168.255.0/24: the store of subnets {dir} is full; destroy unused environments"
+    )]
+    Full {
+        /// The lease directory.
+        dir: PathBuf,
+    },
+}
+
+impl SubnetLeases {
+    /// Leases kept in `dir` (the configuration's `lease_dir`).
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_owned() }
+    }
+
+    fn lock(&self) -> Result<File, RuntimeError> {
+        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        let path = self.dir.join("subnet-lease.lock");
+        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while f.try_lock().is_err() {
+            if Instant::now() > deadline {
+                return Err(RuntimeError::LockTimeout { path });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(f)
+    }
+
+    fn holder(&self, octet: u8) -> Option<(PathBuf, String)> {
+        let text = std::fs::read_to_string(self.dir.join(format!("{octet}.lease"))).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The live holder's uuid file, if another environment than `uuid` holds the subnet.
+    fn other_holder(&self, octet: u8, uuid: &str) -> Option<PathBuf> {
+        let (path, held) = self.holder(octet)?;
+        let live = std::fs::read_to_string(&path).is_ok_and(|u| u.trim() == held);
+        (live && held != uuid).then_some(path)
+    }
+
+    /// Leases one subnet per entry of `wanted` for the prefix whose uuid file is `uuid_path`: the
+    /// given third octet, or the lowest free one. All or nothing.
+    pub fn acquire(&self, uuid_path: &Path, uuid: &str, wanted: &[Option<u8>]) -> Result<Vec<u8>, SubnetError> {
+        let _lock = self.lock()?;
+        let mut got: Vec<u8> = Vec::new();
+        let write = |octet: u8| -> Result<(), SubnetError> {
+            let path = self.dir.join(format!("{octet}.lease"));
+            let content = serde_json::to_string(&(uuid_path, uuid)).unwrap_or_default();
+            std::fs::write(&path, content).map_err(|e| SubnetError::Runtime(io("write", &path)(e).into()))
+        };
+        let undo = |got: &[u8]| {
+            for o in got {
+                if self.holder(*o).is_some_and(|(_, u)| u == uuid) {
+                    let _ = std::fs::remove_file(self.dir.join(format!("{o}.lease")));
+                }
+            }
+        };
+        let fixed: Vec<u8> = wanted.iter().flatten().copied().collect();
+        for w in wanted {
+            let octet = match w {
+                Some(o) => {
+                    if let Some(holder) = self.other_holder(*o, uuid) {
+                        undo(&got);
+                        return Err(SubnetError::Taken { octet: *o, holder: holder.display().to_string() });
+                    }
+                    *o
+                }
+                None => match SUBNET_OCTETS
+                    .clone()
+                    .find(|o| !fixed.contains(o) && !got.contains(o) && self.other_holder(*o, uuid).is_none())
+                {
+                    Some(o) => o,
+                    None => {
+                        undo(&got);
+                        return Err(SubnetError::Full { dir: self.dir.clone() });
+                    }
+                },
+            };
+            if let Err(e) = write(octet) {
+                undo(&got);
+                return Err(e);
+            }
+            got.push(octet);
+        }
+        Ok(got)
+    }
+
+    /// Releases every subnet the prefix `uuid` holds.
+    pub fn release_all(&self, _uuid_path: &Path, uuid: &str) -> Result<(), RuntimeError> {
+        if !self.dir.is_dir() {
+            return Ok(());
+        }
+        let _lock = self.lock()?;
+        for octet in SUBNET_OCTETS {
+            if self.holder(octet).is_some_and(|(_, u)| u == uuid) {
+                let path = self.dir.join(format!("{octet}.lease"));
+                std::fs::remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subnets_are_leased_host_wide_in_the_originals_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = SubnetLeases::new(dir.path());
+        let (a, b) = (dir.path().join("a-uuid"), dir.path().join("b-uuid"));
+        std::fs::write(&a, "aaaa").unwrap();
+        std::fs::write(&b, "bbbb").unwrap();
+        assert_eq!(leases.acquire(&a, "aaaa", &[None, Some(210), None]).unwrap(), [200, 210, 201]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("210.lease")).unwrap(),
+            format!("[{:?},\"aaaa\"]", a.display().to_string())
+        );
+        assert_eq!(leases.acquire(&b, "bbbb", &[None]).unwrap(), [202]);
+        let err = leases.acquire(&b, "bbbb", &[Some(201)]).unwrap_err();
+        assert!(err.to_string().starts_with("Can't acquire subnet 192.168.201.0/24: it is taken by"), "{err}");
+        // Re-acquiring one's own lease is fine; a gone prefix's lease is stale.
+        assert_eq!(leases.acquire(&a, "aaaa", &[Some(210)]).unwrap(), [210]);
+        std::fs::remove_file(&a).unwrap();
+        assert_eq!(leases.acquire(&b, "bbbb", &[Some(201)]).unwrap(), [201]);
+        leases.release_all(&b, "bbbb").unwrap();
+        assert!(!dir.path().join("201.lease").exists() && !dir.path().join("202.lease").exists());
+    }
 
     #[test]
     fn leases_are_exclusive_released_and_stale_ones_reclaimed() {

@@ -14,7 +14,6 @@
 //! provider are not lago's and are left out, as in the original.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
@@ -22,12 +21,8 @@ use crate::env::{Env, EnvError, for_each_parallel};
 use crate::pathio::PathError;
 use crate::prefix::PrefixError;
 use crate::process::{CommandRunner, Invocation, ProcessError};
-use crate::provider::{VmRecord, vm_paths};
-use crate::qmp::{Qmp, QmpError};
+use crate::provider::{SnapshotOp, VmRecord};
 use crate::report::{Reporter, task};
-
-/// Longest a snapshot job may take.
-const JOB_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Snapshot failures.
 #[derive(Debug, thiserror::Error)]
@@ -72,25 +67,9 @@ pub enum SnapshotError {
         /// The VM.
         vm: String,
     },
-    /// QMP failed.
-    #[error("VM {vm}: {source}")]
-    Qmp {
-        /// The VM.
-        vm: String,
-        /// Why.
-        #[source]
-        source: QmpError,
-    },
-    /// A snapshot job failed.
-    #[error("VM {vm}: {job} failed: {message}")]
-    Job {
-        /// The VM.
-        vm: String,
-        /// The job.
-        job: String,
-        /// qemu's message.
-        message: String,
-    },
+    /// The VM's provider failed (a live snapshot job).
+    #[error(transparent)]
+    Provider(#[from] crate::provider::ProviderError),
     /// `qemu-img snapshot` failed.
     #[error("VM {vm}: cannot {action} snapshot {name:?}")]
     Tool {
@@ -239,67 +218,11 @@ fn qemu_img(
     Ok(())
 }
 
-/// Runs a QMP snapshot job (`snapshot-save`, `snapshot-load`, `snapshot-delete`) on the VM's
-/// disks and waits for it to end.
-fn qmp_job(env: &Env, vm: &VmRecord, command: &str, name: &str, with_state: bool) -> Result<(), SnapshotError> {
-    let qerr = |source| SnapshotError::Qmp { vm: vm.name.clone(), source };
+/// A live snapshot operation through the VM's provider.
+fn live_op(env: &Env, vm: &VmRecord, op: SnapshotOp, name: &str) -> Result<(), SnapshotError> {
     let disks = snapshot_disks(env, vm)?;
-    let (qmp_path, _, _) = vm_paths(&env.prefix.path, &vm.name);
-    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30)).map_err(qerr)?;
-    let blocks = qmp.execute("query-block", None).map_err(qerr)?;
-    let node_of = |i: usize| -> Option<String> {
-        blocks.as_array()?.iter().find(|b| b["device"] == format!("disk{i}"))?["inserted"]["node-name"]
-            .as_str()
-            .map(str::to_owned)
-    };
-    let nodes: Vec<String> = disks.iter().filter_map(|(i, _, _)| node_of(*i)).collect();
-    if nodes.len() != disks.len() {
-        return Err(SnapshotError::Job {
-            vm: vm.name.clone(),
-            job: command.to_owned(),
-            message: format!("qemu does not show every disk of the VM: {blocks}"),
-        });
-    }
-    let job_id = format!("lago-{command}-{name}");
-    let mut args = json!({"job-id": job_id, "tag": name, "devices": nodes});
-    if with_state {
-        args["vmstate"] = json!(nodes[0]);
-    }
-    qmp.execute(command, Some(args)).map_err(qerr)?;
-    let deadline = Instant::now() + JOB_TIMEOUT;
-    loop {
-        let jobs = qmp.execute("query-jobs", None).map_err(qerr)?;
-        let job = jobs.as_array().and_then(|a| a.iter().find(|j| j["id"] == job_id)).cloned();
-        match job {
-            Some(j) if j["status"] == "concluded" => {
-                let _ = qmp.execute("job-dismiss", Some(json!({"id": job_id})));
-                return match j.get("error").and_then(Value::as_str) {
-                    Some(message) => Err(SnapshotError::Job {
-                        vm: vm.name.clone(),
-                        job: command.to_owned(),
-                        message: message.to_owned(),
-                    }),
-                    None => Ok(()),
-                };
-            }
-            Some(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Some(_) => {
-                let _ = qmp.execute("job-cancel", Some(json!({"id": job_id})));
-                return Err(SnapshotError::Job {
-                    vm: vm.name.clone(),
-                    job: command.to_owned(),
-                    message: format!("not done after {} s", JOB_TIMEOUT.as_secs()),
-                });
-            }
-            None => {
-                return Err(SnapshotError::Job {
-                    vm: vm.name.clone(),
-                    job: command.to_owned(),
-                    message: "the job disappeared".into(),
-                });
-            }
-        }
-    }
+    env.provider_of(vm)?.live_snapshot(&env.prefix.path, vm, op, name, &disks)?;
+    Ok(())
 }
 
 /// Whether the VM's record says the snapshot holds memory state.
@@ -381,7 +304,7 @@ impl Env {
                 crate::interrupt::check().map_err(EnvError::from)?;
                 let live = running.contains(&vm.name);
                 if live {
-                    qmp_job(self, vm, "snapshot-save", name, true)?;
+                    live_op(self, vm, SnapshotOp::Save, name)?;
                 } else {
                     let disks = snapshot_disks(self, vm)?;
                     drop_stray_tags(runner, &vm.name, name, &disks);
@@ -483,7 +406,7 @@ impl Env {
         runner: &dyn CommandRunner,
     ) -> Result<(), SnapshotError> {
         if running {
-            qmp_job(self, vm, "snapshot-delete", name, false)
+            live_op(self, vm, SnapshotOp::Delete, name)
         } else {
             qemu_img(runner, &vm.name, "-d", name, &snapshot_disks(self, vm)?)
         }
@@ -557,7 +480,7 @@ impl Env {
                     task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {
                         let is_running = running.contains(&vm.name);
                         if is_running && *live {
-                            qmp_job(self, vm, "snapshot-load", name, true)?;
+                            live_op(self, vm, SnapshotOp::Load, name)?;
                             // The guest's TCP state went back in time: reconnect.
                             crate::ssh::Target::local(&self.prefix.path, &vm.name, "", 0).close();
                             return Ok(());

@@ -1,28 +1,33 @@
 //! `lago status`: the original's information structure (reference §1.5), reconciled with what is
-//! actually running.
+//! actually running, as each VM's provider reports it.
 
 use serde_json::{Map, Value, json};
 
-use crate::prefix::{Prefix, PrefixError};
+use crate::env::{Env, EnvError};
 
-/// The status of a prefix, shaped like the original's `info_dict`.
-pub fn status(prefix: &Prefix) -> Result<Value, PrefixError> {
-    let env = prefix.virt_env()?;
-    let mut running: Vec<String> = prefix.processes().into_iter().map(|(what, _)| what).collect();
-    // Machines of the `ssh` provider run when they answer.
-    for (name, spec) in env.vms.iter().filter(|(_, s)| s.get("vm-provider").and_then(Value::as_str) == Some("ssh")) {
-        let Ok(vm) = serde_json::from_value::<crate::provider::VmRecord>(Value::Object(spec.clone())) else { continue };
-        let target = crate::env::ssh_provider_target(&prefix.path, &vm);
-        if crate::provider::Provider::probe(&crate::provider::QemuProvider::default(), &target).unwrap_or(false) {
-            running.push(name.clone());
-        }
-    }
+/// The status of an environment, shaped like the original's `info_dict`: each VM's state as its
+/// provider sees it, each network up when its provider keeps it up (or, for providers without
+/// networks of their own, when a VM on it runs).
+pub fn status(env: &Env) -> Result<Value, EnvError> {
+    let prefix = &env.prefix;
+    let virt = prefix.virt_env()?;
+    let states: std::collections::HashMap<String, String> =
+        env.vms.iter().map(|v| (v.name.clone(), env.state(&v.name))).collect();
+    let running: Vec<String> = states.iter().filter(|(_, s)| *s == "running").map(|(n, _)| n.clone()).collect();
+    let nets_up = env.nets_up();
+    let env = virt;
     let vm_running = |name: &str| running.iter().any(|r| r == name);
     let nets: Map<String, Value> = env
         .nets
         .iter()
         .map(|(name, spec)| {
-            let up = env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name));
+            let up = nets_up.as_ref().map_or_else(
+                || env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name)),
+                |up| {
+                    up.contains(name)
+                        || env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name))
+                },
+            );
             let info = json!({
                 "gateway": spec.get("gw").cloned().unwrap_or(Value::Null),
                 "status": if up { "up" } else { "down" },
@@ -61,7 +66,7 @@ pub fn status(prefix: &Prefix) -> Result<Value, PrefixError> {
             let info = json!({
                 "distro": distro,
                 "root password": root_password,
-                "status": if vm_running(name) { "running" } else { "down" },
+                "status": states.get(name).cloned().unwrap_or_else(|| "down".into()),
                 "snapshots": snapshots.join(", "),
                 "metadata": spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 "NICs": nics,

@@ -6,8 +6,8 @@ use crate::error::CliError;
 pub(crate) struct StatusArgs {}
 
 pub(crate) fn cmd_status(ctx: &mut Context, _args: &StatusArgs) -> Result<(), CliError> {
-    let (prefix, _) = ctx.prefix()?;
-    let info = lago::status::status(&prefix)?;
+    let env = ctx.env()?;
+    let info = lago::status::status(&env)?;
     ctx.print(&info);
     Ok(())
 }

@@ -170,11 +170,18 @@ pub(crate) struct ConsoleArgs {
 pub(crate) fn cmd_console(ctx: &mut Context, args: &ConsoleArgs) -> Result<(), CliError> {
     use std::io::{Read, Write};
     let env = ctx.env()?;
-    env.select(std::slice::from_ref(&args.host))?;
+    let record = env.select(std::slice::from_ref(&args.host))?[0];
     if env.state(&args.host) != "running" {
         return Err(lago::env::EnvError::NotRunning { vm: args.host.clone() }.into());
     }
-    let path = lago::prefix::socket_path(&env.prefix.path, &format!("{}.console", args.host));
+    let path = match env.provider_of(record)?.console(&env.prefix.path, record).map_err(lago::env::EnvError::from)? {
+        lago::provider::Console::Socket(path) => path,
+        // `virsh console` and the like: they own the terminal until the user leaves.
+        lago::provider::Console::Command(argv) => {
+            let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
+            return Err(CliError::internal(format!("`{}` could not be run: {err}", argv[0])));
+        }
+    };
     let stream = std::os::unix::net::UnixStream::connect(&path)
         .map_err(|e| CliError::internal(format!("Cannot connect to the console socket {}: {e}", path.display())))?;
     let tty = std::io::stdin().is_terminal();

@@ -2,212 +2,24 @@
 //!
 //! Each VM runs in its own process group with a QMP socket (`run/<vm>.qmp`), a pid file
 //! (`run/<vm>.pid`), its serial console logged to `logs/<vm>.console.log` and served on
-//! `run/<vm>.console`, a qemu-guest-agent port on `run/<vm>.qga`, and qemu's own messages in `logs/<vm>.qemu.log`. NICs join their
-//! network's multicast segment on the loopback interface, in spec order; a last NIC on qemu's
-//! user-mode stack, the uplink, carries the SSH forward (127.0.0.1 only) and, for VMs on `nat`
-//! networks when `vm_outbound` is on, outbound access. [`qemu_argv`] is pure and
-//! snapshot-tested; [`launch`] is the only place that starts qemu.
+//! `run/<vm>.console`, a qemu-guest-agent port on `run/<vm>.qga`, and qemu's own messages in
+//! `logs/<vm>.qemu.log`. NICs join their network's multicast segment on the loopback interface,
+//! in spec order; a last NIC on qemu's user-mode stack, the uplink, carries the SSH forward
+//! (127.0.0.1 only) and, for VMs on `nat` networks when `vm_outbound` is on, outbound access.
+//! [`qemu_argv`] is pure and snapshot-tested; [`launch`] is the only place that starts qemu.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde_json::{Value, json};
 
+use super::{Console, LaunchContext, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
 use crate::accel::Accel;
 use crate::qmp::Qmp;
 use crate::runtime::SEGMENT_GROUP;
-
-/// Problems running VMs.
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    /// qemu could not be started.
-    #[error("Cannot start VM {vm}: `qemu-system-x86_64` could not be run")]
-    Spawn {
-        /// The VM.
-        vm: String,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// qemu exited during start-up.
-    #[error("Cannot start VM {vm}: qemu exited ({status})\n{log}")]
-    Exited {
-        /// The VM.
-        vm: String,
-        /// Its exit status.
-        status: String,
-        /// The end of `logs/<vm>.qemu.log`.
-        log: String,
-    },
-    /// qemu did not open its control socket.
-    #[error("Cannot start VM {vm}: qemu did not answer on {qmp} within {secs} s")]
-    NoQmp {
-        /// The VM.
-        vm: String,
-        /// The socket.
-        qmp: PathBuf,
-        /// How long we waited.
-        secs: u64,
-    },
-    /// The VM did not answer SSH in time.
-    #[error("VM {vm} did not answer SSH within {secs} s (boot_time_sec); last console lines:\n{console}")]
-    SshTimeout {
-        /// The VM.
-        vm: String,
-        /// The limit.
-        secs: u64,
-        /// The end of the console log.
-        console: String,
-    },
-    /// The VM's process died while we waited for it.
-    #[error("VM {vm} stopped while booting: {qemu}\nLast console lines:\n{console}")]
-    Died {
-        /// The VM.
-        vm: String,
-        /// How qemu ended and what it said (`logs/<vm>.qemu.log`).
-        qemu: String,
-        /// The end of the console log.
-        console: String,
-    },
-    /// A log file could not be opened.
-    #[error("Cannot open {path}")]
-    Log {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A VM as persisted in `virt/vm-<name>` (the fields the provider needs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct VmRecord {
-    /// Name.
-    pub name: String,
-    /// Memory, MiB.
-    #[serde(default = "default_memory")]
-    pub memory: u64,
-    /// Virtual CPUs.
-    #[serde(default = "default_vcpu", deserialize_with = "number_or_string")]
-    pub vcpu: u64,
-    /// `cpu_model`.
-    #[serde(default)]
-    pub cpu_model: Option<String>,
-    /// `cpu_custom` (libvirt's `<cpu>` element as a mapping).
-    #[serde(default)]
-    pub cpu_custom: Option<serde_json::Value>,
-    /// NICs.
-    #[serde(default)]
-    pub nics: Vec<NicRecord>,
-    /// Disks.
-    #[serde(default)]
-    pub disks: Vec<DiskRecord>,
-    /// Management network.
-    #[serde(default)]
-    pub mgmt_net: String,
-    /// SSH user.
-    #[serde(rename = "ssh-user", default = "default_user")]
-    pub ssh_user: String,
-    /// Seconds to wait for SSH.
-    #[serde(default = "default_boot_time")]
-    pub boot_time_sec: u64,
-    /// Provider.
-    #[serde(rename = "vm-provider", default)]
-    pub vm_provider: Option<String>,
-    /// `metadata` (the `ssh` provider reads `ssh-host`, `ssh-port`, `ssh-key` here).
-    #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// Service manager in the guest (`systemd`, `sysvinit`), detected when absent.
-    #[serde(default)]
-    pub service_provider: Option<String>,
-}
-
-fn default_memory() -> u64 {
-    crate::plan::DEFAULT_MEMORY
-}
-fn default_vcpu() -> u64 {
-    u64::from(crate::plan::DEFAULT_VCPU)
-}
-fn default_user() -> String {
-    "root".into()
-}
-fn default_boot_time() -> u64 {
-    crate::plan::DEFAULT_BOOT_TIME_SEC
-}
-
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    match &v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| serde::de::Error::custom(format!("expected a number, found {v}")))
-}
-
-/// A NIC as persisted.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct NicRecord {
-    /// Network.
-    pub net: String,
-    /// Address.
-    #[serde(default)]
-    pub ip: Option<Ipv4Addr>,
-    /// MTU, when not 1500.
-    #[serde(default)]
-    pub mtu: Option<u32>,
-}
-
-/// A disk as persisted.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct DiskRecord {
-    /// Image path (`$LAGO_PREFIX_PATH/...` or absolute).
-    pub path: String,
-    /// Guest device.
-    #[serde(default)]
-    pub dev: String,
-    /// Image format.
-    #[serde(default = "default_format")]
-    pub format: String,
-}
-
-fn default_format() -> String {
-    "qcow2".into()
-}
-
-impl VmRecord {
-    /// Whether the VM is an existing machine driven over SSH (`vm-provider: ssh`).
-    pub fn is_ssh(&self) -> bool {
-        self.vm_provider.as_deref() == Some("ssh")
-    }
-
-    /// The management address.
-    pub fn ip(&self) -> Option<Ipv4Addr> {
-        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
-    }
-}
-
-/// What a VM's qemu command line depends on besides the VM itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LaunchContext {
-    /// The prefix directory.
-    pub prefix: PathBuf,
-    /// Short identifier of the environment (first 8 characters of its uuid).
-    pub env_id: String,
-    /// KVM or TCG (already resolved).
-    pub accel: Accel,
-    /// Segment port of each network.
-    pub net_ports: std::collections::BTreeMap<String, u16>,
-    /// Host port forwarded to the VM's SSH.
-    pub ssh_port: u16,
-    /// Whether the uplink may reach addresses outside the host.
-    pub outbound: bool,
-    /// Position of the VM in the environment (uplink MAC of VMs without an address).
-    pub index: usize,
-}
+use crate::ssh::Target;
 
 /// Files of one VM in the prefix.
 pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -321,11 +133,6 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     a
 }
 
-/// The last `n` lines of a text file.
-pub fn tail_file(path: &Path, n: usize) -> String {
-    std::fs::read(path).map(|b| crate::process::tail(&b, n)).unwrap_or_default()
-}
-
 /// Starts qemu for a VM and waits until its QMP socket answers. The process runs in its own
 /// process group and outlives the caller; the returned handle tells how it ended, if it ends
 /// while the caller still runs.
@@ -374,23 +181,6 @@ pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child,
     }
 }
 
-/// What an environment needs from a VM provider (DESIGN §2). [`QemuProvider`] is the real one;
-/// tests drive the environment's orchestration (parallel start, rollback) with fakes.
-pub trait Provider: Send + Sync {
-    /// Starts the VM's process and returns once it runs (not yet booted).
-    fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError>;
-    /// Names of the VMs of `prefix` that run.
-    fn running(&self, prefix: &Path) -> Vec<String>;
-    /// One readiness check: whether the VM answers a command over SSH.
-    fn probe(&self, target: &crate::ssh::Target) -> std::io::Result<bool>;
-    /// Powers the VM off at once and removes its runtime files.
-    fn kill(&self, prefix: &Path, vm: &str);
-    /// How a VM that stopped by itself ended: its exit status when known, and its last words.
-    fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
-        "its process is gone".into()
-    }
-}
-
 /// The `local-qemu` provider. It keeps the qemu processes it started, so that one that dies
 /// while `start` waits for it is reported with its exit status.
 #[derive(Debug, Default)]
@@ -399,6 +189,10 @@ pub struct QemuProvider {
 }
 
 impl Provider for QemuProvider {
+    fn name(&self) -> &'static str {
+        "local-qemu"
+    }
+
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
         let child = launch(vm, ctx)?;
         self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(vm.name.clone(), child);
@@ -420,16 +214,22 @@ impl Provider for QemuProvider {
         if log.is_empty() { format!("{how}; logs/{vm}.qemu.log is empty") } else { format!("{how}; qemu said:\n{log}") }
     }
 
-    fn running(&self, prefix: &Path) -> Vec<String> {
-        crate::prefix::Prefix { path: prefix.to_owned() }.processes().into_iter().map(|(n, _)| n).collect()
+    fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String> {
+        crate::prefix::Prefix { path: prefix.to_owned() }
+            .processes()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| vms.iter().any(|v| v.name == *n))
+            .collect()
     }
 
-    fn probe(&self, target: &crate::ssh::Target) -> std::io::Result<bool> {
-        Ok(target.exec_line("true", None, 2)?.code == 0)
+    fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target {
+        Target::local(prefix, &vm.name, &vm.ssh_user, ssh_port.unwrap_or(0))
     }
 
     /// QMP `quit`, then SIGKILL if qemu is still there after 5 s.
-    fn kill(&self, prefix: &Path, vm: &str) {
+    fn kill(&self, prefix: &Path, vm: &VmRecord) {
+        let vm = vm.name.as_str();
         let (qmp, pid_file, _) = vm_paths(prefix, vm);
         let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
         let quit = Qmp::connect(&qmp, Duration::from_secs(2)).is_ok_and(|mut q| q.execute("quit", None).is_ok());
@@ -446,11 +246,122 @@ impl Provider for QemuProvider {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        crate::ssh::Target::local(prefix, vm, "", 0).close();
+        Target::local(prefix, vm, "", 0).close();
         for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console")), prefix.join(format!("run/{vm}.qga"))] {
             // (Through the short link or not, these are the same files in `run/`.)
             let _ = std::fs::remove_file(f);
         }
+    }
+
+    fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+        Qmp::connect(&qmp, Duration::from_secs(5)).map_err(qerr)?.execute("system_powerdown", None).map_err(qerr)?;
+        Ok(())
+    }
+
+    /// A QMP job (`snapshot-save`, `snapshot-load`, `snapshot-delete`) on the VM's disks, memory
+    /// and device state on the first disk, waited for.
+    fn live_snapshot(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        op: SnapshotOp,
+        name: &str,
+        disks: &[(usize, PathBuf, String)],
+    ) -> Result<(), ProviderError> {
+        let (command, with_state) = match op {
+            SnapshotOp::Save => ("snapshot-save", true),
+            SnapshotOp::Load => ("snapshot-load", true),
+            SnapshotOp::Delete => ("snapshot-delete", false),
+        };
+        let job_err = |message: String| ProviderError::Job { vm: vm.name.clone(), job: command.to_owned(), message };
+        let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+        let (qmp_path, _, _) = vm_paths(prefix, &vm.name);
+        let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(30)).map_err(qerr)?;
+        let blocks = qmp.execute("query-block", None).map_err(qerr)?;
+        let node_of = |i: usize| -> Option<String> {
+            blocks.as_array()?.iter().find(|b| b["device"] == format!("disk{i}"))?["inserted"]["node-name"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let nodes: Vec<String> = disks.iter().filter_map(|(i, _, _)| node_of(*i)).collect();
+        if nodes.len() != disks.len() || nodes.is_empty() {
+            return Err(job_err(format!("qemu does not show every disk of the VM: {blocks}")));
+        }
+        let job_id = format!("lago-{command}-{name}");
+        let mut args = json!({"job-id": job_id, "tag": name, "devices": nodes});
+        if with_state {
+            args["vmstate"] = json!(nodes[0]);
+        }
+        qmp.execute(command, Some(args)).map_err(qerr)?;
+        let deadline = Instant::now() + JOB_TIMEOUT;
+        loop {
+            let jobs = qmp.execute("query-jobs", None).map_err(qerr)?;
+            let job = jobs.as_array().and_then(|a| a.iter().find(|j| j["id"] == job_id)).cloned();
+            match job {
+                Some(j) if j["status"] == "concluded" => {
+                    let _ = qmp.execute("job-dismiss", Some(json!({"id": job_id})));
+                    return match j.get("error").and_then(Value::as_str) {
+                        Some(message) => Err(job_err(message.to_owned())),
+                        None => Ok(()),
+                    };
+                }
+                Some(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Some(_) => {
+                    let _ = qmp.execute("job-cancel", Some(json!({"id": job_id})));
+                    return Err(job_err(format!("not done after {} s", JOB_TIMEOUT.as_secs())));
+                }
+                None => return Err(job_err("the job disappeared".into())),
+            }
+        }
+    }
+
+    fn console(&self, prefix: &Path, vm: &VmRecord) -> Result<Console, ProviderError> {
+        Ok(Console::Socket(crate::prefix::socket_path(prefix, &format!("{}.console", vm.name))))
+    }
+
+    fn guest_agent(&self, prefix: &Path, vm: &VmRecord, command: &Value) -> Result<Value, ProviderError> {
+        let path = crate::prefix::socket_path(prefix, &format!("{}.qga", vm.name));
+        let err = |e: std::io::Error| ProviderError::Qmp {
+            vm: vm.name.clone(),
+            source: crate::qmp::QmpError::Io { path: path.clone(), source: e },
+        };
+        guest_agent_request(&path, command).map_err(err)?.ok_or_else(|| ProviderError::Job {
+            vm: vm.name.clone(),
+            job: "guest agent command".into(),
+            message: "no answer (is qemu-guest-agent running in the VM?)".into(),
+        })
+    }
+}
+
+/// Longest a snapshot job may take.
+const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Sends one command to a qemu-guest-agent socket and returns the reply's `return` (`None` when
+/// the agent does not answer within 10 s). A `guest-sync` first discards any stale reply.
+fn guest_agent_request(path: &Path, command: &Value) -> std::io::Result<Option<Value>> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let id = u32::from(std::process::id() as u16) * 1000 + 7;
+    writeln!(stream, "{}", json!({"execute": "guest-sync", "arguments": {"id": id}}))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if serde_json::from_str::<Value>(line.trim()).is_ok_and(|v| v["return"] == json!(id)) {
+            break;
+        }
+    }
+    writeln!(stream, "{command}")?;
+    line.clear();
+    match reader.read_line(&mut line) {
+        Ok(0) | Err(_) => Ok(None),
+        Ok(_) => Ok(serde_json::from_str::<Value>(line.trim()).ok().map(|v| v.get("return").cloned().unwrap_or(v))),
     }
 }
 
@@ -464,11 +375,6 @@ pub fn ssh_port_of(prefix: &Path, vm: &str) -> Option<u16> {
         let rest = &arg[arg.find("hostfwd=tcp:127.0.0.1:")? + "hostfwd=tcp:127.0.0.1:".len()..];
         rest.split('-').next()?.parse().ok()
     })
-}
-
-/// A free TCP port on 127.0.0.1 (for the SSH forward).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 #[cfg(test)]

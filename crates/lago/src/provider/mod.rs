@@ -1,0 +1,460 @@
+//! VM providers: what runs an environment's VMs and networks (DESIGN §2).
+//!
+//! [`Provider`] carries every per-VM operation the environment needs: start, hard power-off,
+//! ACPI shutdown, state, SSH reachability, live snapshots, console, guest agent, and each
+//! provider's side of the networks. `env`, `snapshot`, `guest` and `status` call it only. The
+//! providers are [`qemu::QemuProvider`] (`local-qemu`: one qemu per VM, no daemon),
+//! [`ssh::SshProvider`] (`ssh`: machines lago did not create) and, with the `libvirt` feature,
+//! `libvirt::LibvirtProvider` (`local-libvirt`: domains and networks of a libvirt daemon, local
+//! or remote). The environment picks one per VM ([`Providers`]).
+
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
+pub mod qemu;
+pub mod ssh;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::accel::Accel;
+use crate::ssh::Target;
+
+pub use qemu::{QemuProvider, launch, qemu_argv, ssh_port_of, vm_paths};
+
+/// Problems running VMs.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// qemu could not be started.
+    #[error("Cannot start VM {vm}: `qemu-system-x86_64` could not be run")]
+    Spawn {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// qemu exited during start-up.
+    #[error("Cannot start VM {vm}: qemu exited ({status})\n{log}")]
+    Exited {
+        /// The VM.
+        vm: String,
+        /// Its exit status.
+        status: String,
+        /// The end of `logs/<vm>.qemu.log`.
+        log: String,
+    },
+    /// qemu did not open its control socket.
+    #[error("Cannot start VM {vm}: qemu did not answer on {qmp} within {secs} s")]
+    NoQmp {
+        /// The VM.
+        vm: String,
+        /// The socket.
+        qmp: PathBuf,
+        /// How long we waited.
+        secs: u64,
+    },
+    /// The VM did not answer SSH in time.
+    #[error("VM {vm} did not answer SSH within {secs} s (boot_time_sec); last console lines:\n{console}")]
+    SshTimeout {
+        /// The VM.
+        vm: String,
+        /// The limit.
+        secs: u64,
+        /// The end of the console log.
+        console: String,
+    },
+    /// The VM's process died while we waited for it.
+    #[error("VM {vm} stopped while booting: {qemu}\nLast console lines:\n{console}")]
+    Died {
+        /// The VM.
+        vm: String,
+        /// How qemu ended and what it said (`logs/<vm>.qemu.log`).
+        qemu: String,
+        /// The end of the console log.
+        console: String,
+    },
+    /// A log file could not be opened.
+    #[error("Cannot open {path}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A VM's QMP socket failed.
+    #[error("VM {vm}: {source}")]
+    Qmp {
+        /// The VM.
+        vm: String,
+        /// Why.
+        #[source]
+        source: crate::qmp::QmpError,
+    },
+    /// A job of the VM's hypervisor (a snapshot) failed.
+    #[error("VM {vm}: {job} failed: {message}")]
+    Job {
+        /// The VM.
+        vm: String,
+        /// The job.
+        job: String,
+        /// The hypervisor's message.
+        message: String,
+    },
+    /// The operation is not one this provider has.
+    #[error("VM {vm}: {what} is not supported by its provider {provider}")]
+    Unsupported {
+        /// The VM.
+        vm: String,
+        /// What was asked.
+        what: String,
+        /// The provider.
+        provider: &'static str,
+    },
+    /// A libvirt host refused or failed an operation.
+    #[error("{what} on libvirt host {url}: {message}")]
+    Libvirt {
+        /// What was being done.
+        what: String,
+        /// The host's URL.
+        url: String,
+        /// libvirt's message.
+        message: String,
+    },
+    /// lago was interrupted.
+    #[error(transparent)]
+    Interrupted(#[from] crate::interrupt::Interrupted),
+}
+
+/// A VM as persisted in `virt/vm-<name>` (the fields the provider needs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct VmRecord {
+    /// Name.
+    pub name: String,
+    /// Memory, MiB.
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+    /// Virtual CPUs.
+    #[serde(default = "default_vcpu", deserialize_with = "number_or_string")]
+    pub vcpu: u64,
+    /// `cpu_model`.
+    #[serde(default)]
+    pub cpu_model: Option<String>,
+    /// `cpu_custom` (libvirt's `<cpu>` element as a mapping).
+    #[serde(default)]
+    pub cpu_custom: Option<serde_json::Value>,
+    /// NICs.
+    #[serde(default)]
+    pub nics: Vec<NicRecord>,
+    /// Disks.
+    #[serde(default)]
+    pub disks: Vec<DiskRecord>,
+    /// Management network.
+    #[serde(default)]
+    pub mgmt_net: String,
+    /// SSH user.
+    #[serde(rename = "ssh-user", default = "default_user")]
+    pub ssh_user: String,
+    /// Seconds to wait for SSH.
+    #[serde(default = "default_boot_time")]
+    pub boot_time_sec: u64,
+    /// Provider.
+    #[serde(rename = "vm-provider", default)]
+    pub vm_provider: Option<String>,
+    /// `metadata` (the `ssh` provider reads `ssh-host`, `ssh-port`, `ssh-key` here).
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Service manager in the guest (`systemd`, `sysvinit`), detected when absent.
+    #[serde(default)]
+    pub service_provider: Option<String>,
+    /// The libvirt host of a `local-libvirt` VM (the configuration's `libvirt_url` when absent).
+    #[serde(default)]
+    pub libvirt_url: Option<String>,
+}
+
+fn default_memory() -> u64 {
+    crate::plan::DEFAULT_MEMORY
+}
+fn default_vcpu() -> u64 {
+    u64::from(crate::plan::DEFAULT_VCPU)
+}
+fn default_user() -> String {
+    "root".into()
+}
+fn default_boot_time() -> u64 {
+    crate::plan::DEFAULT_BOOT_TIME_SEC
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    match &v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| serde::de::Error::custom(format!("expected a number, found {v}")))
+}
+
+/// A NIC as persisted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct NicRecord {
+    /// Network.
+    pub net: String,
+    /// Address.
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    /// MTU, when not 1500.
+    #[serde(default)]
+    pub mtu: Option<u32>,
+}
+
+/// A disk as persisted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct DiskRecord {
+    /// Image path (`$LAGO_PREFIX_PATH/...` or absolute).
+    pub path: String,
+    /// Guest device.
+    #[serde(default)]
+    pub dev: String,
+    /// Image format.
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "qcow2".into()
+}
+
+impl VmRecord {
+    /// Whether the VM is an existing machine driven over SSH (`vm-provider: ssh`).
+    pub fn is_ssh(&self) -> bool {
+        self.vm_provider.as_deref() == Some("ssh")
+    }
+
+    /// Its provider's name (`local-qemu` unless the record names another).
+    pub fn provider(&self) -> &str {
+        self.vm_provider.as_deref().unwrap_or("local-qemu")
+    }
+
+    /// The management address.
+    pub fn ip(&self) -> Option<Ipv4Addr> {
+        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
+    }
+}
+
+/// What a VM's qemu command line depends on besides the VM itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchContext {
+    /// The prefix directory.
+    pub prefix: PathBuf,
+    /// Short identifier of the environment (first 8 characters of its uuid).
+    pub env_id: String,
+    /// KVM or TCG (already resolved).
+    pub accel: Accel,
+    /// Segment port of each network.
+    pub net_ports: std::collections::BTreeMap<String, u16>,
+    /// Host port forwarded to the VM's SSH.
+    pub ssh_port: u16,
+    /// Whether the uplink may reach addresses outside the host.
+    pub outbound: bool,
+    /// Position of the VM in the environment (uplink MAC of VMs without an address).
+    pub index: usize,
+}
+
+/// The last `n` lines of a text file.
+pub fn tail_file(path: &Path, n: usize) -> String {
+    std::fs::read(path).map(|b| crate::process::tail(&b, n)).unwrap_or_default()
+}
+
+/// A live snapshot operation on a running VM (disks, memory and device state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOp {
+    /// Take snapshot `name`.
+    Save,
+    /// Go back to it: the VM continues from that running moment.
+    Load,
+    /// Delete it.
+    Delete,
+}
+
+/// How to reach a VM's serial console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Console {
+    /// A Unix socket carrying the console (qemu's chardev).
+    Socket(PathBuf),
+    /// A program that attaches the terminal to it (`virsh console`).
+    Command(Vec<String>),
+}
+
+/// One network as a provider sees it: its record and the VMs of this provider on it.
+#[derive(Debug, Clone)]
+pub struct NetUse {
+    /// The network's name in the environment.
+    pub name: String,
+    /// Its record (`virt/net-<name>`).
+    pub spec: serde_json::Map<String, serde_json::Value>,
+    /// The environment's VMs on it (their records).
+    pub vms: Vec<VmRecord>,
+}
+
+/// What an environment needs from a VM provider (DESIGN §2). Tests drive the environment's
+/// orchestration (parallel start, rollback) with fakes.
+pub trait Provider: Send + Sync {
+    /// Its name in init files (`local-qemu`).
+    fn name(&self) -> &'static str;
+    /// Brings up this provider's side of the networks its VMs use (before they start).
+    fn start_nets(&self, _ctx: &LaunchContext, _nets: &[NetUse]) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// Takes them down (when the environment is stopped or destroyed).
+    fn stop_nets(&self, _prefix: &Path, _env_id: &str, _nets: &[NetUse]) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    /// The networks among `nets` that are up on this provider's side; `None` when this provider
+    /// has no view of networks (they are up when a VM on them runs).
+    fn nets_up(&self, _prefix: &Path, _env_id: &str, _nets: &[NetUse]) -> Option<Vec<String>> {
+        None
+    }
+    /// Starts the VM and returns once it runs (not yet booted).
+    fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError>;
+    /// Names of the environment's VMs (among `vms`) that run.
+    fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String>;
+    /// The VM's state as `lago status` shows it (`running`, `down`, `paused`...).
+    fn state(&self, prefix: &Path, vm: &VmRecord) -> String {
+        if self.running(prefix, std::slice::from_ref(vm)).contains(&vm.name) { "running".into() } else { "down".into() }
+    }
+    /// How to reach the VM over SSH (`ssh_port`: its forwarded port, for providers that forward).
+    fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target;
+    /// One readiness check: whether the VM answers a command over SSH.
+    fn probe(&self, target: &Target) -> std::io::Result<bool> {
+        Ok(target.exec_line("true", None, 2)?.code == 0)
+    }
+    /// Powers the VM off at once and removes its runtime files.
+    fn kill(&self, prefix: &Path, vm: &VmRecord);
+    /// Asks the VM to power off (ACPI); returns at once.
+    fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// How a VM that stopped by itself ended: its exit status when known, and its last words.
+    fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
+        "its process is gone".into()
+    }
+    /// A live snapshot operation on a running VM, over `disks` (index in the record, path, device).
+    fn live_snapshot(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        op: SnapshotOp,
+        name: &str,
+        disks: &[(usize, PathBuf, String)],
+    ) -> Result<(), ProviderError>;
+    /// How to attach to the VM's serial console.
+    fn console(&self, prefix: &Path, vm: &VmRecord) -> Result<Console, ProviderError>;
+    /// Runs a qemu-guest-agent command (`{"execute": ...}`) in the VM and returns its `return`.
+    fn guest_agent(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        command: &serde_json::Value,
+    ) -> Result<serde_json::Value, ProviderError>;
+}
+
+/// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_username`,
+/// `libvirt_password`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibvirtOptions {
+    /// The default host's URL (`qemu:///system` as root, `qemu:///session` otherwise).
+    pub url: String,
+    /// User name for hosts that ask for one.
+    pub username: Option<String>,
+    /// Password for hosts that ask for one.
+    pub password: Option<String>,
+}
+
+impl Default for LibvirtOptions {
+    fn default() -> Self {
+        let url = if nix::unistd::geteuid().is_root() { "qemu:///system" } else { "qemu:///session" };
+        Self { url: url.into(), username: None, password: None }
+    }
+}
+
+/// The providers of one environment, one per kind (and per libvirt host), made when first
+/// needed: an environment with no libvirt VM never connects to libvirt.
+pub struct Providers {
+    qemu: Arc<dyn Provider>,
+    ssh: Arc<dyn Provider>,
+    libvirt: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Provider>>>,
+    /// How libvirt hosts are reached.
+    pub libvirt_options: LibvirtOptions,
+}
+
+impl Providers {
+    /// The real providers, with `qemu` for `local-qemu` VMs (a fake in tests).
+    pub fn new(qemu: Arc<dyn Provider>, libvirt_options: LibvirtOptions) -> Self {
+        Self {
+            qemu,
+            ssh: Arc::new(ssh::SshProvider),
+            libvirt: std::sync::Mutex::new(std::collections::HashMap::new()),
+            libvirt_options,
+        }
+    }
+
+    /// The libvirt host of `vm`: its own `libvirt_url`, else the default.
+    pub fn libvirt_url_of(&self, vm: &VmRecord) -> String {
+        vm.libvirt_url.clone().unwrap_or_else(|| self.libvirt_options.url.clone())
+    }
+
+    /// The provider of `vm`.
+    pub fn of(&self, vm: &VmRecord) -> Result<Arc<dyn Provider>, ProviderError> {
+        match vm.provider() {
+            "ssh" => Ok(self.ssh.clone()),
+            "local-libvirt" => self.libvirt(&self.libvirt_url_of(vm), vm),
+            _ => Ok(self.qemu.clone()),
+        }
+    }
+
+    /// The libvirt provider of host `url` (connected on first use).
+    #[cfg(feature = "libvirt")]
+    fn libvirt(&self, url: &str, _vm: &VmRecord) -> Result<Arc<dyn Provider>, ProviderError> {
+        let mut map = self.libvirt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = map.get(url) {
+            return Ok(p.clone());
+        }
+        let p: Arc<dyn Provider> = Arc::new(libvirt::LibvirtProvider::connect(url, &self.libvirt_options)?);
+        map.insert(url.to_owned(), p.clone());
+        Ok(p)
+    }
+
+    #[cfg(not(feature = "libvirt"))]
+    fn libvirt(&self, _url: &str, vm: &VmRecord) -> Result<Arc<dyn Provider>, ProviderError> {
+        let _ = &self.libvirt;
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "running it (this lago was built without the `libvirt` feature)".into(),
+            provider: "local-libvirt",
+        })
+    }
+
+    /// The providers `vms` need, each with its VMs (in order); a provider that cannot be
+    /// reached is an error naming it.
+    pub fn group<'a>(&self, vms: &[&'a VmRecord]) -> Result<Vec<Group<'a>>, ProviderError> {
+        let mut groups: Vec<Group<'a>> = Vec::new();
+        for vm in vms {
+            let p = self.of(vm)?;
+            match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &p)) {
+                Some((_, list)) => list.push(vm),
+                None => groups.push((p, vec![vm])),
+            }
+        }
+        Ok(groups)
+    }
+}
+
+/// A provider and the VMs it runs.
+pub type Group<'a> = (Arc<dyn Provider>, Vec<&'a VmRecord>);
+
+/// A free TCP port on 127.0.0.1 (for the SSH forward).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

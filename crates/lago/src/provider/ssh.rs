@@ -1,0 +1,83 @@
+//! The `ssh` provider: machines lago did not create, driven over SSH (`vm-provider: ssh`).
+//!
+//! A machine is reached at `metadata.ssh-host` (default: its management address),
+//! `metadata.ssh-port` (22) with `metadata.ssh-key` (the environment's key). `start` only
+//! waits for it to answer and `stop` leaves it alone: it runs when it answers SSH.
+
+use std::path::{Path, PathBuf};
+
+use super::{Console, LaunchContext, Provider, ProviderError, SnapshotOp, VmRecord};
+use crate::ssh::Target;
+
+/// The `ssh` provider.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SshProvider;
+
+impl SshProvider {
+    fn unsupported(vm: &VmRecord, what: &str) -> ProviderError {
+        ProviderError::Unsupported { vm: vm.name.clone(), what: what.into(), provider: "ssh" }
+    }
+}
+
+impl Provider for SshProvider {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn start(&self, _vm: &VmRecord, _ctx: &LaunchContext) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String> {
+        vms.iter()
+            .filter(|v| self.probe(&self.target(prefix, v, None)).unwrap_or(false))
+            .map(|v| v.name.clone())
+            .collect()
+    }
+
+    fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
+        let meta = |k: &str| vm.metadata.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+        Target {
+            prefix: prefix.to_owned(),
+            vm: vm.name.clone(),
+            user: vm.ssh_user.clone(),
+            port: meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22),
+            host: meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone()),
+            identity: meta("ssh-key").map(PathBuf::from),
+        }
+    }
+
+    /// Not lago's machine: only the connection is closed.
+    fn kill(&self, prefix: &Path, vm: &VmRecord) {
+        self.target(prefix, vm, None).close();
+    }
+
+    fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        let _ = self.target(prefix, vm, None).exec_line("poweroff", None, 10);
+        Ok(())
+    }
+
+    fn live_snapshot(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _op: SnapshotOp,
+        _name: &str,
+        _disks: &[(usize, PathBuf, String)],
+    ) -> Result<(), ProviderError> {
+        Err(Self::unsupported(vm, "a snapshot"))
+    }
+
+    fn console(&self, _prefix: &Path, vm: &VmRecord) -> Result<Console, ProviderError> {
+        Err(Self::unsupported(vm, "a serial console"))
+    }
+
+    fn guest_agent(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _command: &serde_json::Value,
+    ) -> Result<serde_json::Value, ProviderError> {
+        Err(Self::unsupported(vm, "the guest agent"))
+    }
+}
