@@ -9,8 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::env::{Env, EnvError};
-use crate::runtime::State;
-use crate::ssh::{Target, quote};
+use crate::ssh::quote;
 
 /// Keys grouped on by default.
 pub const DEFAULT_KEYS: &[&str] = &["vm-type", "groups", "vm-provider"];
@@ -45,14 +44,13 @@ fn py_str(v: &Value) -> String {
 }
 
 /// One inventory line of a VM.
-fn entry(env: &Env, name: &str, spec: &Map<String, Value>, state: &State, running: bool) -> String {
+fn entry(env: &Env, name: &str, spec: &Map<String, Value>, running: bool) -> String {
     let vm = env.vms.iter().find(|v| v.name == name);
     let ip = vm.and_then(|v| v.ip()).map(|ip| ip.to_string());
     let key = env.prefix.join("id_rsa").display().to_string();
     let user = spec.get("ssh-user").and_then(Value::as_str).unwrap_or("root");
-    match (running, state.ssh_ports.get(name)) {
-        (true, Some(port)) => {
-            let target = Target::local(&env.prefix.path, name, user, *port);
+    match env.ssh_target(name).ok().filter(|_| running) {
+        Some(target) => {
             // The options lago's own ssh uses: known_hosts of the prefix, keyed by VM name.
             let opts: Vec<String> = target
                 .options(10, false, true)
@@ -60,8 +58,12 @@ fn entry(env: &Env, name: &str, spec: &Map<String, Value>, state: &State, runnin
                 .take_while(|c| c[0] == "-o")
                 .map(|c| format!("-o {}", c[1]))
                 .collect();
+            let key = target.identity.as_ref().map_or(key, |k| k.display().to_string());
             let mut line = format!(
-                "{name} ansible_host=127.0.0.1 ansible_port={port} ansible_user={user} ansible_ssh_private_key_file={key} ansible_ssh_common_args={}",
+                "{name} ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={key} ansible_ssh_common_args={}",
+                target.host,
+                target.port,
+                target.user,
                 quote(&opts.join(" "))
             );
             if let Some(ip) = ip {
@@ -80,7 +82,6 @@ impl Env {
     /// The INI inventory, grouped on `keys` (see [`DEFAULT_KEYS`]) and on each VM's `groups`.
     pub fn ansible_inventory(&self, keys: &[String]) -> Result<String, EnvError> {
         let virt = self.prefix.virt_env()?;
-        let state = State::load(&self.prefix.path)?;
         let running = self.running();
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         let mut add = |group: String, line: &str| match groups.iter_mut().find(|(g, _)| *g == group) {
@@ -88,7 +89,7 @@ impl Env {
             None => groups.push((group, vec![line.to_owned()])),
         };
         for (name, spec) in &virt.vms {
-            let line = entry(self, name, spec, &state, running.contains(name));
+            let line = entry(self, name, spec, running.contains(name));
             let whole = Value::Object(spec.clone());
             for key in keys {
                 match get_key(key, &whole) {

@@ -145,6 +145,9 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
         user.push_str(&format!("      {l}\n"));
     }
 
+    // lago's own VMs leave through their uplink (DHCP from qemu); libvirt's VMs through their
+    // management network's gateway, which also answers DNS.
+    let libvirt = vm.vm_provider == "local-libvirt";
     let mut net = String::from("version: 2\nethernets:\n");
     let mut interfaces = String::new();
     for (i, nic) in vm.nics.iter().enumerate() {
@@ -154,13 +157,30 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
         if let Some(mtu) = nic.mtu {
             net.push_str(&format!("    mtu: {mtu}\n"));
         }
-        interfaces.push_str(&format!("{mac} {name} {ip}/24 {}\n", nic.mtu.unwrap_or(crate::plan::DEFAULT_MTU)));
+        let gateway = plan
+            .nets
+            .iter()
+            .find(|n| n.name == nic.net)
+            .and_then(|n| n.gw)
+            .filter(|_| libvirt && nic.net == vm.mgmt_net);
+        let mtu = nic.mtu.unwrap_or(crate::plan::DEFAULT_MTU);
+        match gateway {
+            Some(gw) => {
+                net.push_str(&format!(
+                    "    routes:\n      - to: default\n        via: {gw}\n    nameservers:\n      addresses: [{gw}]\n"
+                ));
+                interfaces.push_str(&format!("{mac} {name} {ip}/24 {mtu} {gw}\n"));
+            }
+            None => interfaces.push_str(&format!("{mac} {name} {ip}/24 {mtu}\n")),
+        }
     }
-    let uplink = uplink_mac(vm.ip(), vm_index);
-    net.push_str(&format!(
-        "  {UPLINK_NAME}:\n    match:\n      macaddress: \"{uplink}\"\n    set-name: {UPLINK_NAME}\n    dhcp4: true\n"
-    ));
-    interfaces.push_str(&format!("{uplink} {UPLINK_NAME} dhcp 1500\n"));
+    if !libvirt {
+        let uplink = uplink_mac(vm.ip(), vm_index);
+        net.push_str(&format!(
+            "  {UPLINK_NAME}:\n    match:\n      macaddress: \"{uplink}\"\n    set-name: {UPLINK_NAME}\n    dhcp4: true\n"
+        ));
+        interfaces.push_str(&format!("{uplink} {UPLINK_NAME} dhcp 1500\n"));
+    }
 
     // Templates without cloud-init load IDE and CD-ROM drivers only when asked to.
     let needs_ide = vm.disks.iter().any(|d| d.spec.dev.starts_with("hd") || d.format == "iso");
@@ -251,5 +271,19 @@ mod tests {
         assert!(user.starts_with("#cloud-config\n") && user.contains("- name: \"tester\""), "{user}");
         let net = read_seed_file(&image, "network-config").unwrap();
         assert!(net.contains("    mtu: 9000\n"), "{net}");
+    }
+
+    #[test]
+    fn libvirt_vms_have_no_uplink_and_route_through_their_gateway() {
+        let spec = crate::spec::parse("domains:\n  vm0: {vm-provider: local-libvirt, nics: [{net: a}, {net: b}]}\nnets:\n  a: {}\n  b: {type: bridge}\n", Path::new("x.yaml")).unwrap();
+        let p = plan(&spec, &PlanDefaults::default()).unwrap();
+        let files = seed_files(&p, 0, "u", "ssh-ed25519 AAAA lago");
+        let get = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(get("lago/interfaces"), "54:52:c0:a8:c8:02 eth0 192.168.200.2/24 1500 192.168.200.1\n");
+        let net = get("network-config");
+        assert!(
+            net.contains("      - to: default\n        via: 192.168.200.1\n") && !net.contains(UPLINK_NAME),
+            "{net}"
+        );
     }
 }

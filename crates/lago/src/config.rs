@@ -589,7 +589,28 @@ impl Config {
             root_password: self.lago("default_root_password").or(self.lago("root_password")).map(str::to_owned),
             vm_type: self.lago("default_vm_type").map_or(d.vm_type, str::to_owned),
             vm_provider: self.lago("default_vm_provider").map_or(d.vm_provider, str::to_owned),
+            libvirt_url: self.libvirt_options().url,
         }
+    }
+
+    /// `lease_dir`: where host-wide leases (segments, subnets) are kept.
+    pub fn lease_dir(&self) -> PathBuf {
+        self.path("lago", "lease_dir").unwrap_or_else(|| std::env::temp_dir().join("lago-leases"))
+    }
+
+    /// How to reach libvirt hosts: `libvirt_url` (the original's default `qemu:///system` stands
+    /// for "the default", `qemu:///session`, for users other than root), `libvirt_user`,
+    /// `libvirt_password` (the original's code read `libvirt_username`, never set: its bug).
+    pub fn libvirt_options(&self) -> crate::provider::LibvirtOptions {
+        let mut libvirt = crate::provider::LibvirtOptions::default();
+        if let Some(url) =
+            self.lago("libvirt_url").filter(|u| *u != "qemu:///system" || nix::unistd::geteuid().is_root())
+        {
+            libvirt.url = url.to_owned();
+        }
+        libvirt.username = self.lago("libvirt_user").map(str::to_owned);
+        libvirt.password = self.lago("libvirt_password").map(str::to_owned);
+        libvirt
     }
 
     /// `lago generate-config`: every option with its current value, as an INI file.

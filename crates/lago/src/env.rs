@@ -111,20 +111,11 @@ pub(crate) fn for_each_parallel<T: Sync, E: Send>(
 impl EnvOptions {
     /// The settings `config` gives (`accel`, `vm_outbound`, `lease_dir`, `libvirt_*`).
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
-        let mut libvirt = LibvirtOptions::default();
-        // The original's default `qemu:///system` stands for "the default" for non-root users.
-        if let Some(url) =
-            config.lago("libvirt_url").filter(|u| *u != "qemu:///system" || nix::unistd::geteuid().is_root())
-        {
-            libvirt.url = url.to_owned();
-        }
-        libvirt.username = config.lago("libvirt_username").or(config.lago("libvirt_user")).map(str::to_owned);
-        libvirt.password = config.lago("libvirt_password").map(str::to_owned);
         Ok(Self {
             accel: config.accel()?,
             vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
-            lease_dir: config.path("lago", "lease_dir").unwrap_or_else(|| std::env::temp_dir().join("lago-leases")),
-            libvirt,
+            lease_dir: config.lease_dir(),
+            libvirt: config.libvirt_options(),
         })
     }
 }
@@ -313,7 +304,7 @@ impl Env {
             let mut state = State::load(&self.prefix.path)?;
             let env_id = self.env_id()?;
             let accel = self.options.accel.resolve();
-            task(reporter, "Start nets", || {
+            let nets = task(reporter, "Start nets", || {
                 if targets.iter().any(|v| v.provider() == "local-qemu") {
                     self.ensure_segments(&mut state)?;
                 }
@@ -322,7 +313,12 @@ impl Env {
                     provider.start_nets(&ctx, &self.nets_of(provider)?)?;
                 }
                 Ok::<_, EnvError>(())
-            })?;
+            });
+            if let Err(e) = nets {
+                // Networks this start made on the other hosts do not stay behind.
+                let _ = self.stop_unused_nets(&crate::report::NoopReporter);
+                return Err(e);
+            }
             let running = self.running();
             self.recover_ports(&mut state, &running, reporter)?;
             let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
@@ -353,6 +349,7 @@ impl Env {
                 for vm in &started {
                     let _ = self.kill(&vm.name);
                 }
+                let _ = self.stop_unused_nets(&crate::report::NoopReporter);
                 return Err(e);
             }
             Ok(())
@@ -499,13 +496,23 @@ impl Env {
                 }
                 Ok::<_, EnvError>(())
             })?;
-            self.stop_unused_nets(reporter)
+            self.stop_unused_nets(reporter)?;
+            // What the other hosts had is stopped; a host that did not answer is the error.
+            self.reachable(&targets)
         })
+    }
+
+    /// An error naming the first host of `vms` that cannot be reached.
+    fn reachable(&self, vms: &[&VmRecord]) -> Result<(), EnvError> {
+        for vm in vms {
+            self.providers.of(vm)?;
+        }
+        Ok(())
     }
 
     /// Takes down, on each provider, the networks no running VM of theirs uses.
     fn stop_unused_nets(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
-        let all: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh()).collect();
+        let all: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh() && self.providers.of(v).is_ok()).collect();
         let Ok(groups) = self.providers.group(&all) else { return Ok(()) };
         if groups.iter().all(|(p, _)| p.name() == "local-qemu") {
             return Ok(());

@@ -18,6 +18,7 @@ use crate::output::python_json;
 use crate::plan::{Plan, PlanDefaults, plan};
 use crate::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::{Reporter, task};
+use crate::runtime::{SubnetError, SubnetLeases};
 use crate::spec::{self, DiskType, Issue, SpecError, TemplateType};
 use crate::template::{Fetcher, RepoError, Repository, ResolvedTemplate, Store, StoreError};
 use crate::workdir::{Workdir, WorkdirError, io_err};
@@ -51,6 +52,8 @@ pub struct InitOptions {
     pub accel: Accel,
     /// Directory relative paths in the init file are resolved against.
     pub cwd: PathBuf,
+    /// `lease_dir`: the host-wide subnet leases of libvirt networks.
+    pub lease_dir: PathBuf,
 }
 
 /// The host services `init` uses.
@@ -150,6 +153,18 @@ pub enum InitError {
     /// The prefix lock could not be taken.
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    /// The lease store could not be used.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// A libvirt network's subnet could not be leased.
+    #[error("Cannot lease the subnet of network {net}")]
+    Subnet {
+        /// The network (the first of those leased together).
+        net: String,
+        /// Why.
+        #[source]
+        source: SubnetError,
+    },
     /// A step after validation failed; the log was kept.
     #[error("Init of prefix {prefix} failed; nothing was left behind, the log is at {}", log.display())]
     Failed {
@@ -171,6 +186,7 @@ impl InitError {
             InitError::Workdir(e) => !matches!(e, WorkdirError::Io(_)),
             InitError::Failed { source, .. } => source.is_user_error(),
             InitError::Store(StoreError::HashMismatch { .. } | StoreError::NoHash { .. }) => true,
+            InitError::Subnet { source: SubnetError::Taken { .. }, .. } => true,
             _ => false,
         }
     }
@@ -183,6 +199,12 @@ impl InitError {
             }
             InitError::Workdir(WorkdirError::PrefixExists { .. }) => Some("specify a different prefix name (`--prefix-name`) or remove it (`lago destroy`)".into()),
             InitError::Failed { source, .. } => source.hint(),
+            InitError::Subnet { source: SubnetError::Taken { .. }, .. } => Some(
+                "another environment's libvirt network has that subnet: choose another `gw`, or destroy that environment".into(),
+            ),
+            InitError::Subnet { source: SubnetError::Full { .. }, .. } => {
+                Some("`lago destroy` the environments you no longer use".into())
+            }
             _ => None,
         }
     }
@@ -311,8 +333,30 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     }
     let staging = workdir.join(format!(".{name}.init-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = build_prefix(opts, host, &mut plan, &uses, &scripts, &staging, &prefix, &resolve)
-        .and_then(|()| std::fs::rename(&staging, &prefix).map_err(|e| io_err("create", &prefix)(e).into()));
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    let leases = SubnetLeases::new(&opts.lease_dir);
+    let result = std::fs::create_dir_all(&staging)
+        .map_err(|e| io_err("create", &staging)(e).into())
+        .and_then(|()| write(&staging.join("uuid"), &uuid))
+        .and_then(|()| {
+            lease_subnets(
+                &init_file,
+                &spec,
+                &mut plan,
+                &opts.defaults,
+                &leases,
+                &staging.join("uuid"),
+                &uuid,
+                host.reporter,
+            )
+        })
+        .and_then(|()| build_prefix(opts, host, &mut plan, &uses, &scripts, &staging, &prefix, &uuid, &resolve))
+        .and_then(|()| {
+            // Moved into place with the subnet store locked: its leases never look stale.
+            leases.rehome(&staging.join("uuid"), &prefix.join("uuid"), &uuid, || {
+                std::fs::rename(&staging, &prefix).map_err(|e| io_err("create", &prefix)(e).into())
+            })
+        });
     match result {
         Ok(()) => {
             let _ = crate::logfile::attach(&prefix.join("logs/lago.log"));
@@ -328,6 +372,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
             let log = std::env::temp_dir().join(format!("lago-init-{name}-{}.log", std::process::id()));
             let kept = std::fs::copy(staging.join("logs/lago.log"), &log).is_ok();
             crate::logfile::detach();
+            let _ = leases.release_all(&staging.join("uuid"), &uuid);
             let _ = std::fs::remove_dir_all(&staging);
             leave(lock);
             if kept { Err(InitError::Failed { prefix, log, source: Box::new(e) }) } else { Err(e) }
@@ -462,6 +507,7 @@ fn build_prefix(
     scripts: &[Vec<PathBuf>],
     staging: &Path,
     prefix: &Path,
+    uuid: &str,
     resolve: &dyn Fn(&str) -> PathBuf,
 ) -> Result<(), InitError> {
     let r = host.reporter;
@@ -471,9 +517,8 @@ fn build_prefix(
     let _ = crate::logfile::attach(&staging.join("logs/lago.log"));
     tracing::info!("init of {} from {} (staging in {})", prefix.display(), opts.init_file.display(), staging.display());
     task(r, "Initialize and populate prefix", || {
-        let uuid = uuid::Uuid::new_v4().simple().to_string();
         task(r, "Initialize prefix", || {
-            task(r, "Generate prefix uuid", || write(&staging.join("uuid"), &uuid))?;
+            task(r, "Generate prefix uuid", || write(&staging.join("uuid"), uuid))?;
             task(r, "Create ssh keys", || {
                 bootstrap::create_ssh_keys(staging, &format!("lago-{uuid}"), host.runner)
                     .map(|_| ())
@@ -567,7 +612,7 @@ fn build_prefix(
                 .map_err(|source| BootstrapError::Write { path: staging.join("id_rsa.pub"), source })?;
             for (i, vm) in plan.vms.iter().enumerate().filter(|(_, vm)| vm.bootstrap) {
                 task(r, &format!("Bootstrapping {}", vm.name), || {
-                    let files = bootstrap::seed_files(plan, i, &uuid, &public_key);
+                    let files = bootstrap::seed_files(plan, i, uuid, &public_key);
                     bootstrap::write_seed(&staging.join(format!("images/{}-seed.img", vm.name)), &vm.name, &files)
                 })?;
             }
@@ -603,6 +648,70 @@ fn build_prefix(
             task(r, "Tag prefix as initialized", || write(&staging.join("initialized"), ""))
         })
     })
+}
+
+/// Leases host-wide the subnets of the `nat` networks of libvirt VMs (libvirt puts their
+/// gateways on the host, where two environments must not share a subnet), and plans again with
+/// the leased subnets. lago's own segments live inside qemu and need no lease.
+#[allow(clippy::too_many_arguments)]
+fn lease_subnets(
+    init_file: &Path,
+    spec: &spec::Spec,
+    plan: &mut Plan,
+    defaults: &PlanDefaults,
+    leases: &SubnetLeases,
+    uuid_path: &Path,
+    uuid: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), InitError> {
+    let on_libvirt =
+        |net: &str| plan.vms.iter().any(|v| v.vm_provider == "local-libvirt" && v.nics.iter().any(|n| n.net == net));
+    let leasable = |gw: std::net::Ipv4Addr| {
+        let o = gw.octets();
+        (o[0] == 192 && o[1] == 168 && crate::plan::SUBNET_OCTETS.contains(&o[2])).then_some(o[2])
+    };
+    let mut names = Vec::new();
+    let mut wanted = Vec::new();
+    let mut avoid = Vec::new();
+    for net in spec.nets.iter().filter(|n| n.kind == spec::NetType::Nat) {
+        match (on_libvirt(&net.name), net.gw) {
+            (true, Some(gw)) => match leasable(gw) {
+                Some(o) => {
+                    names.push(net.name.clone());
+                    wanted.push(Some(o));
+                }
+                // Outside the original's range: the user's own choice, not coordinated.
+                None => tracing::warn!(
+                    "network {}: subnet of gw {gw} is not leased (outside 192.168.200.0/24 - 192.168.255.0/24)",
+                    net.name
+                ),
+            },
+            (true, None) => {
+                names.push(net.name.clone());
+                wanted.push(None);
+            }
+            (false, Some(gw)) => avoid.extend(leasable(gw)),
+            (false, None) => {}
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let octets = task(reporter, "Lease subnets", || {
+        leases
+            .acquire(uuid_path, uuid, &wanted, &avoid)
+            .map_err(|source| InitError::Subnet { net: names[0].clone(), source })
+    })?;
+    let mut leased = spec.clone();
+    for (name, octet) in names.iter().zip(&octets) {
+        if let Some(net) = leased.nets.iter_mut().find(|n| &n.name == name) {
+            net.gw = Some(std::net::Ipv4Addr::new(192, 168, *octet, 1));
+        }
+    }
+    // Static addresses keep their last octet on the leased subnet, as in the original.
+    *plan = crate::plan::plan(&leased, defaults)
+        .map_err(|issues| InitError::Spec(SpecError::Invalid { path: init_file.to_owned(), issues }))?;
+    Ok(())
 }
 
 /// `virt-customize` argv for one build step (reference §5.3).

@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use crate::spec::{DiskSpec, DiskType, DomainSpec, Issue, NetType, Spec};
 
 /// VM providers this build can run.
+#[cfg(feature = "libvirt")]
+pub const VM_PROVIDERS: &[&str] = &["local-qemu", "local-libvirt", "ssh"];
+/// VM providers this build can run.
+#[cfg(not(feature = "libvirt"))]
 pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh"];
 /// VM types this build knows.
 pub const VM_TYPES: &[&str] = &["default"];
@@ -41,6 +45,8 @@ pub struct PlanDefaults {
     pub vm_type: String,
     /// `default_vm_provider`.
     pub vm_provider: String,
+    /// `libvirt_url`: the host of `local-libvirt` VMs that name none.
+    pub libvirt_url: String,
 }
 
 impl Default for PlanDefaults {
@@ -51,6 +57,7 @@ impl Default for PlanDefaults {
             root_password: None,
             vm_type: "default".into(),
             vm_provider: "local-qemu".into(),
+            libvirt_url: "qemu:///system".into(),
         }
     }
 }
@@ -89,6 +96,8 @@ pub struct NetPlan {
     pub mtu: u32,
     /// Names → addresses on this network (`vm`, `vm-eth0`, `vm-net`, `vm-net-0`).
     pub mapping: Vec<(String, Ipv4Addr)>,
+    /// The host bridge a `bridge` network joins (libvirt hosts).
+    pub bridge: Option<String>,
 }
 
 impl NetPlan {
@@ -156,6 +165,8 @@ pub struct VmPlan {
     pub bootstrap: bool,
     /// Seconds to wait for SSH at start.
     pub boot_time_sec: u64,
+    /// The libvirt host of a `local-libvirt` VM, when it names one.
+    pub libvirt_url: Option<String>,
 }
 
 impl VmPlan {
@@ -210,6 +221,7 @@ pub fn plan(spec: &Spec, defaults: &PlanDefaults) -> Result<Plan, Vec<Issue>> {
             dhcp: n.dhcp,
             mtu: n.mtu.unwrap_or(DEFAULT_MTU),
             mapping: Vec::new(),
+            bridge: n.bridge.clone(),
         })
         .collect();
 
@@ -375,8 +387,10 @@ pub fn plan(spec: &Spec, defaults: &PlanDefaults) -> Result<Plan, Vec<Issue>> {
                 .unwrap_or_else(|| defaults.ssh_password.clone()),
             bootstrap: dom.bootstrap.unwrap_or(true),
             boot_time_sec: dom.boot_time_sec.unwrap_or(DEFAULT_BOOT_TIME_SEC),
+            libvirt_url: dom.libvirt_url.clone(),
         });
     }
+    check_placement(&nets, &vms, defaults, &mut issues);
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -493,6 +507,68 @@ pub fn plan(spec: &Spec, defaults: &PlanDefaults) -> Result<Plan, Vec<Issue>> {
     Ok(Plan { nets, vms })
 }
 
+/// Where a VM runs, as far as its networks are concerned: lago's own segments, or one libvirt host.
+fn placement(vm: &VmPlan, defaults: &PlanDefaults) -> Option<String> {
+    match vm.vm_provider.as_str() {
+        "local-libvirt" => Some(format!("libvirt host {}", vm.libvirt_url.as_deref().unwrap_or(&defaults.libvirt_url))),
+        "local-qemu" => Some("local-qemu".into()),
+        _ => None,
+    }
+}
+
+/// A network lives on one provider (lago's segments, or libvirt), and spans libvirt hosts only
+/// as a `bridge` network over a bridge the hosts share.
+fn check_placement(nets: &[NetPlan], vms: &[VmPlan], defaults: &PlanDefaults, issues: &mut Vec<Issue>) {
+    for vm in vms {
+        if vm.libvirt_url.is_some() && vm.vm_provider != "local-libvirt" {
+            issues.push(Issue::new(
+                &format!("domains.{}.libvirt_url", vm.name),
+                format!(
+                    "only a local-libvirt VM has a libvirt host (this one is {}; set `vm-provider: local-libvirt`)",
+                    vm.vm_provider
+                ),
+            ));
+        }
+    }
+    for net in nets {
+        let mut places: Vec<(String, Vec<&str>)> = Vec::new();
+        for vm in vms.iter().filter(|v| v.nics.iter().any(|n| n.net == net.name)) {
+            let Some(place) = placement(vm, defaults) else { continue };
+            match places.iter_mut().find(|(p, _)| *p == place) {
+                Some((_, names)) => names.push(&vm.name),
+                None => places.push((place, vec![&vm.name])),
+            }
+        }
+        let describe = || places.iter().map(|(p, v)| format!("{p}: {}", v.join(", "))).collect::<Vec<_>>().join("; ");
+        let qemu = places.iter().any(|(p, _)| p == "local-qemu");
+        if qemu && places.len() > 1 {
+            issues.push(Issue::new(
+                &format!("nets.{}", net.name),
+                format!(
+                    "network {:?} joins VMs of different providers ({}); a network belongs to one provider (give each provider's VMs their own network)",
+                    net.name,
+                    describe()
+                ),
+            ));
+        } else if places.len() > 1 && net.bridge.is_none() {
+            issues.push(Issue::new(
+                &format!("nets.{}", net.name),
+                format!(
+                    "network {:?} spans libvirt hosts ({}); a network that spans hosts is `type: bridge` with `bridge: NAME`, a bridge the hosts share",
+                    net.name,
+                    describe()
+                ),
+            ));
+        }
+        if qemu && net.bridge.is_some() {
+            issues.push(Issue::new(
+                &format!("nets.{}.bridge", net.name),
+                "only local-libvirt VMs join a host bridge (local-qemu VMs are on lago's own segments)",
+            ));
+        }
+    }
+}
+
 fn net_index(nets: &[NetPlan], name: &str) -> Option<usize> {
     nets.iter().position(|n| n.name == name)
 }
@@ -568,6 +644,9 @@ impl NetPlan {
         }
         if self.mtu != DEFAULT_MTU {
             m.insert("mtu".into(), json!(self.mtu));
+        }
+        if let Some(b) = &self.bridge {
+            m.insert("bridge".into(), json!(b));
         }
         m.insert("mapping".into(), ip_map(&self.mapping));
         if self.management {
@@ -692,6 +771,9 @@ impl VmPlan {
         }
         m.insert("vm-type".into(), json!(self.vm_type));
         m.insert("vm-provider".into(), json!(self.vm_provider));
+        if let Some(u) = &self.libvirt_url {
+            m.insert("libvirt_url".into(), json!(u));
+        }
         if let Some(p) = &s.service_provider {
             m.insert("service_provider".into(), json!(p));
         }
@@ -779,5 +861,49 @@ nets:
         assert_eq!(errs, ["domains.a.nics[0].net: unknown network \"lgo\" (known: l)"]);
         let errs = plan_of("domains:\n  b: {nics: [{net: l, ip: 192.168.200.5}]}\n  c: {nics: [{net: l, ip: 192.168.200.5}]}\nnets:\n  l: {}\n").unwrap_err();
         assert_eq!(errs, ["domains.c.nics[0].ip: 192.168.200.5 is already assigned to domains.b.nics[0]"]);
+    }
+
+    #[cfg(feature = "libvirt")]
+    #[test]
+    fn a_network_belongs_to_one_provider_and_spans_hosts_as_a_shared_bridge() {
+        let errs = plan_of(
+            "domains:\n  q: {nics: [{net: l}]}\n  v: {vm-provider: local-libvirt, nics: [{net: l}]}\nnets:\n  l: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "nets.l: network \"l\" joins VMs of different providers (local-qemu: q; libvirt host qemu:///system: v); a network belongs to one provider (give each provider's VMs their own network)"
+            ]
+        );
+        let two_hosts = "domains:\n  a: {vm-provider: local-libvirt, nics: [{net: s, ip: 10.0.0.2}]}\n  b: {vm-provider: local-libvirt, libvirt_url: 'qemu+tcp://h2/system', nics: [{net: s, ip: 10.0.0.3}]}\nnets:\n  s: {type: bridge, management: true}\n";
+        let errs = plan_of(two_hosts).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "nets.s: network \"s\" spans libvirt hosts (libvirt host qemu:///system: a; libvirt host qemu+tcp://h2/system: b); a network that spans hosts is `type: bridge` with `bridge: NAME`, a bridge the hosts share"
+            ]
+        );
+        let p = plan_of(&two_hosts.replace("type: bridge,", "type: bridge, bridge: lagobr,")).unwrap();
+        assert_eq!(p.nets[0].to_json()["bridge"], "lagobr");
+        assert_eq!(p.vms[1].to_json()["libvirt_url"], "qemu+tcp://h2/system");
+        assert_eq!(p.vms[1].ip(), Some(Ipv4Addr::new(10, 0, 0, 3)));
+        let errs = plan_of(
+            "domains:\n  q: {libvirt_url: 'qemu:///system', nics: [{net: l}]}\nnets:\n  l: {type: nat, bridge: br0}\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0]
+                .ends_with("\n  nets.l.bridge: only a `type: bridge` network joins a host bridge (add `type: bridge`)"),
+            "{errs:?}"
+        );
+        let errs =
+            plan_of("domains:\n  q: {libvirt_url: 'qemu:///system', nics: [{net: l}]}\nnets:\n  l: {}\n").unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "domains.q.libvirt_url: only a local-libvirt VM has a libvirt host (this one is local-qemu; set `vm-provider: local-libvirt`)"
+            ]
+        );
     }
 }

@@ -248,8 +248,14 @@ impl SubnetLeases {
     }
 
     /// Leases one subnet per entry of `wanted` for the prefix whose uuid file is `uuid_path`: the
-    /// given third octet, or the lowest free one. All or nothing.
-    pub fn acquire(&self, uuid_path: &Path, uuid: &str, wanted: &[Option<u8>]) -> Result<Vec<u8>, SubnetError> {
+    /// given third octet, or the lowest free one not in `avoid`. All or nothing.
+    pub fn acquire(
+        &self,
+        uuid_path: &Path,
+        uuid: &str,
+        wanted: &[Option<u8>],
+        avoid: &[u8],
+    ) -> Result<Vec<u8>, SubnetError> {
         let _lock = self.lock()?;
         let mut got: Vec<u8> = Vec::new();
         let write = |octet: u8| -> Result<(), SubnetError> {
@@ -274,10 +280,12 @@ impl SubnetLeases {
                     }
                     *o
                 }
-                None => match SUBNET_OCTETS
-                    .clone()
-                    .find(|o| !fixed.contains(o) && !got.contains(o) && self.other_holder(*o, uuid).is_none())
-                {
+                None => match SUBNET_OCTETS.clone().find(|o| {
+                    !fixed.contains(o)
+                        && !avoid.contains(o)
+                        && !got.contains(o)
+                        && self.other_holder(*o, uuid).is_none()
+                }) {
                     Some(o) => o,
                     None => {
                         undo(&got);
@@ -292,6 +300,30 @@ impl SubnetLeases {
             got.push(octet);
         }
         Ok(got)
+    }
+
+    /// Runs `move_prefix` (which moves the uuid file from `from` to `to`) with the store locked,
+    /// then points the leases of `uuid` at `to`: no other environment ever sees them stale.
+    pub fn rehome<E>(
+        &self,
+        from: &Path,
+        to: &Path,
+        uuid: &str,
+        move_prefix: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<RuntimeError>,
+    {
+        let _lock = self.lock()?;
+        move_prefix()?;
+        for octet in SUBNET_OCTETS {
+            if self.holder(octet).is_some_and(|(p, u)| u == uuid && p == from) {
+                let path = self.dir.join(format!("{octet}.lease"));
+                let content = serde_json::to_string(&(to, uuid)).unwrap_or_default();
+                crate::pathio::write_atomic(&path, content.as_bytes()).map_err(RuntimeError::from)?;
+            }
+        }
+        Ok(())
     }
 
     /// Releases every subnet the prefix `uuid` holds.
@@ -321,20 +353,26 @@ mod tests {
         let (a, b) = (dir.path().join("a-uuid"), dir.path().join("b-uuid"));
         std::fs::write(&a, "aaaa").unwrap();
         std::fs::write(&b, "bbbb").unwrap();
-        assert_eq!(leases.acquire(&a, "aaaa", &[None, Some(210), None]).unwrap(), [200, 210, 201]);
+        assert_eq!(leases.acquire(&a, "aaaa", &[None, Some(210), None], &[201]).unwrap(), [200, 210, 202]);
         assert_eq!(
             std::fs::read_to_string(dir.path().join("210.lease")).unwrap(),
             format!("[{:?},\"aaaa\"]", a.display().to_string())
         );
-        assert_eq!(leases.acquire(&b, "bbbb", &[None]).unwrap(), [202]);
-        let err = leases.acquire(&b, "bbbb", &[Some(201)]).unwrap_err();
-        assert!(err.to_string().starts_with("Can't acquire subnet 192.168.201.0/24: it is taken by"), "{err}");
+        assert_eq!(leases.acquire(&b, "bbbb", &[None], &[]).unwrap(), [201]);
+        let err = leases.acquire(&b, "bbbb", &[Some(202)], &[]).unwrap_err();
+        assert!(err.to_string().starts_with("Can't acquire subnet 192.168.202.0/24: it is taken by"), "{err}");
         // Re-acquiring one's own lease is fine; a gone prefix's lease is stale.
-        assert_eq!(leases.acquire(&a, "aaaa", &[Some(210)]).unwrap(), [210]);
+        assert_eq!(leases.acquire(&a, "aaaa", &[Some(210)], &[]).unwrap(), [210]);
         std::fs::remove_file(&a).unwrap();
-        assert_eq!(leases.acquire(&b, "bbbb", &[Some(201)]).unwrap(), [201]);
+        assert_eq!(leases.acquire(&b, "bbbb", &[Some(202)], &[]).unwrap(), [202]);
         leases.release_all(&b, "bbbb").unwrap();
         assert!(!dir.path().join("201.lease").exists() && !dir.path().join("202.lease").exists());
+        // A prefix renamed into place keeps its leases, pointing at its new uuid file.
+        let c = dir.path().join("c-uuid");
+        std::fs::write(&a, "aaaa").unwrap();
+        leases.acquire(&a, "aaaa", &[Some(230)], &[]).unwrap();
+        leases.rehome::<RuntimeError>(&a, &c, "aaaa", || Ok(std::fs::rename(&a, &c).unwrap())).unwrap();
+        assert!(leases.acquire(&b, "bbbb", &[Some(230)], &[]).is_err());
     }
 
     #[test]

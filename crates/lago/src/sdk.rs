@@ -116,6 +116,7 @@ pub fn init_with(
         defaults: config.plan_defaults(),
         accel: config.accel()?,
         cwd,
+        lease_dir: config.lease_dir(),
     };
     let fetcher = HttpFetcher::from_config(&config);
     let prefix = crate::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &fetcher, reporter })?;

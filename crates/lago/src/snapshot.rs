@@ -474,6 +474,7 @@ impl Env {
         let vms = self.check_known(names, name)?;
         let running = self.running();
         let restart = std::sync::Mutex::new(Vec::new());
+        let reverted_live = std::sync::Mutex::new(Vec::new());
         {
             task(reporter, "Revert VMs snapshots", || {
                 for_each_parallel(&vms, |(vm, live)| {
@@ -483,6 +484,10 @@ impl Env {
                             live_op(self, vm, SnapshotOp::Load, name)?;
                             // The guest's TCP state went back in time: reconnect.
                             crate::ssh::Target::local(&self.prefix.path, &vm.name, "", 0).close();
+                            reverted_live
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .push(vm.name.clone());
                             return Ok(());
                         }
                         if is_running {
@@ -493,6 +498,12 @@ impl Env {
                     })
                 })
             })?;
+        }
+        // libvirt may give a reverted VM a new qemu and tap device: its address answers again
+        // a moment later.
+        let reverted_live = reverted_live.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !reverted_live.is_empty() {
+            self.wait_ready(&reverted_live, &crate::report::NoopReporter)?;
         }
         let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !restart.is_empty() {

@@ -77,6 +77,7 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         defaults: cfg.plan_defaults(),
         accel,
         cwd: ctx.cwd.clone(),
+        lease_dir: cfg.lease_dir(),
     };
     let fetcher = HttpFetcher::from_config(&ctx.config);
     let host = Host { runner: &SystemRunner, fetcher: &fetcher, reporter: &ctx.reporter };

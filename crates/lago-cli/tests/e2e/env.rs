@@ -1,11 +1,21 @@
-//! A 3-VM environment on two networks with lago's own qemu provider, under TCG.
+//! A 3-VM environment on two networks, under TCG: with lago's own qemu provider here, with
+//! libvirt's in `libvirt.rs` (the same checks).
 
 use std::path::Path;
 
 use crate::lab::Lab;
+use crate::libvirt::LibvirtHost;
 use crate::tiny_repo;
 
-const INIT: &str = "\
+/// The provider the VMs of a lifecycle run on.
+pub enum Via<'a> {
+    /// lago's own.
+    Qemu,
+    /// libvirt's, on this host.
+    Libvirt(&'a LibvirtHost),
+}
+
+pub const INIT: &str = "\
 base: &base
   memory: 256
   disks: [{template_name: tiny, type: template, name: root, dev: vda}]
@@ -44,7 +54,11 @@ fn processes_naming(path: &Path) -> Vec<String> {
 
 #[test]
 fn three_vms_two_networks_lifecycle() {
-    let lab = Lab::new(INIT);
+    lifecycle(&Lab::new(INIT), Via::Qemu);
+}
+
+/// Lab, on `via`: the life of [`INIT`] from init to destroy, checked as a user would.
+pub fn lifecycle(lab: &Lab, via: Via<'_>) {
     lab.ok(&["init"]);
     lab.ok(&["start"]);
     let st = lab.status();
@@ -78,11 +92,19 @@ fn three_vms_two_networks_lifecycle() {
     lab.ok(&["start", "vm02"]);
     assert_eq!(lab.shell("vm02", "hostname").1, "vm02");
 
-    // A qemu killed behind lago's back shows as down, and start brings it back.
+    // A VM killed behind lago's back shows as down, and start brings it back.
     let prefix = lab.home.path().join(".lago/default");
-    let pid: i32 = std::fs::read_to_string(prefix.join("run/vm03.pid")).unwrap().trim().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    match via {
+        Via::Qemu => {
+            let pid: i32 = std::fs::read_to_string(prefix.join("run/vm03.pid")).unwrap().trim().parse().unwrap();
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        Via::Libvirt(host) => {
+            let uuid = std::fs::read_to_string(prefix.join("uuid")).unwrap();
+            host.virsh(&["destroy", &format!("{}-vm03", &uuid[..8])]);
+        }
+    }
     assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["status"], "down");
     lab.ok(&["start"]);
     assert_eq!(lab.shell("vm03", "hostname").1, "vm03");
@@ -140,45 +162,8 @@ fn three_vms_two_networks_lifecycle() {
     lab.ok(&["shutdown", "-r", "vm02"]);
     assert_ne!(lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1, before);
 
-    // The serial console: a getty answers on it; Ctrl-] leaves.
-    {
-        use std::io::{Read, Write};
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lago"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .env("HOME", lab.home.path())
-            .current_dir(lab.home.path());
-        for (k, v) in &lab.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .args(["console", "vm01"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 256];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.extend_from_slice(&buf[..n]);
-                if String::from_utf8_lossy(&seen).contains("login:") {
-                    break;
-                }
-            }
-            String::from_utf8_lossy(&seen).into_owned()
-        });
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"\n").unwrap();
-        let seen = reader.join().unwrap();
-        assert!(seen.contains("login:"), "{seen}");
-        stdin.write_all(&[0x1d]).unwrap();
-        assert!(child.wait().unwrap().success());
-    }
+    // The serial console, on a terminal: a getty answers on it; Ctrl-] leaves.
+    assert!(lab.console_shows("vm01", "login:"));
 
     // Destroy leaves no process, socket, lease or directory.
     lab.ok(&["destroy", "--yes"]);
@@ -186,12 +171,25 @@ fn three_vms_two_networks_lifecycle() {
     assert!(!lab.home.path().join(".lago").exists());
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(processes_naming(&prefix), Vec::<String>::new());
-    let leases: Vec<String> = std::fs::read_dir(lab.home.path().join("leases/segments"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".lease"))
-        .collect();
+    let leases: Vec<String> =
+        walkdir(&lab.home.path().join("leases")).into_iter().filter(|n| n.ends_with(".lease")).collect();
     assert_eq!(leases, Vec::<String>::new());
+    if let Via::Libvirt(host) = via {
+        assert_eq!(host.leftovers(), Vec::<String>::new());
+    }
+}
+
+/// Every file under `dir`.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walkdir(&e.path()));
+        } else {
+            out.push(e.path().display().to_string());
+        }
+    }
+    out
 }
 
 #[test]

@@ -5,12 +5,15 @@ use std::process::{Command, Output};
 
 use lago::service::{ServiceProvider, ServiceState};
 
-use crate::{lago, tiny_repo};
+use crate::libvirt::LibvirtHost;
+use crate::{lago_command, tiny_repo};
 
 /// A test environment's home: its init file, scripts, leases; destroyed when dropped.
 pub struct Lab {
     pub home: tempfile::TempDir,
     pub env: Vec<(&'static str, String)>,
+    /// The network namespace lago runs in (that of a [`LibvirtHost`]).
+    pub netns: Option<String>,
 }
 
 impl Lab {
@@ -35,11 +38,26 @@ impl Lab {
                 leases.map(Path::to_path_buf).unwrap_or_else(|| home.path().join("leases")).display().to_string(),
             ),
         ];
-        Self { home, env }
+        Self { home, env, netns: None }
+    }
+
+    /// A lab whose VMs are `local-libvirt` ones of `host` by default, with lago run in the
+    /// host's network namespace.
+    pub fn on_libvirt(init: &str, host: &LibvirtHost) -> Self {
+        let mut lab = Self::new(init);
+        lab.env.push(("LAGO_DEFAULT_VM_PROVIDER", "local-libvirt".into()));
+        lab.env.push(("LAGO_LIBVIRT_URL", host.url()));
+        lab.netns = Some(host.ns.clone());
+        lab
+    }
+
+    /// The `lago` command of this lab.
+    pub fn command(&self, args: &[&str]) -> Command {
+        lago_command(self.home.path(), args, &self.env, self.netns.as_deref())
     }
 
     pub fn lago(&self, args: &[&str]) -> Output {
-        lago(self.home.path(), args, &self.env)
+        self.command(args).output().unwrap()
     }
 
     #[track_caller]
@@ -57,6 +75,55 @@ impl Lab {
     pub fn shell(&self, vm: &str, cmd: &str) -> (i32, String) {
         let out = self.lago(&["shell", vm, cmd]);
         (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Whether `lago console vm`, run on a terminal (`script` gives it one), shows `text`
+    /// after a newline is typed, and leaves on Ctrl-].
+    pub fn console_shows(&self, vm: &str, text: &str) -> bool {
+        use std::io::{Read, Write};
+        let cmd = self.command(&["console", vm]);
+        let mut line: Vec<String> = vec!["env".into()];
+        line.extend(
+            cmd.get_envs().filter_map(|(k, v)| Some(format!("{}={}", k.to_str()?, crate::shell_quote(v?.to_str()?)))),
+        );
+        line.push(crate::shell_quote(cmd.get_program().to_str().unwrap()));
+        line.extend(cmd.get_args().map(|a| crate::shell_quote(a.to_str().unwrap())));
+        let mut child = Command::new("script")
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .current_dir(self.home.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let wanted = text.to_owned();
+        let (found, seen_it) = std::sync::mpsc::channel();
+        // Reads to the end (script must never write into a closed pipe), saying when `text` showed.
+        let reader = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                if String::from_utf8_lossy(&seen).contains(&wanted) {
+                    let _ = found.send(());
+                }
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        stdin.write_all(b"\n").unwrap();
+        let shown = seen_it.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+        stdin.write_all(&[0x1d]).unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        let left = status.success();
+        let seen = reader.join().unwrap();
+        eprintln!("console of {vm} ({status}): {seen:?}");
+        shown && left
     }
 
     pub fn status(&self) -> serde_json::Value {

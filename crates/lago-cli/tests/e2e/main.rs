@@ -9,6 +9,7 @@ mod debian;
 mod env;
 mod interrupts;
 mod lab;
+mod libvirt;
 mod ops;
 mod tiny;
 
@@ -22,15 +23,37 @@ pub fn shared_dir() -> PathBuf {
     dir
 }
 
-/// Builds `tiny` once per target directory (under a lock, so parallel tests wait for one
-/// build) and returns the repository directory.
+/// Builds `tiny` once per target directory and recipe (under a lock, so parallel tests wait for
+/// one build) and returns the repository directory.
 pub fn tiny_repo() -> PathBuf {
     built_repo("tiny", "repo")
 }
 
-/// Builds `template` once per target directory into the repository `shared/<dir>`.
+/// A fingerprint of the templates' recipes (lago's `template` sources): a changed recipe gets a
+/// repository of its own rather than an old build.
+fn recipe_fingerprint() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut files = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../lago/src/template")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() { dirs.push(path) } else { files.push(path) }
+        }
+    }
+    files.sort();
+    let mut h = std::hash::DefaultHasher::new();
+    for f in files {
+        f.file_name().hash(&mut h);
+        std::fs::read(&f).unwrap().hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// Builds `template` once per target directory and recipe into the repository `shared/<dir>-<fingerprint>`.
 pub fn built_repo(template: &str, dir: &str) -> PathBuf {
     let shared = shared_dir();
+    let dir = &format!("{dir}-{}", &recipe_fingerprint()[..8]);
     let repo = shared.join(dir);
     let lock = std::fs::File::create(shared.join(format!("{dir}.lock"))).unwrap();
     lock.lock().unwrap();
@@ -44,7 +67,19 @@ pub fn built_repo(template: &str, dir: &str) -> PathBuf {
 
 /// Runs the `lago` binary with a clean environment whose store and caches are under `home`.
 pub fn lago(home: &Path, args: &[&str], extra_env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lago"));
+    lago_command(home, args, extra_env, None).output().unwrap()
+}
+
+/// The `lago` command of [`lago`], run in the network namespace `netns` when given.
+pub fn lago_command(home: &Path, args: &[&str], extra_env: &[(&str, String)], netns: Option<&str>) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_lago")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_lago")),
+    };
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -56,7 +91,12 @@ pub fn lago(home: &Path, args: &[&str], extra_env: &[(&str, String)]) -> Output 
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap()
+    cmd
+}
+
+/// Quotes one word for `sh`.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// Runs a host tool and returns its stdout; failure shows its stderr.

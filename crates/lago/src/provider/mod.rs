@@ -115,7 +115,7 @@ pub enum ProviderError {
         provider: &'static str,
     },
     /// A libvirt host refused or failed an operation.
-    #[error("{what} on libvirt host {url}: {message}")]
+    #[error("{what} (libvirt host {url}): {message}")]
     Libvirt {
         /// What was being done.
         what: String,
@@ -360,7 +360,7 @@ pub trait Provider: Send + Sync {
     ) -> Result<serde_json::Value, ProviderError>;
 }
 
-/// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_username`,
+/// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_user`,
 /// `libvirt_password`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibvirtOptions {
@@ -384,7 +384,8 @@ impl Default for LibvirtOptions {
 pub struct Providers {
     qemu: Arc<dyn Provider>,
     ssh: Arc<dyn Provider>,
-    libvirt: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Provider>>>,
+    /// Each libvirt host once, connected or not (a host that does not answer is asked once).
+    libvirt: std::sync::Mutex<std::collections::HashMap<String, Result<Arc<dyn Provider>, (String, String)>>>,
     /// How libvirt hosts are reached.
     pub libvirt_options: LibvirtOptions,
 }
@@ -418,12 +419,19 @@ impl Providers {
     #[cfg(feature = "libvirt")]
     fn libvirt(&self, url: &str, _vm: &VmRecord) -> Result<Arc<dyn Provider>, ProviderError> {
         let mut map = self.libvirt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(p) = map.get(url) {
-            return Ok(p.clone());
+        let entry = map.entry(url.to_owned()).or_insert_with(|| {
+            match libvirt::LibvirtProvider::connect(url, &self.libvirt_options) {
+                Ok(p) => Ok(Arc::new(p) as Arc<dyn Provider>),
+                Err(ProviderError::Libvirt { what, message, .. }) => Err((what, message)),
+                Err(other) => Err(("Cannot connect".into(), other.to_string())),
+            }
+        });
+        match entry {
+            Ok(p) => Ok(p.clone()),
+            Err((what, message)) => {
+                Err(ProviderError::Libvirt { what: what.clone(), url: url.to_owned(), message: message.clone() })
+            }
         }
-        let p: Arc<dyn Provider> = Arc::new(libvirt::LibvirtProvider::connect(url, &self.libvirt_options)?);
-        map.insert(url.to_owned(), p.clone());
-        Ok(p)
     }
 
     #[cfg(not(feature = "libvirt"))]

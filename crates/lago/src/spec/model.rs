@@ -38,6 +38,7 @@ const DOMAIN_KEYS: &[&str] = &[
     "name",
     "snapshots",
     "mgmt_net",
+    "libvirt_url",
 ];
 const NIC_KEYS: &[&str] = &["net", "ip", "mtu"];
 const DISK_KEYS: &[&str] = &[
@@ -67,6 +68,7 @@ const NET_KEYS: &[&str] = &[
     "name",
     "mapping",
     "dns_forward",
+    "bridge",
 ];
 
 /// Disk formats lago knows how to attach.
@@ -132,6 +134,8 @@ pub struct DomainSpec {
     pub skip_export: bool,
     /// Where deploy scripts were declared (`deploy-scripts` or the deprecated `ovirt-scripts`).
     pub deploy_scripts: Vec<String>,
+    /// The libvirt host of a `local-libvirt` VM (`libvirt_url`, under the VM or its `metadata`).
+    pub libvirt_url: Option<String>,
 }
 
 /// One entry of `nics`.
@@ -254,6 +258,8 @@ pub struct NetSpec {
     pub dhcp: Option<(u8, u8)>,
     /// MTU.
     pub mtu: Option<u32>,
+    /// An existing host bridge a `bridge` network joins (`bridge`), shared by the hosts it spans.
+    pub bridge: Option<String>,
 }
 
 /// Reads a typed [`Spec`] from the tree, recording problems in `issues`.
@@ -645,6 +651,22 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         .get("boot_time_sec")
         .and_then(|v| integer(&format!("{path}.boot_time_sec"), v, 1, 86_400, "seconds", issues));
     d.skip_export = opt_bool(map, path, "skip-export", issues).unwrap_or(false);
+    d.libvirt_url = opt_string(map, path, "libvirt_url", issues).or_else(|| match d.metadata.get("libvirt_url") {
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(other) => {
+            issues.push(expected(&format!("{path}.metadata.libvirt_url"), "a libvirt URI (a string)", other));
+            None
+        }
+        None => None,
+    });
+    if let Some(u) = &d.libvirt_url
+        && !u.contains(":/")
+    {
+        issues.push(Issue::new(
+            &format!("{path}.libvirt_url"),
+            format!("{u:?} is not a libvirt URI (expected e.g. qemu:///system or qemu+ssh://root@host2/system)"),
+        ));
+    }
     Some(d)
 }
 
@@ -932,6 +954,21 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
             .get("mtu")
             .and_then(|v| integer(&format!("{path}.mtu"), v, 68, 65_535, "an MTU", issues))
             .map(|m| m as u32),
+        bridge: opt_string(map, path, "bridge", issues).filter(|b| {
+            let bp = format!("{path}.bridge");
+            if kind != NetType::Bridge {
+                issues.push(Issue::new(&bp, "only a `type: bridge` network joins a host bridge (add `type: bridge`)"));
+                false
+            } else if b.is_empty() || b.len() > 15 || b.chars().any(|c| c == '/' || c.is_whitespace()) {
+                issues.push(Issue::new(
+                    &bp,
+                    format!("{b:?} is not a network interface name (expected 1 to 15 characters, no '/' or spaces)"),
+                ));
+                false
+            } else {
+                true
+            }
+        }),
     })
 }
 
