@@ -371,7 +371,12 @@ mod tests {
         let c = dir.path().join("c-uuid");
         std::fs::write(&a, "aaaa").unwrap();
         leases.acquire(&a, "aaaa", &[Some(230)], &[]).unwrap();
-        leases.rehome::<RuntimeError>(&a, &c, "aaaa", || Ok(std::fs::rename(&a, &c).unwrap())).unwrap();
+        leases
+            .rehome::<RuntimeError>(&a, &c, "aaaa", || {
+                std::fs::rename(&a, &c).unwrap();
+                Ok(())
+            })
+            .unwrap();
         assert!(leases.acquire(&b, "bbbb", &[Some(230)], &[]).is_err());
     }
 

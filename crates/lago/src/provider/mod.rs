@@ -379,13 +379,16 @@ impl Default for LibvirtOptions {
     }
 }
 
+/// A libvirt host's provider, or why it could not be reached (what, libvirt's message).
+type Connection = Result<Arc<dyn Provider>, (String, String)>;
+
 /// The providers of one environment, one per kind (and per libvirt host), made when first
 /// needed: an environment with no libvirt VM never connects to libvirt.
 pub struct Providers {
     qemu: Arc<dyn Provider>,
     ssh: Arc<dyn Provider>,
     /// Each libvirt host once, connected or not (a host that does not answer is asked once).
-    libvirt: std::sync::Mutex<std::collections::HashMap<String, Result<Arc<dyn Provider>, (String, String)>>>,
+    libvirt: std::sync::Mutex<std::collections::HashMap<String, Connection>>,
     /// How libvirt hosts are reached.
     pub libvirt_options: LibvirtOptions,
 }
