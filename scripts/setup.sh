@@ -25,9 +25,18 @@ fi
 say() { echo "setup: $*" >&2; }
 
 command -v cargo >/dev/null || { say "cargo is missing: install Rust (https://rustup.rs) first"; exit 1; }
+apt_install() {
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+    || { "${sudo[@]}" apt-get update -qq >&2 && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2; }
+}
 if ! command -v cc >/dev/null; then
   say "installing gcc: some of lago's dependencies build C code"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >&2
+  apt_install gcc libc6-dev
+fi
+# The local-libvirt provider links libvirt's C library (found through pkg-config).
+if ! pkg-config --exists libvirt 2>/dev/null; then
+  say "installing libvirt-dev and pkg-config: lago links libvirt's library for the local-libvirt provider"
+  apt_install libvirt-dev pkg-config
 fi
 
 if $tests; then
@@ -47,7 +56,7 @@ fi
 python=python3
 command -v "$python" >/dev/null && "$python" -m pip --version >/dev/null 2>&1 || {
   say "installing python3 and pip: the Python SDK and its tests need them"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-pip >&2
+  apt_install python3 python3-pip
 }
 pip_user() {
   # A Python that refuses user installs (PEP 668, Debian's own) gets them anyway: they go to

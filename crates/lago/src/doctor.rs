@@ -27,6 +27,8 @@ pub enum Group {
     Templates,
     /// debian12 templates, `build` steps, Ansible: only some users and the tests need them.
     Extras,
+    /// The `local-libvirt` provider: only its users and the tests need it.
+    Libvirt,
 }
 
 impl Group {
@@ -36,6 +38,7 @@ impl Group {
             Group::Core => "lago init and lago start",
             Group::Templates => "lago template build tiny",
             Group::Extras => "extras: debian12 template, build steps, Ansible",
+            Group::Libvirt => "local-libvirt: VMs on libvirt hosts",
         }
     }
 }
@@ -203,6 +206,8 @@ pub trait Host {
     fn user(&self) -> String;
     /// Writes apt's entry for bookworm-backports ([`BACKPORTS_SOURCES`]).
     fn add_apt_source(&self, entry: &str) -> std::io::Result<()>;
+    /// Connects to the libvirt host at `url`: its version, or why not.
+    fn libvirt(&self, url: &str) -> Result<String, String>;
 }
 
 /// What apt looks like on this host.
@@ -231,6 +236,8 @@ pub struct Paths {
     pub template_repo: String,
     /// `[lago] lease_dir`.
     pub lease_dir: PathBuf,
+    /// `[lago] libvirt_url`: the default libvirt host.
+    pub libvirt_url: String,
 }
 
 /// Runs every check.
@@ -460,6 +467,48 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         "optional: drives VMs through `lago ansible_hosts` (the tests check it)",
         tool("ansible", install(&["ansible-core"])),
     );
+
+    // local-libvirt.
+    const LIBVIRT_PACKAGES: &[&str] = &["libvirt-daemon-system", "libvirt-clients", "dnsmasq-base", "iptables"];
+    let libvirtd = host.find("libvirtd");
+    push(
+        Group::Libvirt,
+        "libvirtd",
+        false,
+        "runs local-libvirt VMs (a host's libvirt daemon)",
+        libvirtd
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .ok_or_else(|| ("not found on PATH".to_owned(), install(LIBVIRT_PACKAGES))),
+    );
+    push(
+        Group::Libvirt,
+        "dnsmasq",
+        false,
+        "serves DHCP and DNS on libvirt's nat networks",
+        tool("dnsmasq", install(&["dnsmasq-base"])),
+    );
+    push(
+        Group::Libvirt,
+        "virsh",
+        false,
+        "attaches `lago console` to libvirt VMs",
+        tool("virsh", install(&["libvirt-clients"])),
+    );
+    push(
+        Group::Libvirt,
+        "libvirt host",
+        false,
+        "the default host of local-libvirt VMs (`libvirt_url`)",
+        host.libvirt(&paths.libvirt_url).map_err(|why| {
+            let advice = if libvirtd.is_some() {
+                "start libvirtd (`systemctl start libvirtd`), or point `libvirt_url` at a running host"
+            } else {
+                "install libvirt (above), then start libvirtd, or point `libvirt_url` at a running host"
+            };
+            (format!("{} does not answer: {why}", paths.libvirt_url), Fix::Advice(advice.into()))
+        }),
+    );
     Report::new(checks)
 }
 
@@ -680,6 +729,19 @@ impl Host for SystemHost {
         crate::accel::fresh_probe(&self.cache_dir)
     }
 
+    #[cfg(feature = "libvirt")]
+    fn libvirt(&self, url: &str) -> Result<String, String> {
+        crate::provider::libvirt::version(url).map_err(|e| match e {
+            crate::provider::ProviderError::Libvirt { message, .. } => message,
+            other => other.to_string(),
+        })
+    }
+
+    #[cfg(not(feature = "libvirt"))]
+    fn libvirt(&self, _url: &str) -> Result<String, String> {
+        Err("this lago was built without the `libvirt` feature".into())
+    }
+
     fn apt(&self) -> AptFacts {
         let present = self.find("apt-get").is_some();
         let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
@@ -773,6 +835,9 @@ mod tests {
                 ("mmdebstrap", ""),
                 ("virt-customize", ""),
                 ("ansible", ""),
+                ("libvirtd", ""),
+                ("dnsmasq", ""),
+                ("virsh", ""),
             ];
             let apt = AptFacts {
                 present: true,
@@ -834,6 +899,13 @@ mod tests {
             self.sources.borrow_mut().push(entry.to_owned());
             Ok(())
         }
+        fn libvirt(&self, url: &str) -> Result<String, String> {
+            if self.tools.contains_key("libvirtd") {
+                Ok(format!("libvirt 9.0.0 (QEMU 10.0.2) at {url}"))
+            } else {
+                Err("Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory".into())
+            }
+        }
     }
 
     fn paths() -> Paths {
@@ -841,6 +913,7 @@ mod tests {
             template_store: "/var/lib/lago/store".into(),
             template_repo: "/var/lib/lago/repos/local/repo.metadata".into(),
             lease_dir: "/var/lib/lago/subnets".into(),
+            libvirt_url: "qemu:///system".into(),
         }
     }
 
@@ -948,6 +1021,21 @@ mod tests {
         assert!(
             lines.ends_with("--no-install-recommends mtools guestfs-tools linux-image-amd64 ansible-core"),
             "{lines}"
+        );
+        // libvirt too with --all; its host only gets advice.
+        let host = host.without(&["libvirtd", "dnsmasq"]);
+        let r = examine(&host, &paths());
+        let runner = FakeRunner::new(|_| Ok(Output::default()));
+        fix(&r, &[Group::Core, Group::Templates, Group::Extras, Group::Libvirt], &host, &runner, &NoopReporter)
+            .unwrap();
+        let lines = runner.command_lines();
+        assert!(lines.ends_with("ansible-core libvirt-daemon-system libvirt-clients dnsmasq-base iptables"), "{lines}");
+        let libvirt = r.checks.iter().find(|c| c.name == "libvirt host").unwrap();
+        assert!(
+            !libvirt.ok
+                && !libvirt.required
+                && libvirt.detail.starts_with("qemu:///system does not answer: Failed to connect"),
+            "{libvirt:?}"
         );
     }
 

@@ -744,6 +744,9 @@ mod tests {
         ) -> Result<(), ProviderError> {
             Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "snapshots".into(), provider: "fake" })
         }
+        fn set_link(&self, _prefix: &Path, vm: &VmRecord, _nic: usize, _up: bool) -> Result<(), ProviderError> {
+            Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "links".into(), provider: "fake" })
+        }
         fn console(&self, _prefix: &Path, vm: &VmRecord) -> Result<crate::provider::Console, ProviderError> {
             Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "console".into(), provider: "fake" })
         }

@@ -21,7 +21,8 @@ pub(crate) struct DoctorArgs {
     /// Install what is missing (as root): what `init`, `start` and `template build tiny` need
     #[arg(long)]
     fix: bool,
-    /// With --fix: the extras too (mmdebstrap, guestfs-tools with a host kernel, ansible-core)
+    /// With --fix: the extras and libvirt too (mmdebstrap, guestfs-tools with a host kernel,
+    /// ansible-core, libvirt-daemon-system, libvirt-clients, dnsmasq-base, iptables)
     #[arg(long, requires = "fix")]
     all: bool,
 }
@@ -31,12 +32,16 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
         template_store: ctx.config.path("init", "template_store").unwrap_or_default(),
         template_repo: ctx.config.get("init", "template_repo_path").unwrap_or_default().to_owned(),
         lease_dir: ctx.config.path("lago", "lease_dir").unwrap_or_default(),
+        libvirt_url: ctx.config.libvirt_options().url,
     };
     let host = SystemHost { path: None, cache_dir: lago::accel::default_cache_dir() };
     let mut report = lago::doctor::examine(&host, &paths);
     if args.fix {
-        let groups: &[Group] =
-            if args.all { &[Group::Core, Group::Templates, Group::Extras] } else { &[Group::Core, Group::Templates] };
+        let groups: &[Group] = if args.all {
+            &[Group::Core, Group::Templates, Group::Extras, Group::Libvirt]
+        } else {
+            &[Group::Core, Group::Templates]
+        };
         lago::doctor::fix(&report, groups, &host, &SystemRunner, &ctx.reporter)?;
         report = lago::doctor::examine(&host, &paths);
     }

@@ -351,6 +351,9 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError>;
     /// How to attach to the VM's serial console.
     fn console(&self, prefix: &Path, vm: &VmRecord) -> Result<Console, ProviderError>;
+    /// Sets the carrier of the VM's `nic`-th NIC (index in its `nics`), as a cable plugged in
+    /// or pulled out: the guest sees the link go up or down.
+    fn set_link(&self, prefix: &Path, vm: &VmRecord, nic: usize, up: bool) -> Result<(), ProviderError>;
     /// Runs a qemu-guest-agent command (`{"execute": ...}`) in the VM and returns its `return`.
     fn guest_agent(
         &self,

@@ -260,6 +260,17 @@ impl Provider for QemuProvider {
         Ok(())
     }
 
+    /// QMP `set_link` on the NIC's netdev (`net<i>`).
+    fn set_link(&self, prefix: &Path, vm: &VmRecord, nic: usize, up: bool) -> Result<(), ProviderError> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+        Qmp::connect(&qmp, Duration::from_secs(5))
+            .map_err(qerr)?
+            .execute("set_link", Some(serde_json::json!({"name": format!("net{nic}"), "up": up})))
+            .map_err(qerr)?;
+        Ok(())
+    }
+
     /// A QMP job (`snapshot-save`, `snapshot-load`, `snapshot-delete`) on the VM's disks, memory
     /// and device state on the first disk, waited for.
     fn live_snapshot(

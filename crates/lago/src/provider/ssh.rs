@@ -72,6 +72,10 @@ impl Provider for SshProvider {
         Err(Self::unsupported(vm, "a serial console"))
     }
 
+    fn set_link(&self, _prefix: &Path, vm: &VmRecord, _nic: usize, _up: bool) -> Result<(), ProviderError> {
+        Err(Self::unsupported(vm, "link state"))
+    }
+
     fn guest_agent(
         &self,
         _prefix: &Path,

@@ -70,6 +70,17 @@ pub fn domain_uuid(prefix: &Path, vm: &str) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
+/// `libvirt <version> (<hypervisor> <version>) at <url>` of the host at `url`, as the default
+/// options reach it.
+pub fn version(url: &str) -> Result<String, ProviderError> {
+    let p = LibvirtProvider::connect(url, &LibvirtOptions { url: url.to_owned(), ..LibvirtOptions::default() })?;
+    let dotted = |v: u32| format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000);
+    let lib = p.conn.get_lib_version().map_err(|e| p.err("Cannot read its version", &e))?;
+    let hv = p.conn.get_hyp_version().map(dotted).unwrap_or_else(|_| "?".into());
+    let kind = p.conn.get_type().unwrap_or_else(|_| "?".into());
+    Ok(format!("libvirt {} ({kind} {hv}) at {url}", dotted(lib)))
+}
+
 impl LibvirtProvider {
     /// Connects to the host at `url` (with the configured credentials when it asks for them).
     pub fn connect(url: &str, opts: &LibvirtOptions) -> Result<Self, ProviderError> {
@@ -89,10 +100,7 @@ impl LibvirtProvider {
         let conn = conn.map_err(|e| ProviderError::Libvirt {
             what: "Cannot connect".into(),
             url: url.to_owned(),
-            message: format!(
-                "{} (is libvirtd running and reachable there? `lago doctor` checks the default host)",
-                e.message()
-            ),
+            message: e.message().to_owned(),
         })?;
         Ok(Self { url: url.to_owned(), conn })
     }
@@ -337,6 +345,23 @@ impl Provider for LibvirtProvider {
             "console".into(),
             xml::domain_name(&env_id_of(prefix), &vm.name),
         ]))
+    }
+
+    /// The interface's link state, changed live (libvirt finds the interface by its MAC).
+    fn set_link(&self, prefix: &Path, vm: &VmRecord, nic: usize, up: bool) -> Result<(), ProviderError> {
+        let dom = self.running_domain(prefix, vm)?;
+        let live =
+            dom.get_xml_desc(0).map_err(|e| self.err(format!("Cannot read the definition of VM {}", vm.name), &e))?;
+        let interface = xml::interfaces(&live).into_iter().nth(nic).ok_or_else(|| ProviderError::Libvirt {
+            what: format!("VM {}", vm.name),
+            url: self.url.clone(),
+            message: format!("its domain has no NIC #{nic}"),
+        })?;
+        let state = if up { "up" } else { "down" };
+        let update = xml::with_link_state(&interface, state);
+        dom.update_device_flags(&update, virt::sys::VIR_DOMAIN_AFFECT_LIVE)
+            .map_err(|e| self.err(format!("Cannot set the link of NIC #{nic} of VM {} {state}", vm.name), &e))?;
+        Ok(())
     }
 
     fn guest_agent(&self, prefix: &Path, vm: &VmRecord, command: &Value) -> Result<Value, ProviderError> {

@@ -339,6 +339,31 @@ pub fn snapshot_xml(name: &str, devices: &[String]) -> String {
     x
 }
 
+/// The `<interface>` elements of a domain's XML, in order.
+pub fn interfaces(domain: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = domain;
+    while let Some(start) = rest.find("<interface ") {
+        let Some(len) = rest[start..].find("</interface>") else { break };
+        let end = start + len + "</interface>".len();
+        out.push(rest[start..end].to_owned());
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// An `<interface>` element with its `<link state=...>` set to `state`.
+pub fn with_link_state(interface: &str, state: &str) -> String {
+    let link = format!("<link state='{state}'/>");
+    match interface.find("<link ") {
+        Some(start) => {
+            let end = interface[start..].find("/>").map_or(interface.len(), |e| start + e + 2);
+            format!("{}{link}{}", &interface[..start], &interface[end..])
+        }
+        None => interface.replacen("</interface>", &format!("  {link}\n</interface>"), 1),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -434,6 +459,21 @@ mod tests {
         assert_eq!(
             snapshot_xml("s1", &["vda".into()]),
             "<domainsnapshot>\n  <name>s1</name>\n  <memory snapshot='internal'/>\n  <disks>\n    <disk name='vda' snapshot='internal'/>\n  </disks>\n</domainsnapshot>\n"
+        );
+    }
+
+    #[test]
+    fn link_state_of_a_live_interface() {
+        let live = "<domain>\n<devices>\n<interface type='network'>\n  <mac address='54:52:c0:a8:c8:02'/>\n</interface>\n<interface type='network'>\n  <mac address='52:54:00:aa:bb:cc'/>\n  <link state='down'/>\n</interface>\n</devices>\n</domain>";
+        let found = interfaces(live);
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            with_link_state(&found[0], "down"),
+            "<interface type='network'>\n  <mac address='54:52:c0:a8:c8:02'/>\n  <link state='down'/>\n</interface>"
+        );
+        assert_eq!(
+            with_link_state(&found[1], "up"),
+            "<interface type='network'>\n  <mac address='52:54:00:aa:bb:cc'/>\n  <link state='up'/>\n</interface>"
         );
     }
 }
