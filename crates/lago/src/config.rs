@@ -656,8 +656,14 @@ fn expand_home(v: &str) -> PathBuf {
     }
 }
 
+/// Environment variables of lago's that are not options: the log filter and the progress switch.
+pub const NOT_OPTIONS: &[&str] = &["LAGO_LOG", "LAGO_NO_PROGRESS"];
+
 /// `LAGO_FOO` → (`lago`, `foo`); `LAGO__INIT__TEMPLATE_STORE` → (`init`, `template_store`).
 pub fn parse_env_name(name: &str) -> Option<(String, String)> {
+    if NOT_OPTIONS.contains(&name) {
+        return None;
+    }
     if let Some(rest) = name.strip_prefix("LAGO__") {
         let (section, key) = rest.split_once("__")?;
         if section.is_empty() || key.is_empty() {

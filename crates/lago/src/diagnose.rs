@@ -104,7 +104,7 @@ impl Diagnose for EnvError {
                 "raise `boot_time_sec` of the VM, or with `accel = kvm` try `--accel tcg` (KVM guests hang on some hosts)",
             ),
             EnvError::Qemu(ProviderError::Libvirt { what, .. }) if what == "Cannot connect" => Diagnosis::host().with_hint(
-                "start libvirtd on that host (or correct `libvirt_url`) and run the command again: what lago made on the other hosts is already stopped, and the prefix stays until every host is clean",
+                "start libvirtd on that host (or correct `libvirt_url`), then run the command again (a `destroy` that failed so has cleaned the other hosts and kept the prefix for that)",
             ),
             _ => Diagnosis::host(),
         }

@@ -490,11 +490,11 @@ impl Env {
         let title = if names.is_empty() { "Stop prefix" } else { "Stop specified VMs" };
         task(reporter, title, || {
             let running = self.running();
+            let stopping: Vec<&&VmRecord> = targets.iter().filter(|v| running.contains(&v.name)).collect();
             task(reporter, "Stop vms", || {
-                for vm in targets.iter().filter(|v| running.contains(&v.name)) {
-                    task(reporter, &format!("Destroying VM {}", vm.name), || self.kill(&vm.name))?;
-                }
-                Ok::<_, EnvError>(())
+                for_each_parallel(&stopping, |vm| {
+                    task(reporter, &format!("Destroying VM {}", vm.name), || self.kill(&vm.name))
+                })
             })?;
             self.stop_unused_nets(reporter)?;
             // What the other hosts had is stopped; a host that did not answer is the error.

@@ -281,6 +281,9 @@ impl Provider for LibvirtProvider {
         }
     }
 
+    /// `virDomainDestroy`. libvirt then takes about 1.5 s to tear the domain down after its qemu
+    /// has exited (measured: qemu is gone 40 ms after a QMP `quit`, the domain 1.6 s later), so
+    /// `stop` destroys the VMs in parallel.
     fn kill(&self, prefix: &Path, vm: &VmRecord) {
         if let Some(dom) = self.domain(prefix, &vm.name) {
             let _ = dom.destroy();

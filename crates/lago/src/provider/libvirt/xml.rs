@@ -253,7 +253,7 @@ pub fn network_xml(net: &NetUse, ctx: &NetContext<'_>) -> String {
                 let _ = writeln!(x, "  <forward mode='bridge'/>\n  <bridge name='{}'/>", escape(br));
             }
             None => {
-                let _ = writeln!(x, "  <bridge name='{}' stp='on' delay='0'/>", escape(&bridge_name(&name)));
+                let _ = writeln!(x, "  <bridge name='{}' stp='off' delay='0'/>", escape(&bridge_name(&name)));
             }
         }
         x.push_str("</network>\n");
@@ -264,7 +264,7 @@ pub fn network_xml(net: &NetUse, ctx: &NetContext<'_>) -> String {
             "  <forward mode='nat'>\n    <nat>\n      <port start='1024' end='65535'/>\n    </nat>\n  </forward>\n",
         );
     }
-    let _ = writeln!(x, "  <bridge name='{}' stp='on' delay='0'/>", escape(&bridge_name(&name)));
+    let _ = writeln!(x, "  <bridge name='{}' stp='off' delay='0'/>", escape(&bridge_name(&name)));
     if let Some(mtu) = spec.get("mtu").and_then(Value::as_u64).filter(|m| *m != u64::from(crate::plan::DEFAULT_MTU)) {
         let _ = writeln!(x, "  <mtu size='{mtu}'/>");
     }
@@ -449,7 +449,7 @@ mod tests {
         bridged.spec = json!({"type": "bridge"}).as_object().unwrap().clone();
         assert!(
             network_xml(&bridged, &NetContext { env_id: "0123abcd", outbound: true })
-                .contains("<bridge name='0123-lago-ni' stp='on' delay='0'/>")
+                .contains("<bridge name='0123-lago-ni' stp='off' delay='0'/>")
         );
     }
 
