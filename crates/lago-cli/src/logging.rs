@@ -22,3 +22,12 @@ pub(crate) fn init(loglevel: &str, ignore_warnings: bool) {
         .with_filter(LevelFilter::DEBUG);
     let _ = tracing_subscriber::registry().with(term).with(file).try_init();
 }
+
+/// Info and up on stderr, with times: what a background process (a switch) writes to its log.
+pub(crate) fn init_plain() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}

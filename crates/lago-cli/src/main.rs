@@ -13,13 +13,35 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "__switch") {
+        return switch(&args[2..]);
+    }
     if let Err(e) = lago::interrupt::install() {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
-    let cli = cli::Cli::parse_from(cli::hoist_globals(std::env::args_os().collect()));
+    let cli = cli::Cli::parse_from(cli::hoist_globals(args));
     let result = context::Context::new(&cli).and_then(|mut ctx| commands::run(&mut ctx, &cli));
     match result {
         Ok(code) => code,
         Err(err) => err.report(),
+    }
+}
+
+/// `lago __switch --config FILE --pidfile FILE`: a network's switch (started by lago itself).
+fn switch(args: &[std::ffi::OsString]) -> ExitCode {
+    let value =
+        |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
+    let (Some(config), Some(pid_file)) = (value("--config"), value("--pidfile")) else {
+        eprintln!("usage: lago __switch --config FILE --pidfile FILE (lago starts it)");
+        return ExitCode::from(2);
+    };
+    logging::init_plain();
+    match lago::switch::serve(&config, &pid_file) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
     }
 }

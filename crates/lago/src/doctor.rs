@@ -194,7 +194,7 @@ pub trait Host {
     fn host_kernel(&self) -> bool;
     /// Whether lago can write into `dir` (or create it): `Err` says why not.
     fn writable(&self, dir: &Path) -> Result<(), String>;
-    /// Whether the loopback interface takes an SSH forward and a network segment.
+    /// Whether the loopback interface takes an SSH forward.
     fn loopback(&self) -> Result<(), String>;
     /// Whether a KVM guest starts.
     fn kvm(&self) -> KvmProbe;
@@ -339,17 +339,10 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         Group::Core,
         "loopback",
         true,
-        "SSH forwards to the VMs and their network segments stay on 127.0.0.1",
-        host.loopback().map(|()| "a free TCP port and the segment group 230.0.0.1 on 127.0.0.1".to_owned()).map_err(
-            |why| {
-                (
-                    why,
-                    Fix::Advice(
-                        "bring the loopback interface up with multicast: `ip link set lo up multicast on`".into(),
-                    ),
-                )
-            },
-        ),
+        "SSH reaches lago's VMs through forwards on 127.0.0.1",
+        host.loopback()
+            .map(|()| "a free TCP port on 127.0.0.1".to_owned())
+            .map_err(|why| (why, Fix::Advice("bring the loopback interface up: `ip link set lo up`".into()))),
     );
     let kvm = if qemu_version.is_some() {
         host.kvm()
@@ -717,12 +710,7 @@ impl Host for SystemHost {
     }
 
     fn loopback(&self) -> Result<(), String> {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no TCP port on 127.0.0.1: {e}"))?;
-        drop(tcp);
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("no UDP port on 127.0.0.1: {e}"))?;
-        let group: std::net::Ipv4Addr = crate::runtime::SEGMENT_GROUP.parse().map_err(|e| format!("{e}"))?;
-        udp.join_multicast_v4(&group, &std::net::Ipv4Addr::LOCALHOST)
-            .map_err(|e| format!("cannot join the segment group {group} on 127.0.0.1: {e}"))
+        std::net::TcpListener::bind("127.0.0.1:0").map(drop).map_err(|e| format!("no TCP port on 127.0.0.1: {e}"))
     }
 
     fn kvm(&self) -> KvmProbe {

@@ -17,7 +17,7 @@ use crate::provider::{
     tail_file, vm_paths,
 };
 use crate::report::{BootPhase, Reporter, task};
-use crate::runtime::{Leases, RuntimeError, State};
+use crate::runtime::{RuntimeError, State};
 use crate::ssh::{CommandStatus, Target};
 
 /// Problems with a running environment.
@@ -262,27 +262,12 @@ impl Env {
             .collect())
     }
 
-    fn ensure_segments(&self, state: &mut State) -> Result<(), EnvError> {
-        let missing: Vec<&String> = self.nets.iter().map(|(n, _)| n).filter(|n| !state.nets.contains_key(*n)).collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        let leases = Leases::new(&self.options.lease_dir.join("segments"));
-        let ports = leases.acquire(&self.prefix.join("uuid"), &self.prefix.uuid()?, missing.len())?;
-        for (net, port) in missing.into_iter().zip(ports) {
-            state.nets.insert(net.clone(), port);
-        }
-        state.save(&self.prefix.path)?;
-        Ok(())
-    }
-
     /// What a provider needs to start this environment's VMs and networks.
-    fn launch_context(&self, state: &State, env_id: &str, accel: Accel) -> LaunchContext {
+    fn launch_context(&self, env_id: &str, accel: Accel) -> LaunchContext {
         LaunchContext {
             prefix: self.prefix.path.clone(),
             env_id: env_id.to_owned(),
             accel,
-            net_ports: state.nets.clone(),
             ssh_port: 0,
             outbound: self.options.vm_outbound,
             index: 0,
@@ -305,10 +290,7 @@ impl Env {
             let env_id = self.env_id()?;
             let accel = self.options.accel.resolve();
             let nets = task(reporter, "Start nets", || {
-                if targets.iter().any(|v| v.provider() == "local-qemu") {
-                    self.ensure_segments(&mut state)?;
-                }
-                let ctx = self.launch_context(&state, &env_id, accel);
+                let ctx = self.launch_context(&env_id, accel);
                 for (provider, _) in &groups {
                     provider.start_nets(&ctx, &self.nets_of(provider)?)?;
                 }
@@ -327,7 +309,7 @@ impl Env {
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
-                        let port = self.launch(vm, &state, &env_id, accel)?;
+                        let port = self.launch(vm, &env_id, accel)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
                         if let Some(port) = port {
                             state.ssh_ports.insert(vm.name.clone(), port);
@@ -358,7 +340,7 @@ impl Env {
 
     /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
     /// qemu finds it taken), which is returned.
-    fn launch(&self, vm: &VmRecord, state: &State, env_id: &str, accel: Accel) -> Result<Option<u16>, EnvError> {
+    fn launch(&self, vm: &VmRecord, env_id: &str, accel: Accel) -> Result<Option<u16>, EnvError> {
         let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
             && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
@@ -374,7 +356,7 @@ impl Env {
                 },
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
-                ..self.launch_context(state, env_id, accel)
+                ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
                 Ok(()) => return Ok(forwards.then_some(ctx.ssh_port)),
@@ -514,9 +496,6 @@ impl Env {
     fn stop_unused_nets(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let all: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh() && self.providers.of(v).is_ok()).collect();
         let Ok(groups) = self.providers.group(&all) else { return Ok(()) };
-        if groups.iter().all(|(p, _)| p.name() == "local-qemu") {
-            return Ok(());
-        }
         let running = self.running();
         let env_id = self.env_id()?;
         task(reporter, "Stop nets", || {
@@ -574,14 +553,9 @@ impl Env {
 /// Releases the network leases of a prefix (segment ports, libvirt subnets) without loading it
 /// as an environment (also for prefixes whose `virt/` cannot be read).
 pub fn release_leases(prefix: &Prefix, lease_dir: &std::path::Path) -> Result<(), EnvError> {
-    let state = State::load(&prefix.path)?;
-    let ports: Vec<u16> = state.nets.values().copied().collect();
     // Leases name their holder by its uuid file: those of a prefix that lost it are stale and
     // taken back by the next lease.
     let Ok(uuid) = prefix.uuid() else { return Ok(()) };
-    if !ports.is_empty() {
-        Leases::new(&lease_dir.join("segments")).release(&uuid, &ports)?;
-    }
     crate::runtime::SubnetLeases::new(lease_dir).release_all(&prefix.join("uuid"), &uuid)?;
     Ok(())
 }
@@ -806,8 +780,6 @@ mod tests {
         killed.sort();
         assert_eq!(killed, ["vm01", "vm02"]);
         assert_eq!(*calls.running.lock().unwrap(), ["vm00"]);
-        // Segments were leased once, for the environment's one network.
-        assert_eq!(State::load(&env.prefix.path).unwrap().nets.len(), 1);
     }
 
     #[test]

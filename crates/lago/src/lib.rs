@@ -33,5 +33,6 @@ pub mod snapshot;
 pub mod spec;
 pub mod ssh;
 pub mod status;
+pub mod switch;
 pub mod template;
 pub mod workdir;

@@ -172,6 +172,7 @@ pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     crate::interrupt::check().map_err(|i| std::io::Error::new(std::io::ErrorKind::Interrupted, i))?;
+    die_with_parent(cmd);
     let mut child = cmd.spawn()?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let stdin = child.stdin.take();
@@ -227,6 +228,21 @@ pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std
             stderr: err.join().unwrap_or_default(),
         })
     })
+}
+
+/// Makes the kernel kill the child when the thread that starts it dies, so a `kill -9` of lago
+/// does not leave its tools (`apt-get`, `dpkg-deb`, `qemu-img`) writing into directories the
+/// next command sweeps. [`run_child`] waits on the thread that spawned the child.
+#[allow(unsafe_code, reason = "pre_exec: one async-signal-safe prctl in the forked child")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes the prctl system call,
+    // which is async-signal-safe; it touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// The signal inside an error of [`run_child`], if it was an interrupt.

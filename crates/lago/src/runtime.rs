@@ -1,6 +1,5 @@
-//! Runtime state of a prefix (`run/state.json`, versioned, written atomically) and the host-wide
-//! leases of network segments (multicast ports), so that two environments never share a
-//! segment (DESIGN §3).
+//! Runtime state of a prefix (`run/state.json`, versioned, written atomically): forwarded SSH
+//! ports and the faults put on its networks; and the host-wide leases of libvirt subnets.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -11,10 +10,6 @@ use serde::{Deserialize, Serialize};
 
 /// Version of `run/state.json` this build writes.
 pub const STATE_VERSION: u32 = 1;
-/// Multicast group of every segment; each segment has its own port.
-pub const SEGMENT_GROUP: &str = "230.0.0.1";
-/// Ports segments are leased from.
-pub const SEGMENT_PORTS: std::ops::RangeInclusive<u16> = 40000..=49999;
 
 /// Problems with runtime state or leases.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +35,6 @@ pub enum RuntimeError {
         /// Why.
         reason: String,
     },
-    /// Every segment port is leased.
-    #[error("No free network segment left in {dir} (ports {}-{} all leased); destroy unused environments", SEGMENT_PORTS.start(), SEGMENT_PORTS.end())]
-    Full {
-        /// The lease directory.
-        dir: PathBuf,
-    },
     /// The lease lock could not be taken in time.
     #[error("Timed out waiting for the lease lock {path} (held by another lago)")]
     LockTimeout {
@@ -57,16 +46,22 @@ pub enum RuntimeError {
 use crate::pathio::at as io;
 
 /// What runs, per VM and per network.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Format version.
     pub version: u32,
-    /// Segment port of each network.
-    #[serde(default)]
-    pub nets: BTreeMap<String, u16>,
     /// Forwarded SSH port of each VM, as of its last start.
     #[serde(default)]
     pub ssh_ports: BTreeMap<String, u16>,
+    /// Partitions, by network: groups of VMs (`lago net partition`), until healed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<String, Vec<Vec<String>>>,
+    /// Degraded links, by network and VM (`lago net degrade`), until restored.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub impairments: BTreeMap<String, BTreeMap<String, crate::switch::Impairment>>,
+    /// Cut links, by VM: the indices of its NICs (`lago net cut`), until restored.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cut: BTreeMap<String, Vec<usize>>,
 }
 
 impl State {
@@ -101,81 +96,6 @@ impl State {
         let state = State { version: STATE_VERSION, ..self.clone() };
         let text = serde_json::to_vec_pretty(&state).map_err(|e| io("write", &path)(e.into()))?;
         crate::pathio::write_atomic(&path, &text)?;
-        Ok(())
-    }
-}
-
-/// Host-wide leases of segment ports: `<dir>/<port>.lease` = `["<prefix>/uuid", "<uuid>"]`, the
-/// original's subnet lease format. A lease whose prefix is gone (uuid file missing or changed)
-/// is stale and is taken over.
-pub struct Leases {
-    dir: PathBuf,
-}
-
-impl Leases {
-    /// Leases kept in `dir` (created on first use).
-    pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_owned() }
-    }
-
-    fn lock(&self) -> Result<File, RuntimeError> {
-        std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
-        let path = self.dir.join("leases.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while f.try_lock().is_err() {
-            if Instant::now() > deadline {
-                return Err(RuntimeError::LockTimeout { path });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(f)
-    }
-
-    fn holder(&self, port: u16) -> Option<(PathBuf, String)> {
-        let text = std::fs::read_to_string(self.dir.join(format!("{port}.lease"))).ok()?;
-        let (path, uuid): (PathBuf, String) = serde_json::from_str(&text).ok()?;
-        Some((path, uuid))
-    }
-
-    fn is_live(&self, port: u16) -> bool {
-        self.holder(port).is_some_and(|(path, uuid)| std::fs::read_to_string(path).is_ok_and(|u| u.trim() == uuid))
-    }
-
-    /// Leases `count` ports for the prefix whose uuid file is `uuid_path`.
-    pub fn acquire(&self, uuid_path: &Path, uuid: &str, count: usize) -> Result<Vec<u16>, RuntimeError> {
-        let _lock = self.lock()?;
-        let mut got = Vec::new();
-        for port in SEGMENT_PORTS {
-            if got.len() == count {
-                break;
-            }
-            if self.is_live(port) {
-                continue;
-            }
-            let path = self.dir.join(format!("{port}.lease"));
-            let content = serde_json::to_string(&(uuid_path, uuid)).unwrap_or_default();
-            std::fs::write(&path, content).map_err(io("write", &path))?;
-            got.push(port);
-        }
-        if got.len() < count {
-            for p in &got {
-                let _ = std::fs::remove_file(self.dir.join(format!("{p}.lease")));
-            }
-            return Err(RuntimeError::Full { dir: self.dir.clone() });
-        }
-        Ok(got)
-    }
-
-    /// Releases the ports this prefix holds.
-    pub fn release(&self, uuid: &str, ports: &[u16]) -> Result<(), RuntimeError> {
-        let _lock = self.lock()?;
-        for port in ports {
-            if self.holder(*port).is_some_and(|(_, u)| u == uuid) {
-                let path = self.dir.join(format!("{port}.lease"));
-                std::fs::remove_file(&path).map_err(io("remove", &path))?;
-            }
-        }
         Ok(())
     }
 }
@@ -381,33 +301,20 @@ mod tests {
     }
 
     #[test]
-    fn leases_are_exclusive_released_and_stale_ones_reclaimed() {
-        let dir = tempfile::tempdir().unwrap();
-        let leases = Leases::new(&dir.path().join("leases"));
-        let (a, b) = (dir.path().join("a-uuid"), dir.path().join("b-uuid"));
-        std::fs::write(&a, "aaaa").unwrap();
-        std::fs::write(&b, "bbbb").unwrap();
-        let pa = leases.acquire(&a, "aaaa", 2).unwrap();
-        let pb = leases.acquire(&b, "bbbb", 1).unwrap();
-        assert_eq!(pa, [40000, 40001]);
-        assert_eq!(pb, [40002]);
-        leases.release("aaaa", &pa[..1]).unwrap();
-        // b cannot release a's lease.
-        leases.release("bbbb", &pa[1..]).unwrap();
-        assert!(dir.path().join("leases/40001.lease").exists());
-        assert_eq!(leases.acquire(&b, "bbbb", 1).unwrap(), [40000]);
-        // a's prefix is gone: its lease is stale.
-        std::fs::remove_file(&a).unwrap();
-        assert_eq!(leases.acquire(&b, "bbbb", 1).unwrap(), [40001]);
-    }
-
-    #[test]
     fn state_roundtrip_and_version_check() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = State::load(dir.path()).unwrap();
-        s.nets.insert("lago".into(), 40000);
+        s.ssh_ports.insert("vm01".into(), 2222);
+        s.partitions.insert("lago".into(), vec![vec!["vm01".into()], vec!["vm02".into()]]);
         s.save(dir.path()).unwrap();
-        assert_eq!(State::load(dir.path()).unwrap().nets["lago"], 40000);
+        assert_eq!(State::load(dir.path()).unwrap(), State { version: STATE_VERSION, ..s });
+        // A state written before faults existed (with the segment ports it had then) still reads.
+        std::fs::write(
+            dir.path().join("run/state.json"),
+            r#"{"version": 1, "nets": {"lago": 40000}, "ssh_ports": {}}"#,
+        )
+        .unwrap();
+        assert!(State::load(dir.path()).unwrap().partitions.is_empty());
         std::fs::write(dir.path().join("run/state.json"), r#"{"version": 99}"#).unwrap();
         assert!(matches!(State::load(dir.path()), Err(RuntimeError::NewerState { .. })));
     }

@@ -114,6 +114,9 @@ pub enum ProviderError {
         /// The provider.
         provider: &'static str,
     },
+    /// A network's switch failed.
+    #[error(transparent)]
+    Switch(#[from] crate::switch::SwitchError),
     /// A libvirt host refused or failed an operation.
     #[error("{what} (libvirt host {url}): {message}")]
     Libvirt {
@@ -254,8 +257,6 @@ pub struct LaunchContext {
     pub env_id: String,
     /// KVM or TCG (already resolved).
     pub accel: Accel,
-    /// Segment port of each network.
-    pub net_ports: std::collections::BTreeMap<String, u16>,
     /// Host port forwarded to the VM's SSH.
     pub ssh_port: u16,
     /// Whether the uplink may reach addresses outside the host.

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Console, LaunchContext, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
+use super::{Console, LaunchContext, NetUse, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
 use crate::accel::Accel;
 use crate::qmp::Qmp;
-use crate::runtime::SEGMENT_GROUP;
 use crate::ssh::Target;
 
 /// Files of one VM in the prefix.
@@ -110,8 +109,16 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         a.extend(["-device".into(), "virtio-blk-pci,drive=seed".into()]);
     }
     for (i, nic) in vm.nics.iter().enumerate() {
-        let Some(port) = ctx.net_ports.get(&nic.net) else { continue };
-        a.extend(["-netdev".into(), format!("socket,id=net{i},mcast={SEGMENT_GROUP}:{port},localaddr=127.0.0.1")]);
+        // A datagram link to the network's switch (lago's own, see `switch.rs`).
+        let switch = crate::switch::paths(&ctx.prefix, &nic.net);
+        a.extend([
+            "-netdev".into(),
+            format!(
+                "dgram,id=net{i},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                crate::switch::nic_socket(&ctx.prefix, &vm.name, i).display(),
+                switch.socket.display()
+            ),
+        ]);
         let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
         if let Some(ip) = nic.ip {
             dev.push_str(&format!(",mac={}", mac_of(ip)));
@@ -193,7 +200,36 @@ impl Provider for QemuProvider {
         "local-qemu"
     }
 
+    /// One switch per network (`switch.rs`), started or brought up to date.
+    fn start_nets(&self, ctx: &LaunchContext, nets: &[NetUse]) -> Result<(), ProviderError> {
+        let state = crate::runtime::State::load(&ctx.prefix).unwrap_or_default();
+        for net in nets {
+            crate::switch::ensure(&ctx.prefix, &crate::switch::config_for(&ctx.prefix, &net.name, &net.vms, &state))?;
+        }
+        Ok(())
+    }
+
+    fn stop_nets(&self, prefix: &Path, _env_id: &str, nets: &[NetUse]) -> Result<(), ProviderError> {
+        for net in nets {
+            crate::switch::stop(prefix, &net.name);
+        }
+        Ok(())
+    }
+
+    fn nets_up(&self, prefix: &Path, _env_id: &str, nets: &[NetUse]) -> Option<Vec<String>> {
+        Some(
+            nets.iter()
+                .filter(|n| crate::switch::alive(&n.name, &crate::switch::paths(prefix, &n.name).control))
+                .map(|n| n.name.clone())
+                .collect(),
+        )
+    }
+
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
+        // qemu binds its ends of the links: none may be left from a qemu that was killed.
+        for i in 0..vm.nics.len() {
+            let _ = std::fs::remove_file(crate::switch::nic_socket(&ctx.prefix, &vm.name, i));
+        }
         let child = launch(vm, ctx)?;
         self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(vm.name.clone(), child);
         Ok(())
@@ -406,7 +442,6 @@ mod tests {
             prefix: "/w/.lago/default".into(),
             env_id: "0123abcd".into(),
             accel: Accel::Tcg,
-            net_ports: [("lago".to_owned(), 40000), ("storage".to_owned(), 40001)].into_iter().collect(),
             ssh_port: 2222,
             outbound: false,
             index: 0,
@@ -431,7 +466,6 @@ mod tests {
             prefix: "/w/.lago/default".into(),
             env_id: "0123abcd".into(),
             accel: Accel::Kvm,
-            net_ports: Default::default(),
             ssh_port: 2222,
             outbound: false,
             index: 0,
