@@ -157,6 +157,7 @@ pub(crate) enum Verb {
     Collect(commands::vm::CollectArgs),
     Deploy(commands::vm::DeployArgs),
     Console(commands::vm::ConsoleArgs),
+    Net(commands::net::NetArgs),
     Snapshot(commands::snapshot::SnapshotArgs),
     Revert(commands::snapshot::RevertArgs),
     Export(commands::export::ExportArgs),

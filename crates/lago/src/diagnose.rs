@@ -6,6 +6,7 @@ use crate::config::ConfigError;
 use crate::doctor::DoctorError;
 use crate::env::EnvError;
 use crate::export::ExportError;
+use crate::faults::FaultError;
 use crate::guest::GuestError;
 use crate::init::InitError;
 use crate::prefix::PrefixError;
@@ -106,6 +107,16 @@ impl Diagnose for EnvError {
             EnvError::Qemu(ProviderError::Libvirt { what, .. }) if what == "Cannot connect" => Diagnosis::host().with_hint(
                 "start libvirtd on that host (or correct `libvirt_url`), then run the command again (a `destroy` that failed so has cleaned the other hosts and kept the prefix for that)",
             ),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for FaultError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            FaultError::Env(e) => e.diagnose(),
+            e if e.is_user_error() => Diagnosis::user(),
             _ => Diagnosis::host(),
         }
     }

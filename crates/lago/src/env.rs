@@ -129,7 +129,7 @@ pub struct Env {
     /// Its networks: name and type.
     pub nets: Vec<(String, String)>,
     options: EnvOptions,
-    providers: Providers,
+    pub(crate) providers: Providers,
 }
 
 impl Env {
@@ -310,9 +310,14 @@ impl Env {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
                         let port = self.launch(vm, &env_id, accel)?;
+                        self.reapply_cuts(vm)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
+                        // A fresh boot: its clock is the host's again.
+                        let clock = state.clock.remove(&vm.name).is_some();
                         if let Some(port) = port {
                             state.ssh_ports.insert(vm.name.clone(), port);
+                        }
+                        if port.is_some() || clock {
                             state.save(&self.prefix.path)?;
                         }
                         started.push(vm);
@@ -497,7 +502,8 @@ impl Env {
         let all: Vec<&VmRecord> = self.vms.iter().filter(|v| !v.is_ssh() && self.providers.of(v).is_ok()).collect();
         let Ok(groups) = self.providers.group(&all) else { return Ok(()) };
         let running = self.running();
-        let env_id = self.env_id()?;
+        // A prefix that lost its uuid still has its switches stopped (libvirt names need the uuid).
+        let env_id = self.env_id().unwrap_or_default();
         task(reporter, "Stop nets", || {
             for (provider, _) in &groups {
                 let unused: Vec<NetUse> = self
@@ -729,8 +735,15 @@ mod tests {
             _prefix: &Path,
             vm: &VmRecord,
             _command: &serde_json::Value,
+            _timeout: std::time::Duration,
         ) -> Result<serde_json::Value, ProviderError> {
             Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "guest agent".into(), provider: "fake" })
+        }
+        fn pause(&self, _prefix: &Path, _vm: &VmRecord) -> Result<(), ProviderError> {
+            Ok(())
+        }
+        fn resume(&self, _prefix: &Path, _vm: &VmRecord) -> Result<(), ProviderError> {
+            Ok(())
         }
         fn probe(&self, target: &Target) -> std::io::Result<bool> {
             Ok(target.vm != self.never_ready)

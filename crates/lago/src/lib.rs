@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod doctor;
 pub mod env;
 pub mod export;
+pub mod faults;
 pub mod guest;
 pub mod image;
 pub mod init;

@@ -62,6 +62,9 @@ pub struct State {
     /// Cut links, by VM: the indices of its NICs (`lago net cut`), until restored.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cut: BTreeMap<String, Vec<usize>>,
+    /// VMs whose clock could not be set after a revert, with why (until they start again).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clock: BTreeMap<String, String>,
 }
 
 impl State {

@@ -225,6 +225,72 @@ fn live_op(env: &Env, vm: &VmRecord, op: SnapshotOp, name: &str) -> Result<(), S
     Ok(())
 }
 
+/// Pauses `vms` at one instant (their threads are released together) and returns the spread
+/// between the first and the last pause. If one cannot be paused, those that were are resumed.
+fn pause_together(env: &Env, vms: &[&VmRecord]) -> Result<std::time::Duration, SnapshotError> {
+    let with: Vec<(&VmRecord, std::sync::Arc<dyn crate::provider::Provider>)> =
+        vms.iter().map(|vm| Ok((*vm, env.provider_of(vm)?))).collect::<Result<_, EnvError>>()?;
+    if with.is_empty() {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let barrier = std::sync::Barrier::new(with.len());
+    let paused = std::sync::Mutex::new(Vec::new());
+    let result = for_each_parallel(&with, |(vm, provider)| {
+        barrier.wait();
+        provider.pause(&env.prefix.path, vm)?;
+        paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*vm, std::time::Instant::now()));
+        Ok::<_, SnapshotError>(())
+    });
+    let paused = paused.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Err(e) = result {
+        let again: Vec<&VmRecord> = paused.iter().map(|(vm, _)| *vm).collect();
+        let _ = resume_together(env, &again);
+        return Err(e);
+    }
+    let first = paused.iter().map(|(_, t)| *t).min();
+    let last = paused.iter().map(|(_, t)| *t).max();
+    Ok(match (first, last) {
+        (Some(a), Some(b)) => b - a,
+        _ => std::time::Duration::ZERO,
+    })
+}
+
+/// Resumes `vms` together.
+fn resume_together(env: &Env, vms: &[&VmRecord]) -> Result<(), SnapshotError> {
+    let with: Vec<(&VmRecord, std::sync::Arc<dyn crate::provider::Provider>)> =
+        vms.iter().map(|vm| Ok((*vm, env.provider_of(vm)?))).collect::<Result<_, EnvError>>()?;
+    if with.is_empty() {
+        return Ok(());
+    }
+    let barrier = std::sync::Barrier::new(with.len());
+    for_each_parallel(&with, |(vm, provider)| {
+        barrier.wait();
+        provider.resume(&env.prefix.path, vm)?;
+        Ok::<_, SnapshotError>(())
+    })
+}
+
+/// Sets the clocks of `vms` to the host's time through their guest agents; returns the VMs
+/// whose clock could not be set, with why.
+fn set_clocks(env: &Env, vms: &[&VmRecord]) -> Vec<(String, String)> {
+    let failed = std::sync::Mutex::new(Vec::new());
+    let _ = for_each_parallel(vms, |vm| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let command = json!({"execute": "guest-set-time", "arguments": {"time": now as u64}});
+        let outcome = env.provider_of(vm).map_err(|e| e.to_string()).and_then(|p| {
+            p.guest_agent(&env.prefix.path, vm, &command, std::time::Duration::from_secs(2)).map_err(|e| match e {
+                crate::provider::ProviderError::Job { message, .. } => message,
+                other => other.to_string(),
+            })
+        });
+        if let Err(why) = outcome {
+            failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((vm.name.clone(), why));
+        }
+        Ok::<_, SnapshotError>(())
+    });
+    failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whether the VM's record says the snapshot holds memory state.
 fn is_live(record: &Map<String, Value>, name: &str) -> bool {
     record["snapshots"][name].get(0).and_then(|d| d.get("live")).and_then(Value::as_bool).unwrap_or(false)
@@ -290,7 +356,7 @@ impl Env {
             let mut marked: Vec<&VmRecord> = Vec::new();
             for vm in &vms {
                 let live = running.contains(&vm.name);
-                if let Err(e) = self.set_entry(vm, name, Some((live, created, true))) {
+                if let Err(e) = self.set_entry(vm, name, Some((live, created, true, None))) {
                     for done in &marked {
                         let _ = self.set_entry(done, name, None);
                     }
@@ -298,7 +364,22 @@ impl Env {
                 }
                 marked.push(vm);
             }
-            // 2. The tags.
+            // 2. The tags. Running VMs are paused first, all at one instant, and resumed together
+            // afterwards: the environment is captured as it was at that instant.
+            let live_vms: Vec<&VmRecord> = vms.iter().copied().filter(|v| running.contains(&v.name)).collect();
+            let spread = match pause_together(self, &live_vms) {
+                Ok(spread) => spread,
+                Err(e) => {
+                    for vm in &vms {
+                        let _ = self.set_entry(vm, name, None);
+                    }
+                    return Err(e);
+                }
+            };
+            let spread_ms = spread.as_secs_f64() * 1000.0;
+            if live_vms.len() > 1 {
+                reporter.note(&format!("Paused {} VMs within {spread_ms:.1} ms", live_vms.len()));
+            }
             let taken = std::sync::Mutex::new(Vec::new());
             let mut result = for_each_parallel(&vms, |vm| {
                 crate::interrupt::check().map_err(EnvError::from)?;
@@ -313,11 +394,16 @@ impl Env {
                 taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*vm, live));
                 Ok(())
             });
+            let resumed = resume_together(self, &live_vms);
+            if result.is_ok() {
+                result = resumed;
+            }
             // 3. The records say it is complete.
             if result.is_ok() {
-                result = vms
-                    .iter()
-                    .try_for_each(|vm| self.set_entry(vm, name, Some((running.contains(&vm.name), created, false))));
+                result = vms.iter().try_for_each(|vm| {
+                    let live = running.contains(&vm.name);
+                    self.set_entry(vm, name, Some((live, created, false, live.then_some(spread_ms))))
+                });
             }
             if result.is_err() {
                 // All or nothing: drop the tags that were taken, then the records.
@@ -334,8 +420,13 @@ impl Env {
     }
 
     /// Writes (or, with `None`, removes) the record of snapshot `name` of a VM: `(live,
-    /// created, pending)`.
-    fn set_entry(&self, vm: &VmRecord, name: &str, entry: Option<(bool, i64, bool)>) -> Result<(), SnapshotError> {
+    /// created, pending, pause spread in ms)`.
+    fn set_entry(
+        &self,
+        vm: &VmRecord,
+        name: &str,
+        entry: Option<(bool, i64, bool, Option<f64>)>,
+    ) -> Result<(), SnapshotError> {
         let mut record = read_record(self, &vm.name)?;
         let snaps = record.entry("snapshots").or_insert_with(|| json!({}));
         if !snaps.is_object() {
@@ -346,7 +437,7 @@ impl Env {
             None => {
                 map.remove(name);
             }
-            Some((live, created, pending)) => {
+            Some((live, created, pending, spread)) => {
                 let disks: Vec<Value> = snapshot_disks(self, vm)?
                     .iter()
                     .map(|(i, _, dev)| {
@@ -354,6 +445,9 @@ impl Env {
                                            "type": "internal", "live": live, "created": created});
                         if pending {
                             d["pending"] = json!(true);
+                        }
+                        if let Some(ms) = spread {
+                            d["pause_spread_ms"] = json!((ms * 10.0).round() / 10.0);
                         }
                         d
                     })
@@ -475,8 +569,12 @@ impl Env {
         let running = self.running();
         let restart = std::sync::Mutex::new(Vec::new());
         let reverted_live = std::sync::Mutex::new(Vec::new());
+        // VMs that go back to a live snapshot are paused together, loaded, and resumed together.
+        let live_vms: Vec<&VmRecord> =
+            vms.iter().filter(|(vm, live)| *live && running.contains(&vm.name)).map(|(vm, _)| *vm).collect();
+        pause_together(self, &live_vms)?;
         {
-            task(reporter, "Revert VMs snapshots", || {
+            let reverted = task(reporter, "Revert VMs snapshots", || {
                 for_each_parallel(&vms, |(vm, live)| {
                     task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {
                         let is_running = running.contains(&vm.name);
@@ -497,13 +595,28 @@ impl Env {
                         qemu_img(runner, &vm.name, "-a", name, &snapshot_disks(self, vm)?)
                     })
                 })
-            })?;
+            });
+            let resumed = resume_together(self, &live_vms);
+            reverted?;
+            resumed?;
         }
         // libvirt may give a reverted VM a new qemu and tap device: its address answers again
         // a moment later.
         let reverted_live = reverted_live.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !reverted_live.is_empty() {
             self.wait_ready(&reverted_live, &crate::report::NoopReporter)?;
+            // Their clocks went back with them: set to the host's time where an agent answers.
+            let records: Vec<&VmRecord> = self.select(&reverted_live)?;
+            let failed = set_clocks(self, &records);
+            let mut state = crate::runtime::State::load(&self.prefix.path).map_err(EnvError::from)?;
+            for vm in &reverted_live {
+                state.clock.remove(vm);
+            }
+            for (vm, why) in failed {
+                tracing::info!("clock of VM {vm} not set after the revert: {why}");
+                state.clock.insert(vm, why);
+            }
+            state.save(&self.prefix.path).map_err(EnvError::from)?;
         }
         let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !restart.is_empty() {

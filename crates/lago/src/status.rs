@@ -15,6 +15,7 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
         env.vms.iter().map(|v| (v.name.clone(), env.state(&v.name))).collect();
     let running: Vec<String> = states.iter().filter(|(_, s)| *s == "running").map(|(n, _)| n.clone()).collect();
     let nets_up = env.nets_up();
+    let faults = crate::runtime::State::load(&prefix.path).unwrap_or_default();
     let env = virt;
     let vm_running = |name: &str| running.iter().any(|r| r == name);
     let nets: Map<String, Value> = env
@@ -28,11 +29,15 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                         || env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name))
                 },
             );
-            let info = json!({
+            let mut info = json!({
                 "gateway": spec.get("gw").cloned().unwrap_or(Value::Null),
                 "status": if up { "up" } else { "down" },
                 "management": spec.get("management").and_then(Value::as_bool).unwrap_or(false),
             });
+            if let Some(groups) = faults.partitions.get(name) {
+                let groups: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
+                info["partition"] = json!(groups.join(" | "));
+            }
             (name.clone(), info)
         })
         .collect();
@@ -47,13 +52,27 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 .flatten()
                 .enumerate()
                 .map(|(i, nic)| {
-                    (format!("eth{i}"), json!({"network": nic.get("net").cloned().unwrap_or(Value::Null), "ip": nic.get("ip").cloned().unwrap_or_else(|| json!("N/A"))}))
+                    let net = nic.get("net").and_then(Value::as_str).unwrap_or_default();
+                    let mut info =
+                        json!({"network": net, "ip": nic.get("ip").cloned().unwrap_or_else(|| json!("N/A"))});
+                    if faults.cut.get(name).is_some_and(|c| c.contains(&i)) {
+                        info["link"] = json!("cut");
+                    }
+                    if let Some(how) = faults.impairments.get(net).and_then(|m| m.get(name)) {
+                        info["degraded"] = json!(how.describe());
+                    }
+                    (format!("eth{i}"), info)
                 })
                 .collect();
             let distro = spec
                 .get("distro")
                 .filter(|d| !d.is_null())
-                .or_else(|| spec.get("disks").and_then(|d| d.get(0)).and_then(|d| d.get("metadata")).and_then(|m| m.get("distro")))
+                .or_else(|| {
+                    spec.get("disks")
+                        .and_then(|d| d.get(0))
+                        .and_then(|d| d.get("metadata"))
+                        .and_then(|m| m.get("distro"))
+                })
                 .cloned()
                 .unwrap_or(Value::Null);
             let root_password = spec
@@ -63,7 +82,7 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 .cloned()
                 .unwrap_or_else(|| json!(""));
             let snapshots = crate::snapshot::names_of(spec);
-            let info = json!({
+            let mut info = json!({
                 "distro": distro,
                 "root password": root_password,
                 "status": states.get(name).cloned().unwrap_or_else(|| "down".into()),
@@ -71,6 +90,9 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 "metadata": spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 "NICs": nics,
             });
+            if let Some(why) = faults.clock.get(name) {
+                info["clock"] = json!(format!("not set after the last revert: {why}"));
+            }
             (name.clone(), info)
         })
         .collect();

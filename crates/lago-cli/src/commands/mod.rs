@@ -6,6 +6,7 @@ pub(crate) mod doctor;
 pub(crate) mod export;
 pub(crate) mod generate_config;
 pub(crate) mod init;
+pub(crate) mod net;
 pub(crate) mod plugin;
 pub(crate) mod prefix;
 pub(crate) mod snapshot;
@@ -37,6 +38,7 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::Collect(a) => vm::cmd_collect(ctx, a),
         Verb::Deploy(a) => vm::cmd_deploy(ctx, a),
         Verb::Console(a) => vm::cmd_console(ctx, a),
+        Verb::Net(a) => net::cmd_net(ctx, a),
         Verb::Snapshot(a) => snapshot::cmd_snapshot(ctx, a),
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
         Verb::Export(a) => export::cmd_export(ctx, a),

@@ -41,7 +41,7 @@ nets:
 ";
 
 /// Processes whose command line names `path`.
-fn processes_naming(path: &Path) -> Vec<String> {
+pub fn processes_naming(path: &Path) -> Vec<String> {
     let needle = path.display().to_string();
     std::fs::read_dir("/proc")
         .unwrap()

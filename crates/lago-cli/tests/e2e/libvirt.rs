@@ -256,3 +256,29 @@ fn two_hosts_on_a_shared_bridge() {
     assert_eq!(a.leftovers(), Vec::<String>::new());
     assert!(lab.home.path().join(".lago/default").is_dir());
 }
+
+#[test]
+fn libvirt_cut_restore_and_whole_environment_snapshot() {
+    use crate::faults::{THREE, pings, pings_again, snapshot_at_one_instant};
+    let host = LibvirtHost::up();
+    let lab = Lab::on_libvirt(THREE, &host);
+    lab.ok(&["init"]);
+    lab.ok(&["start"]);
+    // Links are cut through libvirt's link state.
+    lab.ok(&["net", "cut", "vm03"]);
+    assert!(!pings(&lab, "vm01", "vm03"));
+    assert!(pings(&lab, "vm01", "vm02"));
+    assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["NICs"]["eth0"]["link"], "cut");
+    lab.ok(&["net", "restore", "vm03"]);
+    assert!(pings_again(&lab, "vm01", "vm03"));
+    // Partitions need lago's own switch: refused, with what works instead.
+    let out = lab.lago(&["net", "partition", "lago", "vm01,vm02", "vm03"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("Partitioning of network lago is not supported with local-libvirt VMs"), "{stderr}");
+    lab.ok(&["net", "heal", "lago"]);
+    // Paused together through libvirt, reverted, resumed together.
+    snapshot_at_one_instant(&lab);
+    lab.ok(&["destroy", "--yes"]);
+    assert_eq!(host.leftovers(), Vec::<String>::new());
+}

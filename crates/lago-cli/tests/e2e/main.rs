@@ -7,6 +7,7 @@
 #[cfg(feature = "slow")]
 mod debian;
 mod env;
+mod faults;
 mod interrupts;
 mod lab;
 mod libvirt;

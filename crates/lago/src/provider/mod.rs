@@ -114,6 +114,18 @@ pub enum ProviderError {
         /// The provider.
         provider: &'static str,
     },
+    /// The provider cannot make this fault on a network.
+    #[error("{what} of network {net} is not supported with {provider} VMs ({hint})")]
+    NetUnsupported {
+        /// The network.
+        net: String,
+        /// What was asked.
+        what: String,
+        /// The provider.
+        provider: &'static str,
+        /// What can be done.
+        hint: String,
+    },
     /// A network's switch failed.
     #[error(transparent)]
     Switch(#[from] crate::switch::SwitchError),
@@ -352,16 +364,45 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError>;
     /// How to attach to the VM's serial console.
     fn console(&self, prefix: &Path, vm: &VmRecord) -> Result<Console, ProviderError>;
+    /// Puts in force the faults `state` holds for `net` (partitions, degraded links), on the
+    /// provider's part of the network (`net.vms` are its VMs on it). Providers without a way to
+    /// make them refuse a network that has any.
+    fn apply_net_faults(
+        &self,
+        _prefix: &Path,
+        net: &NetUse,
+        state: &crate::runtime::State,
+    ) -> Result<(), ProviderError> {
+        let what = if state.partitions.contains_key(&net.name) {
+            "Partitioning"
+        } else if state.impairments.get(&net.name).is_some_and(|m| !m.is_empty()) {
+            "Degrading a link"
+        } else {
+            return Ok(());
+        };
+        Err(ProviderError::NetUnsupported {
+            net: net.name.clone(),
+            what: what.into(),
+            provider: self.name(),
+            hint: "partitions and degraded links are made by lago's own switch, for local-qemu VMs; cut and restore links work for every provider".into(),
+        })
+    }
     /// Sets the carrier of the VM's `nic`-th NIC (index in its `nics`), as a cable plugged in
     /// or pulled out: the guest sees the link go up or down.
     fn set_link(&self, prefix: &Path, vm: &VmRecord, nic: usize, up: bool) -> Result<(), ProviderError>;
-    /// Runs a qemu-guest-agent command (`{"execute": ...}`) in the VM and returns its `return`.
+    /// Runs a qemu-guest-agent command (`{"execute": ...}`) in the VM and returns its `return`;
+    /// an agent that does not answer within `timeout` is an error.
     fn guest_agent(
         &self,
         prefix: &Path,
         vm: &VmRecord,
         command: &serde_json::Value,
+        timeout: std::time::Duration,
     ) -> Result<serde_json::Value, ProviderError>;
+    /// Pauses the VM's CPUs (its clock stops with them).
+    fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// Resumes a paused VM.
+    fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
 }
 
 /// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_user`,

@@ -195,6 +195,16 @@ pub struct QemuProvider {
     children: std::sync::Mutex<std::collections::HashMap<String, std::process::Child>>,
 }
 
+impl QemuProvider {
+    /// One QMP command without arguments.
+    fn qmp_simple(&self, prefix: &Path, vm: &VmRecord, command: &str) -> Result<(), ProviderError> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+        Qmp::connect(&qmp, Duration::from_secs(5)).map_err(qerr)?.execute(command, None).map_err(qerr)?;
+        Ok(())
+    }
+}
+
 impl Provider for QemuProvider {
     fn name(&self) -> &'static str {
         "local-qemu"
@@ -212,6 +222,21 @@ impl Provider for QemuProvider {
     fn stop_nets(&self, prefix: &Path, _env_id: &str, nets: &[NetUse]) -> Result<(), ProviderError> {
         for net in nets {
             crate::switch::stop(prefix, &net.name);
+        }
+        Ok(())
+    }
+
+    /// The switch of the network takes the new configuration (when it runs; it reads it at its
+    /// next start otherwise).
+    fn apply_net_faults(
+        &self,
+        prefix: &Path,
+        net: &NetUse,
+        state: &crate::runtime::State,
+    ) -> Result<(), ProviderError> {
+        let paths = crate::switch::paths(prefix, &net.name);
+        if crate::switch::alive(&net.name, &paths.control) {
+            crate::switch::ensure(prefix, &crate::switch::config_for(prefix, &net.name, &net.vms, state))?;
         }
         Ok(())
     }
@@ -368,13 +393,39 @@ impl Provider for QemuProvider {
         Ok(Console::Socket(crate::prefix::socket_path(prefix, &format!("{}.console", vm.name))))
     }
 
-    fn guest_agent(&self, prefix: &Path, vm: &VmRecord, command: &Value) -> Result<Value, ProviderError> {
+    fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.qmp_simple(prefix, vm, "stop")
+    }
+
+    fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.qmp_simple(prefix, vm, "cont")
+    }
+
+    fn guest_agent(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        command: &Value,
+        timeout: Duration,
+    ) -> Result<Value, ProviderError> {
         let path = crate::prefix::socket_path(prefix, &format!("{}.qga", vm.name));
         let err = |e: std::io::Error| ProviderError::Qmp {
             vm: vm.name.clone(),
             source: crate::qmp::QmpError::Io { path: path.clone(), source: e },
         };
-        guest_agent_request(&path, command).map_err(err)?.ok_or_else(|| ProviderError::Job {
+        // The agent opens its port when it runs: a closed port is an answer at once.
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        if let Ok(chardevs) =
+            Qmp::connect(&qmp, Duration::from_secs(5)).and_then(|mut q| q.execute("query-chardev", None))
+            && chardevs.as_array().is_some_and(|c| c.iter().any(|d| d["label"] == "qga" && d["frontend-open"] == false))
+        {
+            return Err(ProviderError::Job {
+                vm: vm.name.clone(),
+                job: "guest agent command".into(),
+                message: "no guest agent runs in the VM".into(),
+            });
+        }
+        guest_agent_request(&path, command, timeout).map_err(err)?.ok_or_else(|| ProviderError::Job {
             vm: vm.name.clone(),
             job: "guest agent command".into(),
             message: "no answer (is qemu-guest-agent running in the VM?)".into(),
@@ -386,11 +437,11 @@ impl Provider for QemuProvider {
 const JOB_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Sends one command to a qemu-guest-agent socket and returns the reply's `return` (`None` when
-/// the agent does not answer within 10 s). A `guest-sync` first discards any stale reply.
-fn guest_agent_request(path: &Path, command: &Value) -> std::io::Result<Option<Value>> {
+/// the agent does not answer within `timeout`). A `guest-sync` first discards any stale reply.
+fn guest_agent_request(path: &Path, command: &Value, timeout: Duration) -> std::io::Result<Option<Value>> {
     use std::io::{BufRead, BufReader, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(path)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(timeout))?;
     let id = u32::from(std::process::id() as u16) * 1000 + 7;
     writeln!(stream, "{}", json!({"execute": "guest-sync", "arguments": {"id": id}}))?;
     let mut reader = BufReader::new(stream.try_clone()?);

@@ -81,7 +81,16 @@ impl Provider for SshProvider {
         _prefix: &Path,
         vm: &VmRecord,
         _command: &serde_json::Value,
+        _timeout: std::time::Duration,
     ) -> Result<serde_json::Value, ProviderError> {
         Err(Self::unsupported(vm, "the guest agent"))
+    }
+
+    fn pause(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        Err(Self::unsupported(vm, "pausing"))
+    }
+
+    fn resume(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        Err(Self::unsupported(vm, "resuming"))
     }
 }

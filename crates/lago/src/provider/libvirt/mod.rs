@@ -367,10 +367,32 @@ impl Provider for LibvirtProvider {
         Ok(())
     }
 
-    fn guest_agent(&self, prefix: &Path, vm: &VmRecord, command: &Value) -> Result<Value, ProviderError> {
+    fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         let dom = self.running_domain(prefix, vm)?;
+        dom.suspend().map_err(|e| self.err(format!("Cannot pause VM {}", vm.name), &e))?;
+        Ok(())
+    }
+
+    fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        let dom = self.running_domain(prefix, vm)?;
+        if matches!(dom.get_state(), Ok((virt::sys::VIR_DOMAIN_RUNNING, _))) {
+            return Ok(());
+        }
+        dom.resume().map_err(|e| self.err(format!("Cannot resume VM {}", vm.name), &e))?;
+        Ok(())
+    }
+
+    fn guest_agent(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        command: &Value,
+        timeout: std::time::Duration,
+    ) -> Result<Value, ProviderError> {
+        let dom = self.running_domain(prefix, vm)?;
+        let secs = i32::try_from(timeout.as_secs().max(1)).unwrap_or(i32::MAX);
         let reply = dom
-            .qemu_agent_command(&command.to_string(), 10, 0)
+            .qemu_agent_command(&command.to_string(), secs, 0)
             .map_err(|e| self.err(format!("Guest agent of VM {}", vm.name), &e))?;
         let v: Value = serde_json::from_str(&reply).unwrap_or(Value::String(reply));
         Ok(v.get("return").cloned().unwrap_or(v))
