@@ -504,14 +504,23 @@ impl Env {
         let running = self.running();
         // A prefix that lost its uuid still has its switches stopped (libvirt names need the uuid).
         let env_id = self.env_id().unwrap_or_default();
+        // Only networks that are up and that no running VM uses any more.
+        let mut work = Vec::new();
+        for (provider, _) in &groups {
+            let unused: Vec<NetUse> =
+                self.nets_of(provider)?.into_iter().filter(|u| !u.vms.iter().any(|v| running.contains(&v.name))).collect();
+            let up = provider.nets_up(&self.prefix.path, &env_id, &unused).unwrap_or_default();
+            let unused: Vec<NetUse> = unused.into_iter().filter(|u| up.contains(&u.name)).collect();
+            if !unused.is_empty() {
+                work.push((provider, unused));
+            }
+        }
+        if work.is_empty() {
+            return Ok(());
+        }
         task(reporter, "Stop nets", || {
-            for (provider, _) in &groups {
-                let unused: Vec<NetUse> = self
-                    .nets_of(provider)?
-                    .into_iter()
-                    .filter(|u| !u.vms.iter().any(|v| running.contains(&v.name)))
-                    .collect();
-                provider.stop_nets(&self.prefix.path, &env_id, &unused)?;
+            for (provider, unused) in &work {
+                provider.stop_nets(&self.prefix.path, &env_id, unused)?;
             }
             Ok(())
         })
