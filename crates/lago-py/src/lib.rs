@@ -111,9 +111,31 @@ fn vm_names_of(py: Python<'_>, config: PathBuf) -> PyResult<Vec<String>> {
     })
 }
 
+/// Runs a network's switch (`python -m lago._switch --config FILE --pidfile FILE`): the SDK
+/// starts switches through the interpreter, where the CLI runs `lago __switch`.
+#[pyfunction]
+fn run_switch(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let (Some(config), Some(pid_file)) = (value("--config"), value("--pidfile")) else {
+        return Err(pyo3::exceptions::PyValueError::new_err("usage: --config FILE --pidfile FILE"));
+    };
+    // Its log is its stderr (lago points it at `logs/switch-<net>.log`).
+    py.detach(move || match lago::switch::serve(&config, &pid_file) {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            tracing::error!("{e}");
+            Ok(1)
+        }
+    })
+}
+
 #[pymodule]
 fn _lago(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
+    // Switches run through this interpreter: `lago` itself may not be installed.
+    let python: String = m.py().import("sys")?.getattr("executable")?.extract()?;
+    lago::switch::set_launcher(vec![python, "-m".into(), "lago._switch".into()]);
+    m.add_function(wrap_pyfunction!(run_switch, m)?)?;
     m.add("LagoError", m.py().get_type::<LagoError>())?;
     m.add("LagoUserError", m.py().get_type::<LagoUserError>())?;
     m.add_function(wrap_pyfunction!(init_workdir, m)?)?;

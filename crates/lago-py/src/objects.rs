@@ -423,6 +423,30 @@ impl Vm {
         Service { env: self.env.clone(), vm: self.name.clone(), name }
     }
 
+    /// Cuts this VM's links on `nets` (all of them by default): the guest sees no carrier.
+    #[pyo3(signature = (nets=None))]
+    fn cut_link(&self, py: Python<'_>, nets: Option<Vec<String>>) -> PyResult<()> {
+        let (env, vm) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.cut(&vm, &names(nets), &Progress).map_err(to_py))
+    }
+
+    /// Restores this VM's links on `nets` (all by default): cut links come up, degraded ones are
+    /// whole again.
+    #[pyo3(signature = (nets=None))]
+    fn restore_link(&self, py: Python<'_>, nets: Option<Vec<String>>) -> PyResult<()> {
+        let (env, vm) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.restore(&vm, &names(nets), &Progress).map_err(to_py))
+    }
+
+    /// Degrades this VM's link to `net`: `delay` (ms a round trip grows by), `jitter` (± ms each
+    /// way), `loss` (percent each way), `rate` (kbit/s each way).
+    #[pyo3(signature = (net, delay=0, jitter=0, loss=0.0, rate=0))]
+    fn degrade(&self, py: Python<'_>, net: String, delay: u32, jitter: u32, loss: f64, rate: u32) -> PyResult<()> {
+        let (env, vm) = (self.env.clone(), self.name.clone());
+        let how = lago::switch::Impairment { delay_ms: delay, jitter_ms: jitter, loss_pct: loss, rate_kbit: rate };
+        blocking(py, move || env.degrade(&vm, &net, how, &Progress).map_err(to_py))
+    }
+
     /// Takes snapshot `name` of this VM only.
     fn create_snapshot(&self, py: Python<'_>, name: String) -> PyResult<()> {
         let (env, vm) = (self.env.clone(), self.name.clone());
@@ -520,6 +544,19 @@ impl Network {
     /// Whether it is a management network.
     fn is_management(&self) -> PyResult<bool> {
         Ok(self.spec_map()?.get("management").and_then(Value::as_bool).unwrap_or(false))
+    }
+
+    /// Partitions the network: VMs in different `groups` (lists of VM names) cannot exchange a
+    /// frame on it; VMs of the network in no group form one more group together.
+    fn partition(&self, py: Python<'_>, groups: Vec<Vec<String>>) -> PyResult<()> {
+        let (env, net) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.partition(&net, &groups, &Progress).map_err(to_py))
+    }
+
+    /// Undoes the network's partition.
+    fn heal(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, net) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.heal(&net, &Progress).map_err(to_py))
     }
 
     /// The address of host name `name` on this network (`vm01`, `vm01-eth0`...).

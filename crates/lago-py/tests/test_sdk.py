@@ -129,6 +129,36 @@ def test_names_addresses_and_pings(lab) -> None:
     assert (status.out, status.err) == ("out\n", "err\n")
 
 
+def _pings(vm, to: str) -> bool:
+    return vm.ssh(["ping", "-c", "1", "-W", "2", to]).code == 0
+
+
+def test_faults_cut_partition_and_degrade(lab) -> None:
+    env, _, _ = lab
+    vm01, vm02 = env.get_vms()["vm01"], env.get_vms()["vm02"]
+    assert _pings(vm01, "192.168.230.20")
+    # A cut link on one network; the other still carries traffic.
+    vm02.cut_link(["back"])
+    assert vm02.ssh(["cat", "/sys/class/net/eth1/carrier"]).out == "0\n"
+    assert not _pings(vm01, "192.168.230.20")
+    assert _pings(vm01, "vm02")
+    vm02.restore_link()
+    assert any(_pings(vm01, "192.168.230.20") for _ in range(5))
+    # A partition for the `with` block only.
+    with env.partitioned("front", [["vm01"], ["vm02"]]):
+        assert not _pings(vm01, "vm02")
+        assert _pings(vm01, "192.168.230.20")
+    assert _pings(vm01, "vm02")
+    # A degraded link: 400 ms more per round trip.
+    vm02.degrade("front", delay=400)
+    out = vm01.ssh(["ping", "-c", "3", "-q", "vm02"]).out
+    avg = float(out.strip().splitlines()[-1].split("=")[1].split("/")[1])
+    assert 400 <= avg <= 480, out
+    vm02.restore_link(["front"])
+    with pytest.raises(lago.LagoUserError, match='Unknown network "nope"'):
+        vm02.degrade("nope", delay=1)
+
+
 def test_load_env_of_a_running_workdir(lab) -> None:
     _, home, _ = lab
     again = sdk.load_env(home / "work")

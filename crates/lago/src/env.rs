@@ -507,8 +507,11 @@ impl Env {
         // Only networks that are up and that no running VM uses any more.
         let mut work = Vec::new();
         for (provider, _) in &groups {
-            let unused: Vec<NetUse> =
-                self.nets_of(provider)?.into_iter().filter(|u| !u.vms.iter().any(|v| running.contains(&v.name))).collect();
+            let unused: Vec<NetUse> = self
+                .nets_of(provider)?
+                .into_iter()
+                .filter(|u| !u.vms.iter().any(|v| running.contains(&v.name)))
+                .collect();
             let up = provider.nets_up(&self.prefix.path, &env_id, &unused).unwrap_or_default();
             let unused: Vec<NetUse> = unused.into_iter().filter(|u| up.contains(&u.name)).collect();
             if !unused.is_empty() {
@@ -577,7 +580,7 @@ pub fn release_leases(prefix: &Prefix, lease_dir: &std::path::Path) -> Result<()
 
 /// One VM of an environment (the SDK's `Vm`).
 pub struct Vm<'a> {
-    env: &'a Env,
+    pub(crate) env: &'a Env,
     /// The VM as persisted.
     pub record: &'a VmRecord,
 }

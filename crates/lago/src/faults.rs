@@ -307,6 +307,50 @@ impl Env {
     }
 }
 
+/// One network of an environment, for faults (the SDK's `Env::net(name)`).
+pub struct Net<'a> {
+    env: &'a Env,
+    /// Its name.
+    pub name: String,
+}
+
+impl Env {
+    /// The network called `name`.
+    pub fn net(&self, name: &str) -> Result<Net<'_>, FaultError> {
+        self.check_net(name)?;
+        Ok(Net { env: self, name: name.to_owned() })
+    }
+}
+
+impl Net<'_> {
+    /// See [`Env::partition`].
+    pub fn partition(&self, groups: &[Vec<String>], reporter: &dyn Reporter) -> Result<(), FaultError> {
+        self.env.partition(&self.name, groups, reporter)
+    }
+
+    /// See [`Env::heal`].
+    pub fn heal(&self, reporter: &dyn Reporter) -> Result<(), FaultError> {
+        self.env.heal(&self.name, reporter)
+    }
+}
+
+impl crate::env::Vm<'_> {
+    /// Cuts this VM's links on `nets` (all when empty); see [`Env::cut`].
+    pub fn cut(&self, nets: &[String], reporter: &dyn Reporter) -> Result<(), FaultError> {
+        self.env.cut(&self.record.name, nets, reporter)
+    }
+
+    /// Restores this VM's links on `nets` (all when empty); see [`Env::restore`].
+    pub fn restore(&self, nets: &[String], reporter: &dyn Reporter) -> Result<(), FaultError> {
+        self.env.restore(&self.record.name, nets, reporter)
+    }
+
+    /// Degrades this VM's link to `net`; see [`Env::degrade`].
+    pub fn degrade(&self, net: &str, how: Impairment, reporter: &dyn Reporter) -> Result<(), FaultError> {
+        self.env.degrade(&self.record.name, net, how, reporter)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,17 @@ class SDK(Env):
             f.flush()
             yield f
 
+    @contextlib.contextmanager
+    def partitioned(self, net: str, groups: List[List[str]]) -> Iterator[None]:
+        """Network ``net`` partitioned into ``groups`` of VM names for the ``with`` block, healed
+        after it (also when the block raises)."""
+        network = self.get_nets()[net]
+        network.partition(groups)
+        try:
+            yield
+        finally:
+            network.heal()
+
 
 def _log_to(logfile: Optional[PathLike], loglevel: int) -> None:
     root = logging.getLogger()
