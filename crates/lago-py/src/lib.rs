@@ -132,9 +132,18 @@ fn run_switch(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
 #[pymodule]
 fn _lago(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
-    // Switches run through this interpreter: `lago` itself may not be installed.
-    let python: String = m.py().import("sys")?.getattr("executable")?.extract()?;
-    lago::switch::set_launcher(vec![python, "-m".into(), "lago._switch".into()]);
+    // Switches run through this interpreter (`lago` itself may not be installed), finding this
+    // package where it is now, whatever the environment of the program (pytester changes HOME,
+    // and with it the user's site-packages).
+    let py = m.py();
+    let python: String = py.import("sys")?.getattr("executable")?.extract()?;
+    let package: PathBuf = py.import("lago")?.getattr("__file__")?.extract()?;
+    let site = package.parent().and_then(|p| p.parent()).map(|p| p.display().to_string()).unwrap_or_default();
+    let code = format!(
+        "import sys; sys.path.insert(0, {}); import runpy; runpy.run_module('lago._switch', run_name='__main__')",
+        serde_json::Value::String(site)
+    );
+    lago::switch::set_launcher(vec![python, "-c".into(), code]);
     m.add_function(wrap_pyfunction!(run_switch, m)?)?;
     m.add("LagoError", m.py().get_type::<LagoError>())?;
     m.add("LagoUserError", m.py().get_type::<LagoUserError>())?;

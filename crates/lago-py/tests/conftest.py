@@ -3,6 +3,7 @@ the `lago` binary, under the same lock as the Rust end-to-end tests), and a lago
 of the test's own: TCG, no outbound traffic, leases and store in a temporary directory."""
 
 import fcntl
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -29,11 +30,21 @@ def shared_dir() -> Path:
     return path
 
 
+def recipe_fingerprint() -> str:
+    """A digest of lago's template recipes: a changed recipe gets a repository of its own."""
+    digest = hashlib.sha1()
+    for f in sorted((REPO_ROOT / "crates" / "lago" / "src" / "template").rglob("*")):
+        if f.is_file():
+            digest.update(f.name.encode())
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:8]
+
+
 @pytest.fixture(scope="session")
 def tiny_repo() -> Path:
     shared = shared_dir()
-    repo = shared / "repo"
-    with open(shared / "repo.lock", "w") as lock:
+    repo = shared / f"repo-py-{recipe_fingerprint()}"
+    with open(shared / "repo-py.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (repo / "repo.metadata").is_file():
             env = {"PATH": os.environ["PATH"], "HOME": str(shared), "CI": "true",
