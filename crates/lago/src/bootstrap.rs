@@ -59,7 +59,7 @@ pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) ->
     Ok(key)
 }
 
-/// The uplink MAC of a VM: `52:54` followed by its management address (the segment NICs use
+/// The uplink MAC of a VM: `52:54` followed by its management address (the NICs on lago's networks use
 /// `54:52`), or by its position in the environment when it has no address.
 pub fn uplink_mac(mgmt_ip: Option<Ipv4Addr>, index: usize) -> String {
     match mgmt_ip {

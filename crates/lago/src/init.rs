@@ -652,7 +652,7 @@ fn build_prefix(
 
 /// Leases host-wide the subnets of the `nat` networks of libvirt VMs (libvirt puts their
 /// gateways on the host, where two environments must not share a subnet), and plans again with
-/// the leased subnets. lago's own segments live inside qemu and need no lease.
+/// the leased subnets. lago's own networks (switches) touch no host interface and need no lease.
 #[allow(clippy::too_many_arguments)]
 fn lease_subnets(
     init_file: &Path,

@@ -507,7 +507,7 @@ pub fn plan(spec: &Spec, defaults: &PlanDefaults) -> Result<Plan, Vec<Issue>> {
     Ok(Plan { nets, vms })
 }
 
-/// Where a VM runs, as far as its networks are concerned: lago's own segments, or one libvirt host.
+/// Where a VM runs, as far as its networks are concerned: lago's own switches, or one libvirt host.
 fn placement(vm: &VmPlan, defaults: &PlanDefaults) -> Option<String> {
     match vm.vm_provider.as_str() {
         "local-libvirt" => Some(format!("libvirt host {}", vm.libvirt_url.as_deref().unwrap_or(&defaults.libvirt_url))),
@@ -516,7 +516,7 @@ fn placement(vm: &VmPlan, defaults: &PlanDefaults) -> Option<String> {
     }
 }
 
-/// A network lives on one provider (lago's segments, or libvirt), and spans libvirt hosts only
+/// A network lives on one provider (lago's switches, or libvirt), and spans libvirt hosts only
 /// as a `bridge` network over a bridge the hosts share.
 fn check_placement(nets: &[NetPlan], vms: &[VmPlan], defaults: &PlanDefaults, issues: &mut Vec<Issue>) {
     for vm in vms {

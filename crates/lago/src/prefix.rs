@@ -203,11 +203,13 @@ impl Prefix {
                 }
             }
             crate::ssh::close_all(&self.path);
-            // Runtime files of processes; `state.json` (segment leases) stays until destroy.
+            // Runtime files of processes; `state.json` (faults in force) stays until destroy.
             if let Ok(entries) = std::fs::read_dir(self.join("run")) {
                 for e in entries.flatten() {
                     let p = e.path();
-                    if p.extension().is_some_and(|x| x == "pid" || x == "qmp" || x == "console" || x == "ssh") {
+                    if p.extension().is_some_and(|x| {
+                        ["pid", "qmp", "console", "ssh", "nic", "sock", "ctl"].contains(&x.to_str().unwrap_or_default())
+                    }) {
                         let _ = std::fs::remove_file(p);
                     }
                 }

@@ -3,8 +3,8 @@
 //! Each VM runs in its own process group with a QMP socket (`run/<vm>.qmp`), a pid file
 //! (`run/<vm>.pid`), its serial console logged to `logs/<vm>.console.log` and served on
 //! `run/<vm>.console`, a qemu-guest-agent port on `run/<vm>.qga`, and qemu's own messages in
-//! `logs/<vm>.qemu.log`. NICs join their network's multicast segment on the loopback interface,
-//! in spec order; a last NIC on qemu's user-mode stack, the uplink, carries the SSH forward
+//! `logs/<vm>.qemu.log`. NICs are datagram links to their network's switch (`switch.rs`), in
+//! spec order; a last NIC on qemu's user-mode stack, the uplink, carries the SSH forward
 //! (127.0.0.1 only) and, for VMs on `nat` networks when `vm_outbound` is on, outbound access.
 //! [`qemu_argv`] is pure and snapshot-tested; [`launch`] is the only place that starts qemu.
 
