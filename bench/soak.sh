@@ -3,8 +3,8 @@
 # `lago stop` of 3 tiny VMs, with acceleration as configured (`accel = auto` by default, so the
 # KVM probe decides, as for users; `LAGO_ACCEL=tcg` to skip it). Any failure stops it and prints
 # the command's output. Before and after, it counts what an environment holds on the host: qemu
-# processes, SSH master connections, files open by them, files in run/, and segment leases; the
-# counts must be equal. Usage: bench/soak.sh [CYCLES]
+# and switch processes, SSH master connections, files open by them, files in run/, and leases;
+# the counts must be equal. Usage: bench/soak.sh [CYCLES]
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" soak
 export LAGO_ACCEL="${SOAK_ACCEL:-auto}"
@@ -23,13 +23,14 @@ YAML
 "$lago" --loglevel error init
 prefix="$work/env/.lago/default"
 count() {
-  local qemu ssh fds=0 pid
-  qemu=$(pgrep -f -- "-pidfile $prefix/run/" | wc -l)
+  local qemu switches ssh fds=0 pid
+  qemu=$(pgrep -f -- "qemu-system-x86_64 .*$prefix/run/" | wc -l)
+  switches=$(pgrep -f -- "--pidfile $prefix/run/switch-" | wc -l)
   ssh=$(pgrep -f -- "ControlPath=.*\.ssh" | wc -l)
-  for pid in $(pgrep -f -- "-pidfile $prefix/run/") $(pgrep -f -- "ControlPath=.*\.ssh"); do
+  for pid in $(pgrep -f -- "pidfile $prefix/run/") $(pgrep -f -- "ControlPath=.*\.ssh"); do
     fds=$((fds + $(ls "/proc/$pid/fd" 2>/dev/null | wc -l)))
   done
-  echo "qemu=$qemu ssh-masters=$ssh open-files=$fds run-files=$(ls "$prefix/run" | grep -vc '^state.json$\|^lock$' || true) leases=$(ls "$LAGO_LEASE_DIR/segments" 2>/dev/null | grep -c '\.lease$' || true)"
+  echo "qemu=$qemu switches=$switches ssh-masters=$ssh open-files=$fds run-files=$(ls "$prefix/run" | grep -vc '^state.json$\|^lock$' || true) leases=$(find "$LAGO_LEASE_DIR" -name '*.lease' 2>/dev/null | wc -l)"
 }
 "$lago" --loglevel error start && "$lago" --loglevel error stop
 before=$(count)

@@ -148,7 +148,7 @@ def test_faults_cut_partition_and_degrade(lab) -> None:
     with env.partitioned("front", [["vm01"], ["vm02"]]):
         assert not _pings(vm01, "vm02")
         assert _pings(vm01, "192.168.230.20")
-    assert _pings(vm01, "vm02")
+    assert any(_pings(vm01, "vm02") for _ in range(5))
     # A degraded link: 400 ms more per round trip.
     vm02.degrade("front", delay=400)
     out = vm01.ssh(["ping", "-c", "3", "-q", "vm02"]).out

@@ -59,6 +59,11 @@ fn finish(child: Child) -> (Option<i32>, String) {
 
 /// Processes that own a pid file of the prefix (qemu's `-pidfile`).
 fn owners(prefix: &Path) -> Vec<String> {
+    processes_of(prefix).into_iter().filter(|p| !p.starts_with("switch-")).collect()
+}
+
+/// The pid files of every live process of the prefix: its qemus and its networks' switches.
+fn processes_of(prefix: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(prefix.join("run")) else { return Vec::new() };
     entries
         .flatten()
@@ -91,7 +96,7 @@ fn start_interrupted_then_killed_then_resumed() {
     let (code, stderr) = finish(start);
     assert_eq!(code, Some(130), "{stderr}");
     assert!(stderr.contains("Interrupted by SIGINT"), "{stderr}");
-    assert!(owners(&prefix).is_empty(), "left running: {:?}", owners(&prefix));
+    assert!(processes_of(&prefix).is_empty(), "left running: {:?}", processes_of(&prefix));
     for vm in ["vm01", "vm02", "vm03"] {
         assert_eq!(lab.status()["Prefix"]["VMs"][vm]["status"], "down");
     }
@@ -145,19 +150,26 @@ fn two_starts_at_once() {
     let (a, b) = (spawn(&lab, &["start"]), spawn(&lab, &["start"]));
     let ((a_code, a_err), (b_code, b_err)) = (finish(a), finish(b));
     assert_eq!((a_code, b_code), (Some(0), Some(0)), "{a_err}\n{b_err}");
-    // One started the VMs, the other waited for it and found them running: one qemu each.
+    // One started the VMs, the other waited for it and found them running: one qemu each, and
+    // one switch for the network.
     assert_eq!(owners(&prefix).len(), 3);
-    let qemus = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                c.split(|b| *b == 0)
-                    .any(|a| a.starts_with(prefix.join("run").to_str().unwrap().as_bytes()) && a.ends_with(b".pid"))
+    let with_pid_file = |kind: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    let pid_file = args.iter().any(|a| {
+                        a.starts_with(prefix.join("run").to_str().unwrap().as_bytes()) && a.ends_with(b".pid")
+                    });
+                    let switch = args.iter().any(|a| *a == b"__switch");
+                    pid_file && (switch == (kind == "switch"))
+                })
             })
-        })
-        .count();
-    assert_eq!(qemus, 3);
+            .count()
+    };
+    assert_eq!((with_pid_file("qemu"), with_pid_file("switch")), (3, 1));
     for vm in ["vm01", "vm02", "vm03"] {
         assert_eq!(lab.shell(vm, "hostname"), (0, vm.to_owned()));
     }
