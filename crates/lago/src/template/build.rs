@@ -157,9 +157,18 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
     if let Ok(entries) = std::fs::read_dir(&opts.cache_dir) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(".build-") && e.file_type().is_ok_and(|t| t.is_dir()) {
-                reporter
-                    .warn(&format!("Repaired: removed {} left by an interrupted template build", e.path().display()));
-                let _ = std::fs::remove_dir_all(e.path());
+                // A tool the killed build started (`tar` under `dpkg-deb`) may still be writing
+                // into it for a moment: removal is retried until it stays empty.
+                match remove_dir_retrying(&e.path(), std::time::Duration::from_secs(10)) {
+                    Ok(()) => reporter.warn(&format!(
+                        "Repaired: removed {} left by an interrupted template build",
+                        e.path().display()
+                    )),
+                    Err(err) => reporter.warn(&format!(
+                        "Cannot remove {}, left by an interrupted template build: {err}",
+                        e.path().display()
+                    )),
+                }
             }
         }
     }
@@ -175,6 +184,20 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
         };
         task(reporter, "Publish into the local repository", || publish(opts, &image, runner))
     })
+}
+
+/// Removes `dir` and everything in it, again and again while something still writes into it,
+/// for at most `within`.
+fn remove_dir_retrying(dir: &Path, within: std::time::Duration) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) if !dir.exists() => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
 }
 
 /// A raw disk image made by a recipe, before publication.
