@@ -16,7 +16,11 @@ per=$(( total / ${#targets[@]} ))
 command -v cargo-fuzz >/dev/null || cargo install --locked --quiet cargo-fuzz
 export RUSTC_BOOTSTRAP=1
 cd "$repo/fuzz"
-cargo fuzz build 2>&1 | tail -n 3
+# The fuzz crate is outside the workspace (it needs libFuzzer's flags): its build errors are shown whole.
+build_log="$(mktemp)"
+trap 'rm -f "$build_log"' EXIT
+cargo fuzz build >"$build_log" 2>&1 || { cat "$build_log" >&2; echo "fuzz: the fuzz targets do not build" >&2; exit 1; }
+tail -n 1 "$build_log"
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   cp -n seeds/"$t"/* "corpus/$t/" 2>/dev/null || true

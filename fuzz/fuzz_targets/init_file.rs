@@ -24,7 +24,6 @@ fuzz_target!(|data: &[u8]| {
             prefix: "/w/.lago/default".into(),
             env_id: "0123abcd".into(),
             accel: lago::accel::Accel::Tcg,
-            net_ports: plan.nets.iter().map(|n| (n.name.clone(), 40000)).collect(),
             ssh_port: 2222,
             outbound: false,
             index: 0,

@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         accel: lago::accel::Accel::Tcg,
         vm_outbound: false,
         lease_dir: prefix.path.join("leases"),
+        libvirt: lago::provider::LibvirtOptions::default(),
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots();

@@ -359,6 +359,8 @@ fn export_disk(
     let hash = crate::template::store::sha1_file(&tmp)?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let mut metadata = job.disk.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    // The direct-boot files stay in the template store: an export boots from its own disk.
+    metadata.remove("boot");
     let name = job.dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     metadata.insert("sha1".into(), json!(hash));
     metadata.insert("size".into(), json!(size));

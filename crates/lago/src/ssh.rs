@@ -143,7 +143,7 @@ impl Target {
     /// The argv of an interactive `ssh` (for `exec`): a TTY when `tty`, `line` run by the shell.
     pub fn interactive_argv(&self, line: Option<&str>, tty: bool) -> Vec<String> {
         let mut a = vec!["ssh".to_owned()];
-        a.extend(self.options(10, false, false));
+        a.extend(self.options(10, true, false));
         if tty {
             a.push("-t".into());
         }

@@ -237,6 +237,34 @@ pub struct DiskRecord {
     /// Image format.
     #[serde(default = "default_format")]
     pub format: String,
+    /// Metadata (a template disk's carries the template's, `boot` included).
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A kernel to boot directly, with its initramfs and command line: what a template disk's
+/// metadata names under `boot` (absolute paths in the template store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectBoot {
+    /// Uncompressed kernel (an ELF with a PVH entry).
+    pub kernel: PathBuf,
+    /// Initramfs.
+    pub initrd: PathBuf,
+    /// Kernel command line.
+    pub cmdline: String,
+}
+
+impl DiskRecord {
+    /// The direct boot this disk offers, when its metadata names one whose files exist.
+    pub fn direct_boot(&self) -> Option<DirectBoot> {
+        let boot = self.metadata.get("boot")?;
+        let path = |k: &str| boot.get(k).and_then(serde_json::Value::as_str).map(PathBuf::from).filter(|p| p.is_file());
+        Some(DirectBoot {
+            kernel: path("kernel")?,
+            initrd: path("initrd")?,
+            cmdline: boot.get("cmdline").and_then(serde_json::Value::as_str)?.to_owned(),
+        })
+    }
 }
 
 fn default_format() -> String {

@@ -208,6 +208,55 @@ pub(crate) struct Image {
     pub kernel: String,
     /// `distro` of the metadata.
     pub distro: &'static str,
+    /// The kernel, initramfs and command line for a direct boot (the same as on the disk).
+    pub boot: Option<BootFiles>,
+}
+
+/// What a template offers for direct kernel boot (`-kernel/-initrd/-append`).
+pub(crate) struct BootFiles {
+    /// Uncompressed kernel, an ELF qemu starts at its PVH entry.
+    pub vmlinux: PathBuf,
+    /// Initramfs.
+    pub initrd: PathBuf,
+    /// Kernel command line.
+    pub cmdline: String,
+}
+
+/// The XZ stream magic.
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
+
+/// Extracts the uncompressed kernel (`vmlinux`) from a Debian `vmlinuz` (a bzImage whose payload
+/// is one XZ stream) into `work/vmlinux`. qemu boots it directly through its PVH entry, which
+/// skips the boot loader and the kernel's own decompression (seconds under TCG).
+pub(crate) fn extract_vmlinux(vmlinuz: &Path, work: &Path, runner: &dyn CommandRunner) -> Result<PathBuf, BuildError> {
+    let image = std::fs::read(vmlinuz).map_err(io("read", vmlinuz))?;
+    let at = image.windows(XZ_MAGIC.len()).position(|w| w == XZ_MAGIC).ok_or_else(|| {
+        BuildError::Missing(format!("{} holds no XZ-compressed kernel (Debian's kernels do)", vmlinuz.display()))
+    })?;
+    let xz = work.join("vmlinux.xz");
+    write_file(&xz, &image[at..], 0o644)?;
+    runner.run(&Invocation::new("xz").args(["--decompress", "--single-stream", "--force"]).arg(&xz)).map_err(
+        |source| BuildError::Tool { step: format!("decompress the kernel of {}", vmlinuz.display()), source },
+    )?;
+    let vmlinux = work.join("vmlinux");
+    let head = std::fs::read(&vmlinux).map_err(io("read", &vmlinux))?;
+    if !head.starts_with(b"\x7fELF") {
+        return Err(BuildError::Missing(format!("the kernel extracted from {} is not an ELF file", vmlinuz.display())));
+    }
+    Ok(vmlinux)
+}
+
+/// The boot files of a disk layout: its initramfs and command line, and its kernel uncompressed.
+pub(crate) fn boot_files(
+    layout: &DiskLayout,
+    work: &Path,
+    runner: &dyn CommandRunner,
+) -> Result<BootFiles, BuildError> {
+    Ok(BootFiles {
+        vmlinux: extract_vmlinux(layout.vmlinuz, work, runner)?,
+        initrd: layout.initrd.to_owned(),
+        cmdline: layout.cmdline.to_owned(),
+    })
 }
 
 fn build_tiny(
@@ -244,7 +293,8 @@ fn build_tiny(
         rootfs: &rootfs,
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
-    Ok(Image { raw, kernel, distro: "lago-tiny" })
+    let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
+    Ok(Image { raw, kernel, distro: "lago-tiny", boot: Some(boot) })
 }
 
 /// `apt-get download`s what is missing from the cache; returns every `.deb` to extract.
@@ -822,18 +872,35 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
     let handle = format!("{}-{version}.qcow2", opts.name);
     let dest = opts.repo_dir.join(&handle);
     let tmp = opts.repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
-    let partial = Partial(vec![tmp.clone()]);
+    let mut partial = Partial(vec![tmp.clone()]);
     runner
         .run(&Invocation::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(raw).arg(&tmp))
         .map_err(|source| BuildError::Tool { step: "convert the image to qcow2".into(), source })?;
     crate::interrupt::check().map_err(BuildError::Interrupted)?;
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
-    let metadata = json!({
+    let mut metadata = json!({
         "name": opts.name, "version": version, "distro": image.distro, "arch": "x86_64",
         "root-partition": "/dev/vda2", "root-password": "123456", "kernel": kernel,
         "base": "debian:bookworm", "sha1": hash, "size": size,
     });
+    if let Some(boot) = &image.boot {
+        // Beside the image: `<handle>.vmlinux` and `<handle>.initrd`, named in `boot`.
+        let mut entry = json!({"cmdline": boot.cmdline});
+        for (key, from) in [("kernel", &boot.vmlinux), ("initrd", &boot.initrd)] {
+            let name = format!("{handle}.{}", if key == "kernel" { "vmlinux" } else { "initrd" });
+            let tmp = opts.repo_dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            partial.0.push(tmp.clone());
+            std::fs::copy(from, &tmp).map_err(io("copy", from))?;
+            let sha1 = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
+            let dest = opts.repo_dir.join(&name);
+            partial.0.push(dest.clone());
+            std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
+            entry[key] = json!(name);
+            entry[format!("{key}_sha1")] = json!(sha1);
+        }
+        metadata["boot"] = entry;
+    }
     let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
     crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
     crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
@@ -845,6 +912,7 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
         json!({"source": "local", "handle": handle, "timestamp": timestamp});
     let text = serde_json::to_string_pretty(&repo).unwrap_or_default();
     crate::pathio::write_atomic(&meta_path, text.as_bytes())?;
+    partial.0.clear();
     drop(partial);
     drop(lock);
     Ok(Built { name: opts.name.clone(), version, path: dest, hash, size })

@@ -131,7 +131,9 @@ pub(crate) fn build_image(
         rootfs: &rootfs,
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
-    Ok(Image { raw, kernel, distro: "debian12" })
+    let boot =
+        task(reporter, "Extract the kernel for direct boot", || super::build::boot_files(&layout, work, runner))?;
+    Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot) })
 }
 
 fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {

@@ -277,12 +277,78 @@ impl Store {
     }
 
     fn stored(&self, t: &ResolvedTemplate, hash: String) -> Result<StoredTemplate, StoreError> {
-        let metadata = std::fs::read_to_string(self.sidecar(t, "metadata"))
+        let mut metadata = std::fs::read_to_string(self.sidecar(t, "metadata"))
             .ok()
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
+        // `boot` names the direct-boot files by their place in the store, when both are there.
+        if let Some(Value::Object(boot)) = metadata.get_mut("boot") {
+            let (kernel, initrd) = (self.sidecar(t, "vmlinux"), self.sidecar(t, "initrd"));
+            if kernel.is_file() && initrd.is_file() {
+                boot.insert("kernel".into(), Value::from(kernel.display().to_string()));
+                boot.insert("initrd".into(), Value::from(initrd.display().to_string()));
+            } else {
+                metadata.remove("boot");
+            }
+        } else {
+            metadata.remove("boot");
+        }
         Ok(StoredTemplate { path: self.path_of(t), hash, metadata })
+    }
+
+    /// Fetches the direct-boot files a template's metadata names (`boot.kernel`, `boot.initrd`,
+    /// beside its image, with their sha1s) into the store as `<name>.vmlinux` and `<name>.initrd`.
+    /// Any that cannot be fetched or does not match its hash drops `boot` from the stored
+    /// metadata, with a warning: the VM then boots from its disk, only slower.
+    fn fetch_boot_files(
+        &self,
+        t: &ResolvedTemplate,
+        metadata: &mut Value,
+        fetcher: &dyn Fetcher,
+        reporter: &dyn Reporter,
+    ) {
+        let Some(boot) = metadata.get("boot").cloned() else { return };
+        let name = t.store_name();
+        let mut fetched = Vec::new();
+        for (key, ext) in [("kernel", "vmlinux"), ("initrd", "initrd")] {
+            let dest = self.sidecar(t, ext);
+            let result = (|| -> Result<(), String> {
+                let expected = boot.get(format!("{key}_sha1")).and_then(Value::as_str).ok_or("no sha1 published")?;
+                let rel = format!("{}.{ext}", t.handle);
+                let mut reader = match open_in_source(&t.source, &rel, fetcher).map_err(|e| e.to_string())? {
+                    Opened::Found(r, _) => r,
+                    Opened::Absent(loc) => return Err(format!("{loc} is missing")),
+                };
+                let tmp = self.sidecar(t, &format!("{ext}.tmp"));
+                let guard = Cleanup(Some(tmp.clone()));
+                let mut out = File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+                std::io::copy(&mut reader, &mut out).map_err(|e| format!("cannot download {rel}: {e}"))?;
+                drop(out);
+                let actual = sha1_file(&tmp).map_err(|e| e.to_string())?;
+                if actual != expected.to_ascii_lowercase() {
+                    return Err(format!("sha1 {actual}, expected {expected}"));
+                }
+                std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot rename {}: {e}", tmp.display()))?;
+                std::mem::forget(guard);
+                Ok(())
+            })();
+            match result {
+                Ok(()) => fetched.push(dest),
+                Err(why) => {
+                    reporter.warn(&format!(
+                        "Template {name}: its {key} for direct boot cannot be used ({why}); its VMs boot from their disk"
+                    ));
+                    for f in fetched.iter().chain([&dest]) {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    if let Some(m) = metadata.as_object_mut() {
+                        m.remove("boot");
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     fn download(
@@ -345,10 +411,11 @@ impl Store {
             return Err(StoreError::HashMismatch { name, expected: expected.to_owned(), actual });
         }
         let metadata = read_small(t, ".metadata", fetcher)?.unwrap_or_else(|| "{}".into());
-        let metadata: Value = serde_json::from_str(&metadata).unwrap_or_else(|e| {
+        let mut metadata: Value = serde_json::from_str(&metadata).unwrap_or_else(|e| {
             tracing::warn!("metadata of template {name} is not valid JSON ({e}), ignoring it");
             Value::Object(Map::new())
         });
+        self.fetch_boot_files(t, &mut metadata, fetcher, reporter);
         write_atomic(&self.sidecar(t, "metadata"), metadata.to_string().as_bytes())?;
         write_atomic(&self.sidecar(t, "hash"), expected.as_bytes())?;
         std::fs::rename(&tmp, self.path_of(t)).map_err(io("rename", &tmp))?;
@@ -456,5 +523,57 @@ mod tests {
             .ensure(&r.resolve("t", None).unwrap(), &HttpFetcher::default(), &SystemRunner, &NoopReporter)
             .unwrap();
         assert_eq!(std::fs::read(&got.path).unwrap(), b"compressed content");
+    }
+
+    /// A repository whose image `img` names `img.vmlinux` and `img.initrd` for direct boot.
+    fn repo_with_boot(root: &Path, kernel_sha1: &str) -> Repository {
+        std::fs::write(root.join("img"), b"disk").unwrap();
+        std::fs::write(root.join("img.hash"), sha1(b"disk")).unwrap();
+        std::fs::write(root.join("img.vmlinux"), b"kernel").unwrap();
+        std::fs::write(root.join("img.initrd"), b"initrd").unwrap();
+        let meta = serde_json::json!({"distro": "tiny", "boot": {
+            "kernel": "img.vmlinux", "kernel_sha1": kernel_sha1,
+            "initrd": "img.initrd", "initrd_sha1": sha1(b"initrd"), "cmdline": "root=LABEL=lago-root"}});
+        std::fs::write(root.join("img.metadata"), meta.to_string()).unwrap();
+        let text = format!(
+            r#"{{"name": "r", "sources": {{"s": {{"type": "file", "args": {{"root": "{}"}}}}}}, "templates": {{"t": {{"versions": {{"v1": {{"source": "s", "handle": "img", "timestamp": 1}}}}}}}}}}"#,
+            root.display()
+        );
+        Repository::parse(&text, "test").unwrap()
+    }
+
+    #[test]
+    fn direct_boot_files_are_stored_beside_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = repo_with_boot(dir.path(), &sha1(b"kernel")).resolve("t", None).unwrap();
+        let store = Store::new(&dir.path().join("store"));
+        let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
+        let boot = &got.metadata["boot"];
+        let kernel = dir.path().join("store/r:t:v1.vmlinux");
+        assert_eq!(boot["kernel"], kernel.display().to_string());
+        assert_eq!(std::fs::read(&kernel).unwrap(), b"kernel");
+        assert_eq!(std::fs::read(dir.path().join("store/r:t:v1.initrd")).unwrap(), b"initrd");
+        assert_eq!(boot["cmdline"], "root=LABEL=lago-root");
+        // A boot file gone from the store: the template is still usable, booting from its disk.
+        std::fs::remove_file(&kernel).unwrap();
+        let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
+        assert!(!got.metadata.contains_key("boot"), "{:?}", got.metadata);
+        assert_eq!(got.metadata["distro"], "tiny");
+    }
+
+    #[test]
+    fn a_boot_file_with_the_wrong_hash_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = repo_with_boot(dir.path(), &sha1(b"another kernel")).resolve("t", None).unwrap();
+        let store = Store::new(&dir.path().join("store"));
+        let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
+        assert!(!got.metadata.contains_key("boot"), "{:?}", got.metadata);
+        assert_eq!(std::fs::read(&got.path).unwrap(), b"disk");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path().join("store"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["r:t:v1", "r:t:v1.hash", "r:t:v1.lock", "r:t:v1.metadata", "r:t:v1.stamp"]);
     }
 }
