@@ -449,7 +449,7 @@ impl Env {
                 }
                 .into());
             }
-            std::thread::sleep(Duration::from_millis(300));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

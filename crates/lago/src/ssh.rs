@@ -97,6 +97,31 @@ impl Target {
         format!("{}@{}", self.user, self.host)
     }
 
+    /// Whether an SSH server greets (sends its `SSH-` banner) on a new TCP connection to the
+    /// target within `within`.
+    pub fn greets(&self, within: std::time::Duration) -> bool {
+        use std::io::Read;
+        use std::net::ToSocketAddrs;
+        let deadline = std::time::Instant::now() + within;
+        let Some(addr) = (self.host.as_str(), self.port).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            return false;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, within) else { return false };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 4 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                return false;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got.starts_with(b"SSH-")
+    }
+
     /// Runs `argv` in the VM (each argument quoted for the guest's shell) and collects its output.
     pub fn exec(&self, argv: &[&str], stdin: Option<&[u8]>) -> std::io::Result<CommandStatus> {
         let remote = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");

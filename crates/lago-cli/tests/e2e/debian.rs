@@ -1,5 +1,5 @@
-//! The `debian12` template (slow: mmdebstrap, then systemd and cloud-init under TCG): configured
-//! by the NoCloud seed through the real cloud-init.
+//! The Debian 12 templates (slow: mmdebstrap, then systemd under TCG), configured from one seed:
+//! `debian12` by lago's own first-boot unit, `debian12-cloud` by the real cloud-init.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -13,7 +13,7 @@ use crate::lab::Lab;
 const INIT: &str = "\
 base: &base
   memory: 768
-  disks: [{template_name: debian12, type: template, name: root, dev: vda}]
+  disks: [{template_name: TEMPLATE, type: template, name: root, dev: vda}]
 domains:
   d1: {<<: *base, nics: [{net: lab, ip: 192.168.200.10}]}
   d2: {<<: *base, ssh-user: tester, nics: [{net: lab}]}
@@ -32,21 +32,49 @@ fn guest_agent_ping(socket: &std::path::Path) -> String {
 }
 
 #[test]
-fn debian12_is_configured_by_cloud_init_from_the_seed() {
-    let repo = built_repo("debian12", "repo-debian12");
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo.join("debian12-v1.qcow2.metadata")).unwrap()).unwrap();
-    assert_eq!(meta["distro"], "debian12");
-    let lab = Lab::sharing_leases(INIT, &repo, None);
-    lab.ok(&["init"]);
-    let t = Instant::now();
-    lab.ok(&["start"]);
-    eprintln!("debian12: 2 VMs answered SSH after {:.1} s", t.elapsed().as_secs_f64());
+fn debian12_is_configured_by_lagos_first_boot_unit_from_the_seed() {
+    let lab = environment_of("debian12");
+    // lago's unit configured it; there is no cloud-init in the image.
+    assert_eq!(lab.shell("d1", "systemctl is-active lago-seed").1, "active");
+    assert_eq!(lab.shell("d1", "command -v cloud-init || echo none").1, "none");
+    // It ran before sshd and the network, and nothing of it failed.
+    let (code, out) = lab.shell("d1", "systemctl --failed --no-legend --plain | grep . || echo none");
+    assert_eq!((code, out.as_str()), (0, "none"));
+    assert_eq!(lab.shell("d1", "journalctl -b -u lago-seed -o cat | tail -n 1").1, "lago-seed: applied");
+    // The host key is one ed25519 key, made at first boot.
+    assert_eq!(lab.shell("d1", "ls /etc/ssh/ssh_host_*_key").1, "/etc/ssh/ssh_host_ed25519_key");
+    checks_of_the_seed(&lab);
+}
 
+#[test]
+fn debian12_cloud_is_configured_by_cloud_init_from_the_seed() {
+    let lab = environment_of("debian12-cloud");
     // cloud-init ran to the end with the NoCloud seed and no error.
     let (code, out) = lab.shell("d1", "cloud-init status --wait --long");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("status: done") && out.contains("DataSourceNoCloud"), "{out}");
+    checks_of_the_seed(&lab);
+}
+
+/// Two VMs of `template` (built once per recipe), started.
+fn environment_of(template: &str) -> Lab {
+    let repo = built_repo(template, &format!("repo-{template}"));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join(format!("{template}-v1.qcow2.metadata"))).unwrap())
+            .unwrap();
+    assert_eq!(meta["distro"], "debian12");
+    // The kernel is published for direct boot, and the VMs boot it.
+    assert!(repo.join(format!("{template}-v1.qcow2.vmlinux")).is_file(), "{meta}");
+    let lab = Lab::sharing_leases(&INIT.replace("TEMPLATE", template), &repo, None);
+    lab.ok(&["init"]);
+    let t = Instant::now();
+    lab.ok(&["start"]);
+    eprintln!("{template}: 2 VMs answered SSH after {:.1} s", t.elapsed().as_secs_f64());
+    lab
+}
+
+/// What the seed asks for, however it was applied.
+fn checks_of_the_seed(lab: &Lab) {
     assert_eq!(lab.shell("d1", "hostname -f"), (0, "d1.lab.test".into()));
     assert_eq!(lab.shell("d1", "ip -4 -o addr show eth0 | awk '{print $4}'").1, "192.168.200.10/24");
     assert!(lab.shell("d1", "cat /etc/hosts").1.contains("d2.lab.test d2"));

@@ -370,7 +370,14 @@ pub trait Provider: Send + Sync {
     /// How to reach the VM over SSH (`ssh_port`: its forwarded port, for providers that forward).
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target;
     /// One readiness check: whether the VM answers a command over SSH.
+    ///
+    /// The SSH server's banner is awaited first on a connection of its own, briefly and again
+    /// and again: a forwarded port accepts before the guest listens, and a connection made while
+    /// the guest's network was not up yet stalls for seconds in retransmissions.
     fn probe(&self, target: &Target) -> std::io::Result<bool> {
+        if !target.greets(std::time::Duration::from_millis(400)) {
+            return Ok(false);
+        }
         Ok(target.exec_line("true", None, 2)?.code == 0)
     }
     /// Powers the VM off at once and removes its runtime files.

@@ -20,6 +20,12 @@ impl SshProvider {
 }
 
 impl Provider for SshProvider {
+    /// A machine of its own may be reached through the user's SSH configuration (a jump host, a
+    /// proxy): only `ssh` itself tells whether it answers.
+    fn probe(&self, target: &Target) -> std::io::Result<bool> {
+        Ok(target.exec_line("true", None, 2)?.code == 0)
+    }
+
     fn name(&self) -> &'static str {
         "ssh"
     }

@@ -23,7 +23,7 @@ use crate::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::{Reporter, task};
 
 /// Templates this build knows how to make.
-pub const BUILDABLE: &[&str] = &["tiny", "debian12"];
+pub const BUILDABLE: &[&str] = &["tiny", "debian12", "debian12-cloud"];
 
 /// Packages of `tiny` besides the kernel (whose versioned name is resolved from
 /// `linux-image-amd64`).
@@ -179,7 +179,12 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
     let work = work.path();
     task(reporter, &format!("Build template {}", opts.name), || {
         let image = match opts.name.as_str() {
-            "debian12" => super::debian::build_image(work, &opts.cache_dir, runner, reporter)?,
+            "debian12" => {
+                super::debian::build_image(work, &opts.cache_dir, super::debian::Flavour::Lago, runner, reporter)?
+            }
+            "debian12-cloud" => {
+                super::debian::build_image(work, &opts.cache_dir, super::debian::Flavour::Cloud, runner, reporter)?
+            }
             _ => build_tiny(work, &opts.cache_dir, runner, reporter)?,
         };
         task(reporter, "Publish into the local repository", || publish(opts, &image, runner))

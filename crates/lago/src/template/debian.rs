@@ -1,7 +1,13 @@
-//! `lago template build debian12`: a real Debian 12 (systemd, OpenSSH, cloud-init,
+//! `lago template build debian12` and `debian12-cloud`: a real Debian 12 (systemd, OpenSSH,
 //! qemu-guest-agent) made by `mmdebstrap`, on the same disk layout as `tiny` (MBR, FAT boot
-//! partition with syslinux, ext4 root labelled `lago-root`). It is configured at boot by the
-//! NoCloud seed through cloud-init alone: nothing of lago runs inside.
+//! partition with syslinux, ext4 root labelled `lago-root`), with its kernel and initramfs also
+//! published for direct boot.
+//!
+//! - `debian12` is configured at boot by a small unit of lago's own (`lago-seed.service`, a shell
+//!   script) from the plain-file half of the NoCloud seed, before the network and sshd start:
+//!   cloud-init's Python start-up under emulation cost more than half of the boot.
+//! - `debian12-cloud` is configured by the real cloud-init from the same seed, as a
+//!   distribution's cloud image would be: it keeps lago's seed proven against cloud-init.
 //!
 //! `mmdebstrap` runs in its `root` mode, so this build needs root (the root filesystem must
 //! hold files owned by other users, and `mke2fs -d` copies ownership as it finds it). Downloaded
@@ -14,7 +20,17 @@ use crate::pathio::at as io;
 use crate::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
 
-/// Packages on top of mmdebstrap's `apt` variant (essential packages and apt).
+/// How a Debian 12 template is configured at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// By lago's own first-boot unit (`debian12`).
+    Lago,
+    /// By cloud-init (`debian12-cloud`).
+    Cloud,
+}
+
+/// Packages on top of mmdebstrap's `apt` variant (essential packages and apt), for both flavours
+/// (`debian12-cloud` adds cloud-init).
 pub const PACKAGES: &[&str] = &[
     "linux-image-amd64",
     "initramfs-tools",
@@ -22,7 +38,6 @@ pub const PACKAGES: &[&str] = &[
     "udev",
     "dbus",
     "openssh-server",
-    "cloud-init",
     "qemu-guest-agent",
     "ifupdown",
     "isc-dhcp-client",
@@ -50,9 +65,18 @@ const EARLY_FILES: &[(&str, &str)] = &[
     ("etc/initramfs-tools/modules", "virtio_pci\nvirtio_blk\nvirtio_scsi\nsd_mod\next4\ncrc32c_generic\n"),
 ];
 
-/// Files written into the finished root filesystem.
-const FILES: &[(&str, &str)] = &[
-    ("etc/fstab", "LABEL=lago-root / ext4 rw,errors=remount-ro 0 1\n"),
+/// Files written into the finished root filesystem of both flavours.
+const FILES: &[(&str, &str)] =
+    &[("etc/fstab", "LABEL=lago-root / ext4 rw,errors=remount-ro 0 1\n"), ("etc/hostname", "localhost\n")];
+
+/// Files of `debian12`: lago's first-boot unit, enabled.
+const LAGO_FILES: &[(&str, &str, u32)] = &[
+    ("usr/libexec/lago/lago-seed", include_str!("debian12/lago-seed"), 0o755),
+    ("etc/systemd/system/lago-seed.service", include_str!("debian12/lago-seed.service"), 0o644),
+];
+
+/// Files of `debian12-cloud`.
+const CLOUD_FILES: &[(&str, &str)] = &[
     // Only the seed: probing cloud metadata services would wait on network timeouts.
     ("etc/cloud/cloud.cfg.d/90-lago.cfg", "datasource_list: [ NoCloud, None ]\nlocale: C.UTF-8\n"),
     // Host keys are made at first boot (cloud-init does it too; this covers a boot without it).
@@ -75,6 +99,7 @@ const MASKED: &[&str] = &[
 pub(crate) fn build_image(
     work: &Path,
     cache_dir: &Path,
+    flavour: Flavour,
     runner: &dyn CommandRunner,
     reporter: &dyn Reporter,
 ) -> Result<Image, BuildError> {
@@ -92,10 +117,14 @@ pub(crate) fn build_image(
     for (path, content) in EARLY_FILES {
         write_file(&early.join(path), content.as_bytes(), 0o644)?;
     }
+    let mut packages = PACKAGES.to_vec();
+    if flavour == Flavour::Cloud {
+        packages.push("cloud-init");
+    }
     task(reporter, "Install Debian 12 with mmdebstrap", || {
         let inv = Invocation::new("mmdebstrap")
             .args(["--mode=root", "--variant=apt", "--format=directory", "--quiet"])
-            .arg(format!("--include={}", PACKAGES.join(",")))
+            .arg(format!("--include={}", packages.join(",")))
             .args([
                 "--dpkgopt=path-exclude=/usr/share/man/*",
                 "--dpkgopt=path-exclude=/usr/share/doc/*",
@@ -113,7 +142,7 @@ pub(crate) fn build_image(
             .arg(&rootfs);
         runner.run(&inv).map_err(|source| BuildError::Tool { step: "install Debian 12 with mmdebstrap".into(), source })
     })?;
-    task(reporter, "Configure for cloud-init and lago", || configure(&rootfs, runner))?;
+    task(reporter, "Configure for lago", || configure(&rootfs, flavour, runner))?;
     let boot = rootfs.join("boot");
     let kernel = std::fs::read_dir(&boot)
         .map_err(io("read", &boot))?
@@ -136,7 +165,7 @@ pub(crate) fn build_image(
     Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot) })
 }
 
-fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError> {
+fn configure(rootfs: &Path, flavour: Flavour, runner: &dyn CommandRunner) -> Result<(), BuildError> {
     // The template carries no identity: no host keys, no machine id, no cached packages.
     for dir in ["etc/ssh", "var/cache/apt/archives"] {
         let dir = rootfs.join(dir);
@@ -149,10 +178,24 @@ fn configure(rootfs: &Path, runner: &dyn CommandRunner) -> Result<(), BuildError
     }
     write_file(&rootfs.join("etc/machine-id"), b"", 0o444)?;
     let _ = std::fs::remove_file(rootfs.join("var/lib/dbus/machine-id"));
-    for (path, content) in FILES {
+    let mut files: Vec<(&str, &str, u32)> = FILES.iter().map(|(p, c)| (*p, *c, 0o644)).collect();
+    match flavour {
+        Flavour::Lago => files.extend_from_slice(LAGO_FILES),
+        Flavour::Cloud => files.extend(CLOUD_FILES.iter().map(|(p, c)| (*p, *c, 0o644))),
+    }
+    for (path, content, mode) in files {
         let p = rootfs.join(path);
         let _ = std::fs::remove_file(&p);
-        write_file(&p, content.as_bytes(), 0o644)?;
+        write_file(&p, content.as_bytes(), mode)?;
+    }
+    if flavour == Flavour::Lago {
+        runner
+            .run(
+                &Invocation::new("systemctl")
+                    .arg(format!("--root={}", rootfs.display()))
+                    .args(["enable", "lago-seed.service"]),
+            )
+            .map_err(|source| BuildError::Tool { step: "enable lago-seed.service".into(), source })?;
     }
     runner
         .run(&Invocation::new("systemctl").arg(format!("--root={}", rootfs.display())).arg("mask").args(MASKED))
