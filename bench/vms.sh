@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark of real VMs (tiny template, TCG): prints, in one run,
-#   - raw qemu booting the tiny disk to SSH (the floor),
+#   - raw qemu booting tiny to SSH (the floor: the same kernel booted directly, the same seed),
 #   - `lago start` of 1 VM to SSH ready (target <= 1.15x the floor),
 #   - `lago start` of 3 VMs (target <= 1.6x one VM on 2 cores),
 #   - `lago status` with 3 VMs running (target < 50 ms),
 #   - a warm SSH round trip over the reused connection, as `Vm::ssh` does (target < 50 ms),
+#   - `lago shell VM true`, warm (target < 50 ms),
 #   - `lago destroy` of 3 running VMs.
 # Needs what `bash scripts/setup.sh` installs (qemu, the tools of `lago template build`).
 set -euo pipefail
@@ -23,11 +24,26 @@ YAML
 cd "$work/one" && "$lago" --loglevel error init
 p="$work/one/.lago/default"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+kernel=$(ls "$work"/store/*.vmlinux) initrd=$(ls "$work"/store/*.initrd)
+cmdline=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$(ls "$work"/store/*.metadata)")
 t0=$(now)
 qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
+  -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
   -drive file="$p/images/vm01_root.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
   -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= &
 raw_pid=$!
+# Polled as lago does: the server's banner on short fresh connections, then a command.
+python3 - "$port" <<'PY'
+import socket, sys, time
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.4) as s:
+            if s.recv(4) == b"SSH-":
+                break
+    except OSError:
+        pass
+    time.sleep(0.05)
+PY
 until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
 floor=$(secs "$t0" "$(now)")
 kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""
@@ -60,6 +76,9 @@ ssh_cmd=(ssh -o BatchMode=yes -o LogLevel=ERROR -o UserKnownHostsFile="$p/known_
 "${ssh_cmd[@]}" true
 t0=$(now); for _ in $(seq $runs); do "${ssh_cmd[@]}" true; done
 echo "warm SSH round trip (reused):   $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
+cd "$work/three"
+t0=$(now); for _ in $(seq $runs); do "$lago" shell vm01 true; done
+echo "lago shell vm01 true (warm):    $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
 
 t0=$(now); "$lago" destroy -y >/dev/null 2>&1
 echo "lago destroy, 3 running VMs:    $(secs "$t0" "$(now)") s"
