@@ -95,6 +95,14 @@ pub struct EnvOptions {
     pub libvirt: LibvirtOptions,
 }
 
+/// Whether a VM's end, as `why_stopped` tells it, is qemu itself crashing on a signal (an
+/// assertion or a fault in the emulator: qemu 10.0's multi-threaded TCG aborts now and then in
+/// `iotlb_to_section` while a guest boots), rather than the guest powering off or qemu being
+/// killed.
+fn emulator_crashed(why: &str) -> bool {
+    ["(signal: 6 ", "(signal: 7 ", "(signal: 11 "].iter().any(|s| why.starts_with("qemu exited ") && why.contains(s))
+}
+
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
 /// returns the first error; a panic in a thread is raised again in the caller.
 pub(crate) fn for_each_parallel<T: Sync, E: Send>(
@@ -401,20 +409,56 @@ impl Env {
 
     fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let t0 = Instant::now();
-        for_each_parallel(vms, |vm| self.wait_one(vm, state, t0, reporter))
+        let saving = std::sync::Mutex::new(());
+        for_each_parallel(vms, |vm| self.wait_one(vm, state, t0, &saving, reporter))
     }
 
-    /// Waits until one VM answers SSH, its process dies, or its `boot_time_sec` is over.
-    fn wait_one(&self, vm: &VmRecord, state: &State, t0: Instant, reporter: &dyn Reporter) -> Result<(), EnvError> {
+    /// Waits until one VM answers SSH, its process dies, or its `boot_time_sec` is over. A
+    /// VM whose emulator crashed on a signal while booting is started once more.
+    fn wait_one(
+        &self,
+        vm: &VmRecord,
+        state: &State,
+        t0: Instant,
+        saving: &std::sync::Mutex<()>,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
         let provider = self.providers.of(vm)?;
-        let target = self.target(vm, state)?;
+        let mut target = self.target(vm, state)?;
         let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
         reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
-        let result = self.wait_loop(&provider, vm, &target, &console, deadline);
+        let mut result = self.wait_loop(&provider, vm, &target, &console, deadline);
+        if let Err(EnvError::Qemu(ProviderError::Died { qemu, .. })) = &result
+            && emulator_crashed(qemu)
+        {
+            reporter.warn(&format!(
+                "VM {}: qemu crashed while it booted ({}); starting it once more",
+                vm.name,
+                qemu.lines().next().unwrap_or_default()
+            ));
+            result = self.relaunch(vm, saving).and_then(|t| {
+                target = t;
+                self.wait_loop(&provider, vm, &target, &console, deadline)
+            });
+        }
         let phase = if result.is_ok() { BootPhase::Ready } else { BootPhase::Failed };
         reporter.vm_boot(&vm.name, phase, t0.elapsed());
         result
+    }
+
+    /// Starts a VM whose qemu died again, records its new SSH port, and returns how to reach it.
+    fn relaunch(&self, vm: &VmRecord, saving: &std::sync::Mutex<()>) -> Result<Target, EnvError> {
+        self.kill(&vm.name)?;
+        let port = self.launch(vm, &self.env_id()?, self.options.accel.resolve())?;
+        self.reapply_cuts(vm)?;
+        let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = State::load(&self.prefix.path)?;
+        if let Some(port) = port {
+            state.ssh_ports.insert(vm.name.clone(), port);
+            state.save(&self.prefix.path)?;
+        }
+        self.target(vm, &state)
     }
 
     fn wait_loop(
@@ -705,13 +749,22 @@ mod tests {
     struct Fake {
         calls: Arc<Calls>,
         never_ready: &'static str,
+        /// Its emulator crashes at its first start.
+        crash_once: &'static str,
     }
 
     impl Provider for Fake {
         fn start(&self, vm: &VmRecord, _ctx: &LaunchContext) -> Result<(), ProviderError> {
-            self.calls.started.lock().unwrap().push(vm.name.clone());
-            self.calls.running.lock().unwrap().push(vm.name.clone());
+            let mut started = self.calls.started.lock().unwrap();
+            let first = !started.contains(&vm.name);
+            started.push(vm.name.clone());
+            if !(first && vm.name == self.crash_once) {
+                self.calls.running.lock().unwrap().push(vm.name.clone());
+            }
             Ok(())
+        }
+        fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
+            "qemu exited (signal: 6 (SIGABRT)); qemu said:\nqemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: Assertion failed.".into()
         }
         fn name(&self) -> &'static str {
             "fake"
@@ -758,7 +811,7 @@ mod tests {
             Ok(())
         }
         fn probe(&self, target: &Target) -> std::io::Result<bool> {
-            Ok(target.vm != self.never_ready)
+            Ok(target.vm != self.never_ready && self.calls.running.lock().unwrap().contains(&target.vm))
         }
         fn kill(&self, _prefix: &Path, vm: &VmRecord) {
             self.calls.killed.lock().unwrap().push(vm.name.clone());
@@ -794,7 +847,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let calls = Arc::new(Calls::default());
         calls.running.lock().unwrap().push("vm00".into());
-        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "vm02" });
+        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "vm02", crash_once: "" });
         let err = env.start(&[], &NoopReporter).unwrap_err();
         assert!(
             matches!(err, EnvError::Qemu(ProviderError::SshTimeout { ref vm, secs: 1, .. }) if vm == "vm02"),
@@ -810,7 +863,7 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_before_anything_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let env = env(dir.path(), Fake { calls: Arc::default(), never_ready: "" });
+        let env = env(dir.path(), Fake { calls: Arc::default(), never_ready: "", crash_once: "" });
         let err = env.start(&["vm01".into(), "nope".into()], &NoopReporter).unwrap_err();
         assert_eq!(err.to_string(), "The following vms do not exist: nope (known: vm00, vm01, vm02)");
         env.start(&["vm01".into()], &NoopReporter).unwrap();
@@ -818,5 +871,21 @@ mod tests {
         assert_eq!(env.state("vm02"), "down");
         env.stop(&[], &NoopReporter).unwrap();
         assert_eq!(env.state("vm01"), "down");
+    }
+
+    #[test]
+    fn a_vm_whose_emulator_crashed_while_booting_is_started_once_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "", crash_once: "vm01" });
+        env.start(&[], &NoopReporter).unwrap();
+        let mut started = calls.started.lock().unwrap().clone();
+        started.sort();
+        assert_eq!(started, ["vm00", "vm01", "vm01", "vm02"]);
+        assert_eq!(env.state("vm01"), "running");
+        // Once only: an emulator that crashes every time fails the start.
+        assert!(emulator_crashed("qemu exited (signal: 6 (SIGABRT)); qemu said:\nassertion"));
+        assert!(!emulator_crashed("qemu exited (exit status: 0); logs/vm01.qemu.log is empty"));
+        assert!(!emulator_crashed("qemu exited (signal: 9 (SIGKILL)); logs/vm01.qemu.log is empty"));
     }
 }

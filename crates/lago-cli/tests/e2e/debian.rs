@@ -40,7 +40,7 @@ fn debian12_is_configured_by_lagos_first_boot_unit_from_the_seed() {
     // It ran before sshd and the network, and nothing of it failed.
     let (code, out) = lab.shell("d1", "systemctl --failed --no-legend --plain | grep . || echo none");
     assert_eq!((code, out.as_str()), (0, "none"));
-    assert_eq!(lab.shell("d1", "journalctl -b -u lago-seed -o cat | tail -n 1").1, "lago-seed: applied");
+    assert_eq!(lab.shell("d1", "journalctl -b -t lago-seed -o cat | tail -n 1").1, "lago-seed: applied");
     // The host key is one ed25519 key, made at first boot.
     assert_eq!(lab.shell("d1", "ls /etc/ssh/ssh_host_*_key").1, "/etc/ssh/ssh_host_ed25519_key");
     checks_of_the_seed(&lab);

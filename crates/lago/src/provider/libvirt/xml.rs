@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use crate::accel::Accel;
-use crate::provider::{NetUse, VmRecord};
+use crate::provider::{DiskRecord, NetUse, VmRecord};
 
 /// Escapes text for XML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -70,7 +70,14 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
     let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", vm.memory);
     let _ = writeln!(x, "  <vcpu>{}</vcpu>", vm.vcpu);
     x.push_str(&cpu_xml(vm, spec, kvm));
-    x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <bootmenu enable='no'/>\n    <bios useserial='no'/>\n  </os>\n");
+    x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
+    // The template's own kernel, booted directly, when it carries one (as the qemu provider does).
+    if let Some(boot) = vm.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot) {
+        let _ = writeln!(x, "    <kernel>{}</kernel>", escape(&boot.kernel.display().to_string()));
+        let _ = writeln!(x, "    <initrd>{}</initrd>", escape(&boot.initrd.display().to_string()));
+        let _ = writeln!(x, "    <cmdline>{}</cmdline>", escape(&boot.cmdline));
+    }
+    x.push_str("    <bootmenu enable='no'/>\n    <bios useserial='no'/>\n  </os>\n");
     x.push_str("  <features>\n    <acpi/>\n    <apic/>\n    <pae/>\n  </features>\n");
     x.push_str("  <clock offset='utc'/>\n  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n");
     x.push_str("  <pm>\n    <suspend-to-mem enabled='no'/>\n    <suspend-to-disk enabled='no'/>\n  </pm>\n");
@@ -384,6 +391,27 @@ mod tests {
         );
         assert_eq!(bridge_name("0123-lago"), "0123-lago-ni");
         assert!(bridge_name(&network_name("0123abcd", "a-long-network")).len() <= 15);
+    }
+
+    #[test]
+    fn a_template_that_carries_its_kernel_is_booted_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, initrd) = (dir.path().join("t.vmlinux"), dir.path().join("t.initrd"));
+        std::fs::write(&kernel, b"").unwrap();
+        std::fs::write(&initrd, b"").unwrap();
+        let (v, spec) = vm(json!({"name": "vm01", "nics": [], "disks": [
+            {"path": "/w/root.qcow2", "dev": "vda", "format": "qcow2",
+             "metadata": {"boot": {"kernel": kernel, "initrd": initrd, "cmdline": "root=LABEL=lago-root rw"}}}]}));
+        let ctx =
+            DomainContext { prefix: Path::new("/w/.lago/default"), env_id: "0123abcd", accel: Accel::Tcg, seed: false };
+        let xml = domain_xml(&v, &spec, &ctx);
+        let os = &xml[xml.find("<os>").unwrap()..xml.find("</os>").unwrap()];
+        assert!(os.contains(&format!("<kernel>{}</kernel>", kernel.display())), "{os}");
+        assert!(os.contains(&format!("<initrd>{}</initrd>", initrd.display())), "{os}");
+        assert!(os.contains("<cmdline>root=LABEL=lago-root rw</cmdline>"), "{os}");
+        // Without the files, the disk's own boot loader.
+        std::fs::remove_file(&kernel).unwrap();
+        assert!(!domain_xml(&v, &spec, &ctx).contains("<kernel>"));
     }
 
     #[test]
