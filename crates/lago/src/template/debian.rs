@@ -39,6 +39,8 @@ pub const PACKAGES: &[&str] = &[
     "dbus",
     "openssh-server",
     "qemu-guest-agent",
+    // Ansible's modules run on the VM's Python (cloud-init brings it to debian12-cloud anyway).
+    "python3",
     "ifupdown",
     "isc-dhcp-client",
     "iproute2",
