@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark of real VMs (tiny template, TCG): prints, in one run,
-#   - raw qemu booting tiny to SSH (the floor: the same kernel booted directly, the same seed),
-#   - `lago start` of 1 VM to SSH ready (target <= 1.15x the floor),
+# Benchmark of real VMs (tiny template, TCG): prints, in one run, medians of $ROUNDS rounds (3 by
+# default), each a first boot:
+#   - raw qemu booting tiny to SSH (the floor: the same kernel booted directly, the same devices
+#     and seed, polled the way lago polls),
+#   - `lago start` of 1 VM to SSH ready (targets: < 4 s, <= 1.15x the floor),
 #   - `lago start` of 3 VMs (target <= 1.6x one VM on 2 cores),
-#   - `lago status` with 3 VMs running (target < 50 ms),
+# then, with 3 VMs running:
+#   - `lago status` (target < 50 ms),
 #   - a warm SSH round trip over the reused connection, as `Vm::ssh` does (target < 50 ms),
 #   - `lago shell VM true`, warm (target < 50 ms),
 #   - `lago destroy` of 3 running VMs.
@@ -13,7 +16,6 @@ source "$(dirname "$0")/lib.sh" vms
 raw_pid=""
 trap '[ -n "$raw_pid" ] && kill "$raw_pid" 2>/dev/null; bench_cleanup' EXIT
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-# The floor: qemu alone, same devices, no lago.
 mkdir -p "$work/one" "$work/three"
 cat > "$work/one/LagoInitFile" <<'YAML'
 domains:
@@ -21,19 +23,35 @@ domains:
 nets:
   n: {}
 YAML
-cd "$work/one" && "$lago" --loglevel error init
-p="$work/one/.lago/default"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-kernel=$(ls "$work"/store/*.vmlinux) initrd=$(ls "$work"/store/*.initrd)
-cmdline=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$(ls "$work"/store/*.metadata)")
-t0=$(now)
-qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
-  -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-  -drive file="$p/images/vm01_root.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
-  -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= &
-raw_pid=$!
-# Polled as lago does: the server's banner on short fresh connections, then a command.
-python3 - "$port" <<'PY'
+cat > "$work/three/LagoInitFile" <<'YAML'
+base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
+domains:
+  vm01: {<<: *base, nics: [{net: n}]}
+  vm02: {<<: *base, nics: [{net: n}]}
+  vm03: {<<: *base, nics: [{net: n}]}
+nets:
+  n: {}
+YAML
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mean_ms() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1000 / n }'; }
+
+floors=() ones=() threes=()
+for round in $(seq "${ROUNDS:-3}"); do
+  # The floor: qemu alone on a fresh copy of the VM's disk and seed, same devices, no lago.
+  cd "$work/one" && "$lago" --loglevel error init
+  p="$work/one/.lago/default"
+  kernel=$(ls "$work"/store/*.vmlinux) initrd=$(ls "$work"/store/*.initrd)
+  cmdline=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$(ls "$work"/store/*.metadata)")
+  cp "$p/images/vm01_root.qcow2" "$work/raw.qcow2"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  t0=$(now)
+  qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
+    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+    -drive file="$work/raw.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
+    -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= 2>/dev/null &
+  raw_pid=$!
+  # Polled as lago does: the server's banner on short fresh connections, then a command.
+  python3 - "$port" <<'PY'
 import socket, sys, time
 while True:
     try:
@@ -44,41 +62,38 @@ while True:
         pass
     time.sleep(0.05)
 PY
-until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
-floor=$(secs "$t0" "$(now)")
-kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""
-echo "raw qemu, tiny to SSH:          ${floor} s"
+  until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
+  floors+=("$(secs "$t0" "$(now)")")
+  kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""
+  rm -f "$work/raw.qcow2"
+  # A new environment: a first boot, as the floor's.
+  "$lago" --loglevel error destroy -y && "$lago" --loglevel error init
+  t0=$(now); "$lago" --loglevel error start; ones+=("$(secs "$t0" "$(now)")")
+  "$lago" --loglevel error destroy -y
 
-t0=$(now); "$lago" --loglevel error start; one=$(secs "$t0" "$(now)")
-echo "lago start, 1 VM, to SSH:       ${one} s ($(awk -v a="$one" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')x the floor)"
-"$lago" destroy -y >/dev/null 2>&1
-
-cat > "$work/three/LagoInitFile" <<'YAML'
-base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
-domains:
-  vm01: {<<: *base, nics: [{net: n}]}
-  vm02: {<<: *base, nics: [{net: n}]}
-  vm03: {<<: *base, nics: [{net: n}]}
-nets:
-  n: {}
-YAML
-cd "$work/three" && "$lago" --loglevel error init
-t0=$(now); "$lago" --loglevel error start; three=$(secs "$t0" "$(now)")
-echo "lago start, 3 VMs, to SSH:      ${three} s ($(awk -v a="$three" -v b="$one" 'BEGIN { printf "%.2f", a / b }')x one VM)"
+  cd "$work/three" && "$lago" --loglevel error init
+  t0=$(now); "$lago" --loglevel error start; threes+=("$(secs "$t0" "$(now)")")
+  [ "$round" = "${ROUNDS:-3}" ] || "$lago" --loglevel error destroy -y
+done
+floor=$(printf '%s\n' "${floors[@]}" | median)
+one=$(printf '%s\n' "${ones[@]}" | median)
+three=$(printf '%s\n' "${threes[@]}" | median)
+echo "raw qemu, tiny to SSH:          ${floor} s (median of ${#floors[@]}: ${floors[*]})"
+echo "lago start, 1 VM, to SSH:       ${one} s ($(ratio "$one" "$floor")x the floor; ${ones[*]})"
+echo "lago start, 3 VMs, to SSH:      ${three} s ($(ratio "$three" "$one")x one VM; ${threes[*]})"
 
 runs=20
 t0=$(now); for _ in $(seq $runs); do "$lago" status >/dev/null; done
-echo "lago status, 3 VMs running:     $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
+echo "lago status, 3 VMs running:     $(mean_ms "$t0" "$(now)" $runs) ms (mean of $runs)"
 
 p="$work/three/.lago/default"
 port=$(python3 -c "import json; print(json.load(open('$p/run/state.json'))['ssh_ports']['vm01'])")
 ssh_cmd=(ssh -o BatchMode=yes -o LogLevel=ERROR -o UserKnownHostsFile="$p/known_hosts" -o HostKeyAlias=vm01 -o ControlMaster=auto -o ControlPath="$p/run/vm01.ssh" -o ControlPersist=120 -i "$p/id_rsa" -p "$port" root@127.0.0.1)
 "${ssh_cmd[@]}" true
 t0=$(now); for _ in $(seq $runs); do "${ssh_cmd[@]}" true; done
-echo "warm SSH round trip (reused):   $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
-cd "$work/three"
+echo "warm SSH round trip (reused):   $(mean_ms "$t0" "$(now)" $runs) ms (mean of $runs)"
 t0=$(now); for _ in $(seq $runs); do "$lago" shell vm01 true; done
-echo "lago shell vm01 true (warm):    $(awk -v a="$t0" -v b="$(now)" -v n=$runs 'BEGIN { printf "%.1f", (b - a) * 1000 / n }') ms (mean of $runs)"
+echo "lago shell vm01 true (warm):    $(mean_ms "$t0" "$(now)" $runs) ms (mean of $runs)"
 
 t0=$(now); "$lago" destroy -y >/dev/null 2>&1
 echo "lago destroy, 3 running VMs:    $(secs "$t0" "$(now)") s"

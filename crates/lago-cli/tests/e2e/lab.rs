@@ -126,6 +126,14 @@ impl Lab {
         shown && left
     }
 
+    /// Whether the running qemu of `vm` boots a kernel directly (`-kernel`) rather than from
+    /// its disk.
+    pub fn booted_directly(&self, vm: &str) -> bool {
+        let pid = std::fs::read_to_string(self.home.path().join(format!(".lago/default/run/{vm}.pid"))).unwrap();
+        let argv = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap();
+        argv.split(|b| *b == 0).any(|a| a == b"-kernel")
+    }
+
     pub fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["-f", "json", "status"])).unwrap()
     }

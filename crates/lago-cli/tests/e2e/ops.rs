@@ -119,6 +119,8 @@ fn export_standalone_and_layered_then_import() {
     let lab = Lab::new(TWO_DISKS);
     lab.ok(&["init"]);
     lab.ok(&["start"]);
+    // tiny carries its kernel: booted directly.
+    assert!(lab.booted_directly("vm01"));
     lab.shell("vm01", "echo exported > /root/data; sync");
     let layered = Lab::new("");
     let standalone = Lab::new("");
@@ -151,6 +153,8 @@ fn export_standalone_and_layered_then_import() {
     for imported in [&layered, &standalone] {
         imported.ok(&["init"]);
         imported.ok(&["start"]);
+        // An exported image names no kernel: it boots from its own disk.
+        assert!(!imported.booted_directly("vm01"));
         assert_eq!(imported.shell("vm01", "cat /root/data"), (0, "exported".into()));
         assert_eq!(imported.shell("vm01", "ip -o -4 addr show eth0 | awk '{print $4}'").1, "192.168.200.10/24");
         assert_eq!(imported.shell("vm01", "test -b /dev/vdb && echo disk").1, "disk");
