@@ -12,7 +12,9 @@
 #   network up          the seed's addresses applied (tiny: rcS; systemd: networking.service)
 #   sshd                sshd started (tiny: rcS; systemd: ssh.service)
 #   first SSH command   `lago start` returned (it ends with a command over SSH)
-# and `lago shell VM true` over the reused connection (the warm CLI round trip).
+# and `lago shell VM true` over the reused connection (the warm CLI round trip). With DISK_BOOT=1
+# the template's kernel is removed from the store first, so the VM boots through its disk's own
+# boot loader (the way every VM booted before direct boot).
 set -euo pipefail
 tpl="${1:-tiny}"
 runs="${2:-1}"
@@ -30,6 +32,10 @@ nets:
 YAML
 cd "$work/env"
 p=.lago/default
+if [ -n "${DISK_BOOT:-}" ]; then
+  "$lago" --loglevel error init && "$lago" --loglevel error destroy -y
+  rm -f "$work"/store/*.vmlinux
+fi
 # Guest uptimes: now, then each step ("name seconds" per line).
 probe='cut -d" " -f1 /proc/uptime
 dmesg | awk -F"[][]" "/Run \/init as init process/ { print \"kernel_done\", \$2 + 0; exit }"
@@ -54,7 +60,8 @@ for run in $(seq "$runs"); do
   a=$(now); guest=$("$lago" shell vm01 -- "$probe"); b=$(now)
   warm=()
   for _ in 1 2 3 4 5; do w0=$(now); "$lago" shell vm01 true; warm+=("$(secs "$w0" "$(now)")"); done
-  echo "== $tpl, run $run of $runs (first boot, 1 VM, $memory MiB, TCG)"
+  how=direct; [ -z "${DISK_BOOT:-}" ] || how="from its disk"
+  echo "== $tpl, run $run of $runs (first boot, 1 VM, $memory MiB, TCG, kernel booted $how)"
   python3 - "$t0" "$(stat -c %.9Y "$p/run/vm01.pid")" "$(cat "$work/console.t" 2>/dev/null || echo nan)" \
     "$a" "$b" "$t_ssh" "$guest" <<'PY'
 import sys
@@ -67,6 +74,7 @@ for key, label in [("kernel_done", "kernel done"), ("root_mounted", "root mounte
     if key in steps:
         rows.append((label, kernel + float(steps[key])))
 rows.append(("first SSH command", t_ssh))
+rows.sort(key=lambda r: r[1] if r[1] == r[1] else float("inf"))
 prev = 0.0
 for label, t in rows:
     print(f"  {label:<18} {t - t0:6.2f} s   (+{t - t0 - prev:.2f})")

@@ -59,8 +59,10 @@ pub const PACKAGES: &[&str] = &[
 /// Virtual disk size: the root filesystem holds about 750 MiB.
 const DISK_SIZE: u64 = 4 << 30;
 /// `net.ifnames=0`: NICs keep the kernel's names until the seed renames them by MAC (udev's
-/// predictable names would race with that rename).
-const KERNEL_CMDLINE: &str = "console=ttyS0,115200 root=LABEL=lago-root rw quiet random.trust_cpu=on net.ifnames=0";
+/// predictable names would race with that rename); `cryptomgr.notests`: no self-tests of the
+/// kernel's crypto algorithms at boot.
+const KERNEL_CMDLINE: &str =
+    "console=ttyS0,115200 root=LABEL=lago-root rw quiet random.trust_cpu=on net.ifnames=0 cryptomgr.notests";
 
 /// Files put in place before any package is installed: the initramfs holds only the drivers
 /// that mount the root (a smaller initramfs boots faster under emulation).
