@@ -97,6 +97,11 @@ impl Target {
         format!("{}@{}", self.user, self.host)
     }
 
+    /// Whether a command (`true`) runs over SSH, connecting within 2 s.
+    pub fn answers(&self) -> std::io::Result<bool> {
+        Ok(self.exec_line("true", None, 2)?.code == 0)
+    }
+
     /// Whether an SSH server greets (sends its `SSH-` banner) on a new TCP connection to the
     /// target within `within`.
     pub fn greets(&self, within: std::time::Duration) -> bool {

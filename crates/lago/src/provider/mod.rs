@@ -254,6 +254,13 @@ pub struct DirectBoot {
     pub cmdline: String,
 }
 
+impl VmRecord {
+    /// The kernel to boot directly: the one its first disk (unless a CD-ROM) offers.
+    pub fn direct_boot(&self) -> Option<DirectBoot> {
+        self.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot)
+    }
+}
+
 impl DiskRecord {
     /// The direct boot this disk offers, when its metadata names one whose files exist.
     pub fn direct_boot(&self) -> Option<DirectBoot> {
@@ -375,10 +382,7 @@ pub trait Provider: Send + Sync {
     /// and again: a forwarded port accepts before the guest listens, and a connection made while
     /// the guest's network was not up yet stalls for seconds in retransmissions.
     fn probe(&self, target: &Target) -> std::io::Result<bool> {
-        if !target.greets(std::time::Duration::from_millis(400)) {
-            return Ok(false);
-        }
-        Ok(target.exec_line("true", None, 2)?.code == 0)
+        Ok(target.greets(std::time::Duration::from_millis(400)) && target.answers()?)
     }
     /// Powers the VM off at once and removes its runtime files.
     fn kill(&self, prefix: &Path, vm: &VmRecord);

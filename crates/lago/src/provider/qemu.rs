@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Console, DiskRecord, LaunchContext, NetUse, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
+use super::{Console, LaunchContext, NetUse, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
 use crate::accel::Accel;
 use crate::qmp::Qmp;
 use crate::ssh::Target;
@@ -77,7 +77,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     ]);
     // A template that carries its kernel boots it directly (no firmware boot loader, no
     // decompression: seconds under TCG); any other first disk boots through its own loader.
-    if let Some(boot) = vm.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot) {
+    if let Some(boot) = vm.direct_boot() {
         a.extend([
             "-kernel".into(),
             boot.kernel.display().to_string(),

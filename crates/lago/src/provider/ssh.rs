@@ -23,7 +23,7 @@ impl Provider for SshProvider {
     /// A machine of its own may be reached through the user's SSH configuration (a jump host, a
     /// proxy): only `ssh` itself tells whether it answers.
     fn probe(&self, target: &Target) -> std::io::Result<bool> {
-        Ok(target.exec_line("true", None, 2)?.code == 0)
+        target.answers()
     }
 
     fn name(&self) -> &'static str {
