@@ -412,7 +412,7 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         Group::Templates,
         "xz",
         false,
-        "unpacks compressed templates of http repositories",
+        "extracts the kernel of templates for direct boot, unpacks compressed templates",
         tool("xz", install(&["xz-utils"])),
     );
     let repo_dir = repo_dir(&paths.template_repo);
