@@ -22,7 +22,7 @@ pub(crate) struct TemplateArgs {
 enum TemplateCommand {
     /// Build a template from Debian packages and publish it as a new version of the local repository
     Build {
-        /// Template to build (tiny)
+        /// Template to build: tiny, debian12 or debian12-cloud
         name: String,
         /// Repository directory (default: the directory of `template_repo_path`)
         #[arg(long)]
