@@ -32,32 +32,15 @@ YAML
 cd "$work/env"
 "$lago" --loglevel error init
 image=$(ls "$work"/store/*"$tpl":v1)
-kernel="$image.vmlinux" initrd="$image.initrd"
-cmdline=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$image.metadata")
+mapfile -t boot < <(direct_boot_args)
 "$lago" --loglevel error destroy -y
-
-# Waits for an SSH server's banner on 127.0.0.1:PORT, polling as lago does.
-wait_banner() {
-  python3 - "$1" <<'PY'
-import socket, sys, time
-while True:
-    try:
-        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.4) as s:
-            if s.recv(4) == b"SSH-":
-                break
-    except OSError:
-        pass
-    time.sleep(0.05)
-PY
-}
 
 raws=() boots=()
 for _ in $(seq "${BOOTS:-3}"); do
   qemu-img create -q -f qcow2 -F qcow2 -b "$image" "$work/raw.qcow2"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   t0=$(now)
-  qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -display none -nodefaults -device virtio-rng-pci \
-    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+  qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
     -drive file="$work/raw.qcow2",if=virtio,format=qcow2 \
     -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,romfile= 2>/dev/null &
   raw_pid=$!

@@ -17,3 +17,29 @@ export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Waits for an SSH server's banner on 127.0.0.1:PORT, polling as lago does (short fresh
+# connections, 400 ms each).
+wait_banner() {
+  python3 - "$1" <<'PY'
+import socket, sys, time
+while True:
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.4) as s:
+            if s.recv(4) == b"SSH-":
+                break
+    except OSError:
+        pass
+    time.sleep(0.05)
+PY
+}
+# qemu's direct-boot arguments for the one template in the store $work/store, one per line
+# (read them with `mapfile -t`): -kernel, -initrd, -append as lago passes them.
+direct_boot_args() {
+  local image
+  image=$(ls "$work"/store/*.vmlinux)
+  image=${image%.vmlinux}
+  printf '%s\n' -kernel "$image.vmlinux" -initrd "$image.initrd" -append \
+    "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$image.metadata")"
+}
+# A free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the local-libvirt provider (tiny template, TCG), against a libvirtd started for the
 # run in a network namespace of its own (scripts/libvirt-netns.sh). Prints, in one run:
-#   - raw qemu booting the tiny disk to SSH (the floor, as in bench/vms.sh),
+#   - raw qemu booting tiny to SSH (the floor: its kernel directly, as in bench/vms.sh),
 #   - `lago start` of 1 libvirt VM to SSH ready (target <= 1.15x the floor),
 #   - `lago start` of 3 libvirt VMs (target <= 1.6x one VM on 2 cores),
 #   - `lago status` with 3 VMs running (target < 50 ms),
@@ -35,15 +35,18 @@ nets:
 YAML
 cd "$work/one" && in_ns "$lago" --loglevel error init
 p="$work/one/.lago/default"
-# The floor: qemu alone on the same disk and seed, no lago, no libvirt (user-mode networking on
-# the VM's own subnet, so that the seed's static address answers).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# The floor: qemu alone on the same disk and seed, booting the same kernel directly, no lago, no
+# libvirt (user-mode networking on the VM's own subnet, so that the seed's static address
+# answers), polled as lago polls.
+mapfile -t boot < <(direct_boot_args)
+port=$(free_port)
 t0=$(now)
-qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
+qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
   -drive file="$p/images/vm01_root.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
   -netdev user,id=u,restrict=on,net=192.168.200.0/24,host=192.168.200.1,hostfwd=tcp:127.0.0.1:$port-192.168.200.2:22 \
-  -device virtio-net-pci,netdev=u,mac=54:52:c0:a8:c8:02,romfile= &
+  -device virtio-net-pci,netdev=u,mac=54:52:c0:a8:c8:02,romfile= 2>/dev/null &
 raw_pid=$!
+wait_banner "$port"
 until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
 floor=$(secs "$t0" "$(now)")
 kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""

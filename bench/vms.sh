@@ -40,28 +40,15 @@ for round in $(seq "${ROUNDS:-3}"); do
   # The floor: qemu alone on a fresh copy of the VM's disk and seed, same devices, no lago.
   cd "$work/one" && "$lago" --loglevel error init
   p="$work/one/.lago/default"
-  kernel=$(ls "$work"/store/*.vmlinux) initrd=$(ls "$work"/store/*.initrd)
-  cmdline=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['boot']['cmdline'])" "$(ls "$work"/store/*.metadata)")
+  mapfile -t boot < <(direct_boot_args)
   cp "$p/images/vm01_root.qcow2" "$work/raw.qcow2"
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(free_port)
   t0=$(now)
-  qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci \
-    -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+  qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
     -drive file="$work/raw.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
     -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= 2>/dev/null &
   raw_pid=$!
-  # Polled as lago does: the server's banner on short fresh connections, then a command.
-  python3 - "$port" <<'PY'
-import socket, sys, time
-while True:
-    try:
-        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.4) as s:
-            if s.recv(4) == b"SSH-":
-                break
-    except OSError:
-        pass
-    time.sleep(0.05)
-PY
+  wait_banner "$port"
   until ssh -q -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i "$p/id_rsa" -p "$port" root@127.0.0.1 true 2>/dev/null; do sleep 0.1; done
   floors+=("$(secs "$t0" "$(now)")")
   kill "$raw_pid"; wait "$raw_pid" 2>/dev/null || true; raw_pid=""
