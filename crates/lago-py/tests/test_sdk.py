@@ -152,8 +152,9 @@ def test_faults_cut_partition_and_degrade(lab) -> None:
     # A degraded link: 400 ms more per round trip.
     vm02.degrade("front", delay=400)
     out = vm01.ssh(["ping", "-c", "3", "-q", "vm02"]).out
-    avg = float(out.strip().splitlines()[-1].split("=")[1].split("/")[1])
-    assert 400 <= avg <= 480, out
+    # The minimum: one late echo on a busy host moves an average, not the delay of every frame.
+    fastest = float(out.strip().splitlines()[-1].split("=")[1].split("/")[0])
+    assert 400 <= fastest <= 480, out
     vm02.restore_link(["front"])
     with pytest.raises(lago.LagoUserError, match='Unknown network "nope"'):
         vm02.degrade("nope", delay=1)

@@ -80,9 +80,10 @@ fn cut_restore_partition_heal_degrade() {
     // A degraded link: the round trip to vm02 grows by the delay; losses are seen both ways.
     let (base_min, base) = rtt(&lab, "vm01", "vm02");
     lab.ok(&["net", "degrade", "vm02", "lago", "--delay", "200"]);
-    let (_, slow) = rtt(&lab, "vm01", "vm02");
+    let (slow_min, slow) = rtt(&lab, "vm01", "vm02");
     eprintln!("round trip vm01 -> vm02: {base:.1} ms, degraded: {slow:.1} ms (averages of 10)");
-    assert!((200.0..=260.0).contains(&(slow - base)), "{base} -> {slow}");
+    // Minimums: one late echo on a busy host moves an average, not the delay added to every frame.
+    assert!((195.0..=260.0).contains(&(slow_min - base_min)), "min {base_min} -> {slow_min} (avg {base} -> {slow})");
     assert_eq!(lab.status()["Prefix"]["VMs"]["vm02"]["NICs"]["eth0"]["degraded"], "delay 200 ms");
     lab.ok(&["net", "restore", "vm02"]);
     let (restored, _) = rtt(&lab, "vm01", "vm02");
