@@ -222,6 +222,12 @@ pub fn ensure(prefix: &Path, config: &Config) -> Result<(), SwitchError> {
         config.save(&p.config)?;
         reload(&config.net, &p.control)
     } else {
+        // One switch per network, ever: one that runs but did not answer is ended first (the
+        // new one would take its socket and pid file, and `stop` would never find it).
+        if crate::prefix::running_pid(&p.pid).is_some() {
+            tracing::warn!(net = %config.net, "the switch does not answer; starting it again");
+            stop(prefix, &config.net);
+        }
         spawn(config, &p.config, &p.pid, &p.log)
     }
 }
@@ -704,5 +710,32 @@ mod tests {
         let times: Vec<u128> =
             (0..5).map(|_| (f.route(0, &frame(MAC[1], MAC[0]), now)[0].1 - now).as_micros()).collect();
         assert_eq!(times, [1000, 2000, 3000, 4000, 5000]);
+    }
+
+    #[test]
+    fn a_switch_that_does_not_answer_is_ended_before_another_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path();
+        std::fs::create_dir_all(prefix.join("run")).unwrap();
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let p = paths(prefix, "n");
+        // A process that owns the pid file (names it exactly) but has no control socket.
+        let mut stuck = std::process::Command::new("python3")
+            .args(["-c", "import time; time.sleep(30)"])
+            .arg(&p.pid)
+            .spawn()
+            .unwrap();
+        std::fs::write(&p.pid, stuck.id().to_string()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::prefix::running_pid(&p.pid).is_none() {
+            assert!(Instant::now() < deadline, "the stand-in never owned the pid file");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        set_launcher(vec!["false".into()]);
+        let config = Config { socket: p.socket.clone(), control: p.control.clone(), ..config(&["vm01"]) };
+        // The new switch cannot start here (`false`); what matters is that the stuck one is gone.
+        let _ = ensure(prefix, &config);
+        let status = stuck.wait().unwrap();
+        assert!(!status.success(), "{status}");
     }
 }
