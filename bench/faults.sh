@@ -10,16 +10,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" faults
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-mkdir -p "$work/env"
-cat > "$work/env/LagoInitFile" <<'YAML'
-base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
-domains:
-  vm01: {<<: *base, nics: [{net: lago}]}
-  vm02: {<<: *base, nics: [{net: lago}]}
-  vm03: {<<: *base, nics: [{net: lago}]}
-nets:
-  lago: {}
-YAML
+tiny_init_file "$work/env" 3 lago
 cd "$work/env"
 "$lago" --loglevel error init
 "$lago" --loglevel error start

@@ -43,3 +43,15 @@ direct_boot_args() {
 }
 # A free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Writes DIR/LagoInitFile: COUNT tiny VMs (vm01, vm02, ...; 256 MiB, 1 vCPU) on one network NET
+# (`n` by default).
+tiny_init_file() {
+  local dir="$1" count="$2" net="${3:-n}" i
+  mkdir -p "$dir"
+  {
+    echo "base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}"
+    echo "domains:"
+    for i in $(seq "$count"); do printf '  vm%02d: {<<: *base, nics: [{net: %s}]}\n' "$i" "$net"; done
+    printf 'nets:\n  %s: {}\n' "$net"
+  } > "$dir/LagoInitFile"
+}

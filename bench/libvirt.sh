@@ -26,13 +26,7 @@ export LAGO_DEFAULT_VM_PROVIDER=local-libvirt LAGO_LIBVIRT_URL=qemu+tcp://127.0.
 in_ns() { ip netns exec "$ns" "$@"; }
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
 
-mkdir -p "$work/one" "$work/three"
-cat > "$work/one/LagoInitFile" <<'YAML'
-domains:
-  vm01: {memory: 256, vcpu: 1, nics: [{net: n}], disks: [{template_name: tiny, type: template, name: root}]}
-nets:
-  n: {}
-YAML
+tiny_init_file "$work/one" 1
 cd "$work/one" && in_ns "$lago" --loglevel error init
 p="$work/one/.lago/default"
 # The floor: qemu alone on the same disk and seed, booting the same kernel directly, no lago, no
@@ -56,15 +50,7 @@ t0=$(now); in_ns "$lago" --loglevel error start; one=$(secs "$t0" "$(now)")
 echo "lago start, 1 libvirt VM, to SSH: ${one} s ($(awk -v a="$one" -v b="$floor" 'BEGIN { printf "%.2f", a / b }')x the floor)"
 in_ns "$lago" destroy -y >/dev/null 2>&1
 
-cat > "$work/three/LagoInitFile" <<'YAML'
-base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
-domains:
-  vm01: {<<: *base, nics: [{net: n}]}
-  vm02: {<<: *base, nics: [{net: n}]}
-  vm03: {<<: *base, nics: [{net: n}]}
-nets:
-  n: {}
-YAML
+tiny_init_file "$work/three" 3
 cd "$work/three" && in_ns "$lago" --loglevel error init
 t0=$(now); in_ns "$lago" --loglevel error start; three=$(secs "$t0" "$(now)")
 echo "lago start, 3 libvirt VMs:        ${three} s ($(awk -v a="$three" -v b="$one" 'BEGIN { printf "%.2f", a / b }')x one VM)"

@@ -10,16 +10,7 @@ source "$(dirname "$0")/lib.sh" soak
 export LAGO_ACCEL="${SOAK_ACCEL:-auto}"
 cycles="${1:-50}"
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-mkdir -p "$work/env" && cd "$work/env"
-cat > LagoInitFile <<'YAML'
-base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
-domains:
-  vm01: {<<: *base, nics: [{net: n}]}
-  vm02: {<<: *base, nics: [{net: n}]}
-  vm03: {<<: *base, nics: [{net: n}]}
-nets:
-  n: {}
-YAML
+tiny_init_file "$work/env" 3 && cd "$work/env"
 "$lago" --loglevel error init
 prefix="$work/env/.lago/default"
 count() {

@@ -16,22 +16,8 @@ source "$(dirname "$0")/lib.sh" vms
 raw_pid=""
 trap '[ -n "$raw_pid" ] && kill "$raw_pid" 2>/dev/null; bench_cleanup' EXIT
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null
-mkdir -p "$work/one" "$work/three"
-cat > "$work/one/LagoInitFile" <<'YAML'
-domains:
-  vm01: {memory: 256, vcpu: 1, nics: [{net: n}], disks: [{template_name: tiny, type: template, name: root}]}
-nets:
-  n: {}
-YAML
-cat > "$work/three/LagoInitFile" <<'YAML'
-base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
-domains:
-  vm01: {<<: *base, nics: [{net: n}]}
-  vm02: {<<: *base, nics: [{net: n}]}
-  vm03: {<<: *base, nics: [{net: n}]}
-nets:
-  n: {}
-YAML
+tiny_init_file "$work/one" 1
+tiny_init_file "$work/three" 3
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 mean_ms() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f", (b - a) * 1000 / n }'; }
 

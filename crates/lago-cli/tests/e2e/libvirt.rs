@@ -104,18 +104,6 @@ fn libvirt_three_vms_two_networks_lifecycle() {
     assert_eq!(host.leftovers(), Vec::<String>::new());
 }
 
-const ONE_VM: &str = "\
-domains:
-  vm01:
-    memory: 256
-    nics: [{net: lab, ip: 192.168.200.10}]
-    disks:
-      - {template_name: tiny, type: template, name: root, dev: vda}
-      - {type: empty, name: data, dev: vdb, size: 64M, format: qcow2}
-nets:
-  lab: {management: true, dns_domain_name: lab.test}
-";
-
 fn boot_id(lab: &Lab) -> String {
     lab.shell("vm01", "cat /proc/sys/kernel/random/boot_id").1
 }
@@ -123,7 +111,7 @@ fn boot_id(lab: &Lab) -> String {
 #[test]
 fn libvirt_snapshot_revert_export_and_reimport() {
     let host = LibvirtHost::up();
-    let lab = Lab::on_libvirt(ONE_VM, &host);
+    let lab = Lab::on_libvirt(crate::ops::TWO_DISKS, &host);
     lab.ok(&["init"]);
     lab.ok(&["start"]);
     // The subnet is leased host-wide, in the original's lease files.

@@ -102,7 +102,8 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     lab.ok(&["destroy", "--yes"]);
 }
 
-const TWO_DISKS: &str = "\
+/// One VM with a template disk and an empty one (also run through libvirt).
+pub(crate) const TWO_DISKS: &str = "\
 domains:
   vm01:
     memory: 256
