@@ -367,8 +367,10 @@ fn export_disk(
     metadata.insert("name".into(), json!(name));
     metadata.insert("version".into(), json!(format!("{}.0", chrono::Utc::now().format("%Y%m%d"))));
     metadata.insert("base".into(), json!(job.base.clone().unwrap_or_else(|| "None".into())));
-    crate::pathio::write_atomic(&tmp_hash, hash.as_bytes())?;
-    crate::pathio::write_atomic(&tmp_meta, Value::Object(metadata).to_string().as_bytes())?;
+    // Written in place: they are temporary names already (a helper's own temporary file would
+    // carry a name the next export's sweep does not know).
+    std::fs::write(&tmp_hash, hash.as_bytes()).map_err(io("write", &tmp_hash))?;
+    std::fs::write(&tmp_meta, Value::Object(metadata).to_string().as_bytes()).map_err(io("write", &tmp_meta))?;
     crate::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
     for (from, to) in [(&tmp, &job.dst), (&tmp_hash, &hash_path), (&tmp_meta, &meta_path)] {
         std::fs::rename(from, to).map_err(io("write", to))?;

@@ -207,7 +207,28 @@ pub struct QemuProvider {
     children: std::sync::Mutex<std::collections::HashMap<String, std::process::Child>>,
 }
 
+/// How long a qemu that has left the process list may take to become reapable: a
+/// multi-threaded qemu that aborted (and dumps core) is gone from `/proc/<pid>/cmdline` before
+/// its exit status can be collected.
+const EXIT_STATUS_WAIT: Duration = Duration::from_secs(10);
+
 impl QemuProvider {
+    /// The exit status of a qemu this provider started (`None` if another process started it;
+    /// `Some(None)` if it has not ended within [`EXIT_STATUS_WAIT`]).
+    fn exit_status(&self, vm: &str) -> Option<Option<std::process::ExitStatus>> {
+        let deadline = std::time::Instant::now() + EXIT_STATUS_WAIT;
+        loop {
+            let status = {
+                let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                children.get_mut(vm)?.try_wait().ok().flatten()
+            };
+            if status.is_some() || std::time::Instant::now() >= deadline {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// One QMP command without arguments.
     fn qmp_simple(&self, prefix: &Path, vm: &VmRecord, command: &str) -> Result<(), ProviderError> {
         let (qmp, _, _) = vm_paths(prefix, &vm.name);
@@ -273,14 +294,9 @@ impl Provider for QemuProvider {
     }
 
     fn why_stopped(&self, prefix: &Path, vm: &str) -> String {
-        let status = self
-            .children
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get_mut(vm)
-            .and_then(|c| c.try_wait().ok().flatten());
-        let how = match status {
-            Some(s) => format!("qemu exited ({s})"),
+        let how = match self.exit_status(vm) {
+            Some(Some(s)) => format!("qemu exited ({s})"),
+            Some(None) => format!("qemu is gone (its exit status did not come within {EXIT_STATUS_WAIT:?})"),
             None => "qemu is gone (its exit status is unknown: another process started it)".into(),
         };
         let log = tail_file(&prefix.join(format!("logs/{vm}.qemu.log")), 10);
@@ -490,6 +506,16 @@ pub fn ssh_port_of(prefix: &Path, vm: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_exit_status_of_a_qemu_that_is_still_ending_is_waited_for() {
+        let provider = QemuProvider::default();
+        assert_eq!(provider.exit_status("vm01"), None, "not started by this provider");
+        let child = std::process::Command::new("sh").args(["-c", "sleep 0.3; kill -ABRT $$"]).spawn().unwrap();
+        provider.children.lock().unwrap().insert("vm01".into(), child);
+        let status = provider.exit_status("vm01").flatten().expect("an exit status");
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(6), "{status}");
+    }
 
     #[test]
     fn a_template_that_carries_its_kernel_is_booted_directly() {
