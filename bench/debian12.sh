@@ -40,7 +40,7 @@ for _ in $(seq "${BOOTS:-3}"); do
   qemu-img create -q -f qcow2 -F qcow2 -b "$image" "$work/raw.qcow2"
   port=$(free_port)
   t0=$(now)
-  qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
+  qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 1024 -smp 2 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
     -drive file="$work/raw.qcow2",if=virtio,format=qcow2 \
     -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,romfile= 2>/dev/null &
   raw_pid=$!

@@ -30,7 +30,7 @@ for round in $(seq "${ROUNDS:-3}"); do
   cp "$p/images/vm01_root.qcow2" "$work/raw.qcow2"
   port=$(free_port)
   t0=$(now)
-  qemu-system-x86_64 -accel tcg -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
+  qemu-system-x86_64 -accel tcg,thread=single -cpu max -m 256 -smp 1 -display none -nodefaults -device virtio-rng-pci "${boot[@]}" \
     -drive file="$work/raw.qcow2",if=virtio,format=qcow2 -drive file="$p/images/vm01-seed.img",if=virtio,format=raw,readonly=on \
     -netdev user,id=u,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22 -device virtio-net-pci,netdev=u,mac=52:54:c0:a8:c8:02,romfile= 2>/dev/null &
   raw_pid=$!

@@ -469,9 +469,10 @@ impl Env {
         console: &std::path::Path,
         deadline: Instant,
     ) -> Result<(), EnvError> {
+        let mut banner = crate::ssh::BannerProbe::new();
         loop {
             crate::interrupt::check()?;
-            match provider.probe(target) {
+            match provider.probe(target, &mut banner) {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
@@ -594,7 +595,7 @@ impl Env {
         State::load(&self.prefix.path)
             .ok()
             .and_then(|s| self.target(vm, &s).ok())
-            .is_some_and(|t| provider.probe(&t).unwrap_or(false))
+            .is_some_and(|t| provider.probe(&t, &mut crate::ssh::BannerProbe::new()).unwrap_or(false))
     }
 
     /// Stops everything, takes the networks down, releases the leases and removes the prefix,
@@ -810,7 +811,7 @@ mod tests {
         fn resume(&self, _prefix: &Path, _vm: &VmRecord) -> Result<(), ProviderError> {
             Ok(())
         }
-        fn probe(&self, target: &Target) -> std::io::Result<bool> {
+        fn probe(&self, target: &Target, _banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
             Ok(target.vm != self.never_ready && self.calls.running.lock().unwrap().contains(&target.vm))
         }
         fn kill(&self, _prefix: &Path, vm: &VmRecord) {

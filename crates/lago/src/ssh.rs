@@ -23,6 +23,129 @@ impl CommandStatus {
     }
 }
 
+/// Waits for an SSH server's banner (`SSH-`) on plain TCP connections of its own, before `ssh`
+/// is run: a forwarded port (qemu's user network) accepts before the guest listens, and a
+/// connection made while the guest's network is not up yet stalls for seconds in
+/// retransmissions.
+///
+/// A new connection is opened every 500 ms (100 ms after one was refused or closed), and a
+/// connection that has not been greeted yet stays open: in a guest slowed down by emulation,
+/// sshd takes seconds to answer each new connection (it forks and executes itself again), and
+/// closing connections early would make it start over and over. At most [`MAX_PENDING`]
+/// connections are open (below sshd's `MaxStartups`, where it starts dropping them); when
+/// that many wait, the oldest is closed once it is older than the linger time, which then
+/// grows by half, up to 20 s.
+#[derive(Debug)]
+pub struct BannerProbe {
+    pending: Vec<Pending>,
+    next_open: std::time::Instant,
+    linger: std::time::Duration,
+}
+
+#[derive(Debug)]
+struct Pending {
+    stream: std::net::TcpStream,
+    opened: std::time::Instant,
+    got: Vec<u8>,
+}
+
+/// The most connections a [`BannerProbe`] keeps waiting at once.
+pub const MAX_PENDING: usize = 6;
+const CADENCE: std::time::Duration = std::time::Duration::from_millis(500);
+const AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_millis(100);
+const BASE_LINGER: std::time::Duration = std::time::Duration::from_secs(3);
+const MAX_LINGER: std::time::Duration = std::time::Duration::from_secs(20);
+
+enum Heard {
+    Greeted,
+    Closed,
+    Nothing,
+}
+
+impl Pending {
+    fn listen(&mut self) -> Heard {
+        use std::io::Read;
+        let mut buf = [0u8; 64];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Heard::Closed,
+                Ok(n) => {
+                    self.got.extend_from_slice(&buf[..n]);
+                    if self.got.len() >= 4 {
+                        return if self.got.starts_with(b"SSH-") { Heard::Greeted } else { Heard::Closed };
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Heard::Nothing,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Heard::Closed,
+            }
+        }
+    }
+}
+
+impl Default for BannerProbe {
+    fn default() -> Self {
+        Self { pending: Vec::new(), next_open: std::time::Instant::now(), linger: BASE_LINGER }
+    }
+}
+
+impl BannerProbe {
+    /// A probe with no connection yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Watches for up to `within`: returns how long the connection that was greeted waited for
+    /// it, or `None`.
+    pub fn greeted(&mut self, target: &Target, within: std::time::Duration) -> Option<std::time::Duration> {
+        use std::net::ToSocketAddrs;
+        use std::time::Instant;
+        let addr = (target.host.as_str(), target.port).to_socket_addrs().ok().and_then(|mut a| a.next())?;
+        let deadline = Instant::now() + within;
+        loop {
+            let now = Instant::now();
+            let mut i = 0;
+            while i < self.pending.len() {
+                match self.pending[i].listen() {
+                    Heard::Greeted => return Some(self.pending.swap_remove(i).opened.elapsed()),
+                    Heard::Closed => {
+                        self.pending.swap_remove(i);
+                        self.next_open = self.next_open.min(now + AFTER_REFUSAL);
+                        self.linger = BASE_LINGER;
+                    }
+                    Heard::Nothing => i += 1,
+                }
+            }
+            if now >= self.next_open {
+                self.pending.sort_by_key(|p| p.opened);
+                if self.pending.len() >= MAX_PENDING && self.pending[0].opened.elapsed() >= self.linger {
+                    self.pending.remove(0);
+                    self.linger = (self.linger * 3 / 2).min(MAX_LINGER);
+                }
+                if self.pending.len() < MAX_PENDING {
+                    let opened = Instant::now();
+                    let connect = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(400));
+                    if let Ok(stream) = connect.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+                        self.pending.push(Pending { stream, opened, got: Vec::new() });
+                    }
+                    self.next_open = opened + CADENCE;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(20)));
+        }
+    }
+
+    /// How long `ssh` may wait for the server's greeting once a probe connection was greeted
+    /// after `waited`: twice that, at least 2 s and at most 30 s.
+    pub fn connect_timeout(waited: std::time::Duration) -> u64 {
+        (waited.as_secs_f64() * 2.0).ceil().clamp(2.0, 30.0) as u64
+    }
+}
+
 /// How to reach one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -97,34 +220,10 @@ impl Target {
         format!("{}@{}", self.user, self.host)
     }
 
-    /// Whether a command (`true`) runs over SSH, connecting within 2 s.
-    pub fn answers(&self) -> std::io::Result<bool> {
-        Ok(self.exec_line("true", None, 2)?.code == 0)
-    }
-
-    /// Whether an SSH server greets (sends its `SSH-` banner) on a new TCP connection to the
-    /// target within `within`.
-    pub fn greets(&self, within: std::time::Duration) -> bool {
-        use std::io::Read;
-        use std::net::ToSocketAddrs;
-        let deadline = std::time::Instant::now() + within;
-        let Some(addr) = (self.host.as_str(), self.port).to_socket_addrs().ok().and_then(|mut a| a.next()) else {
-            return false;
-        };
-        let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, within) else { return false };
-        let mut got = Vec::new();
-        let mut buf = [0u8; 64];
-        while got.len() < 4 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-                return false;
-            }
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return false,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        got.starts_with(b"SSH-")
+    /// Whether a command (`true`) runs over SSH, the server greeting within `connect_timeout`
+    /// seconds.
+    pub fn answers(&self, connect_timeout: u64) -> std::io::Result<bool> {
+        Ok(self.exec_line("true", None, connect_timeout)?.code == 0)
     }
 
     /// Runs `argv` in the VM (each argument quoted for the guest's shell) and collects its output.
@@ -221,6 +320,55 @@ mod tests {
         assert_eq!(quote("a b"), "'a b'");
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote(""), "''");
+    }
+
+    /// A server like sshd in a slow guest: it accepts at once and greets `delay` later on every
+    /// connection that is still open then. Returns its address and the most connections it had
+    /// open at once.
+    fn slow_sshd(delay: Duration) -> (u16, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let seen = most.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let (open, most) = (open.clone(), most.clone());
+                most.fetch_max(open.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    std::thread::sleep(delay);
+                    let _ = std::io::Write::write_all(&mut conn, b"SSH-2.0-slow\r\n");
+                    std::thread::sleep(Duration::from_millis(50));
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_server_that_greets_late_is_waited_for_on_few_connections() {
+        // Each check lasts 400 ms, and the server needs 2.5 s per connection: connections
+        // closed after one check would never be greeted.
+        let (port, most) = slow_sshd(Duration::from_millis(2500));
+        let target = Target::local(Path::new("/p"), "vm01", "root", port);
+        let mut probe = BannerProbe::new();
+        let waited = (0..40).find_map(|_| probe.greeted(&target, Duration::from_millis(400)));
+        let waited = waited.expect("greeted");
+        assert!(waited >= Duration::from_millis(2500), "{waited:?}");
+        assert!(most.load(Ordering::SeqCst) <= MAX_PENDING, "{} connections at once", most.load(Ordering::SeqCst));
+        assert_eq!(BannerProbe::connect_timeout(waited), 6);
+    }
+
+    #[test]
+    fn a_port_nobody_listens_on_is_not_greeted() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let target = Target::local(Path::new("/p"), "vm01", "root", port);
+        assert_eq!(BannerProbe::new().greeted(&target, Duration::from_millis(300)), None);
+        assert_eq!(BannerProbe::connect_timeout(Duration::from_millis(100)), 2);
     }
 
     #[test]

@@ -376,13 +376,15 @@ pub trait Provider: Send + Sync {
     }
     /// How to reach the VM over SSH (`ssh_port`: its forwarded port, for providers that forward).
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target;
-    /// One readiness check: whether the VM answers a command over SSH.
-    ///
-    /// The SSH server's banner is awaited first on a connection of its own, briefly and again
-    /// and again: a forwarded port accepts before the guest listens, and a connection made while
-    /// the guest's network was not up yet stalls for seconds in retransmissions.
-    fn probe(&self, target: &Target) -> std::io::Result<bool> {
-        Ok(target.greets(std::time::Duration::from_millis(400)) && target.answers()?)
+    /// One readiness check (about 400 ms): whether the VM answers a command over SSH. The SSH
+    /// server's banner is awaited first on connections of `banner`'s own (see
+    /// [`BannerProbe`](crate::ssh::BannerProbe)), which a caller that checks again and again
+    /// keeps between checks.
+    fn probe(&self, target: &Target, banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
+        match banner.greeted(target, std::time::Duration::from_millis(400)) {
+            Some(waited) => target.answers(crate::ssh::BannerProbe::connect_timeout(waited)),
+            None => Ok(false),
+        }
     }
     /// Powers the VM off at once and removes its runtime files.
     fn kill(&self, prefix: &Path, vm: &VmRecord);

@@ -39,7 +39,12 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
     a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
-    let accel = if ctx.accel == Accel::Kvm { "kvm" } else { "tcg" };
+    // TCG runs all vCPUs of a VM on one thread: qemu 10.0's multi-threaded TCG loses a
+    // timer interrupt's end now and then in a 2-vCPU guest (the vCPU halts with the
+    // interrupt still in service and the guest hangs at boot) and aborts in
+    // `iotlb_to_section`; one thread per VM costs a multi-vCPU guest about a tenth of its boot
+    // time under TCG (a single-vCPU guest nothing), and VMs still run in parallel.
+    let accel = if ctx.accel == Accel::Kvm { "kvm" } else { "tcg,thread=single" };
     // `init` refused what qemu cannot express; a hand-edited record falls back to the default CPU.
     let cpu = crate::cpu::qemu_cpu(vm.cpu_model.as_deref(), vm.cpu_custom.as_ref(), vm.vcpu, vm.memory, ctx.accel)
         .unwrap_or_else(|_| crate::cpu::plain(None, vm.vcpu, ctx.accel));

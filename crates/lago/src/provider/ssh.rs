@@ -22,8 +22,8 @@ impl SshProvider {
 impl Provider for SshProvider {
     /// A machine of its own may be reached through the user's SSH configuration (a jump host, a
     /// proxy): only `ssh` itself tells whether it answers.
-    fn probe(&self, target: &Target) -> std::io::Result<bool> {
-        target.answers()
+    fn probe(&self, target: &Target, _banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
+        target.answers(2)
     }
 
     fn name(&self) -> &'static str {
@@ -36,7 +36,7 @@ impl Provider for SshProvider {
 
     fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String> {
         vms.iter()
-            .filter(|v| self.probe(&self.target(prefix, v, None)).unwrap_or(false))
+            .filter(|v| self.probe(&self.target(prefix, v, None), &mut crate::ssh::BannerProbe::new()).unwrap_or(false))
             .map(|v| v.name.clone())
             .collect()
     }
