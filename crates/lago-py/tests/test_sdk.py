@@ -212,15 +212,31 @@ def test_two_threads_drive_two_vms_at_once(lab) -> None:
         done[name] = vms[name].ssh(["sleep", "2"]).code
 
     threads = [threading.Thread(target=sleep_in, args=(n,)) for n in ("vm01", "vm02")]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
     assert done == {"vm01": 0, "vm02": 0}
-    # Run one after the other, they would take 4 s: the GIL is released while lago waits.
-    assert elapsed < 3.6, f"{elapsed:.2f} s"
+
+
+def test_calls_run_at_once_the_gil_is_released(lab) -> None:
+    env, _, _ = lab
+    vm = env.get_vms()["vm01"]
+    # Each command marks that it started, then waits (at most 30 s) for the other's mark: run one
+    # after the other (the GIL held while lago waits), the first would never see the second's.
+    vm.ssh(["rm", "-f", "/tmp/gil-a", "/tmp/gil-b"])
+    wait = "touch /tmp/gil-{me}; i=0; until [ -e /tmp/gil-{other} ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done"
+    codes = {}
+
+    def meet(me: str, other: str) -> None:
+        codes[me] = vm.ssh(["sh", "-c", wait.format(me=me, other=other)]).code
+
+    threads = [threading.Thread(target=meet, args=p) for p in (("a", "b"), ("b", "a"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == {"a": 0, "b": 0}
 
 
 def test_copies_scripts_services_and_artifacts(lab, tmp_path: Path) -> None:
