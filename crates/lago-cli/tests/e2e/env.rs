@@ -18,6 +18,7 @@ pub enum Via<'a> {
 pub const INIT: &str = "\
 base: &base
   memory: 256
+  vcpu: 1
   disks: [{template_name: tiny, type: template, name: root, dev: vda}]
 domains:
   vm01: {<<: *base, nics: [{net: lab}], artifacts: [/etc/hostname, /var/log, /nonexistent]}

@@ -4,7 +4,7 @@
 use crate::lab::Lab;
 
 pub const THREE: &str = "\
-base: &base {memory: 256, disks: [{template_name: tiny, type: template, name: root}]}
+base: &base {memory: 256, vcpu: 1, disks: [{template_name: tiny, type: template, name: root}]}
 domains:
   vm01: {<<: *base, nics: [{net: lago}]}
   vm02: {<<: *base, nics: [{net: lago}]}

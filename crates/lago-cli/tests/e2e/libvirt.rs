@@ -170,8 +170,8 @@ fn qemu_and_libvirt_vms_side_by_side() {
     let lab = Lab::on_libvirt(
         "\
 domains:
-  q: {memory: 256, vm-provider: local-qemu, nics: [{net: a}], disks: [{template_name: tiny, type: template, name: root}]}
-  l: {memory: 256, nics: [{net: b}], disks: [{template_name: tiny, type: template, name: root}]}
+  q: {memory: 256, vcpu: 1, vm-provider: local-qemu, nics: [{net: a}], disks: [{template_name: tiny, type: template, name: root}]}
+  l: {memory: 256, vcpu: 1, nics: [{net: b}], disks: [{template_name: tiny, type: template, name: root}]}
 nets:
   a: {management: true}
   b: {management: true}
@@ -192,9 +192,10 @@ nets:
 
 const TWO_HOSTS: &str = "\
 domains:
-  vma: {memory: 256, nics: [{net: shared, ip: 10.77.0.11}], disks: [{template_name: tiny, type: template, name: root}]}
+  vma: {memory: 256, vcpu: 1, nics: [{net: shared, ip: 10.77.0.11}], disks: [{template_name: tiny, type: template, name: root}]}
   vmb:
     memory: 256
+    vcpu: 1
     libvirt_url: URL_B
     nics: [{net: shared, ip: 10.77.0.12}]
     disks: [{template_name: tiny, type: template, name: root}]

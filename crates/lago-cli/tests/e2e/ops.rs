@@ -107,6 +107,7 @@ pub(crate) const TWO_DISKS: &str = "\
 domains:
   vm01:
     memory: 256
+    vcpu: 1
     nics: [{net: lab, ip: 192.168.200.10}]
     disks:
       - {template_name: tiny, type: template, name: root, dev: vda}
