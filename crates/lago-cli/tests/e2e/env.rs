@@ -41,6 +41,12 @@ nets:
   other: {management: true, dns_domain_name: other.test}
 ";
 
+/// [`INIT`] with one vCPU in vm02 too: libvirt runs its domains under multi-threaded TCG, where
+/// 2-vCPU guests now and then hang at boot (lago's own VMs run TCG on one thread).
+pub fn libvirt_init() -> String {
+    INIT.replace("    vcpu: 2\n", "    vcpu: 1\n").replace("'@cores': 2", "'@cores': 1")
+}
+
 /// Processes whose command line names `path`.
 pub fn processes_naming(path: &Path) -> Vec<String> {
     let needle = path.display().to_string();
@@ -72,9 +78,11 @@ pub fn lifecycle(lab: &Lab, via: Via<'_>) {
     // cpu_custom: the model, its features and the topology, as the guest sees them.
     let cpus = lab.shell("vm02", "grep -c ^processor /proc/cpuinfo; grep -m1 '^model name' /proc/cpuinfo; grep -m1 '^cpu cores' /proc/cpuinfo; grep -m1 -o -w -e pdpe1gb -e sse4a /proc/cpuinfo | sort -u").1;
     let cpus: Vec<&str> = cpus.lines().collect();
-    assert_eq!(cpus[0], "2", "{cpus:?}");
+    // libvirt's VMs get one vCPU (`libvirt_init`).
+    let vcpus = if matches!(via, Via::Qemu) { "2" } else { "1" };
+    assert_eq!(cpus[0], vcpus, "{cpus:?}");
     assert!(cpus[1].contains("QEMU Virtual CPU"), "{cpus:?}");
-    assert!(cpus[2].ends_with(": 2"), "{cpus:?}");
+    assert!(cpus[2].ends_with(&format!(": {vcpus}")), "{cpus:?}");
     assert_eq!(&cpus[3..], ["pdpe1gb"], "{cpus:?}");
     // Same network: by name and by address; the other network: unreachable.
     assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02 >/dev/null && echo ok").1, "ok");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::env::{INIT, Via, lifecycle};
+use crate::env::{Via, libvirt_init, lifecycle};
 use crate::lab::Lab;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -99,7 +99,7 @@ impl Drop for LibvirtHost {
 #[test]
 fn libvirt_three_vms_two_networks_lifecycle() {
     let host = LibvirtHost::up();
-    let lab = Lab::on_libvirt(INIT, &host);
+    let lab = Lab::on_libvirt(&libvirt_init(), &host);
     lifecycle(&lab, Via::Libvirt(&host));
     assert_eq!(host.leftovers(), Vec::<String>::new());
 }
