@@ -312,6 +312,10 @@ pub fn close_all(prefix: &Path) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -344,10 +348,6 @@ mod tests {
         });
         (port, seen)
     }
-
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     #[test]
     fn a_server_that_greets_late_is_waited_for_on_few_connections() {
