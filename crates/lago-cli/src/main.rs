@@ -17,6 +17,10 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == "__switch") {
         return switch(&args[2..]);
     }
+    // Networks' switches run as `<this program> __switch ...`, whatever it is called.
+    if let Ok(exe) = std::env::current_exe() {
+        lago::switch::set_launcher(vec![exe.display().to_string(), "__switch".into()]);
+    }
     if let Err(e) = lago::interrupt::install() {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }

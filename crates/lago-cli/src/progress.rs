@@ -9,7 +9,7 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lago::report::{BootPhase, Reporter, hms};
+use lago::report::{BootPhase, Reporter, SILENT_AFTER, hms};
 
 const MARKERS: [char; 5] = ['@', '#', '*', '-', '~'];
 
@@ -153,6 +153,9 @@ impl Reporter for TaskPrinter {
         if !self.bars {
             let text = match phase {
                 BootPhase::Booting => format!("{vm}: booting"),
+                BootPhase::Silent => {
+                    format!("{vm}: no console output after {} s (still waiting)", SILENT_AFTER.as_secs())
+                }
                 BootPhase::Ready => format!("{vm}: ssh ready ({secs:.1} s)"),
                 BootPhase::Failed => format!("{vm}: failed ({secs:.1} s)"),
             };
@@ -173,6 +176,15 @@ impl Reporter for TaskPrinter {
                 let bar = multi.add(ProgressBar::new_spinner().with_style(style).with_prefix(vm.to_owned()));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bars.insert(vm.to_owned(), bar);
+            }
+            BootPhase::Silent => {
+                let Some(bar) = bars.get(vm) else { return };
+                let note = self.paint(&format!("no console output after {} s", SILENT_AFTER.as_secs()), "33");
+                let style = ProgressStyle::with_template(&format!(
+                    "{indent}{marker} {{prefix}}: {{spinner}} booting {{elapsed_precise}}, {note}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                bar.set_style(style);
             }
             BootPhase::Ready | BootPhase::Failed => {
                 let Some(bar) = bars.remove(vm) else { return };

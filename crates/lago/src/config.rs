@@ -422,13 +422,15 @@ pub struct Config {
     origins: BTreeMap<(String, String), String>,
     /// Warnings produced while loading (ignored empty variables, unknown options, ...).
     pub warnings: Vec<String>,
+    /// lago's state directory (leases, the KVM probe's verdicts).
+    state_dir: PathBuf,
 }
 
 impl Config {
     /// Merges defaults, files and environment variables (later wins), then checks every value
     /// of a known option against its kind.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut cfg = Config::default();
+        let mut cfg = Config { state_dir: sources.state_dir.clone(), ..Config::default() };
         for opt in SCHEMA {
             let value = match opt.default {
                 Default::Value(v) => Some(v.to_owned()),
@@ -437,7 +439,7 @@ impl Config {
                 Default::State(sub) => Some(join(&sources.state_dir, sub)),
             };
             if let Some(v) = value {
-                cfg.set(opt.section, opt.key, &v);
+                cfg.set_from(opt.section, opt.key, &v, "the default");
             }
         }
         for file in &sources.files {
@@ -561,6 +563,22 @@ impl Config {
                 })
             })
             .transpose()
+    }
+
+    /// Where a value was set: `the default`, a config file's path, `environment variable
+    /// LAGO_...`, `the command line`.
+    pub fn origin(&self, section: &str, key: &str) -> String {
+        self.origins.get(&(section.to_owned(), key.to_owned())).cloned().unwrap_or_else(|| "the default".into())
+    }
+
+    /// lago's state directory (`/var/lib/lago` for root, the XDG state home otherwise).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// `[lago] accel` and where it was set.
+    pub fn accel_setting(&self) -> Result<crate::accel::AccelSetting, ConfigError> {
+        Ok(crate::accel::AccelSetting { accel: self.accel()?, origin: self.origin("lago", "accel") })
     }
 
     /// `[lago] accel` (`auto` when unset).

@@ -2,6 +2,7 @@
 //! code 2, the Python SDK's `LagoUserError`) or with the host or lago itself, and what to do
 //! about it. One place decides, for the CLI and the SDKs alike.
 
+use crate::accel::Accel;
 use crate::config::ConfigError;
 use crate::doctor::DoctorError;
 use crate::env::EnvError;
@@ -10,7 +11,7 @@ use crate::faults::FaultError;
 use crate::guest::GuestError;
 use crate::init::InitError;
 use crate::prefix::PrefixError;
-use crate::provider::ProviderError;
+use crate::provider::{AccelUse, ProviderError};
 use crate::sdk::SdkError;
 use crate::snapshot::SnapshotError;
 use crate::template::build::BuildError;
@@ -101,14 +102,36 @@ impl Diagnose for EnvError {
             EnvError::UnknownVms { .. } | EnvError::NotRunning { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
                 Diagnosis::user()
             }
-            EnvError::Qemu(ProviderError::SshTimeout { .. }) => Diagnosis::host().with_hint(
-                "raise `boot_time_sec` of the VM, or with `accel = kvm` try `--accel tcg` (KVM guests hang on some hosts)",
-            ),
+            EnvError::Qemu(ProviderError::SshTimeout { accel, .. }) => Diagnosis::host().with_hint(match accel.resolved {
+                Accel::Tcg => format!("raise `boot_time_sec` of the VM: {}", accel_words(accel)),
+                Accel::Kvm | Accel::Auto => accel_words(accel),
+            }),
+            EnvError::Qemu(ProviderError::BootFailed { accel, .. } | ProviderError::Died { accel, .. }) => {
+                Diagnosis::host().with_hint(accel_words(accel))
+            }
             EnvError::Qemu(ProviderError::Libvirt { what, .. }) if what == "Cannot connect" => Diagnosis::host().with_hint(
                 "start libvirtd on that host (or correct `libvirt_url`), then run the command again (a `destroy` that failed so has cleaned the other hosts and kept the prefix for that)",
             ),
             _ => Diagnosis::host(),
         }
+    }
+}
+
+/// What to do about a VM that did not boot, by the acceleration it ran under and where that
+/// was set.
+fn accel_words(accel: &AccelUse) -> String {
+    let origin = &accel.setting.origin;
+    match (accel.setting.accel, accel.resolved) {
+        (Accel::Kvm, _) => format!(
+            "`accel = kvm` is set ({origin}): KVM does not run such guests on some hosts; `--accel auto` falls back to TCG where KVM fails, `--accel tcg` never uses KVM"
+        ),
+        (_, Accel::Kvm) => format!(
+            "`accel = auto` ({origin}) chose KVM, since the KVM probe passed on this host; if guests hang under KVM here, set `accel = tcg` (`LAGO_ACCEL=tcg`, or `--accel tcg`)"
+        ),
+        (Accel::Auto, _) => format!(
+            "the VM ran under TCG (software emulation), as `accel = auto` ({origin}) chose on this host; `lago doctor` shows why"
+        ),
+        (Accel::Tcg, _) => format!("the VM ran under TCG (software emulation), as `accel = tcg` ({origin}) asks"),
     }
 }
 

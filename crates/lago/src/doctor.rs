@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::accel::KvmProbe;
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::process::{CommandRunner, Found, Invocation, ProcessError};
 use crate::report::{Reporter, task};
 
 /// What needs a check.
@@ -61,6 +61,9 @@ pub struct Check {
     /// How to fix it, when it failed.
     #[serde(serialize_with = "fix_as_command")]
     pub fix: Option<Fix>,
+    /// What the verdict rests on (the KVM probe's: the host's KVM module, qemu's words).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 fn fix_as_command<S: serde::Serializer>(fix: &Option<Fix>, s: S) -> Result<S::Ok, S::Error> {
@@ -186,8 +189,8 @@ impl Report {
 
 /// What the checks ask of the host. [`SystemHost`] asks the real one.
 pub trait Host {
-    /// The absolute path of a program on `PATH`.
-    fn find(&self, program: &str) -> Option<PathBuf>;
+    /// A program lago can run: on `PATH`, or where Debian puts system tools.
+    fn find(&self, program: &str) -> Option<Found>;
     /// The first line a program prints for `args` (`--version`), if it runs.
     fn first_line(&self, program: &Path, args: &[&str]) -> Option<String>;
     /// Whether `/boot` holds a kernel (libguestfs builds its appliance from it).
@@ -196,7 +199,7 @@ pub trait Host {
     fn writable(&self, dir: &Path) -> Result<(), String>;
     /// Whether the loopback interface takes an SSH forward.
     fn loopback(&self) -> Result<(), String>;
-    /// Whether a KVM guest starts.
+    /// Whether KVM runs a Linux guest (the KVM probe, run now).
     fn kvm(&self) -> KvmProbe;
     /// Facts about the package manager.
     fn apt(&self) -> AptFacts;
@@ -273,14 +276,14 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
             Ok(d) => (true, d, None),
             Err((d, f)) => (false, d, Some(f)),
         };
-        checks.push(Check { group, name: name.to_owned(), ok, required, detail, purpose, fix });
+        checks.push(Check { group, name: name.to_owned(), ok, required, detail, purpose, fix, evidence: Vec::new() });
     };
     let tool = |name: &str, fix: Fix| -> Result<String, (String, Fix)> {
-        host.find(name).map(|p| p.display().to_string()).ok_or_else(|| ("not found on PATH".to_owned(), fix))
+        host.find(name).map(|f| found_detail(&f)).ok_or_else(|| (NOT_FOUND.to_owned(), fix))
     };
 
     // lago init / lago start.
-    let qemu = host.find("qemu-system-x86_64");
+    let qemu = host.find("qemu-system-x86_64").map(|f| f.path);
     let qemu_version = qemu.as_deref().and_then(|q| host.first_line(q, &["--version"])).map(|l| version_of(&l));
     push(
         Group::Core,
@@ -290,10 +293,10 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         match (&qemu, &qemu_version) {
             (Some(p), Some(v)) => Ok(format!("QEMU {v} ({})", p.display())),
             (Some(p), None) => Err((format!("{} does not run", p.display()), qemu_fix(QEMU_PACKAGES))),
-            (None, _) => Err(("not found on PATH".into(), qemu_fix(QEMU_PACKAGES))),
+            (None, _) => Err((NOT_FOUND.into(), qemu_fix(QEMU_PACKAGES))),
         },
     );
-    let img = host.find("qemu-img");
+    let img = host.find("qemu-img").map(|f| f.path);
     let img_version = img.as_deref().and_then(|q| host.first_line(q, &["--version"])).map(|l| version_of(&l));
     push(
         Group::Core,
@@ -301,7 +304,7 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         true,
         "creates the VMs' disks on their templates",
         match (&img, &img_version, &qemu_version) {
-            (None, _, _) => Err(("not found on PATH".into(), qemu_fix(&["qemu-utils"]))),
+            (None, _, _) => Err((NOT_FOUND.into(), qemu_fix(&["qemu-utils"]))),
             (Some(p), None, _) => Err((format!("{} does not run", p.display()), qemu_fix(&["qemu-utils"]))),
             (Some(_), Some(i), Some(q)) if i != q => Err((
                 format!("version {i}, but qemu-system-x86_64 is {q}: install both from the same qemu"),
@@ -347,20 +350,23 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
     let kvm = if qemu_version.is_some() {
         host.kvm()
     } else {
-        KvmProbe { usable: false, reason: "not probed: qemu-system-x86_64 is missing".into() }
+        KvmProbe { usable: false, reason: "not probed: qemu-system-x86_64 is missing".into(), evidence: Vec::new() }
     };
+    let kvm_evidence = kvm.evidence.clone();
     push(
         Group::Core,
         "KVM",
         false,
-        "hardware acceleration (`accel = auto` uses it when a KVM guest starts)",
+        "hardware acceleration (`accel = auto` uses it where a Linux guest comes up under KVM)",
         if kvm.usable {
-            Ok(kvm.reason)
+            Ok(format!("{}; VMs run under KVM", kvm.reason))
         } else {
             Err((
                 format!("{}; VMs run under TCG (software emulation, slower)", kvm.reason),
                 Fix::Advice(if kvm.reason.contains("missing") {
                     "enable virtualization in the firmware and load `kvm_intel` or `kvm_amd`, or keep TCG (`accel = tcg` skips the probe)".into()
+                } else if kvm.reason.contains("cannot be opened") {
+                    crate::accel::device_access_advice(std::path::Path::new(crate::accel::KVM_DEVICE))
                 } else {
                     "nothing to do: `accel = auto` uses TCG here (`accel = tcg` skips the probe)".into()
                 }),
@@ -445,12 +451,12 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         false,
         "runs the `build` steps of init files",
         match host.find("virt-customize") {
-            None => Err(("not found on PATH".into(), guestfs)),
-            Some(p) if !host.host_kernel() => Err((
-                format!("{} is there, but /boot has no kernel for libguestfs's appliance", p.display()),
+            None => Err((NOT_FOUND.into(), guestfs)),
+            Some(f) if !host.host_kernel() => Err((
+                format!("{} is there, but /boot has no kernel for libguestfs's appliance", f.path.display()),
                 install(&["linux-image-amd64"]),
             )),
-            Some(p) => Ok(format!("{} with a host kernel in /boot", p.display())),
+            Some(f) => Ok(format!("{} with a host kernel in /boot", found_detail(&f))),
         },
     );
     push(
@@ -469,10 +475,7 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
         "libvirtd",
         false,
         "runs local-libvirt VMs (a host's libvirt daemon)",
-        libvirtd
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .ok_or_else(|| ("not found on PATH".to_owned(), install(LIBVIRT_PACKAGES))),
+        libvirtd.as_ref().map(found_detail).ok_or_else(|| (NOT_FOUND.to_owned(), install(LIBVIRT_PACKAGES))),
     );
     push(
         Group::Libvirt,
@@ -502,7 +505,26 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
             (format!("{} does not answer: {why}", paths.libvirt_url), Fix::Advice(advice.into()))
         }),
     );
+    if let Some(check) = checks.iter_mut().find(|c| c.name == "KVM") {
+        check.evidence = kvm_evidence;
+    }
     Report::new(checks)
+}
+
+/// What a check of a program says when it is nowhere lago looks.
+const NOT_FOUND: &str = "not installed: not on PATH, nor in /usr/local/sbin, /usr/sbin or /sbin";
+
+/// A program found: its path, and whether the user's shell finds it too.
+fn found_detail(found: &Found) -> String {
+    if found.on_path {
+        found.path.display().to_string()
+    } else {
+        let dir = found.path.parent().map(|d| d.display().to_string()).unwrap_or_default();
+        format!(
+            "{} (installed, not on your PATH: lago looks in {dir} too; add it to PATH to run it yourself)",
+            found.path.display()
+        )
+    }
 }
 
 fn dir_fix(dir: &Path, sudo: bool, host: &dyn Host) -> Fix {
@@ -659,15 +681,30 @@ pub fn fix(
 pub struct SystemHost {
     /// `PATH` to search programs in (`None`: the process's).
     pub path: Option<OsString>,
-    /// Where the KVM probe's answer is cached.
+    /// Where the KVM probe's answer is cached (lago's state directory).
     pub cache_dir: PathBuf,
+    /// The template store: the KVM probe boots a kernel of its templates.
+    pub template_store: PathBuf,
+}
+
+/// The newest direct-boot kernel of a template store (`<template>.vmlinux`).
+fn store_kernel(store: &Path) -> Option<PathBuf> {
+    let mut kernels: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(store)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "vmlinux") && p.is_file())
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    kernels.sort();
+    kernels.pop().map(|(_, p)| p)
 }
 
 impl Host for SystemHost {
-    fn find(&self, program: &str) -> Option<PathBuf> {
+    fn find(&self, program: &str) -> Option<Found> {
         match &self.path {
-            Some(p) => crate::accel::find_in_path(program, Some(p)),
-            None => crate::accel::find_program(program),
+            Some(p) => crate::process::locate_in(program, Some(p)),
+            None => crate::process::locate(program),
         }
     }
 
@@ -714,7 +751,8 @@ impl Host for SystemHost {
     }
 
     fn kvm(&self) -> KvmProbe {
-        crate::accel::fresh_probe(&self.cache_dir)
+        let kernel = store_kernel(&self.template_store).or_else(crate::accel::host_kernel);
+        crate::accel::KvmVerdicts::new(&self.cache_dir).fresh(kernel.as_deref())
     }
 
     #[cfg(feature = "libvirt")]
@@ -847,8 +885,15 @@ mod tests {
     }
 
     impl Host for FakeHost {
-        fn find(&self, program: &str) -> Option<PathBuf> {
-            self.tools.contains_key(program).then(|| PathBuf::from(format!("/usr/bin/{program}")))
+        fn find(&self, program: &str) -> Option<Found> {
+            self.tools.contains_key(program).then(|| Found {
+                path: PathBuf::from(if program == "mke2fs" {
+                    "/usr/sbin/mke2fs".into()
+                } else {
+                    format!("/usr/bin/{program}")
+                }),
+                on_path: program != "mke2fs",
+            })
         }
         fn first_line(&self, program: &Path, _args: &[&str]) -> Option<String> {
             let name = program.file_name()?.to_str()?;
@@ -867,11 +912,12 @@ mod tests {
             KvmProbe {
                 usable: self.kvm,
                 reason: if self.kvm {
-                    "a KVM guest started"
+                    "a Linux guest reached user space under KVM in 0.6 s"
                 } else {
-                    "a KVM guest did not start: no firmware output within 4 s (the guest hangs)"
+                    "a Linux guest did not come up under KVM: no sign of life within 8 s (the guest hangs)"
                 }
                 .into(),
+                evidence: vec!["host KVM module: kvm_pvm".into()],
             }
         }
         fn apt(&self) -> AptFacts {
@@ -916,9 +962,27 @@ mod tests {
         let failed: Vec<&str> = r.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
         assert_eq!(failed, ["KVM"]);
         let kvm = r.checks.iter().find(|c| c.name == "KVM").unwrap();
-        assert!(kvm.detail.ends_with("VMs run under TCG (software emulation, slower)"), "{}", kvm.detail);
+        assert_eq!(
+            kvm.detail,
+            "a Linux guest did not come up under KVM: no sign of life within 8 s (the guest hangs); VMs run under TCG (software emulation, slower)"
+        );
+        assert_eq!(kvm.evidence, ["host KVM module: kvm_pvm"]);
         let qemu = &r.checks[1];
         assert_eq!(qemu.detail, "10.0.2 (Debian 1:10.0.2+ds-2), the same qemu as qemu-system-x86_64");
+        // Installed where Debian puts system tools, not on the user's PATH: lago runs it anyway.
+        let mke2fs = r.checks.iter().find(|c| c.name == "mke2fs").unwrap();
+        assert!(mke2fs.ok);
+        assert_eq!(
+            mke2fs.detail,
+            "/usr/sbin/mke2fs (installed, not on your PATH: lago looks in /usr/sbin too; add it to PATH to run it yourself)"
+        );
+        let missing = examine(&FakeHost::complete().without(&["mke2fs"]), &paths());
+        let mke2fs = missing.checks.iter().find(|c| c.name == "mke2fs").unwrap();
+        assert_eq!(
+            (mke2fs.ok, mke2fs.detail.as_str()),
+            (false, "not installed: not on PATH, nor in /usr/local/sbin, /usr/sbin or /sbin")
+        );
+        assert_eq!(mke2fs.fix.as_ref().unwrap().command(), "apt-get install -y --no-install-recommends e2fsprogs");
     }
 
     #[test]

@@ -8,13 +8,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::accel::Accel;
+use crate::accel::{Accel, AccelSetting, KvmVerdicts};
 use crate::prefix::{Prefix, PrefixError};
 use std::sync::Arc;
 
 use crate::provider::{
-    LaunchContext, LibvirtOptions, NetUse, Provider, ProviderError, Providers, QemuProvider, VmRecord, free_port,
-    tail_file, vm_paths,
+    AccelUse, BootFailure, LaunchContext, LibvirtOptions, NetUse, Provider, ProviderError, Providers, QemuProvider,
+    VmRecord, free_port, vm_paths,
 };
 use crate::report::{BootPhase, Reporter, task};
 use crate::runtime::{RuntimeError, State};
@@ -85,8 +85,10 @@ pub enum EnvError {
 /// Settings from the configuration.
 #[derive(Debug, Clone)]
 pub struct EnvOptions {
-    /// Acceleration.
-    pub accel: Accel,
+    /// Acceleration: `accel` and where it was set.
+    pub accel: AccelSetting,
+    /// The KVM probe's verdicts (decide `accel = auto`), cached in lago's state directory.
+    pub kvm: KvmVerdicts,
     /// Whether VMs on `nat` networks may reach addresses outside the host.
     pub vm_outbound: bool,
     /// Directory of the host-wide leases (`lease_dir`).
@@ -101,6 +103,42 @@ pub struct EnvOptions {
 /// killed.
 fn emulator_crashed(why: &str) -> bool {
     ["(signal: 6 ", "(signal: 7 ", "(signal: 11 "].iter().any(|s| why.starts_with("qemu exited ") && why.contains(s))
+}
+
+/// A VM being waited for: the acceleration it was started under, and where its console log
+/// stood before it started.
+#[derive(Debug, Clone)]
+struct Booting<'a> {
+    vm: &'a VmRecord,
+    accel: AccelUse,
+    console_from: u64,
+}
+
+/// Whether a VM that failed to boot is started once more, under which acceleration, and why:
+/// under TCG when KVM failed it (its hypervisor stopped it, or qemu crashed saying KVM) and
+/// `accel = auto` chose KVM; as it was when its emulator crashed on a signal.
+fn retry_after(e: &ProviderError, accel: &AccelUse) -> Option<(Accel, String)> {
+    let auto_kvm = accel.setting.accel == Accel::Auto && accel.resolved == Accel::Kvm;
+    match e {
+        ProviderError::BootFailed { status, qemu, kvm: true, .. } if auto_kvm => {
+            Some((Accel::Tcg, format!("status {status}; qemu said: {qemu}")))
+        }
+        ProviderError::Died { qemu, .. } if emulator_crashed(qemu) => {
+            let first = qemu.lines().next().unwrap_or_default().to_owned();
+            if auto_kvm && (qemu.contains("kvm") || qemu.contains("KVM")) {
+                Some((Accel::Tcg, first))
+            } else {
+                Some((accel.resolved, first))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The last `n` lines written to `path` after its first `from` bytes.
+fn tail_since(path: &std::path::Path, from: u64, n: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    crate::process::tail(bytes.get(from as usize..).unwrap_or_default(), n)
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -120,7 +158,8 @@ impl EnvOptions {
     /// The settings `config` gives (`accel`, `vm_outbound`, `lease_dir`, `libvirt_*`).
     pub fn from_config(config: &crate::config::Config) -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
-            accel: config.accel()?,
+            accel: config.accel_setting()?,
+            kvm: KvmVerdicts::new(config.state_dir()),
             vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
             lease_dir: config.lease_dir(),
             libvirt: config.libvirt_options(),
@@ -296,9 +335,12 @@ impl Env {
         task(reporter, title, || {
             let mut state = State::load(&self.prefix.path)?;
             let env_id = self.env_id()?;
-            let accel = self.options.accel.resolve();
+            let before = self.running();
+            let launching: Vec<&VmRecord> =
+                targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
+            let accel = self.accel_for(&launching, reporter);
             let nets = task(reporter, "Start nets", || {
-                let ctx = self.launch_context(&env_id, accel);
+                let ctx = self.launch_context(&env_id, accel.resolved);
                 for (provider, _) in &groups {
                     provider.start_nets(&ctx, &self.nets_of(provider)?)?;
                 }
@@ -313,11 +355,12 @@ impl Env {
             self.recover_ports(&mut state, &running, reporter)?;
             let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
                 targets.iter().copied().partition(|v| running.contains(&v.name) || v.is_ssh());
-            let mut started: Vec<&VmRecord> = Vec::new();
+            let mut started: Vec<Booting<'_>> = Vec::new();
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
-                        let port = self.launch(vm, &env_id, accel)?;
+                        let console_from = self.console_len(vm);
+                        let port = self.launch(vm, &env_id, accel.resolved)?;
                         self.reapply_cuts(vm)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
                         // A fresh boot: its clock is the host's again.
@@ -328,7 +371,7 @@ impl Env {
                         if port.is_some() || clock {
                             state.save(&self.prefix.path)?;
                         }
-                        started.push(vm);
+                        started.push(Booting { vm, accel: accel.clone(), console_from });
                         Ok::<_, EnvError>(())
                     })?;
                 }
@@ -337,18 +380,58 @@ impl Env {
             // VMs that were running already are waited for too: a `start` that was interrupted
             // may have left them booting. Machines of the `ssh` provider only have to answer.
             let ready = launched.and_then(|()| {
-                let waiting: Vec<&VmRecord> = started.iter().chain(&up).copied().collect();
+                let mut waiting: Vec<Booting<'_>> = started.clone();
+                waiting.extend(up.iter().map(|vm| Booting {
+                    vm,
+                    accel: accel.clone(),
+                    console_from: self.console_len(vm),
+                }));
                 task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
             if let Err(e) = ready {
-                for vm in &started {
-                    let _ = self.kill(&vm.name);
+                for b in &started {
+                    let _ = self.kill(&b.vm.name);
                 }
                 let _ = self.stop_unused_nets(&crate::report::NoopReporter);
                 return Err(e);
             }
             Ok(())
         })
+    }
+
+    /// The acceleration for starting `vms`: `accel` as set, `auto` decided by the KVM probe on
+    /// the kernel the VMs boot (a template's direct-boot kernel, else the host's). A probe that
+    /// runs now (the first `auto` start of this boot of the host) is a task of its own, and its
+    /// verdict is said.
+    fn accel_for(&self, vms: &[&VmRecord], reporter: &dyn Reporter) -> AccelUse {
+        let setting = self.options.accel.clone();
+        let resolved = match setting.accel {
+            Accel::Auto if vms.is_empty() => Accel::Tcg,
+            Accel::Auto => {
+                let kernel = self.options.kvm.kernel_for(vms.iter().find_map(|v| v.direct_boot()).map(|b| b.kernel));
+                let verdict = match self.options.kvm.cached(kernel.as_deref()) {
+                    Some(v) => v,
+                    None => {
+                        let v = task(reporter, "Check whether KVM runs guests on this host", || {
+                            Ok::<_, std::convert::Infallible>(self.options.kvm.verdict(kernel.as_deref()))
+                        })
+                        .unwrap_or_else(|never| match never {});
+                        let then =
+                            if v.usable { "VMs run under KVM" } else { "VMs run under TCG (software emulation)" };
+                        reporter.note(&format!("KVM: {}; {then}", v.reason));
+                        v
+                    }
+                };
+                if verdict.usable { Accel::Kvm } else { Accel::Tcg }
+            }
+            other => other,
+        };
+        AccelUse { resolved, setting }
+    }
+
+    /// The size of a VM's console log now: what it prints from here on is this boot's.
+    fn console_len(&self, vm: &VmRecord) -> u64 {
+        std::fs::metadata(vm_paths(&self.prefix.path, &vm.name).2).map_or(0, |m| m.len())
     }
 
     /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
@@ -407,39 +490,57 @@ impl Env {
         Ok(self.providers.of(vm)?.target(&self.prefix.path, vm, state.ssh_ports.get(&vm.name).copied()))
     }
 
-    fn wait_ssh(&self, vms: &[&VmRecord], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
+    fn wait_ssh(&self, vms: &[Booting<'_>], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let t0 = Instant::now();
         let saving = std::sync::Mutex::new(());
-        for_each_parallel(vms, |vm| self.wait_one(vm, state, t0, &saving, reporter))
+        for_each_parallel(vms, |b| self.wait_one(b, state, t0, &saving, reporter))
     }
 
-    /// Waits until one VM answers SSH, its process dies, or its `boot_time_sec` is over. A
-    /// VM whose emulator crashed on a signal while booting is started once more.
+    /// Waits until one VM answers SSH, its process dies, its hypervisor stops it, or its
+    /// `boot_time_sec` is over. A VM is started once more when that may help: under TCG when
+    /// KVM failed it and `accel = auto` (KVM is then marked unusable on this host until it
+    /// reboots), or as it was when its emulator crashed on a signal.
     fn wait_one(
         &self,
-        vm: &VmRecord,
+        booting: &Booting<'_>,
         state: &State,
         t0: Instant,
         saving: &std::sync::Mutex<()>,
         reporter: &dyn Reporter,
     ) -> Result<(), EnvError> {
+        let vm = booting.vm;
         let provider = self.providers.of(vm)?;
         let mut target = self.target(vm, state)?;
-        let (_, _, console) = vm_paths(&self.prefix.path, &vm.name);
         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
         reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
-        let mut result = self.wait_loop(&provider, vm, &target, &console, deadline);
-        if let Err(EnvError::Qemu(ProviderError::Died { qemu, .. })) = &result
-            && emulator_crashed(qemu)
+        let mut result = self.wait_loop(&provider, booting, &target, deadline, t0, reporter);
+        if let Err(EnvError::Qemu(e)) = &result
+            && let Some((accel, why)) = retry_after(e, &booting.accel)
         {
-            reporter.warn(&format!(
-                "VM {}: qemu crashed while it booted ({}); starting it once more",
-                vm.name,
-                qemu.lines().next().unwrap_or_default()
-            ));
-            result = self.relaunch(vm, saving).and_then(|t| {
+            if accel != booting.accel.resolved {
+                if let ProviderError::BootFailed { status, qemu, .. } = e {
+                    self.options.kvm.demote(
+                        &format!("VM {} was stopped (status {status})", vm.name),
+                        vec![format!("qemu said: {qemu}")],
+                    );
+                } else {
+                    self.options.kvm.demote(&format!("qemu of VM {} crashed", vm.name), vec![why.clone()]);
+                }
+                reporter.warn(&format!(
+                    "VM {}: KVM failed while it booted ({why}); starting it again under TCG (`accel = auto`): KVM counts as unusable on this host until it reboots",
+                    vm.name
+                ));
+            } else {
+                reporter.warn(&format!("VM {}: qemu crashed while it booted ({why}); starting it once more", vm.name));
+            }
+            let again = Booting {
+                vm,
+                accel: AccelUse { resolved: accel, ..booting.accel.clone() },
+                console_from: self.console_len(vm),
+            };
+            result = self.relaunch(vm, accel, saving).and_then(|t| {
                 target = t;
-                self.wait_loop(&provider, vm, &target, &console, deadline)
+                self.wait_loop(&provider, &again, &target, deadline, t0, reporter)
             });
         }
         let phase = if result.is_ok() { BootPhase::Ready } else { BootPhase::Failed };
@@ -447,10 +548,11 @@ impl Env {
         result
     }
 
-    /// Starts a VM whose qemu died again, records its new SSH port, and returns how to reach it.
-    fn relaunch(&self, vm: &VmRecord, saving: &std::sync::Mutex<()>) -> Result<Target, EnvError> {
+    /// Starts a VM whose qemu died again, under `accel`, records its new SSH port, and returns
+    /// how to reach it.
+    fn relaunch(&self, vm: &VmRecord, accel: Accel, saving: &std::sync::Mutex<()>) -> Result<Target, EnvError> {
         self.kill(&vm.name)?;
-        let port = self.launch(vm, &self.env_id()?, self.options.accel.resolve())?;
+        let port = self.launch(vm, &self.env_id()?, accel)?;
         self.reapply_cuts(vm)?;
         let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut state = State::load(&self.prefix.path)?;
@@ -464,11 +566,21 @@ impl Env {
     fn wait_loop(
         &self,
         provider: &Arc<dyn Provider>,
-        vm: &VmRecord,
+        booting: &Booting<'_>,
         target: &Target,
-        console: &std::path::Path,
         deadline: Instant,
+        t0: Instant,
+        reporter: &dyn Reporter,
     ) -> Result<(), EnvError> {
+        let vm = booting.vm;
+        let console = vm_paths(&self.prefix.path, &vm.name).2;
+        let console_tail = || tail_since(&console, booting.console_from, 20);
+        let console_lines = || match console_tail() {
+            t if t.is_empty() => format!("Its console stayed empty (logs/{}.console.log)", vm.name),
+            t => format!("Last console lines:\n{t}"),
+        };
+        let began = Instant::now();
+        let mut said_silent = false;
         let mut banner = crate::ssh::BannerProbe::new();
         loop {
             crate::interrupt::check()?;
@@ -482,15 +594,43 @@ impl Env {
                 return Err(ProviderError::Died {
                     vm: vm.name.clone(),
                     qemu: provider.why_stopped(&self.prefix.path, &vm.name),
-                    console: tail_file(console, 20),
+                    console: console_lines(),
+                    accel: booting.accel.clone(),
                 }
                 .into());
             }
+            if let Some(BootFailure { status, words, kvm }) = provider.boot_failure(&self.prefix.path, vm) {
+                return Err(ProviderError::BootFailed {
+                    vm: vm.name.clone(),
+                    status,
+                    qemu: if words.is_empty() { "nothing".into() } else { words.join(" / ") },
+                    console: console_lines(),
+                    kvm,
+                    accel: booting.accel.clone(),
+                }
+                .into());
+            }
+            if !said_silent
+                && !vm.is_ssh()
+                && began.elapsed() >= crate::report::SILENT_AFTER
+                && self.console_len(vm) <= booting.console_from
+            {
+                said_silent = true;
+                reporter.vm_boot(&vm.name, BootPhase::Silent, t0.elapsed());
+            }
             if Instant::now() > deadline {
+                let tail = console_tail();
+                let detail = if tail.is_empty() {
+                    let hypervisor = provider.hypervisor_report(&self.prefix.path, vm);
+                    format!("its console stayed empty{}", hypervisor.map(|h| format!("; {h}")).unwrap_or_default())
+                } else {
+                    format!("last console lines:\n{tail}")
+                };
                 return Err(ProviderError::SshTimeout {
                     vm: vm.name.clone(),
                     secs: vm.boot_time_sec,
-                    console: tail_file(console, 20),
+                    detail,
+                    accel: booting.accel.clone(),
                 }
                 .into());
             }
@@ -502,7 +642,11 @@ impl Env {
     pub fn wait_ready(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
         let state = State::load(&self.prefix.path)?;
-        task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&targets, &state, reporter))
+        // They run already, under what an earlier start chose: no KVM fallback here.
+        let accel = AccelUse { resolved: Accel::Tcg, setting: self.options.accel.clone() };
+        let waiting: Vec<Booting<'_>> =
+            targets.iter().map(|vm| Booting { vm, accel: accel.clone(), console_from: self.console_len(vm) }).collect();
+        task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
     }
 
     /// Powers off a VM at once and removes its runtime files (a machine of the `ssh` provider
@@ -745,24 +889,43 @@ mod tests {
         running: Mutex<Vec<String>>,
         started: Mutex<Vec<String>>,
         killed: Mutex<Vec<String>>,
+        /// The acceleration each start asked for.
+        accel: Mutex<Vec<(String, Accel)>>,
     }
 
+    #[derive(Default)]
     struct Fake {
         calls: Arc<Calls>,
         never_ready: &'static str,
         /// This VM's emulator crashes at its first starts, this many times.
         crashes: (&'static str, usize),
+        /// This VM is stopped by KVM (`internal-error`) whenever it runs under KVM.
+        kvm_fails: &'static str,
+    }
+
+    impl Fake {
+        fn accel_of(&self, vm: &str) -> Option<Accel> {
+            self.calls.accel.lock().unwrap().iter().rev().find(|(n, _)| n == vm).map(|(_, a)| *a)
+        }
     }
 
     impl Provider for Fake {
-        fn start(&self, vm: &VmRecord, _ctx: &LaunchContext) -> Result<(), ProviderError> {
+        fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
             let mut started = self.calls.started.lock().unwrap();
             let before = started.iter().filter(|s| **s == vm.name).count();
             started.push(vm.name.clone());
+            self.calls.accel.lock().unwrap().push((vm.name.clone(), ctx.accel));
             if !(vm.name == self.crashes.0 && before < self.crashes.1) {
                 self.calls.running.lock().unwrap().push(vm.name.clone());
             }
             Ok(())
+        }
+        fn boot_failure(&self, _prefix: &Path, vm: &VmRecord) -> Option<BootFailure> {
+            (vm.name == self.kvm_fails && self.accel_of(&vm.name) == Some(Accel::Kvm)).then(|| BootFailure {
+                status: "internal-error".into(),
+                words: vec!["KVM internal error. Suberror: 1".into()],
+                kvm: true,
+            })
         }
         fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
             "qemu exited (signal: 6 (SIGABRT)); qemu said:\nqemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: Assertion failed.".into()
@@ -812,7 +975,10 @@ mod tests {
             Ok(())
         }
         fn probe(&self, target: &Target, _banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
-            Ok(target.vm != self.never_ready && self.calls.running.lock().unwrap().contains(&target.vm))
+            let stopped_by_kvm = target.vm == self.kvm_fails && self.accel_of(&target.vm) == Some(Accel::Kvm);
+            Ok(target.vm != self.never_ready
+                && !stopped_by_kvm
+                && self.calls.running.lock().unwrap().contains(&target.vm))
         }
         fn kill(&self, _prefix: &Path, vm: &VmRecord) {
             self.calls.killed.lock().unwrap().push(vm.name.clone());
@@ -834,8 +1000,21 @@ mod tests {
     }
 
     fn env(dir: &Path, fake: Fake) -> Env {
+        env_with(dir, fake, AccelSetting { accel: Accel::Tcg, origin: "the test".into() })
+    }
+
+    /// KVM verdicts about a qemu and a KVM device that are plain files of `dir`.
+    fn verdicts(dir: &Path) -> KvmVerdicts {
+        let (qemu, device) = (dir.join("qemu"), dir.join("kvm"));
+        std::fs::write(&qemu, "").unwrap();
+        std::fs::write(&device, "").unwrap();
+        KvmVerdicts::with(&dir.join("state"), Some(qemu), &device)
+    }
+
+    fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         let options = EnvOptions {
-            accel: Accel::Tcg,
+            accel,
+            kvm: verdicts(dir),
             vm_outbound: false,
             lease_dir: dir.join("leases"),
             libvirt: Default::default(),
@@ -848,7 +1027,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let calls = Arc::new(Calls::default());
         calls.running.lock().unwrap().push("vm00".into());
-        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "vm02", crashes: ("", 0) });
+        let env = env(dir.path(), Fake { calls: calls.clone(), never_ready: "vm02", ..Fake::default() });
         let err = env.start(&[], &NoopReporter).unwrap_err();
         assert!(
             matches!(err, EnvError::Qemu(ProviderError::SshTimeout { ref vm, secs: 1, .. }) if vm == "vm02"),
@@ -864,7 +1043,7 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_before_anything_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let env = env(dir.path(), Fake { calls: Arc::default(), never_ready: "", crashes: ("", 0) });
+        let env = env(dir.path(), Fake::default());
         let err = env.start(&["vm01".into(), "nope".into()], &NoopReporter).unwrap_err();
         assert_eq!(err.to_string(), "The following vms do not exist: nope (known: vm00, vm01, vm02)");
         env.start(&["vm01".into()], &NoopReporter).unwrap();
@@ -878,7 +1057,7 @@ mod tests {
     fn a_vm_whose_emulator_crashed_while_booting_is_started_once_more() {
         let dir = tempfile::tempdir().unwrap();
         let calls = Arc::new(Calls::default());
-        let once = env(dir.path(), Fake { calls: calls.clone(), never_ready: "", crashes: ("vm01", 1) });
+        let once = env(dir.path(), Fake { calls: calls.clone(), crashes: ("vm01", 1), ..Fake::default() });
         once.start(&[], &NoopReporter).unwrap();
         let mut started = calls.started.lock().unwrap().clone();
         started.sort();
@@ -888,7 +1067,7 @@ mod tests {
 
         // Once only: an emulator that crashes again fails the start, with qemu's words.
         let dir = tempfile::tempdir().unwrap();
-        let again = env(dir.path(), Fake { calls: Arc::default(), never_ready: "", crashes: ("vm01", 2) });
+        let again = env(dir.path(), Fake { crashes: ("vm01", 2), ..Fake::default() });
         let err = again.start(&[], &NoopReporter).unwrap_err();
         assert!(
             matches!(err, EnvError::Qemu(ProviderError::Died { ref vm, ref qemu, .. }) if vm == "vm01" && qemu.contains("iotlb_to_section")),
@@ -897,5 +1076,62 @@ mod tests {
         // Only a crash of qemu itself: not a guest that powered off, not a kill.
         assert!(!emulator_crashed("qemu exited (exit status: 0); logs/vm01.qemu.log is empty"));
         assert!(!emulator_crashed("qemu exited (signal: 9 (SIGKILL)); logs/vm01.qemu.log is empty"));
+    }
+
+    #[test]
+    fn a_vm_that_kvm_stops_under_auto_is_started_again_under_tcg_and_kvm_is_marked_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        let fake = Fake { calls: calls.clone(), kvm_fails: "vm01", ..Fake::default() };
+        let env = env_with(dir.path(), fake, AccelSetting { accel: Accel::Auto, origin: "the default".into() });
+        // A KVM probe that passed (a host whose KVM runs the firmware and then fails VMs).
+        let usable = crate::accel::KvmProbe { usable: true, reason: "probe passed".into(), evidence: vec![] };
+        env.options.kvm.seed_for_tests(None, usable);
+        let t = Instant::now();
+        env.start(&[], &NoopReporter).unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5), "the failure is seen at once: {:?}", t.elapsed());
+        let accel = calls.accel.lock().unwrap().clone();
+        let of = |vm: &str| accel.iter().filter(|(n, _)| n == vm).map(|(_, a)| *a).collect::<Vec<_>>();
+        assert_eq!(of("vm00"), [Accel::Kvm]);
+        assert_eq!(of("vm01"), [Accel::Kvm, Accel::Tcg], "once more, under TCG");
+        assert_eq!(env.state("vm01"), "running");
+        let verdict = env.options.kvm.cached(None).unwrap();
+        assert!(!verdict.usable);
+        assert_eq!(verdict.reason, "a VM's KVM boot failed: VM vm01 was stopped (status internal-error)");
+        assert_eq!(verdict.evidence, ["qemu said: KVM internal error. Suberror: 1"]);
+        env.stop(&[], &NoopReporter).unwrap();
+        // The next start of this boot of the host uses TCG directly.
+        calls.accel.lock().unwrap().clear();
+        env.start(&["vm02".into()], &NoopReporter).unwrap();
+        assert_eq!(*calls.accel.lock().unwrap(), [("vm02".to_owned(), Accel::Tcg)]);
+    }
+
+    #[test]
+    fn a_vm_that_kvm_stops_under_accel_kvm_fails_at_once_with_qemus_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        let fake = Fake { calls: calls.clone(), kvm_fails: "vm01", ..Fake::default() };
+        let env = env_with(
+            dir.path(),
+            fake,
+            AccelSetting { accel: Accel::Kvm, origin: "environment variable LAGO_ACCEL".into() },
+        );
+        let t = Instant::now();
+        let err = env.start(&[], &NoopReporter).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(
+            matches!(&err, EnvError::Qemu(ProviderError::BootFailed { vm, status, qemu, .. })
+                if vm == "vm01" && status == "internal-error" && qemu == "KVM internal error. Suberror: 1"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("VM vm01 cannot boot: its hypervisor stopped it (status internal-error) under kvm"),
+            "{err}"
+        );
+        let hint = crate::diagnose::Diagnose::diagnose(&err).hint.unwrap();
+        assert!(hint.starts_with("`accel = kvm` is set (environment variable LAGO_ACCEL)"), "{hint}");
+        assert_eq!(calls.started.lock().unwrap().iter().filter(|n| *n == "vm01").count(), 1, "no second start");
+        assert!(env.options.kvm.cached(None).is_none(), "the user's choice says nothing about the probe");
     }
 }

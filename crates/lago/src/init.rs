@@ -50,6 +50,8 @@ pub struct InitOptions {
     pub defaults: PlanDefaults,
     /// Acceleration (decides `force_tcg` for `virt-customize`).
     pub accel: Accel,
+    /// lago's state directory, where the KVM probe's verdicts are kept.
+    pub state_dir: PathBuf,
     /// Directory relative paths in the init file are resolved against.
     pub cwd: PathBuf,
     /// `lease_dir`: the host-wide subnet leases of libvirt networks.
@@ -737,7 +739,12 @@ pub fn build_args(options: &[(String, Vec<String>)], public_key: &Path) -> Vec<S
 }
 
 fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) -> Result<(), InitError> {
-    let force_tcg = opts.accel.resolve() == Accel::Tcg;
+    if !plan.vms.iter().any(|vm| vm.disks.iter().any(|d| !d.spec.build.is_empty())) {
+        return Ok(());
+    }
+    // libguestfs boots its appliance on the host's kernel.
+    let verdicts = crate::accel::KvmVerdicts::new(&opts.state_dir);
+    let force_tcg = verdicts.resolve(opts.accel, verdicts.kernel_for(None).as_deref()) == Accel::Tcg;
     for vm in &plan.vms {
         for disk in vm.disks.iter().filter(|d| !d.spec.build.is_empty()) {
             let path = PathBuf::from(disk.path.replace("$LAGO_PREFIX_PATH", &staging.display().to_string()));

@@ -7,6 +7,7 @@ pub mod accel;
 pub mod ansible;
 pub mod bootstrap;
 pub mod config;
+pub mod cpio;
 pub mod cpu;
 pub mod diagnose;
 pub mod doctor;

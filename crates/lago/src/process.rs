@@ -1,9 +1,15 @@
-//! The only place that builds `std::process::Command`.
+//! The only place that builds `std::process::Command`, and the only place that finds programs.
 //!
 //! Every external tool (`qemu-img`, `ssh-keygen`, `xz`, ...) runs through a [`CommandRunner`], so
 //! orchestration logic can be unit-tested with [`FakeRunner`] and the real path is exercised by the
 //! CLI and end-to-end tests. Children get a null stdin and `LC_ALL=C`; their full argv is logged at
 //! debug level before spawning, and a failure keeps the command line and the tail of stderr.
+//! Long-lived children (qemu, the network switches) are started by [`spawn_detached`], and the
+//! CLI's hand-over to an interactive program (`ssh`, `virsh console`, a plugin) by [`exec`].
+//!
+//! Programs are found by [`locate`]: on `PATH`, then where Debian puts system tools
+//! (`/usr/local/sbin`, `/usr/sbin`, `/sbin`), which are not on a normal user's `PATH` although
+//! tools lago runs live there (`mke2fs`, `libvirtd`, `dnsmasq`).
 
 use std::ffi::OsString;
 use std::fmt;
@@ -123,6 +129,17 @@ pub enum ProcessError {
         #[source]
         source: crate::interrupt::Interrupted,
     },
+    /// The log file of a long-lived program could not be opened.
+    #[error("Cannot open {path}, the log of `{command}`")]
+    Log {
+        /// The full command line.
+        command: String,
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The program exited with a non-zero status.
     #[error("`{command}` failed ({status})\n{stderr}")]
     Failed {
@@ -133,6 +150,126 @@ pub enum ProcessError {
         /// The last lines of its standard error.
         stderr: String,
     },
+}
+
+/// Where Debian installs system tools: searched after `PATH`.
+pub const SYSTEM_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin"];
+
+/// A program found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Its absolute path.
+    pub path: PathBuf,
+    /// Whether it is on `PATH` (else it was found in one of [`SYSTEM_DIRS`]).
+    pub on_path: bool,
+}
+
+/// `program` as a shell of this process would run it (on `PATH`), else in [`SYSTEM_DIRS`]; a name
+/// with a slash is taken as it is.
+pub fn locate(program: &str) -> Option<Found> {
+    locate_in(program, std::env::var_os("PATH").as_deref())
+}
+
+/// [`locate`] with the colon-separated `path` instead of the process's `PATH`.
+pub fn locate_in(program: &str, path: Option<&std::ffi::OsStr>) -> Option<Found> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(Found { path: p, on_path: true });
+    }
+    if let Some(found) =
+        path.into_iter().flat_map(std::env::split_paths).map(|d| d.join(program)).find(|p| executable(p))
+    {
+        return Some(Found { path: std::path::absolute(&found).unwrap_or(found), on_path: true });
+    }
+    SYSTEM_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| executable(p))
+        .map(|path| Found { path, on_path: false })
+}
+
+/// The absolute path of `program` (see [`locate`]).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    locate(program).map(|f| f.path)
+}
+
+/// What to run for `program`: its path when it is found, else its name (so the error of the
+/// spawn names what was missing).
+pub fn program_path(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| PathBuf::from(program))
+}
+
+/// The `Command` of an invocation: the program found by [`locate`], `LC_ALL=C`, its environment
+/// and working directory.
+fn command_of(inv: &Invocation) -> Command {
+    let mut cmd = Command::new(program_path(&inv.program));
+    cmd.args(&inv.args).env("LC_ALL", "C");
+    for (k, v) in &inv.env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = &inv.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+/// Starts a long-lived child (a VM's qemu, a network's switch) in its own process group, so it
+/// outlives lago and a Ctrl-C at the terminal does not reach it; its standard output and error
+/// are appended to `log`, its standard input is null.
+pub fn spawn_detached(inv: &Invocation, log: &Path) -> Result<std::process::Child, ProcessError> {
+    spawn_logged(inv, log, true)
+}
+
+/// Starts a child that lago watches and ends itself (the KVM probe's qemu): output appended to
+/// `log`, and killed by the kernel if the thread that started it dies.
+pub fn spawn_watched(inv: &Invocation, log: &Path) -> Result<std::process::Child, ProcessError> {
+    spawn_logged(inv, log, false)
+}
+
+fn spawn_logged(inv: &Invocation, log: &Path, detached: bool) -> Result<std::process::Child, ProcessError> {
+    use std::os::unix::process::CommandExt;
+    let spawn_err = |source| ProcessError::Spawn {
+        program: inv.program.clone(),
+        hint: package_hint(&inv.program).to_owned(),
+        source,
+    };
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|source| ProcessError::Log {
+        command: inv.to_string(),
+        path: log.to_owned(),
+        source,
+    })?;
+    let err = out.try_clone().map_err(spawn_err)?;
+    let mut cmd = command_of(inv);
+    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+    if detached {
+        cmd.process_group(0);
+    } else {
+        die_with_parent(&mut cmd);
+    }
+    tracing::debug!(command = %inv, "starting");
+    cmd.spawn().map_err(spawn_err)
+}
+
+/// Runs an interactive program on this process's terminal (standard input, output and error
+/// inherited) and returns its exit status.
+pub fn run_interactive(inv: &Invocation) -> Result<ExitStatus, ProcessError> {
+    tracing::debug!(command = %inv, "running interactively");
+    command_of(inv).status().map_err(|source| ProcessError::Spawn {
+        program: inv.program.clone(),
+        hint: package_hint(&inv.program).to_owned(),
+        source,
+    })
+}
+
+/// Replaces this process by the program (the CLI's hand-over to `ssh`, `virsh console` or a
+/// plugin, which then own the terminal); returns only if it could not be run.
+pub fn exec(inv: &Invocation) -> ProcessError {
+    use std::os::unix::process::CommandExt;
+    tracing::debug!(command = %inv, "exec");
+    let source = command_of(inv).exec();
+    ProcessError::Spawn { program: inv.program.clone(), hint: package_hint(&inv.program).to_owned(), source }
 }
 
 /// Runs external commands. The real implementation is [`SystemRunner`].
@@ -252,14 +389,7 @@ pub fn interrupted(e: &std::io::Error) -> Option<crate::interrupt::Interrupted> 
 
 impl CommandRunner for SystemRunner {
     fn run(&self, inv: &Invocation) -> Result<Output, ProcessError> {
-        let mut cmd = Command::new(&inv.program);
-        cmd.args(&inv.args).env("LC_ALL", "C");
-        for (k, v) in &inv.env {
-            cmd.env(k, v);
-        }
-        if let Some(dir) = &inv.cwd {
-            cmd.current_dir(dir);
-        }
+        let mut cmd = command_of(inv);
         tracing::debug!(command = %inv, "running");
         let out = run_child(&mut cmd, inv.input.as_deref()).map_err(|source| match interrupted(&source) {
             Some(i) => ProcessError::Interrupted { command: inv.to_string(), source: i },
@@ -332,6 +462,26 @@ mod tests {
         let data = vec![b'x'; 4 << 20];
         let out = SystemRunner.run(&Invocation::new("cat").input(data.clone())).unwrap();
         assert_eq!(out.stdout.len(), data.len());
+    }
+
+    #[test]
+    fn programs_are_found_on_the_given_path_then_in_the_system_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+        assert_eq!(locate_in("tool", Some(dir.path().as_os_str())), None, "not executable");
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
+        assert_eq!(locate_in("tool", Some(&path)), Some(Found { path: tool.clone(), on_path: true }));
+        assert_eq!(locate_in("tool", None), None);
+        assert_eq!(locate_in(&tool.display().to_string(), None).map(|f| f.path), Some(tool));
+        // Debian's system tools, for a user whose PATH has no sbin.
+        if Path::new("/usr/sbin/mke2fs").is_file() {
+            assert_eq!(
+                locate_in("mke2fs", Some("/usr/bin:/bin".as_ref())),
+                Some(Found { path: "/usr/sbin/mke2fs".into(), on_path: false })
+            );
+        }
     }
 
     #[test]

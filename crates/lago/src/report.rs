@@ -31,11 +31,17 @@ pub trait Reporter: Send + Sync {
     }
 }
 
+/// How long a booting VM's console stays empty before [`BootPhase::Silent`] is reported.
+pub const SILENT_AFTER: Duration = Duration::from_secs(10);
+
 /// Where a VM is on its way to answering SSH.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootPhase {
     /// Its qemu runs; SSH does not answer yet.
     Booting,
+    /// Its console has stayed empty for [`SILENT_AFTER`] (a guest that hangs before it prints
+    /// anything).
+    Silent,
     /// It answers SSH.
     Ready,
     /// It died or did not answer in time.

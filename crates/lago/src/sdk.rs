@@ -115,6 +115,7 @@ pub fn init_with(
         template_repos: config.path("init", "template_repos").unwrap_or_default(),
         defaults: config.plan_defaults(),
         accel: config.accel()?,
+        state_dir: config.state_dir().to_owned(),
         cwd,
         lease_dir: config.lease_dir(),
     };

@@ -560,8 +560,7 @@ fn request(net: &str, control: &Path, what: &str) -> Result<(), SwitchError> {
 }
 
 /// The command that runs a switch, before its arguments: set by the program embedding lago (the
-/// Python SDK runs it through its interpreter), else the `lago` program itself or the one on
-/// `PATH`.
+/// `lago` CLI runs itself, the Python SDK its interpreter), else the `lago` program on `PATH`.
 static LAUNCHER: OnceLock<Vec<String>> = OnceLock::new();
 
 /// Sets how switches are started: `argv` followed by `--config FILE --pidfile FILE` must run
@@ -574,8 +573,7 @@ fn launcher() -> Vec<String> {
     if let Some(l) = LAUNCHER.get() {
         return l.clone();
     }
-    let exe = std::env::current_exe().ok().filter(|e| e.file_name().is_some_and(|n| n == "lago"));
-    let lago = exe.or_else(|| crate::accel::find_program("lago")).unwrap_or_else(|| PathBuf::from("lago"));
+    let lago = crate::process::program_path("lago");
     vec![lago.display().to_string(), "__switch".into()]
 }
 

@@ -34,7 +34,11 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
         lease_dir: ctx.config.path("lago", "lease_dir").unwrap_or_default(),
         libvirt_url: ctx.config.libvirt_options().url,
     };
-    let host = SystemHost { path: None, cache_dir: lago::accel::default_cache_dir() };
+    let host = SystemHost {
+        path: None,
+        cache_dir: ctx.config.state_dir().to_owned(),
+        template_store: paths.template_store.clone(),
+    };
     let mut report = lago::doctor::examine(&host, &paths);
     if args.fix {
         let groups: &[Group] = if args.all {
@@ -77,6 +81,9 @@ fn render(report: &Report, color: bool) -> String {
         };
         let pad = " ".repeat(width - c.name.chars().count());
         out.push_str(&format!("  {mark} {}{pad}  {}\n", c.name, c.detail));
+        for seen in &c.evidence {
+            out.push_str(&format!("    {pad0}  seen: {seen}\n", pad0 = " ".repeat(width)));
+        }
         if !c.ok {
             out.push_str(&format!("    {pad0}  why: {}\n", c.purpose, pad0 = " ".repeat(width)));
             if let Some(fix) = &c.fix {

@@ -76,6 +76,7 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         template_repos: path_or(&args.template_repos, "template_repos"),
         defaults: cfg.plan_defaults(),
         accel,
+        state_dir: cfg.state_dir().to_owned(),
         cwd: ctx.cwd.clone(),
         lease_dir: cfg.lease_dir(),
     };

@@ -273,3 +273,21 @@ fn template_list_shows_tiny() {
     assert_eq!(version["cached"], false);
     assert!(version["size"].as_u64().unwrap() > 1 << 20);
 }
+
+/// The KVM probe's guest, booted for real: the template's kernel on the initramfs lago writes
+/// for the probe reaches user space, whose hand-written `/init` prints the marker. Under TCG, so
+/// that it passes on every host; KVM itself is only what the probe adds to the same boot.
+#[test]
+fn the_kvm_probes_guest_reaches_user_space_on_the_tiny_kernel() {
+    let repo = tiny_repo();
+    let kernel = std::fs::read_dir(&repo)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "vmlinux"))
+        .expect("tiny publishes its kernel for direct boot");
+    let qemu = lago::process::find_program("qemu-system-x86_64").expect("qemu-system-x86_64 is installed by .ci/run");
+    let took = lago::accel::linux_runs(&qemu, lago::accel::Accel::Tcg, &kernel, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("the probe's guest did not come up: {} {:?}", e.reason, e.evidence));
+    eprintln!("the probe's guest reached user space under TCG in {took:.1?}");
+}

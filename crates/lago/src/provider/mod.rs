@@ -19,8 +19,29 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::accel::Accel;
+use crate::accel::{Accel, AccelSetting};
 use crate::ssh::Target;
+
+/// The acceleration a VM ran under, and the setting it came from (for messages and hints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelUse {
+    /// KVM or TCG.
+    pub resolved: Accel,
+    /// `accel` and where it was set.
+    pub setting: AccelSetting,
+}
+
+/// How a booting VM's hypervisor stopped it: its status and its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFailure {
+    /// `internal-error`, `guest-panicked`, `io-error`, `shutdown`, libvirt's `paused`...
+    pub status: String,
+    /// What the hypervisor said (`KVM internal error. Suberror: 1`...).
+    pub words: Vec<String>,
+    /// Whether it looks like KVM's failure rather than the guest's (qemu's `internal-error`
+    /// status, KVM named in its words): a VM that KVM chose by `accel = auto` then gets TCG.
+    pub kvm: bool,
+}
 
 pub use qemu::{QemuProvider, launch, qemu_argv, ssh_port_of, vm_paths};
 
@@ -57,24 +78,45 @@ pub enum ProviderError {
         secs: u64,
     },
     /// The VM did not answer SSH in time.
-    #[error("VM {vm} did not answer SSH within {secs} s (boot_time_sec); last console lines:\n{console}")]
+    #[error("VM {vm} did not answer SSH within {secs} s (boot_time_sec); {detail}")]
     SshTimeout {
         /// The VM.
         vm: String,
         /// The limit.
         secs: u64,
-        /// The end of the console log.
-        console: String,
+        /// The end of its console log, or, when the console stayed empty, qemu's status and words.
+        detail: String,
+        /// The acceleration it ran under.
+        accel: AccelUse,
     },
     /// The VM's process died while we waited for it.
-    #[error("VM {vm} stopped while booting: {qemu}\nLast console lines:\n{console}")]
+    #[error("VM {vm} stopped while booting: {qemu}\n{console}")]
     Died {
         /// The VM.
         vm: String,
         /// How qemu ended and what it said (`logs/<vm>.qemu.log`).
         qemu: String,
-        /// The end of the console log.
+        /// The end of its console log (`Last console lines:` ...), or that it stayed empty.
         console: String,
+        /// The acceleration it ran under.
+        accel: AccelUse,
+    },
+    /// The VM's hypervisor stopped it while it booted (a KVM internal error, a guest panic):
+    /// it runs no more, although its process is there.
+    #[error("VM {vm} cannot boot: its hypervisor stopped it (status {status}) under {}\nqemu said: {qemu}\n{console}", accel.resolved.name())]
+    BootFailed {
+        /// The VM.
+        vm: String,
+        /// The hypervisor's status (`internal-error`, `guest-panicked`...).
+        status: String,
+        /// What qemu said (`logs/<vm>.qemu.log`).
+        qemu: String,
+        /// The end of its console log (`Last console lines:` ...), or that it stayed empty.
+        console: String,
+        /// Whether it looks like KVM's failure rather than the guest's.
+        kvm: bool,
+        /// The acceleration it ran under.
+        accel: AccelUse,
     },
     /// A log file could not be opened.
     #[error("Cannot open {path}")]
@@ -390,6 +432,17 @@ pub trait Provider: Send + Sync {
     fn kill(&self, prefix: &Path, vm: &VmRecord);
     /// Asks the VM to power off (ACPI); returns at once.
     fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// Whether a VM that is booting can no longer come up although its process runs: its
+    /// hypervisor stopped it (a KVM internal error, a guest panic). Asked while lago waits for
+    /// SSH, so such a VM fails at once instead of after `boot_time_sec`.
+    fn boot_failure(&self, _prefix: &Path, _vm: &VmRecord) -> Option<BootFailure> {
+        None
+    }
+    /// What the hypervisor of a running VM says about it (for a VM that did not boot and printed
+    /// nothing): its status and its last words, in one line.
+    fn hypervisor_report(&self, _prefix: &Path, _vm: &VmRecord) -> Option<String> {
+        None
+    }
     /// How a VM that stopped by itself ended: its exit status when known, and its last words.
     fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
         "its process is gone".into()

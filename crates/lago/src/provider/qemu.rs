@@ -10,7 +10,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -157,33 +156,20 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     a
 }
 
-/// Starts qemu for a VM and waits until its QMP socket answers. The process runs in its own
-/// process group and outlives the caller; the returned handle tells how it ended, if it ends
-/// while the caller still runs.
-pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
+/// Starts `program` (qemu-system-x86_64) for a VM and waits until its QMP socket answers. The
+/// process runs in its own process group and outlives the caller; the returned handle tells how
+/// it ended, if it ends while the caller still runs.
+pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
     let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
     let log_path = ctx.prefix.join(format!("logs/{}.qemu.log", vm.name));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|source| ProviderError::Log { path: log_path.clone(), source })?;
-    let log2 = log.try_clone().map_err(|source| ProviderError::Log { path: log_path.clone(), source })?;
-    let argv = qemu_argv(vm, ctx);
-    tracing::debug!(vm = %vm.name, "qemu-system-x86_64 {}", argv.join(" "));
-    let mut child = {
-        use std::os::unix::process::CommandExt;
-        Command::new("qemu-system-x86_64")
-            .args(&argv)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .process_group(0)
-            .spawn()
-            .map_err(|source| ProviderError::Spawn { vm: vm.name.clone(), source })?
-    };
+    let inv = crate::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
+    let mut child = crate::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
+        crate::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
+        crate::process::ProcessError::Spawn { source, .. } => ProviderError::Spawn { vm: vm.name.clone(), source },
+        other => ProviderError::Spawn { vm: vm.name.clone(), source: std::io::Error::other(other.to_string()) },
+    })?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -205,11 +191,26 @@ pub fn launch(vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child,
     }
 }
 
+/// A qemu this provider started: its process, and where its log stood before it started.
+#[derive(Debug)]
+struct Launched {
+    child: std::process::Child,
+    log_from: u64,
+}
+
 /// The `local-qemu` provider. It keeps the qemu processes it started, so that one that dies
-/// while `start` waits for it is reported with its exit status.
-#[derive(Debug, Default)]
+/// while `start` waits for it is reported with its exit status, and what it says while it
+/// boots is told from what earlier runs said.
+#[derive(Debug)]
 pub struct QemuProvider {
-    children: std::sync::Mutex<std::collections::HashMap<String, std::process::Child>>,
+    program: PathBuf,
+    children: std::sync::Mutex<std::collections::HashMap<String, Launched>>,
+}
+
+impl Default for QemuProvider {
+    fn default() -> Self {
+        Self::with_program(&crate::process::program_path("qemu-system-x86_64"))
+    }
 }
 
 /// How long a qemu that has left the process list may take to become reapable: a
@@ -218,6 +219,11 @@ pub struct QemuProvider {
 const EXIT_STATUS_WAIT: Duration = Duration::from_secs(10);
 
 impl QemuProvider {
+    /// A provider that runs `program` as qemu-system-x86_64 (a stand-in in tests).
+    pub fn with_program(program: &Path) -> Self {
+        Self { program: program.to_owned(), children: std::sync::Mutex::default() }
+    }
+
     /// The exit status of a qemu this provider started (`None` if another process started it;
     /// `Some(None)` if it has not ended within [`EXIT_STATUS_WAIT`]).
     fn exit_status(&self, vm: &str) -> Option<Option<std::process::ExitStatus>> {
@@ -225,13 +231,23 @@ impl QemuProvider {
         loop {
             let status = {
                 let mut children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                children.get_mut(vm)?.try_wait().ok().flatten()
+                children.get_mut(vm)?.child.try_wait().ok().flatten()
             };
             if status.is_some() || std::time::Instant::now() >= deadline {
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// What qemu wrote to the VM's log since this provider started it (the whole log otherwise).
+    fn log_since_launch(&self, prefix: &Path, vm: &str) -> Vec<u8> {
+        let from = {
+            let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            children.get(vm).map_or(0, |l| l.log_from)
+        };
+        let log = std::fs::read(prefix.join(format!("logs/{vm}.qemu.log"))).unwrap_or_default();
+        log.get(from as usize..).unwrap_or_default().to_vec()
     }
 
     /// One QMP command without arguments.
@@ -293,9 +309,34 @@ impl Provider for QemuProvider {
         for i in 0..vm.nics.len() {
             let _ = std::fs::remove_file(crate::switch::nic_socket(&ctx.prefix, &vm.name, i));
         }
-        let child = launch(vm, ctx)?;
-        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(vm.name.clone(), child);
+        let log_from = std::fs::metadata(ctx.prefix.join(format!("logs/{}.qemu.log", vm.name))).map_or(0, |m| m.len());
+        let child = launch(&self.program, vm, ctx)?;
+        self.children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(vm.name.clone(), Launched { child, log_from });
         Ok(())
+    }
+
+    /// QMP's `query-status`: a guest that KVM or qemu stopped (`internal-error`,
+    /// `guest-panicked`, `io-error`, `shutdown`) cannot boot any more.
+    fn boot_failure(&self, prefix: &Path, vm: &VmRecord) -> Option<super::BootFailure> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let status = crate::accel::query_status(&qmp)?;
+        if !crate::accel::STOPPED.contains(&status.as_str()) {
+            return None;
+        }
+        let words = crate::accel::qemu_words(&self.log_since_launch(prefix, &vm.name), 3);
+        let kvm = status == "internal-error" || words.iter().any(|w| w.contains("KVM"));
+        Some(super::BootFailure { status, words, kvm })
+    }
+
+    fn hypervisor_report(&self, prefix: &Path, vm: &VmRecord) -> Option<String> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let status = crate::accel::query_status(&qmp).unwrap_or_else(|| "unknown (QMP does not answer)".into());
+        let log = crate::process::tail(&self.log_since_launch(prefix, &vm.name), 5);
+        let said = if log.is_empty() { "nothing".into() } else { log.replace('\n', " / ") };
+        Some(format!("qemu's status: {status}; qemu said: {said} (logs/{}.qemu.log)", vm.name))
     }
 
     fn why_stopped(&self, prefix: &Path, vm: &str) -> String {
@@ -304,7 +345,7 @@ impl Provider for QemuProvider {
             Some(None) => format!("qemu is gone (its exit status did not come within {EXIT_STATUS_WAIT:?})"),
             None => "qemu is gone (its exit status is unknown: another process started it)".into(),
         };
-        let log = tail_file(&prefix.join(format!("logs/{vm}.qemu.log")), 10);
+        let log = crate::process::tail(&self.log_since_launch(prefix, vm), 10);
         if log.is_empty() { format!("{how}; logs/{vm}.qemu.log is empty") } else { format!("{how}; qemu said:\n{log}") }
     }
 
@@ -517,9 +558,47 @@ mod tests {
         let provider = QemuProvider::default();
         assert_eq!(provider.exit_status("vm01"), None, "not started by this provider");
         let child = std::process::Command::new("sh").args(["-c", "sleep 0.3; kill -ABRT $$"]).spawn().unwrap();
-        provider.children.lock().unwrap().insert("vm01".into(), child);
+        provider.children.lock().unwrap().insert("vm01".into(), Launched { child, log_from: 0 });
         let status = provider.exit_status("vm01").flatten().expect("an exit status");
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(6), "{status}");
+    }
+
+    #[test]
+    fn a_guest_that_kvm_stopped_is_seen_at_once_with_qemus_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().join("p");
+        for d in ["run", "logs"] {
+            std::fs::create_dir_all(prefix.join(d)).unwrap();
+        }
+        // What an earlier run of the VM said is not this run's.
+        std::fs::write(prefix.join("logs/vm01.qemu.log"), "qemu-system-x86_64: an old complaint\n").unwrap();
+        let provider = QemuProvider::with_program(&crate::accel::tests::stand_in_qemu(dir.path(), "internal-error"));
+        let vm: VmRecord = serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": []})).unwrap();
+        let ctx = LaunchContext {
+            prefix: prefix.clone(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Kvm,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        let t = Instant::now();
+        provider.start(&vm, &ctx).unwrap();
+        let failure = loop {
+            if let Some(f) = provider.boot_failure(&prefix, &vm) {
+                break f;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "not seen within 5 s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(failure.status, "internal-error");
+        assert!(failure.kvm);
+        assert_eq!(failure.words, ["KVM internal error. Suberror: 1", "emulation failure"]);
+        let report = provider.hypervisor_report(&prefix, &vm).unwrap();
+        assert!(report.starts_with("qemu's status: internal-error; qemu said: KVM internal error."), "{report}");
+        assert!(!report.contains("old complaint"), "{report}");
+        provider.kill(&prefix, &vm);
+        assert!(provider.running(&prefix, std::slice::from_ref(&vm)).is_empty());
     }
 
     #[test]

@@ -542,52 +542,6 @@ pub fn module_order(wanted: &[&str], deps_of: &dyn Fn(&str) -> Option<Vec<String
     Ok(order)
 }
 
-/// A `newc` cpio archive.
-#[derive(Default)]
-pub struct Cpio {
-    data: Vec<u8>,
-    ino: u32,
-}
-
-impl Cpio {
-    fn header(&mut self, name: &str, mode: u32, size: usize) {
-        self.ino += 1;
-        let namesize = name.len() + 1;
-        let h = format!(
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            self.ino, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, namesize, 0
-        );
-        self.data.extend_from_slice(h.as_bytes());
-        self.data.extend_from_slice(name.as_bytes());
-        self.data.push(0);
-        self.pad();
-    }
-
-    fn pad(&mut self) {
-        while !self.data.len().is_multiple_of(4) {
-            self.data.push(0);
-        }
-    }
-
-    /// Adds a directory.
-    pub fn dir(&mut self, name: &str) {
-        self.header(name, 0o040755, 0);
-    }
-
-    /// Adds a regular file.
-    pub fn file(&mut self, name: &str, mode: u32, content: &[u8]) {
-        self.header(name, 0o100000 | mode, content.len());
-        self.data.extend_from_slice(content);
-        self.pad();
-    }
-
-    /// Ends the archive and returns its bytes.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.header("TRAILER!!!", 0, 0);
-        self.data
-    }
-}
-
 /// Modules of the kernel package, indexed by name, with a dependency lookup.
 struct Modules {
     index: BTreeMap<String, PathBuf>,
@@ -617,7 +571,7 @@ fn write_initramfs(pkgs: &Path, kernel: &str, dest: &Path) -> Result<Vec<String>
     let modules = Modules::load(pkgs, kernel);
     let base = modules.order(INITRD_MODULES, &[])?;
     let scsi = modules.order(INITRD_SCSI_MODULES, &base)?;
-    let mut cpio = Cpio::default();
+    let mut cpio = crate::cpio::Cpio::default();
     for d in ["bin", "dev", "proc", "sys", "newroot", "lib", "lib/modules"] {
         cpio.dir(d);
     }
@@ -955,16 +909,5 @@ mod tests {
         assert_eq!(s[446], 0x80);
         assert_eq!(u32::from_le_bytes(s[454..458].try_into().unwrap()), 2048);
         assert_eq!(u32::from_le_bytes(s[470..474].try_into().unwrap()) as u64 * 512, ROOT_START);
-    }
-
-    #[test]
-    fn cpio_newc() {
-        let mut c = Cpio::default();
-        c.dir("bin");
-        c.file("init", 0o755, b"#!/bin/sh\n");
-        let data = c.finish();
-        assert!(data.starts_with(b"070701"));
-        assert!(data.len().is_multiple_of(4));
-        assert!(data.windows(10).any(|w| w == b"TRAILER!!!"));
     }
 }

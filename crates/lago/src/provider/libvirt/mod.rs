@@ -269,6 +269,29 @@ impl Provider for LibvirtProvider {
         }
     }
 
+    /// A domain that libvirt shows paused or crashed while it boots (lago pauses none then):
+    /// qemu stopped it (a KVM internal error leaves it paused for an unknown reason, an I/O
+    /// error or a panic for theirs).
+    fn boot_failure(&self, prefix: &Path, vm: &VmRecord) -> Option<super::BootFailure> {
+        use virt::sys as v;
+        let dom = self.domain(prefix, &vm.name)?;
+        let (state, reason) = dom.get_state().ok()?;
+        let (status, kvm) = match (state, reason as u32) {
+            (v::VIR_DOMAIN_CRASHED, r) if r == v::VIR_DOMAIN_CRASHED_PANICKED => ("crashed (guest panicked)", false),
+            (v::VIR_DOMAIN_CRASHED, _) => ("crashed", false),
+            (v::VIR_DOMAIN_PAUSED, r) if r == v::VIR_DOMAIN_PAUSED_UNKNOWN => {
+                ("paused (unknown reason: qemu stops a guest so on a KVM internal error)", true)
+            }
+            (v::VIR_DOMAIN_PAUSED, r) if r == v::VIR_DOMAIN_PAUSED_IOERROR => ("paused (I/O error)", false),
+            (v::VIR_DOMAIN_PAUSED, r) if r == v::VIR_DOMAIN_PAUSED_CRASHED => ("paused (guest crashed)", false),
+            (v::VIR_DOMAIN_PAUSED, r) if r == v::VIR_DOMAIN_PAUSED_WATCHDOG => ("paused (watchdog)", false),
+            _ => return None,
+        };
+        let name = xml::domain_name(&env_id_of(prefix), &vm.name);
+        let words = vec![format!("libvirt's log of it: /var/log/libvirt/qemu/{name}.log on {}", self.url)];
+        Some(super::BootFailure { status: status.into(), words, kvm })
+    }
+
     /// The VM at its management address, port 22, with the environment's key.
     fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
         Target {
