@@ -18,12 +18,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = net.to_json();
     }
     for vm in &plan.vms {
-        let record: lago::provider::VmRecord =
+        let record: lago::prefix::records::VmRecord =
             serde_json::from_value(vm.to_json()).expect("a planned VM reads back as a record");
         let ctx = lago::provider::LaunchContext {
             prefix: "/w/.lago/default".into(),
             env_id: "0123abcd".into(),
-            accel: lago::accel::Accel::Tcg,
+            accel: lago::config::Accel::Tcg,
             ssh_port: 2222,
             outbound: false,
             index: 0,

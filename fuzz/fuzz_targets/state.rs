@@ -21,12 +21,12 @@ fn prefix() -> &'static Path {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = lago::runtime::State::parse(text, Path::new("run/state.json"));
+    let _ = lago::prefix::state::State::parse(text, Path::new("run/state.json"));
     let value = serde_json::from_str::<serde_json::Value>(text).ok();
     if let Some(v) = &value {
-        let _ = serde_json::from_value::<lago::provider::VmRecord>(v.clone());
+        let _ = serde_json::from_value::<lago::prefix::records::VmRecord>(v.clone());
         if let Some(m) = v.as_object() {
-            let _ = lago::snapshot::names_of(m);
+            let _ = lago::ops::snapshot::names_of(m);
         }
     }
     let p = prefix().join("p");
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let prefix = lago::prefix::Prefix { path: p };
     let options = lago::env::EnvOptions {
-        accel: lago::accel::Accel::Tcg,
+        accel: lago::config::Accel::Tcg,
         vm_outbound: false,
         lease_dir: prefix.path.join("leases"),
         libvirt: lago::provider::LibvirtOptions::default(),

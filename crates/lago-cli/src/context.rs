@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use lago::config::{Config, Sources};
 use lago::prefix::Prefix;
-use lago::workdir::Workdir;
+use lago::prefix::workdir::Workdir;
 use serde_json::Value;
 
 use crate::cli::Cli;
@@ -51,7 +51,7 @@ impl Context {
 
     /// `--prefix-name` (default `current`).
     pub(crate) fn prefix_name(&self) -> String {
-        self.config.lago("prefix_name").unwrap_or(lago::workdir::CURRENT).to_owned()
+        self.config.lago("prefix_name").unwrap_or(lago::prefix::workdir::CURRENT).to_owned()
     }
 
     /// `--workdir-path`, if given.
@@ -93,7 +93,7 @@ impl Context {
     pub(crate) fn enter(&self, prefix: Prefix, workdir: Option<Workdir>) -> (Prefix, Option<Workdir>) {
         // What interrupted commands left beside this prefix (a half-built or half-removed prefix).
         if let Some(dir) = prefix.path.parent() {
-            for repaired in lago::workdir::sweep_dir(dir) {
+            for repaired in lago::prefix::workdir::sweep_dir(dir) {
                 lago::report::Reporter::warn(&self.reporter, &repaired);
             }
         }
@@ -104,7 +104,7 @@ impl Context {
         }
         let log = prefix.join("logs/lago.log");
         if log.parent().is_some_and(Path::is_dir) {
-            let _ = lago::logfile::attach(&log);
+            let _ = lago::host::logfile::attach(&log);
         }
         (prefix, workdir)
     }
@@ -140,9 +140,9 @@ fn resolve_prefix_path(p: &Path) -> Result<PathBuf, CliError> {
     if p.join("uuid").is_file() {
         return Ok(p.to_owned());
     }
-    for wd in [p.to_owned(), p.join(lago::workdir::DEFAULT_WORKDIR)] {
+    for wd in [p.to_owned(), p.join(lago::prefix::workdir::DEFAULT_WORKDIR)] {
         if let Ok(w) = Workdir::load(&wd) {
-            return Ok(w.prefix_path(lago::workdir::CURRENT)?);
+            return Ok(w.prefix_path(lago::prefix::workdir::CURRENT)?);
         }
     }
     Err(CliError::user(format!("Unable to find prefix for {}", p.display())))

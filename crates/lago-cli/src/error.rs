@@ -46,9 +46,9 @@ impl CliError {
             );
         }
         // An interrupted command exits as a shell expects of a process killed by that signal.
-        let code = match lago::interrupt::received() {
+        let code = match lago::host::interrupt::received() {
             Some(signal) => {
-                let i = lago::interrupt::Interrupted { signal };
+                let i = lago::host::interrupt::Interrupted { signal };
                 text.push_str(&format!("{i}: what this command changed was rolled back or left complete\n"));
                 i.exit_code()
             }
@@ -56,7 +56,7 @@ impl CliError {
         };
         eprint!("{text}");
         // The log file gets the same text; the terminal already has it.
-        let _ = std::io::Write::write_all(&mut lago::logfile::LogSink, format!("ERROR lago: {text}").as_bytes());
+        let _ = std::io::Write::write_all(&mut lago::host::logfile::LogSink, format!("ERROR lago: {text}").as_bytes());
         ExitCode::from(code)
     }
 }

@@ -1,5 +1,5 @@
 //! Logging: warnings (or more, with `--loglevel debug`) on stderr; everything at debug level in
-//! the prefix's `logs/lago.log` once a prefix is known (see `lago::logfile`).
+//! the prefix's `logs/lago.log` once a prefix is known (see `lago::host::logfile`).
 
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
@@ -16,7 +16,7 @@ pub(crate) fn init(loglevel: &str, ignore_warnings: bool) {
             EnvFilter::builder().with_default_directive(term_level.into()).with_env_var("LAGO_LOG").from_env_lossy(),
         );
     let file = tracing_subscriber::fmt::layer()
-        .with_writer(|| lago::logfile::LogSink)
+        .with_writer(|| lago::host::logfile::LogSink)
         .with_ansi(false)
         .with_target(true)
         .with_filter(LevelFilter::DEBUG);

@@ -19,9 +19,9 @@ fn main() -> ExitCode {
     }
     // Networks' switches run as `<this program> __switch ...`, whatever it is called.
     if let Ok(exe) = std::env::current_exe() {
-        lago::switch::set_launcher(vec![exe.display().to_string(), "__switch".into()]);
+        lago::provider::qemu::switch::set_launcher(vec![exe.display().to_string(), "__switch".into()]);
     }
-    if let Err(e) = lago::interrupt::install() {
+    if let Err(e) = lago::host::interrupt::install() {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
     let cli = cli::Cli::parse_from(cli::hoist_globals(args));
@@ -41,7 +41,7 @@ fn switch(args: &[std::ffi::OsString]) -> ExitCode {
         return ExitCode::from(2);
     };
     logging::init_plain();
-    match lago::switch::serve(&config, &pid_file) {
+    match lago::provider::qemu::switch::serve(&config, &pid_file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

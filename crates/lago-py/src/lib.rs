@@ -63,9 +63,9 @@ where
                     Ok(result) => return result,
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         if let Err(interrupt) = Python::attach(|py| py.check_signals()) {
-                            lago::interrupt::raise(lago::interrupt::SIGNALS[0]);
+                            lago::host::interrupt::raise(lago::host::interrupt::SIGNALS[0]);
                             let _ = rx.recv();
-                            lago::interrupt::reset();
+                            lago::host::interrupt::reset();
                             return Err(interrupt);
                         }
                     }
@@ -106,7 +106,7 @@ fn init_workdir(
 #[pyfunction]
 fn vm_names_of(py: Python<'_>, config: PathBuf) -> PyResult<Vec<String>> {
     blocking(py, move || {
-        let spec = lago::spec::load(&config).map_err(|e| to_py(lago::init::InitError::Spec(e)))?;
+        let spec = lago::spec::load(&config).map_err(|e| to_py(lago::ops::init::InitError::Spec(e)))?;
         Ok(spec.domains.iter().map(|d| d.name.clone()).collect())
     })
 }
@@ -120,7 +120,7 @@ fn run_switch(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
         return Err(pyo3::exceptions::PyValueError::new_err("usage: --config FILE --pidfile FILE"));
     };
     // Its log is its stderr (lago points it at `logs/switch-<net>.log`).
-    py.detach(move || match lago::switch::serve(&config, &pid_file) {
+    py.detach(move || match lago::provider::qemu::switch::serve(&config, &pid_file) {
         Ok(()) => Ok(0),
         Err(e) => {
             tracing::error!("{e}");
@@ -143,7 +143,7 @@ fn _lago(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "import sys; sys.path.insert(0, {}); import runpy; runpy.run_module('lago._switch', run_name='__main__')",
         serde_json::Value::String(site)
     );
-    lago::switch::set_launcher(vec![python, "-c".into(), code]);
+    lago::provider::qemu::switch::set_launcher(vec![python, "-c".into(), code]);
     m.add_function(wrap_pyfunction!(run_switch, m)?)?;
     m.add("LagoError", m.py().get_type::<LagoError>())?;
     m.add("LagoUserError", m.py().get_type::<LagoUserError>())?;

@@ -18,7 +18,7 @@ use tracing_subscriber::prelude::*;
 /// Installs the subscriber (once per process): Python's logging, and the prefix's log file.
 pub(crate) fn install() {
     let file = tracing_subscriber::fmt::layer()
-        .with_writer(|| lago::logfile::LogSink)
+        .with_writer(|| lago::host::logfile::LogSink)
         .with_ansi(false)
         .with_target(true)
         .with_filter(LevelFilter::DEBUG);

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use lago::process::SystemRunner;
+use lago::host::process::SystemRunner;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
@@ -70,7 +70,7 @@ impl Env {
     fn shutdown(&self, py: Python<'_>, vm_names: Option<Vec<String>>, reboot: bool) -> PyResult<()> {
         let env = self.env.clone();
         blocking(py, move || {
-            lago::guest::shutdown(&env, &names(vm_names), reboot, std::time::Duration::from_secs(300), &Progress)
+            lago::ops::guest::shutdown(&env, &names(vm_names), reboot, std::time::Duration::from_secs(300), &Progress)
                 .map_err(to_py)
         })
     }
@@ -110,14 +110,14 @@ impl Env {
         let env = self.env.clone();
         blocking(py, move || {
             let dir = std::path::absolute(&output_dir).unwrap_or(output_dir);
-            lago::guest::collect(&env, &dir, !ignore_nopath, &Progress).map_err(to_py)
+            lago::ops::guest::collect(&env, &dir, !ignore_nopath, &Progress).map_err(to_py)
         })
     }
 
     /// Runs every VM's deploy scripts.
     fn deploy(&self, py: Python<'_>) -> PyResult<()> {
         let env = self.env.clone();
-        blocking(py, move || lago::guest::deploy(&env, &Progress).map_err(to_py))
+        blocking(py, move || lago::ops::guest::deploy(&env, &Progress).map_err(to_py))
     }
 
     /// Exports the disks of the named VMs (all by default) and an init file that brings them
@@ -140,7 +140,7 @@ impl Env {
         let _ = with_threads;
         let env = self.env.clone();
         let listing = blocking(py, move || {
-            let opts = lago::export::ExportOptions {
+            let opts = lago::ops::export::ExportOptions {
                 vm_names: names(vms_names),
                 standalone,
                 compress,
@@ -157,7 +157,7 @@ impl Env {
     /// The Ansible inventory (INI), grouped on `keys` and on each VM's `groups`.
     #[pyo3(signature = (keys=None))]
     fn ansible_inventory(&self, py: Python<'_>, keys: Option<Vec<String>>) -> PyResult<String> {
-        let keys = keys.unwrap_or_else(|| lago::ansible::DEFAULT_KEYS.iter().map(|k| (*k).to_owned()).collect());
+        let keys = keys.unwrap_or_else(|| lago::ops::ansible::DEFAULT_KEYS.iter().map(|k| (*k).to_owned()).collect());
         let env = self.env.clone();
         blocking(py, move || env.ansible_inventory(&keys).map_err(to_py))
     }
@@ -194,7 +194,7 @@ pub(crate) struct Vm {
 }
 
 impl Vm {
-    fn record(&self) -> &lago::provider::VmRecord {
+    fn record(&self) -> &lago::prefix::records::VmRecord {
         // Every `Vm` is made from a name of `env.vms`.
         self.env.vms.iter().find(|v| v.name == self.name).unwrap_or(&self.env.vms[0])
     }
@@ -299,7 +299,8 @@ impl Vm {
     fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || {
-            lago::guest::shutdown(&env, &[name], false, std::time::Duration::from_secs(300), &Progress).map_err(to_py)
+            lago::ops::guest::shutdown(&env, &[name], false, std::time::Duration::from_secs(300), &Progress)
+                .map_err(to_py)
         })
     }
 
@@ -307,7 +308,8 @@ impl Vm {
     fn reboot(&self, py: Python<'_>) -> PyResult<()> {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || {
-            lago::guest::shutdown(&env, &[name], true, std::time::Duration::from_secs(300), &Progress).map_err(to_py)
+            lago::ops::guest::shutdown(&env, &[name], true, std::time::Duration::from_secs(300), &Progress)
+                .map_err(to_py)
         })
     }
 
@@ -327,7 +329,7 @@ impl Vm {
         let (env, name) = (self.env.clone(), self.name.clone());
         let status = blocking(py, move || env.vm(&name).and_then(|v| v.ssh_script(&path)).map_err(to_py))?;
         if show_output {
-            tracing::info!(target: "lago::ssh", "{}", String::from_utf8_lossy(&status.out).trim_end());
+            tracing::info!(target: "lago::host::ssh", "{}", String::from_utf8_lossy(&status.out).trim_end());
         }
         command_status(py, status.code, &status.out, &status.err)
     }
@@ -337,7 +339,7 @@ impl Vm {
     #[pyo3(signature = (cmd=None))]
     fn interactive_ssh(&self, py: Python<'_>, cmd: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
         let (env, name) = (self.env.clone(), self.name.clone());
-        let line = cmd.map(|c| c.iter().map(|a| lago::ssh::quote(a)).collect::<Vec<_>>().join(" "));
+        let line = cmd.map(|c| c.iter().map(|a| lago::host::ssh::quote(a)).collect::<Vec<_>>().join(" "));
         let code = py.detach(move || env.vm(&name).and_then(|v| v.interactive_ssh(line.as_deref())).map_err(to_py))?;
         command_status(py, code, b"", b"")
     }
@@ -375,7 +377,7 @@ impl Vm {
     fn copy_to(&self, py: Python<'_>, local_path: PathBuf, remote_path: String, recursive: bool) -> PyResult<()> {
         let _ = recursive;
         let (env, name) = (self.env.clone(), self.name.clone());
-        blocking(py, move || lago::guest::copy_to(&env, &name, &local_path, &remote_path).map_err(to_py))
+        blocking(py, move || lago::ops::guest::copy_to(&env, &name, &local_path, &remote_path).map_err(to_py))
     }
 
     /// Copies a file or directory out of the VM; without `propagate_fail`, a failure is only
@@ -391,9 +393,9 @@ impl Vm {
     ) -> PyResult<()> {
         let _ = recursive;
         let (env, name) = (self.env.clone(), self.name.clone());
-        blocking(py, move || match lago::guest::copy_from(&env, &name, &remote_path, &local_path) {
+        blocking(py, move || match lago::ops::guest::copy_from(&env, &name, &remote_path, &local_path) {
             Err(e) if !propagate_fail => {
-                tracing::warn!(target: "lago::guest", "{e}");
+                tracing::warn!(target: "lago::ops::guest", "{e}");
                 Ok(())
             }
             other => other.map_err(to_py),
@@ -405,7 +407,7 @@ impl Vm {
     #[pyo3(signature = (paths, ignore_nopath=false))]
     fn extract_paths(&self, py: Python<'_>, paths: Vec<(String, PathBuf)>, ignore_nopath: bool) -> PyResult<()> {
         let (env, name) = (self.env.clone(), self.name.clone());
-        blocking(py, move || lago::guest::extract_paths(&env, &name, &paths, ignore_nopath).map_err(to_py))
+        blocking(py, move || lago::ops::guest::extract_paths(&env, &name, &paths, ignore_nopath).map_err(to_py))
     }
 
     /// The VM's `artifacts` into `host_path` (`<path with / replaced by _>` each).
@@ -414,7 +416,7 @@ impl Vm {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || {
             let dir = std::path::absolute(&host_path).unwrap_or(host_path);
-            lago::guest::collect_vm_artifacts(&env, &name, &dir, !ignore_nopath, &Progress).map_err(to_py)
+            lago::ops::guest::collect_vm_artifacts(&env, &name, &dir, !ignore_nopath, &Progress).map_err(to_py)
         })
     }
 
@@ -443,7 +445,8 @@ impl Vm {
     #[pyo3(signature = (net, delay=0, jitter=0, loss=0.0, rate=0))]
     fn degrade(&self, py: Python<'_>, net: String, delay: u32, jitter: u32, loss: f64, rate: u32) -> PyResult<()> {
         let (env, vm) = (self.env.clone(), self.name.clone());
-        let how = lago::switch::Impairment { delay_ms: delay, jitter_ms: jitter, loss_pct: loss, rate_kbit: rate };
+        let how =
+            lago::prefix::state::Impairment { delay_ms: delay, jitter_ms: jitter, loss_pct: loss, rate_kbit: rate };
         blocking(py, move || env.degrade(&vm, &net, how, &Progress).map_err(to_py))
     }
 
@@ -669,7 +672,7 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    fn state_now(&self) -> Result<lago::service::ServiceState, lago::service::ServiceError> {
+    fn state_now(&self) -> Result<lago::ops::service::ServiceState, lago::ops::service::ServiceError> {
         let vm = self.env.vm(&self.vm)?;
         vm.service(&self.name)?.state()
     }
@@ -708,7 +711,7 @@ impl Service {
         let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
         blocking(py, move || {
             env.vm(&vm)
-                .map_err(lago::service::ServiceError::from)
+                .map_err(lago::ops::service::ServiceError::from)
                 .and_then(|v| v.service(&name)?.start())
                 .map_err(to_py)
         })
@@ -718,7 +721,10 @@ impl Service {
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
         blocking(py, move || {
-            env.vm(&vm).map_err(lago::service::ServiceError::from).and_then(|v| v.service(&name)?.stop()).map_err(to_py)
+            env.vm(&vm)
+                .map_err(lago::ops::service::ServiceError::from)
+                .and_then(|v| v.service(&name)?.stop())
+                .map_err(to_py)
         })
     }
 

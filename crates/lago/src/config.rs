@@ -9,6 +9,73 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Acceleration setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when a KVM guest comes up on this host, else TCG.
+    Auto,
+    /// KVM, always.
+    Kvm,
+    /// Software emulation.
+    Tcg,
+}
+
+impl Accel {
+    /// Parses the config value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Accel::Auto),
+            "kvm" => Some(Accel::Kvm),
+            "tcg" => Some(Accel::Tcg),
+            _ => None,
+        }
+    }
+
+    /// Its name in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Auto => "auto",
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+}
+
+/// The setting in effect and where it was set, for the messages that depend on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelSetting {
+    /// The setting.
+    pub accel: Accel,
+    /// Where it came from: `the default`, a config file, `environment variable LAGO_ACCEL`,
+    /// `the command line`.
+    pub origin: String,
+}
+
+impl std::default::Default for AccelSetting {
+    fn default() -> Self {
+        Self { accel: Accel::Auto, origin: "the default".into() }
+    }
+}
+
+/// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_user`,
+/// `libvirt_password`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibvirtOptions {
+    /// The default host's URL (`qemu:///system` as root, `qemu:///session` otherwise).
+    pub url: String,
+    /// User name for hosts that ask for one.
+    pub username: Option<String>,
+    /// Password for hosts that ask for one.
+    pub password: Option<String>,
+}
+
+impl std::default::Default for LibvirtOptions {
+    fn default() -> Self {
+        let url = if nix::unistd::geteuid().is_root() { "qemu:///system" } else { "qemu:///session" };
+        Self { url: url.into(), username: None, password: None }
+    }
+}
+
 /// One known option.
 #[derive(Debug, Clone, Copy)]
 pub struct OptionDef {
@@ -446,7 +513,7 @@ impl Config {
             if !file.is_file() {
                 continue;
             }
-            let text = crate::pathio::read_text(file, 1 << 20)
+            let text = crate::host::pathio::read_text(file, 1 << 20)
                 .map_err(|e| ConfigError::Read { path: file.clone(), source: e.source })?;
             cfg.merge_text(&text, file)?;
             tracing::debug!(file = %file.display(), "loaded config file");
@@ -491,9 +558,8 @@ impl Config {
             return;
         }
         let known: Vec<&str> = SCHEMA.iter().filter(|o| o.section == section).map(|o| o.key).collect();
-        let hint = crate::spec::model::did_you_mean(key, &known)
-            .map(|k| format!(" (did you mean `{k}`?)"))
-            .unwrap_or_default();
+        let hint =
+            crate::suggest::did_you_mean(key, &known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
         self.warnings.push(format!("unknown option `{key}` in section [{section}] of {origin}{hint}, ignoring it"));
     }
 
@@ -577,14 +643,14 @@ impl Config {
     }
 
     /// `[lago] accel` and where it was set.
-    pub fn accel_setting(&self) -> Result<crate::accel::AccelSetting, ConfigError> {
-        Ok(crate::accel::AccelSetting { accel: self.accel()?, origin: self.origin("lago", "accel") })
+    pub fn accel_setting(&self) -> Result<AccelSetting, ConfigError> {
+        Ok(AccelSetting { accel: self.accel()?, origin: self.origin("lago", "accel") })
     }
 
     /// `[lago] accel` (`auto` when unset).
-    pub fn accel(&self) -> Result<crate::accel::Accel, ConfigError> {
+    pub fn accel(&self) -> Result<Accel, ConfigError> {
         let value = self.lago("accel").unwrap_or("auto");
-        crate::accel::Accel::parse(value).ok_or_else(|| ConfigError::BadValue {
+        Accel::parse(value).ok_or_else(|| ConfigError::BadValue {
             section: "lago".into(),
             key: "accel".into(),
             value: value.into(),
@@ -598,16 +664,18 @@ impl Config {
         self.get(section, key).map(expand_home)
     }
 
-    /// The plan defaults this configuration gives.
-    pub fn plan_defaults(&self) -> crate::plan::PlanDefaults {
-        let d = crate::plan::PlanDefaults::default();
-        crate::plan::PlanDefaults {
-            ssh_user: self.lago("ssh_user").map_or(d.ssh_user, str::to_owned),
-            ssh_password: self.lago("ssh_password").map_or(d.ssh_password, str::to_owned),
-            root_password: self.lago("default_root_password").or(self.lago("root_password")).map(str::to_owned),
-            vm_type: self.lago("default_vm_type").map_or(d.vm_type, str::to_owned),
-            vm_provider: self.lago("default_vm_provider").map_or(d.vm_provider, str::to_owned),
-            libvirt_url: self.libvirt_options().url,
+    /// The template downloader with the timeouts `[init] download_idle_timeout` and
+    /// `download_timeout` set (0: no limit in all).
+    pub fn fetcher(&self) -> crate::host::fetch::HttpFetcher {
+        let secs = |key: &str| self.get("init", key).and_then(|v| v.trim().parse::<u64>().ok());
+        let d = crate::host::fetch::HttpFetcher::default();
+        crate::host::fetch::HttpFetcher {
+            idle: secs("download_idle_timeout").map_or(d.idle, std::time::Duration::from_secs),
+            overall: match secs("download_timeout") {
+                Some(0) => None,
+                Some(n) => Some(std::time::Duration::from_secs(n)),
+                None => d.overall,
+            },
         }
     }
 
@@ -619,8 +687,8 @@ impl Config {
     /// How to reach libvirt hosts: `libvirt_url` (the original's default `qemu:///system` stands
     /// for "the default", `qemu:///session`, for users other than root), `libvirt_user`,
     /// `libvirt_password` (the original's code read `libvirt_username`, never set: its bug).
-    pub fn libvirt_options(&self) -> crate::provider::LibvirtOptions {
-        let mut libvirt = crate::provider::LibvirtOptions::default();
+    pub fn libvirt_options(&self) -> LibvirtOptions {
+        let mut libvirt = LibvirtOptions::default();
         if let Some(url) =
             self.lago("libvirt_url").filter(|u| *u != "qemu:///system" || nix::unistd::geteuid().is_root())
         {
@@ -783,9 +851,9 @@ mod tests {
     #[test]
     fn accel_is_checked() {
         let mut cfg = Config::load(&Sources::default()).unwrap();
-        assert_eq!(cfg.accel().unwrap(), crate::accel::Accel::Auto);
+        assert_eq!(cfg.accel().unwrap(), Accel::Auto);
         cfg.set("lago", "accel", "TCG");
-        assert_eq!(cfg.accel().unwrap(), crate::accel::Accel::Tcg);
+        assert_eq!(cfg.accel().unwrap(), Accel::Tcg);
         cfg.set("lago", "accel", "hvf");
         assert_eq!(
             cfg.accel().unwrap_err().to_string(),

@@ -2,20 +2,20 @@
 //! code 2, the Python SDK's `LagoUserError`) or with the host or lago itself, and what to do
 //! about it. One place decides, for the CLI and the SDKs alike.
 
-use crate::accel::Accel;
+use crate::config::Accel;
 use crate::config::ConfigError;
 use crate::doctor::DoctorError;
 use crate::env::EnvError;
-use crate::export::ExportError;
-use crate::faults::FaultError;
-use crate::guest::GuestError;
-use crate::init::InitError;
+use crate::ops::export::ExportError;
+use crate::ops::faults::FaultError;
+use crate::ops::guest::GuestError;
+use crate::ops::init::InitError;
+use crate::ops::snapshot::SnapshotError;
 use crate::prefix::PrefixError;
+use crate::prefix::workdir::WorkdirError;
 use crate::provider::{AccelUse, ProviderError};
 use crate::sdk::SdkError;
-use crate::snapshot::SnapshotError;
 use crate::template::build::BuildError;
-use crate::workdir::WorkdirError;
 
 /// What a person should know about an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -228,10 +228,10 @@ impl Diagnose for crate::template::RepoError {
     }
 }
 
-impl Diagnose for crate::service::ServiceError {
+impl Diagnose for crate::ops::service::ServiceError {
     fn diagnose(&self) -> Diagnosis {
         match self {
-            crate::service::ServiceError::Env(e) => e.diagnose(),
+            crate::ops::service::ServiceError::Env(e) => e.diagnose(),
             _ => Diagnosis::user(),
         }
     }

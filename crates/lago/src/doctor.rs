@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::accel::KvmProbe;
-use crate::process::{CommandRunner, Found, Invocation, ProcessError};
+use crate::host::process::{CommandRunner, Found, Invocation, ProcessError};
+use crate::provider::qemu::accel::KvmProbe;
 use crate::report::{Reporter, task};
 
 /// What needs a check.
@@ -366,7 +366,9 @@ pub fn examine(host: &dyn Host, paths: &Paths) -> Report {
                 Fix::Advice(if kvm.reason.contains("missing") {
                     "enable virtualization in the firmware and load `kvm_intel` or `kvm_amd`, or keep TCG (`accel = tcg` skips the probe)".into()
                 } else if kvm.reason.contains("cannot be opened") {
-                    crate::accel::device_access_advice(std::path::Path::new(crate::accel::KVM_DEVICE))
+                    crate::provider::qemu::accel::device_access_advice(std::path::Path::new(
+                        crate::provider::qemu::accel::KVM_DEVICE,
+                    ))
                 } else {
                     "nothing to do: `accel = auto` uses TCG here (`accel = tcg` skips the probe)".into()
                 }),
@@ -568,7 +570,7 @@ pub enum DoctorError {
     },
     /// A directory could not be created.
     #[error(transparent)]
-    Dir(#[from] crate::pathio::PathError),
+    Dir(#[from] crate::host::pathio::PathError),
     /// Installing needs root.
     #[error("Installing packages needs root: {commands}")]
     NotRoot {
@@ -671,7 +673,7 @@ pub fn fix(
         let line = format!("Creating {}", dir.display());
         reporter.note(&line);
         done.push(line);
-        std::fs::create_dir_all(&dir).map_err(crate::pathio::at("create", &dir))?;
+        std::fs::create_dir_all(&dir).map_err(crate::host::pathio::at("create", &dir))?;
     }
     Ok(done)
 }
@@ -703,8 +705,8 @@ fn store_kernel(store: &Path) -> Option<PathBuf> {
 impl Host for SystemHost {
     fn find(&self, program: &str) -> Option<Found> {
         match &self.path {
-            Some(p) => crate::process::locate_in(program, Some(p)),
-            None => crate::process::locate(program),
+            Some(p) => crate::host::process::locate_in(program, Some(p)),
+            None => crate::host::process::locate(program),
         }
     }
 
@@ -751,8 +753,8 @@ impl Host for SystemHost {
     }
 
     fn kvm(&self) -> KvmProbe {
-        let kernel = store_kernel(&self.template_store).or_else(crate::accel::host_kernel);
-        crate::accel::KvmVerdicts::new(&self.cache_dir).fresh(kernel.as_deref())
+        let kernel = store_kernel(&self.template_store).or_else(crate::provider::qemu::accel::host_kernel);
+        crate::provider::qemu::accel::KvmVerdicts::new(&self.cache_dir).fresh(kernel.as_deref())
     }
 
     #[cfg(feature = "libvirt")]
@@ -835,7 +837,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::process::{FakeRunner, Output};
+    use crate::host::process::{FakeRunner, Output};
     use crate::report::NoopReporter;
 
     /// A host with the programs of `tools` (name → `--version` line) and nothing else wrong.

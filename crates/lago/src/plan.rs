@@ -23,14 +23,27 @@ pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh"];
 pub const VM_TYPES: &[&str] = &["default"];
 /// The third octets the original leased subnets from (192.168.200.0/24 – 192.168.255.0/24).
 pub const SUBNET_OCTETS: std::ops::RangeInclusive<u8> = 200..=255;
-/// Default memory of a VM, MiB.
-pub const DEFAULT_MEMORY: u64 = 1024;
-/// Default number of virtual CPUs (the original's).
-pub const DEFAULT_VCPU: u32 = 2;
+use crate::spec::model::{DEFAULT_MEMORY, DEFAULT_VCPU};
 /// Default time a VM may take to answer SSH (the original's `boot_time_sec`).
 pub const DEFAULT_BOOT_TIME_SEC: u64 = 600;
 /// Default MTU.
 pub const DEFAULT_MTU: u32 = 1500;
+
+/// Name of the uplink NIC inside guests (the NIC that carries SSH from the host and outbound
+/// access of `local-qemu` VMs).
+pub const UPLINK_NAME: &str = "lago-uplink";
+
+/// The uplink MAC of a VM: `52:54` followed by its management address (the NICs on lago's networks use
+/// `54:52`), or by its position in the environment when it has no address.
+pub fn uplink_mac(mgmt_ip: Option<Ipv4Addr>, index: usize) -> String {
+    match mgmt_ip {
+        Some(ip) => {
+            let o = ip.octets();
+            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+        }
+        None => format!("52:54:00:00:{:02x}:{:02x}", (index >> 8) & 0xff, index & 0xff),
+    }
+}
 
 /// Values that come from the configuration rather than the init file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +71,21 @@ impl Default for PlanDefaults {
             vm_type: "default".into(),
             vm_provider: "local-qemu".into(),
             libvirt_url: "qemu:///system".into(),
+        }
+    }
+}
+
+impl PlanDefaults {
+    /// The defaults `config` gives.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let d = Self::default();
+        Self {
+            ssh_user: config.lago("ssh_user").map_or(d.ssh_user, str::to_owned),
+            ssh_password: config.lago("ssh_password").map_or(d.ssh_password, str::to_owned),
+            root_password: config.lago("default_root_password").or(config.lago("root_password")).map(str::to_owned),
+            vm_type: config.lago("default_vm_type").map_or(d.vm_type, str::to_owned),
+            vm_provider: config.lago("default_vm_provider").map_or(d.vm_provider, str::to_owned),
+            libvirt_url: config.libvirt_options().url,
         }
     }
 }

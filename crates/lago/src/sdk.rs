@@ -16,11 +16,10 @@ use std::path::Path;
 
 use crate::config::{Config, ConfigError, Sources};
 use crate::env::{Env, EnvError, EnvOptions};
-use crate::init::{Host, InitError, InitOptions};
-use crate::process::SystemRunner;
+use crate::host::process::SystemRunner;
+use crate::ops::init::{Host, InitError, InitOptions};
+use crate::prefix::workdir::{Workdir, WorkdirError};
 use crate::report::{NoopReporter, Reporter};
-use crate::template::HttpFetcher;
-use crate::workdir::{Workdir, WorkdirError};
 
 /// SDK failures.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +82,7 @@ pub fn init_with(
 ) -> Result<Env, SdkError> {
     let mut config = Config::load(&Sources::from_host())?;
     let mut flags = (false, false, false);
-    let mut prefix_name = crate::workdir::DEFAULT_PREFIX.to_owned();
+    let mut prefix_name = crate::prefix::workdir::DEFAULT_PREFIX.to_owned();
     for (name, value) in options {
         let flag = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
@@ -101,7 +100,7 @@ pub fn init_with(
     }
     config.validate()?;
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-    let workdir = workdir.map(|w| cwd.join(w)).unwrap_or_else(|| cwd.join(crate::workdir::DEFAULT_WORKDIR));
+    let workdir = workdir.map(|w| cwd.join(w)).unwrap_or_else(|| cwd.join(crate::prefix::workdir::DEFAULT_WORKDIR));
     let opts = InitOptions {
         init_file: cwd.join(init_file),
         workdir,
@@ -113,15 +112,15 @@ pub fn init_with(
         template_repo_name: config.get("init", "template_repo_name").map(str::to_owned),
         template_store: config.path("init", "template_store").unwrap_or_default(),
         template_repos: config.path("init", "template_repos").unwrap_or_default(),
-        defaults: config.plan_defaults(),
+        defaults: crate::plan::PlanDefaults::from_config(&config),
         accel: config.accel()?,
         state_dir: config.state_dir().to_owned(),
         cwd,
         lease_dir: config.lease_dir(),
     };
-    let fetcher = HttpFetcher::from_config(&config);
-    let prefix = crate::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &fetcher, reporter })?;
-    let _ = crate::logfile::attach(&prefix.join("logs/lago.log"));
+    let fetcher = config.fetcher();
+    let prefix = crate::ops::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &fetcher, reporter })?;
+    let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
     Ok(Env::load(crate::prefix::Prefix::open(&prefix).map_err(EnvError::from)?, EnvOptions::from_config(&config)?)?)
 }
 
@@ -129,7 +128,8 @@ pub fn init_with(
 pub fn load_env(workdir: &Path) -> Result<Env, SdkError> {
     let config = Config::load(&Sources::from_host())?;
     let wd = Workdir::load(workdir)?;
-    let prefix = crate::prefix::Prefix::open(&wd.prefix_path(crate::workdir::CURRENT)?).map_err(EnvError::from)?;
-    let _ = crate::logfile::attach(&prefix.join("logs/lago.log"));
+    let prefix =
+        crate::prefix::Prefix::open(&wd.prefix_path(crate::prefix::workdir::CURRENT)?).map_err(EnvError::from)?;
+    let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
     Ok(Env::load(prefix, EnvOptions::from_config(&config)?)?)
 }

@@ -7,7 +7,7 @@ use crate::error::CliError;
 #[derive(Debug, clap::Args)]
 pub(crate) struct AnsibleHostsArgs {
     /// Spec keys to group the VMs on (`/`-separated paths, e.g. /disks/0/template_name)
-    #[arg(short, long, num_args = 1.., default_values_t = lago::ansible::DEFAULT_KEYS.iter().map(|k| k.to_string()))]
+    #[arg(short, long, num_args = 1.., default_values_t = lago::ops::ansible::DEFAULT_KEYS.iter().map(|k| k.to_string()))]
     keys: Vec<String>,
 }
 

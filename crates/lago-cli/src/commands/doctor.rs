@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use lago::doctor::{Group, Paths, Report, SystemHost};
-use lago::process::SystemRunner;
+use lago::host::process::SystemRunner;
 
 use crate::context::Context;
 use crate::error::CliError;

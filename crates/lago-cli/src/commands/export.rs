@@ -1,7 +1,7 @@
 //! `lago export`.
 
-use lago::export::ExportOptions;
-use lago::process::SystemRunner;
+use lago::host::process::SystemRunner;
+use lago::ops::export::ExportOptions;
 
 use crate::context::Context;
 use crate::error::CliError;

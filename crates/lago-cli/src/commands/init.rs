@@ -1,8 +1,7 @@
 use std::path::PathBuf;
 
-use lago::init::{Host, InitOptions, init};
-use lago::process::SystemRunner;
-use lago::template::HttpFetcher;
+use lago::host::process::SystemRunner;
+use lago::ops::init::{Host, InitOptions, init};
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -50,7 +49,7 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
     let workdir = workdir
         .map(|w| ctx.cwd.join(w))
         .or_else(|| ctx.workdir_arg())
-        .unwrap_or_else(|| ctx.cwd.join(lago::workdir::DEFAULT_WORKDIR));
+        .unwrap_or_else(|| ctx.cwd.join(lago::prefix::workdir::DEFAULT_WORKDIR));
     let cfg = &ctx.config;
     let accel = cfg.accel()?;
     let path_or = |flag: &Option<PathBuf>, key: &str| {
@@ -74,13 +73,13 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
             .or_else(|| cfg.get("init", "template_repo_name").map(str::to_owned)),
         template_store: path_or(&args.template_store, "template_store"),
         template_repos: path_or(&args.template_repos, "template_repos"),
-        defaults: cfg.plan_defaults(),
+        defaults: lago::plan::PlanDefaults::from_config(cfg),
         accel,
         state_dir: cfg.state_dir().to_owned(),
         cwd: ctx.cwd.clone(),
         lease_dir: cfg.lease_dir(),
     };
-    let fetcher = HttpFetcher::from_config(&ctx.config);
+    let fetcher = ctx.config.fetcher();
     let host = Host { runner: &SystemRunner, fetcher: &fetcher, reporter: &ctx.reporter };
     init(&opts, &host)?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `lago net`: faults on demand (cut and restore links, partition and heal networks, degrade
 //! links).
 
-use lago::switch::Impairment;
+use lago::prefix::state::Impairment;
 
 use crate::context::Context;
 use crate::error::CliError;

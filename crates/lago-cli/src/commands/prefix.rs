@@ -1,6 +1,6 @@
 use std::io::{BufRead, IsTerminal, Write};
 
-use lago::workdir::Workdir;
+use lago::prefix::workdir::Workdir;
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -57,7 +57,8 @@ pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), C
         for name in wd.prefixes()? {
             let p = lago::prefix::Prefix { path: wd.path.join(&name) };
             locks.push(
-                lago::lock::acquire(&p.path, "destroy --all-prefixes", &ctx.reporter).map_err(CliError::internal)?,
+                lago::host::lock::acquire(&p.path, "destroy --all-prefixes", &ctx.reporter)
+                    .map_err(CliError::internal)?,
             );
             p.stop_all(&ctx.reporter)?;
             let _ = lago::env::release_leases(&p, &lease_dir);
@@ -84,7 +85,7 @@ pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), C
         tracing::info!("Aborting on user input");
         return Ok(());
     }
-    lago::logfile::detach();
+    lago::host::logfile::detach();
     match lago::env::Env::load(prefix.clone(), ctx.env_options()?) {
         Ok(env) => env.destroy(&ctx.reporter)?,
         // A prefix whose VMs cannot be read is still removed, with its leases.

@@ -1,6 +1,6 @@
 //! `lago snapshot` and `lago revert`.
 
-use lago::process::SystemRunner;
+use lago::host::process::SystemRunner;
 
 use crate::context::Context;
 use crate::error::CliError;

@@ -7,7 +7,7 @@ pub(crate) struct StatusArgs {}
 
 pub(crate) fn cmd_status(ctx: &mut Context, _args: &StatusArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    let info = lago::status::status(&env)?;
+    let info = lago::ops::status::status(&env)?;
     ctx.print(&info);
     Ok(())
 }

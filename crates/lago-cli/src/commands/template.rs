@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use lago::process::SystemRunner;
+use lago::host::process::SystemRunner;
 use lago::template::build::{BuildOptions, build};
-use lago::template::{HttpFetcher, Repository, Source, Store};
+use lago::template::{Repository, Source, Store};
 use serde_json::{Map, Value, json};
 
 use crate::context::Context;
@@ -62,7 +62,7 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
         }
         TemplateCommand::List => {
             let location = repo_location(ctx)?;
-            let repo = Repository::load(&location, &HttpFetcher::from_config(&ctx.config))?;
+            let repo = Repository::load(&location, &ctx.config.fetcher())?;
             let store = Store::new(&ctx.config.path("init", "template_store").unwrap_or_default());
             let mut out = Map::new();
             for name in repo.template_names() {

@@ -95,7 +95,7 @@ pub(crate) struct ShutdownArgs {
 
 pub(crate) fn cmd_shutdown(ctx: &mut Context, args: &ShutdownArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    lago::guest::shutdown(&env, &args.vm_names, args.reboot, std::time::Duration::from_secs(300), &ctx.reporter)?;
+    lago::ops::guest::shutdown(&env, &args.vm_names, args.reboot, std::time::Duration::from_secs(300), &ctx.reporter)?;
     Ok(())
 }
 
@@ -112,7 +112,7 @@ pub(crate) struct CopyToArgs {
 
 pub(crate) fn cmd_copy_to(ctx: &mut Context, args: &CopyToArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    lago::guest::copy_to(&env, &args.host, &ctx.cwd.join(&args.local_path), &args.remote_path)?;
+    lago::ops::guest::copy_to(&env, &args.host, &ctx.cwd.join(&args.local_path), &args.remote_path)?;
     Ok(())
 }
 
@@ -129,7 +129,7 @@ pub(crate) struct CopyFromArgs {
 
 pub(crate) fn cmd_copy_from(ctx: &mut Context, args: &CopyFromArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    lago::guest::copy_from(&env, &args.host, &args.remote_path, &ctx.cwd.join(&args.local_path))?;
+    lago::ops::guest::copy_from(&env, &args.host, &args.remote_path, &ctx.cwd.join(&args.local_path))?;
     Ok(())
 }
 
@@ -146,7 +146,7 @@ pub(crate) struct CollectArgs {
 
 pub(crate) fn cmd_collect(ctx: &mut Context, args: &CollectArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    lago::guest::collect(&env, &ctx.cwd.join(&args.output), args.no_skip, &ctx.reporter)?;
+    lago::ops::guest::collect(&env, &ctx.cwd.join(&args.output), args.no_skip, &ctx.reporter)?;
     Ok(())
 }
 
@@ -156,7 +156,7 @@ pub(crate) struct DeployArgs {}
 
 pub(crate) fn cmd_deploy(ctx: &mut Context, _args: &DeployArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    lago::guest::deploy(&env, &ctx.reporter)?;
+    lago::ops::guest::deploy(&env, &ctx.reporter)?;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use lago::workdir::Workdir;
+use lago::prefix::workdir::Workdir;
 use serde_json::Value;
 
 use crate::context::Context;

@@ -32,7 +32,11 @@ fn doctor_names_missing_qemu_with_its_fix_and_fails() {
     assert_eq!(run.code, 1, "{}", run.render());
     let lines: Vec<&str> = run.stdout.lines().collect();
     let at = lines.iter().position(|l| l.starts_with("  ✗ qemu-system-x86_64")).expect(&run.stdout);
-    assert!(lines[at].ends_with("not installed: not on PATH, nor in /usr/local/sbin, /usr/sbin or /sbin"), "{}", lines[at]);
+    assert!(
+        lines[at].ends_with("not installed: not on PATH, nor in /usr/local/sbin, /usr/sbin or /sbin"),
+        "{}",
+        lines[at]
+    );
     assert!(lines[at + 1].trim_start().starts_with("why: runs the VMs"), "{}", lines[at + 1]);
     let fix = lines[at + 2].trim_start();
     assert!(fix.starts_with("fix: "), "{fix}");

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use lago::service::ServiceProvider;
+use lago::ops::service::ServiceProvider;
 
 use crate::built_repo;
 use crate::lab::Lab;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use lago::service::{ServiceProvider, ServiceState};
+use lago::ops::service::{ServiceProvider, ServiceState};
 
 use crate::libvirt::LibvirtHost;
 use crate::{lago_command, tiny_repo};

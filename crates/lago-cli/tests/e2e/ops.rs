@@ -1,7 +1,7 @@
 //! Operations on a running `tiny` environment: snapshot and revert, services, the Ansible
 //! inventory, the `ssh` provider, export and re-import, and `virt-customize` builds.
 
-use lago::service::ServiceProvider;
+use lago::ops::service::ServiceProvider;
 
 use crate::lab::Lab;
 

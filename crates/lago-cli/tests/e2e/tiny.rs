@@ -286,8 +286,10 @@ fn the_kvm_probes_guest_reaches_user_space_on_the_tiny_kernel() {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "vmlinux"))
         .expect("tiny publishes its kernel for direct boot");
-    let qemu = lago::process::find_program("qemu-system-x86_64").expect("qemu-system-x86_64 is installed by .ci/run");
-    let took = lago::accel::linux_runs(&qemu, lago::accel::Accel::Tcg, &kernel, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("the probe's guest did not come up: {} {:?}", e.reason, e.evidence));
+    let qemu =
+        lago::host::process::find_program("qemu-system-x86_64").expect("qemu-system-x86_64 is installed by .ci/run");
+    let took =
+        lago::provider::qemu::accel::linux_runs(&qemu, lago::config::Accel::Tcg, &kernel, Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("the probe's guest did not come up: {} {:?}", e.reason, e.evidence));
     eprintln!("the probe's guest reached user space under TCG in {took:.1?}");
 }

@@ -13,14 +13,11 @@ pub mod libvirt;
 pub mod qemu;
 pub mod ssh;
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::accel::{Accel, AccelSetting};
-use crate::ssh::Target;
+use crate::config::{Accel, AccelSetting, LibvirtOptions};
+use crate::host::ssh::Target;
 
 /// The acceleration a VM ran under, and the setting it came from (for messages and hints).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +40,7 @@ pub struct BootFailure {
     pub kvm: bool,
 }
 
+use crate::prefix::records::VmRecord;
 pub use qemu::{QemuProvider, launch, qemu_argv, ssh_port_of, vm_paths};
 
 /// Problems running VMs.
@@ -134,7 +132,7 @@ pub enum ProviderError {
         vm: String,
         /// Why.
         #[source]
-        source: crate::qmp::QmpError,
+        source: crate::host::qmp::QmpError,
     },
     /// A job of the VM's hypervisor (a snapshot) failed.
     #[error("VM {vm}: {job} failed: {message}")]
@@ -170,7 +168,7 @@ pub enum ProviderError {
     },
     /// A network's switch failed.
     #[error(transparent)]
-    Switch(#[from] crate::switch::SwitchError),
+    Switch(#[from] crate::provider::qemu::switch::SwitchError),
     /// A libvirt host refused or failed an operation.
     #[error("{what} (libvirt host {url}): {message}")]
     Libvirt {
@@ -183,158 +181,7 @@ pub enum ProviderError {
     },
     /// lago was interrupted.
     #[error(transparent)]
-    Interrupted(#[from] crate::interrupt::Interrupted),
-}
-
-/// A VM as persisted in `virt/vm-<name>` (the fields the provider needs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct VmRecord {
-    /// Name.
-    pub name: String,
-    /// Memory, MiB.
-    #[serde(default = "default_memory")]
-    pub memory: u64,
-    /// Virtual CPUs.
-    #[serde(default = "default_vcpu", deserialize_with = "number_or_string")]
-    pub vcpu: u64,
-    /// `cpu_model`.
-    #[serde(default)]
-    pub cpu_model: Option<String>,
-    /// `cpu_custom` (libvirt's `<cpu>` element as a mapping).
-    #[serde(default)]
-    pub cpu_custom: Option<serde_json::Value>,
-    /// NICs.
-    #[serde(default)]
-    pub nics: Vec<NicRecord>,
-    /// Disks.
-    #[serde(default)]
-    pub disks: Vec<DiskRecord>,
-    /// Management network.
-    #[serde(default)]
-    pub mgmt_net: String,
-    /// SSH user.
-    #[serde(rename = "ssh-user", default = "default_user")]
-    pub ssh_user: String,
-    /// Seconds to wait for SSH.
-    #[serde(default = "default_boot_time")]
-    pub boot_time_sec: u64,
-    /// Provider.
-    #[serde(rename = "vm-provider", default)]
-    pub vm_provider: Option<String>,
-    /// `metadata` (the `ssh` provider reads `ssh-host`, `ssh-port`, `ssh-key` here).
-    #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-    /// Service manager in the guest (`systemd`, `sysvinit`), detected when absent.
-    #[serde(default)]
-    pub service_provider: Option<String>,
-    /// The libvirt host of a `local-libvirt` VM (the configuration's `libvirt_url` when absent).
-    #[serde(default)]
-    pub libvirt_url: Option<String>,
-}
-
-fn default_memory() -> u64 {
-    crate::plan::DEFAULT_MEMORY
-}
-fn default_vcpu() -> u64 {
-    u64::from(crate::plan::DEFAULT_VCPU)
-}
-fn default_user() -> String {
-    "root".into()
-}
-fn default_boot_time() -> u64 {
-    crate::plan::DEFAULT_BOOT_TIME_SEC
-}
-
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    match &v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or_else(|| serde::de::Error::custom(format!("expected a number, found {v}")))
-}
-
-/// A NIC as persisted.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct NicRecord {
-    /// Network.
-    pub net: String,
-    /// Address.
-    #[serde(default)]
-    pub ip: Option<Ipv4Addr>,
-    /// MTU, when not 1500.
-    #[serde(default)]
-    pub mtu: Option<u32>,
-}
-
-/// A disk as persisted.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct DiskRecord {
-    /// Image path (`$LAGO_PREFIX_PATH/...` or absolute).
-    pub path: String,
-    /// Guest device.
-    #[serde(default)]
-    pub dev: String,
-    /// Image format.
-    #[serde(default = "default_format")]
-    pub format: String,
-    /// Metadata (a template disk's carries the template's, `boot` included).
-    #[serde(default)]
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-}
-
-/// A kernel to boot directly, with its initramfs and command line: what a template disk's
-/// metadata names under `boot` (absolute paths in the template store).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectBoot {
-    /// Uncompressed kernel (an ELF with a PVH entry).
-    pub kernel: PathBuf,
-    /// Initramfs.
-    pub initrd: PathBuf,
-    /// Kernel command line.
-    pub cmdline: String,
-}
-
-impl VmRecord {
-    /// The kernel to boot directly: the one its first disk (unless a CD-ROM) offers.
-    pub fn direct_boot(&self) -> Option<DirectBoot> {
-        self.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot)
-    }
-}
-
-impl DiskRecord {
-    /// The direct boot this disk offers, when its metadata names one whose files exist.
-    pub fn direct_boot(&self) -> Option<DirectBoot> {
-        let boot = self.metadata.get("boot")?;
-        let path = |k: &str| boot.get(k).and_then(serde_json::Value::as_str).map(PathBuf::from).filter(|p| p.is_file());
-        Some(DirectBoot {
-            kernel: path("kernel")?,
-            initrd: path("initrd")?,
-            cmdline: boot.get("cmdline").and_then(serde_json::Value::as_str)?.to_owned(),
-        })
-    }
-}
-
-fn default_format() -> String {
-    "qcow2".into()
-}
-
-impl VmRecord {
-    /// Whether the VM is an existing machine driven over SSH (`vm-provider: ssh`).
-    pub fn is_ssh(&self) -> bool {
-        self.vm_provider.as_deref() == Some("ssh")
-    }
-
-    /// Its provider's name (`local-qemu` unless the record names another).
-    pub fn provider(&self) -> &str {
-        self.vm_provider.as_deref().unwrap_or("local-qemu")
-    }
-
-    /// The management address.
-    pub fn ip(&self) -> Option<Ipv4Addr> {
-        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
-    }
+    Interrupted(#[from] crate::host::interrupt::Interrupted),
 }
 
 /// What a VM's qemu command line depends on besides the VM itself.
@@ -356,7 +203,7 @@ pub struct LaunchContext {
 
 /// The last `n` lines of a text file.
 pub fn tail_file(path: &Path, n: usize) -> String {
-    std::fs::read(path).map(|b| crate::process::tail(&b, n)).unwrap_or_default()
+    std::fs::read(path).map(|b| crate::host::process::tail(&b, n)).unwrap_or_default()
 }
 
 /// A live snapshot operation on a running VM (disks, memory and device state).
@@ -420,11 +267,11 @@ pub trait Provider: Send + Sync {
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target;
     /// One readiness check (about 400 ms): whether the VM answers a command over SSH. The SSH
     /// server's banner is awaited first on connections of `banner`'s own (see
-    /// [`BannerProbe`](crate::ssh::BannerProbe)), which a caller that checks again and again
+    /// [`BannerProbe`](crate::host::ssh::BannerProbe)), which a caller that checks again and again
     /// keeps between checks.
-    fn probe(&self, target: &Target, banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
+    fn probe(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
         match banner.greeted(target, std::time::Duration::from_millis(400)) {
-            Some(waited) => target.answers(crate::ssh::BannerProbe::connect_timeout(waited)),
+            Some(waited) => target.answers(crate::host::ssh::BannerProbe::connect_timeout(waited)),
             None => Ok(false),
         }
     }
@@ -465,7 +312,7 @@ pub trait Provider: Send + Sync {
         &self,
         _prefix: &Path,
         net: &NetUse,
-        state: &crate::runtime::State,
+        state: &crate::prefix::state::State,
     ) -> Result<(), ProviderError> {
         let what = if state.partitions.contains_key(&net.name) {
             "Partitioning"
@@ -497,25 +344,6 @@ pub trait Provider: Send + Sync {
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
-}
-
-/// How to reach libvirt hosts: `[lago] libvirt_url` (the default host), `libvirt_user`,
-/// `libvirt_password`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LibvirtOptions {
-    /// The default host's URL (`qemu:///system` as root, `qemu:///session` otherwise).
-    pub url: String,
-    /// User name for hosts that ask for one.
-    pub username: Option<String>,
-    /// Password for hosts that ask for one.
-    pub password: Option<String>,
-}
-
-impl Default for LibvirtOptions {
-    fn default() -> Self {
-        let url = if nix::unistd::geteuid().is_root() { "qemu:///system" } else { "qemu:///session" };
-        Self { url: url.into(), username: None, password: None }
-    }
 }
 
 /// A libvirt host's provider, or why it could not be reached (what, libvirt's message).

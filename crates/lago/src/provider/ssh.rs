@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Console, LaunchContext, Provider, ProviderError, SnapshotOp, VmRecord};
-use crate::ssh::Target;
+use crate::host::ssh::Target;
 
 /// The `ssh` provider.
 #[derive(Debug, Default, Clone, Copy)]
@@ -22,7 +22,7 @@ impl SshProvider {
 impl Provider for SshProvider {
     /// A machine of its own may be reached through the user's SSH configuration (a jump host, a
     /// proxy): only `ssh` itself tells whether it answers.
-    fn probe(&self, target: &Target, _banner: &mut crate::ssh::BannerProbe) -> std::io::Result<bool> {
+    fn probe(&self, target: &Target, _banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
         target.answers(2)
     }
 
@@ -36,21 +36,22 @@ impl Provider for SshProvider {
 
     fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String> {
         vms.iter()
-            .filter(|v| self.probe(&self.target(prefix, v, None), &mut crate::ssh::BannerProbe::new()).unwrap_or(false))
+            .filter(|v| {
+                self.probe(&self.target(prefix, v, None), &mut crate::host::ssh::BannerProbe::new()).unwrap_or(false)
+            })
             .map(|v| v.name.clone())
             .collect()
     }
 
     fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
         let meta = |k: &str| vm.metadata.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
-        Target {
-            prefix: prefix.to_owned(),
-            vm: vm.name.clone(),
-            user: vm.ssh_user.clone(),
-            port: meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22),
-            host: meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone()),
-            identity: meta("ssh-key").map(PathBuf::from),
+        let host = meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone());
+        let port = meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22);
+        let mut target = crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, &host, port);
+        if let Some(key) = meta("ssh-key") {
+            target.key = PathBuf::from(key);
         }
+        target
     }
 
     /// Not lago's machine: only the connection is closed.

@@ -4,6 +4,7 @@
 //! ([`model`]). Every problem is reported with the file, the key path and what was expected;
 //! [`crate::plan`] then adds the cross-checks that need the expanded networks.
 
+pub mod cpu;
 pub mod model;
 pub mod tree;
 

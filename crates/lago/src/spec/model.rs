@@ -9,6 +9,12 @@ use std::net::Ipv4Addr;
 use serde_json::{Map, Value};
 
 use super::Issue;
+use crate::suggest::did_you_mean;
+
+/// Default memory of a VM, MiB (the original's).
+pub const DEFAULT_MEMORY: u64 = 1024;
+/// Default number of virtual CPUs (the original's).
+pub const DEFAULT_VCPU: u32 = 2;
 
 /// Top-level keys of an init file.
 const TOP_KEYS: &[&str] = &["domains", "nets", "prototypes"];
@@ -372,16 +378,6 @@ fn dns_name(path: &str, name: &str, what: &str, issues: &mut Vec<Issue>) -> bool
     }
 }
 
-/// The closest known key, if close enough to be a likely typo.
-pub fn did_you_mean<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (strsim::jaro_winkler(key, k), *k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
-}
-
 fn kind(v: &Value) -> String {
     match v {
         Value::Null => "nothing (null)".into(),
@@ -527,7 +523,7 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         .and_then(|v| integer(&format!("{path}.vcpu"), v, 1, 255, "a number of virtual CPUs", issues))
         .map(|n| n as u32);
     d.cpu_model = opt_string(map, path, "cpu_model", issues);
-    if let Some(m) = d.cpu_model.as_deref().filter(|m| !crate::cpu::is_word(m)) {
+    if let Some(m) = d.cpu_model.as_deref().filter(|m| !crate::spec::cpu::is_word(m)) {
         issues.push(Issue::new(
             &format!("{path}.cpu_model"),
             format!("{m:?} is not a CPU model name (expected letters, digits, `.`, `_` and `-`, e.g. Westmere)"),
@@ -541,9 +537,9 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
             ));
         } else if c.is_object() {
             // What qemu cannot express is refused here, with its key, rather than at start.
-            let vcpu = d.vcpu.unwrap_or(crate::plan::DEFAULT_VCPU).into();
-            let memory = d.memory.unwrap_or(crate::plan::DEFAULT_MEMORY);
-            match crate::cpu::qemu_cpu(None, Some(c), vcpu, memory, crate::accel::Accel::Tcg) {
+            let vcpu = d.vcpu.unwrap_or(DEFAULT_VCPU).into();
+            let memory = d.memory.unwrap_or(DEFAULT_MEMORY);
+            match crate::spec::cpu::qemu_cpu(None, Some(c), vcpu, memory, crate::config::Accel::Tcg) {
                 Ok(_) => d.cpu_custom = Some(c.clone()),
                 Err(found) => issues.extend(found.into_iter().map(|i| {
                     let key = if i.path.is_empty() { String::new() } else { format!(".{}", i.path) };

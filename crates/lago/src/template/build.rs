@@ -10,7 +10,7 @@
 //! `file` repository (`repo.metadata`, image, `.hash`, `.metadata`) as a new version.
 //!
 //! Inside, a first-boot script reads the NoCloud seed that `lago init` writes (the plain files
-//! under `lago/` of the `CIDATA` filesystem; see [`crate::bootstrap`]).
+//! under `lago/` of the `CIDATA` filesystem; see [`crate::ops::init::seed`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::{Reporter, task};
 
 /// Templates this build knows how to make.
@@ -95,7 +95,7 @@ pub enum BuildError {
     },
     /// A file operation failed.
     #[error(transparent)]
-    Io(#[from] crate::pathio::PathError),
+    Io(#[from] crate::host::pathio::PathError),
     /// Something expected in the packages is missing.
     #[error("{0}")]
     Missing(String),
@@ -104,10 +104,10 @@ pub enum BuildError {
     Repo(String),
     /// lago was interrupted; the repository is as it was.
     #[error("Template build stopped")]
-    Interrupted(#[source] crate::interrupt::Interrupted),
+    Interrupted(#[source] crate::host::interrupt::Interrupted),
 }
 
-use crate::pathio::at as io;
+use crate::host::pathio::at as io;
 
 /// What to build and where.
 #[derive(Debug, Clone)]
@@ -392,7 +392,8 @@ pub(crate) fn write_file(path: &Path, content: &[u8], mode: u32) -> Result<(), B
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), BuildError> {
-    let inv_err = |e| BuildError::Io(crate::pathio::PathError { action: "copy", path: from.to_owned(), source: e });
+    let inv_err =
+        |e| BuildError::Io(crate::host::pathio::PathError { action: "copy", path: from.to_owned(), source: e });
     for entry in std::fs::read_dir(from).map_err(io("read", from))? {
         let entry = entry.map_err(inv_err)?;
         let src = entry.path();
@@ -571,7 +572,7 @@ fn write_initramfs(pkgs: &Path, kernel: &str, dest: &Path) -> Result<Vec<String>
     let modules = Modules::load(pkgs, kernel);
     let base = modules.order(INITRD_MODULES, &[])?;
     let scsi = modules.order(INITRD_SCSI_MODULES, &base)?;
-    let mut cpio = crate::cpio::Cpio::default();
+    let mut cpio = crate::host::cpio::Cpio::default();
     for d in ["bin", "dev", "proc", "sys", "newroot", "lib", "lib/modules"] {
         cpio.dir(d);
     }
@@ -708,7 +709,7 @@ pub(crate) fn write_disk(layout: &DiskLayout, raw: &Path, runner: &dyn CommandRu
         let mut part =
             Slice { file: file.try_clone().map_err(io("open", raw))?, start: BOOT_START, len: BOOT_SIZE, pos: 0 };
         let fat_err = |e| {
-            BuildError::Io(crate::pathio::PathError {
+            BuildError::Io(crate::host::pathio::PathError {
                 action: "write the boot partition of",
                 path: raw.to_owned(),
                 source: e,
@@ -837,7 +838,7 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
     runner
         .run(&Invocation::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(raw).arg(&tmp))
         .map_err(|source| BuildError::Tool { step: "convert the image to qcow2".into(), source })?;
-    crate::interrupt::check().map_err(BuildError::Interrupted)?;
+    crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let mut metadata = json!({
@@ -863,16 +864,16 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
         metadata["boot"] = entry;
     }
     let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
-    crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
-    crate::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
-    crate::interrupt::check().map_err(BuildError::Interrupted)?;
+    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
+    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
+    crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
     std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
     let timestamp =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     repo["templates"][&opts.name]["versions"][&version] =
         json!({"source": "local", "handle": handle, "timestamp": timestamp});
     let text = serde_json::to_string_pretty(&repo).unwrap_or_default();
-    crate::pathio::write_atomic(&meta_path, text.as_bytes())?;
+    crate::host::pathio::write_atomic(&meta_path, text.as_bytes())?;
     partial.0.clear();
     drop(partial);
     drop(lock);

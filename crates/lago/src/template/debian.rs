@@ -16,8 +16,8 @@
 use std::path::Path;
 
 use super::build::{BuildError, DiskLayout, Image, write_disk, write_file};
-use crate::pathio::at as io;
-use crate::process::{CommandRunner, Invocation};
+use crate::host::pathio::at as io;
+use crate::host::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
 
 /// How a Debian 12 template is configured at boot.

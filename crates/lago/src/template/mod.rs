@@ -3,10 +3,8 @@
 
 pub mod build;
 mod debian;
-pub mod fetch;
 pub mod repo;
 pub mod store;
 
-pub use fetch::{FetchError, Fetcher, HttpFetcher};
 pub use repo::{RepoError, Repository, ResolvedTemplate, Source};
 pub use store::{Store, StoreError, StoredTemplate};

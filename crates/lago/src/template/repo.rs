@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::fetch::{FetchError, Fetcher};
+use crate::host::fetch::{FetchError, Fetcher};
 
 /// Problems with a repository.
 #[derive(Debug, thiserror::Error)]
@@ -185,8 +185,8 @@ pub const MAX_METADATA: u64 = 16 << 20;
 
 /// Reads a local `repo.metadata`: a regular file (a FIFO or a device is refused before it is
 /// opened, so nothing blocks) of at most [`MAX_METADATA`] bytes, as UTF-8.
-pub fn read_bounded(path: &Path) -> Result<String, crate::pathio::PathError> {
-    crate::pathio::read_text(path, MAX_METADATA)
+pub fn read_bounded(path: &Path) -> Result<String, crate::host::pathio::PathError> {
+    crate::host::pathio::read_text(path, MAX_METADATA)
 }
 
 impl Repository {

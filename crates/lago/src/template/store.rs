@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use sha1::{Digest, Sha1};
 
-use super::fetch::{FetchError, Fetcher};
 use super::repo::{ResolvedTemplate, Source};
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::fetch::{FetchError, Fetcher};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::Reporter;
 
 /// Problems of the store.
@@ -23,7 +23,7 @@ use crate::report::Reporter;
 pub enum StoreError {
     /// A file operation failed.
     #[error(transparent)]
-    Io(#[from] crate::pathio::PathError),
+    Io(#[from] crate::host::pathio::PathError),
     /// Reading from the template's source failed.
     #[error("Cannot download template {name}")]
     Fetch {
@@ -80,7 +80,7 @@ pub struct Store {
     pub root: PathBuf,
 }
 
-use crate::pathio::at as io;
+use crate::host::pathio::at as io;
 
 /// sha1 of a file, hex.
 pub fn sha1_file(path: &Path) -> Result<String, StoreError> {
@@ -165,7 +165,7 @@ fn read_small(t: &ResolvedTemplate, suffix: &str, fetcher: &dyn Fetcher) -> Resu
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    Ok(crate::pathio::write_atomic(path, data)?)
+    Ok(crate::host::pathio::write_atomic(path, data)?)
 }
 
 /// Removes a file on drop unless disarmed.
@@ -378,8 +378,8 @@ impl Store {
         let mut done = 0u64;
         let mut head = Vec::new();
         loop {
-            if crate::interrupt::check().is_err() {
-                return Err(StoreError::Io(crate::pathio::PathError {
+            if crate::host::interrupt::check().is_err() {
+                return Err(StoreError::Io(crate::host::pathio::PathError {
                     action: "download",
                     path: tmp.clone(),
                     source: std::io::Error::new(std::io::ErrorKind::Interrupted, "lago was interrupted"),
@@ -430,9 +430,10 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::SystemRunner;
+    use crate::host::fetch::HttpFetcher;
+    use crate::host::process::SystemRunner;
     use crate::report::NoopReporter;
-    use crate::template::{HttpFetcher, Repository};
+    use crate::template::Repository;
 
     fn repo(dir: &Path, content: &[u8], hash: &str) -> Repository {
         let root = dir.join("src");

@@ -22,7 +22,7 @@ use virt::domain_snapshot::DomainSnapshot;
 use virt::network::Network;
 
 use super::{Console, LaunchContext, LibvirtOptions, NetUse, Provider, ProviderError, SnapshotOp, VmRecord};
-use crate::ssh::Target;
+use crate::host::ssh::Target;
 
 /// Credentials for hosts that ask (libvirt's callback takes no closure).
 static CREDENTIALS: Mutex<(Option<String>, Option<String>)> = Mutex::new((None, None));
@@ -294,14 +294,8 @@ impl Provider for LibvirtProvider {
 
     /// The VM at its management address, port 22, with the environment's key.
     fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
-        Target {
-            prefix: prefix.to_owned(),
-            vm: vm.name.clone(),
-            user: vm.ssh_user.clone(),
-            port: 22,
-            host: vm.ip().map(|ip| ip.to_string()).unwrap_or_else(|| vm.name.clone()),
-            identity: None,
-        }
+        let host = vm.ip().map(|ip| ip.to_string()).unwrap_or_else(|| vm.name.clone());
+        crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, &host, 22)
     }
 
     /// `virDomainDestroy`. libvirt then takes about 1.5 s to tear the domain down after its qemu
@@ -348,7 +342,8 @@ impl Provider for LibvirtProvider {
                 if let Some(dir) = file.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| self.err_io(&file, &e))?;
                 }
-                crate::pathio::write_atomic(&file, definition.as_bytes()).map_err(|e| self.err_io(&file, &e.source))?;
+                crate::host::pathio::write_atomic(&file, definition.as_bytes())
+                    .map_err(|e| self.err_io(&file, &e.source))?;
             }
             SnapshotOp::Load => {
                 let snap = self.snapshot_of(prefix, vm, &dom, name)?;

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::accel::Accel;
-use crate::provider::{NetUse, VmRecord};
+use crate::config::Accel;
+use crate::prefix::records::VmRecord;
+use crate::provider::NetUse;
 
 /// Escapes text for XML content and attribute values.
 pub fn escape(s: &str) -> String {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 
 /// Problems with images.
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +106,7 @@ impl<'a> Images<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::{FakeRunner, Output};
+    use crate::host::process::{FakeRunner, Output};
 
     #[test]
     fn overlay_names_backing_format() {

@@ -10,13 +10,11 @@ use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::plan::Plan;
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
+use crate::plan::{Plan, UPLINK_NAME, uplink_mac};
 
 /// Size of a seed image.
 const SEED_SIZE: usize = 1024 * 1024;
-/// Name of the uplink NIC inside guests.
-pub const UPLINK_NAME: &str = "lago-uplink";
 
 /// Problems writing bootstrap material.
 #[derive(Debug, thiserror::Error)]
@@ -57,18 +55,6 @@ pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) ->
     let inv = Invocation::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(&key);
     runner.run(&inv).map_err(|source| BootstrapError::Keygen { path: key.clone(), source })?;
     Ok(key)
-}
-
-/// The uplink MAC of a VM: `52:54` followed by its management address (the NICs on lago's networks use
-/// `54:52`), or by its position in the environment when it has no address.
-pub fn uplink_mac(mgmt_ip: Option<Ipv4Addr>, index: usize) -> String {
-    match mgmt_ip {
-        Some(ip) => {
-            let o = ip.octets();
-            format!("52:54:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-        }
-        None => format!("52:54:00:00:{:02x}:{:02x}", (index >> 8) & 0xff, index & 0xff),
-    }
 }
 
 /// `/etc/hosts` lines for every VM of the environment: `<ip> <vm>.<domain> <vm> ...`.

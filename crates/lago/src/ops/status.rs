@@ -15,7 +15,7 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
         env.vms.iter().map(|v| (v.name.clone(), env.state(&v.name))).collect();
     let running: Vec<String> = states.iter().filter(|(_, s)| *s == "running").map(|(n, _)| n.clone()).collect();
     let nets_up = env.nets_up();
-    let faults = crate::runtime::State::load(&prefix.path).unwrap_or_default();
+    let faults = crate::prefix::state::State::load(&prefix.path).unwrap_or_default();
     let env = virt;
     let vm_running = |name: &str| running.iter().any(|r| r == name);
     let nets: Map<String, Value> = env
@@ -81,7 +81,7 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 .or_else(|| spec.get("ssh-password"))
                 .cloned()
                 .unwrap_or_else(|| json!(""));
-            let snapshots = crate::snapshot::names_of(spec);
+            let snapshots = crate::ops::snapshot::names_of(spec);
             let mut info = json!({
                 "distro": distro,
                 "root password": root_password,

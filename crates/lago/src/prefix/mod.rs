@@ -8,13 +8,21 @@
 //! This module knows the paths, reads the persisted plan (`virt/`, in the original's JSON shape,
 //! so prefixes written by the original Lago can be read), and stops, cleans up and destroys.
 
+pub mod layout;
+pub mod leases;
+pub mod records;
+pub mod state;
+pub mod workdir;
+
+pub use layout::{Layout, remove_socket_link, socket_path};
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use crate::prefix::workdir::{Workdir, WorkdirError, io_err};
 use crate::report::{Reporter, task};
-use crate::workdir::{Workdir, WorkdirError, io_err};
 
 /// Problems with a prefix.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +55,7 @@ pub enum PrefixError {
     Workdir(#[from] WorkdirError),
     /// The prefix lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::host::lock::LockError),
     /// A process of the environment could not be stopped.
     #[error("Cannot stop process {pid} ({what}) of prefix {prefix}")]
     Stop {
@@ -202,7 +210,7 @@ impl Prefix {
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
             }
-            crate::ssh::close_all(&self.path);
+            crate::host::ssh::close_masters(&self.join("run"));
             // Runtime files of processes; `state.json` (faults in force) stays until destroy.
             if let Ok(entries) = std::fs::read_dir(self.join("run")) {
                 for e in entries.flatten() {
@@ -220,7 +228,7 @@ impl Prefix {
 
     /// `lago cleanup`: stops everything and marks the prefix uninitialized.
     pub fn cleanup(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
-        let _lock = crate::lock::acquire(&self.path, "cleanup", reporter)?;
+        let _lock = crate::host::lock::acquire(&self.path, "cleanup", reporter)?;
         task(reporter, "Cleanup prefix", || {
             self.stop_all(reporter)?;
             task(reporter, "Tag prefix as uninitialized", || {
@@ -238,7 +246,7 @@ impl Prefix {
     /// removes it, under its lock; in a workdir, keeps `current` valid (or removes the workdir
     /// when this was its last prefix).
     pub fn destroy(&self, reporter: &dyn Reporter) -> Result<(), PrefixError> {
-        let lock = crate::lock::acquire(&self.path, "destroy", reporter)?;
+        let lock = crate::host::lock::acquire(&self.path, "destroy", reporter)?;
         self.stop_all(reporter)?;
         self.remove(reporter)?;
         lock.remove_file();
@@ -267,7 +275,7 @@ impl Prefix {
     /// when nothing is left in it.
     pub fn repair_workdir(&self) -> Result<(), PrefixError> {
         if let Some(parent) = self.path.parent()
-            && parent.join(crate::workdir::CURRENT).is_symlink()
+            && parent.join(crate::prefix::workdir::CURRENT).is_symlink()
         {
             Workdir { path: parent.to_owned() }.repair()?;
         }
@@ -295,59 +303,9 @@ pub fn running_pid(pid_file: &Path) -> Option<i32> {
     owns(pid, pid_file).then_some(pid)
 }
 
-/// The longest socket path lago uses as it is: `sun_path` holds 108 bytes, and OpenSSH adds 17
-/// characters to its control path while it creates it.
-const SOCKET_PATH_MAX: usize = 90;
-
-/// The path of the Unix socket `file` (`vm01.qmp`) of the prefix at `prefix`: `<prefix>/run/<file>`,
-/// or, when that is too long for a socket, the same file reached through a short link
-/// `/tmp/lago-<uid>/<id>` → `<prefix>/run` (made on demand, removed by `destroy`).
-pub fn socket_path(prefix: &Path, file: &str) -> PathBuf {
-    let direct = prefix.join("run").join(file);
-    if direct.as_os_str().len() <= SOCKET_PATH_MAX {
-        return direct;
-    }
-    match short_run_dir(prefix) {
-        Some(dir) => dir.join(file),
-        None => direct,
-    }
-}
-
-/// The short link to `<prefix>/run`, made if missing; `None` when `/tmp/lago-<uid>` is not ours.
-fn short_run_dir(prefix: &Path) -> Option<PathBuf> {
-    use sha1::Digest;
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let uid = nix::unistd::geteuid();
-    let base = PathBuf::from(format!("/tmp/lago-{uid}"));
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&base);
-    let meta = std::fs::symlink_metadata(&base).ok()?;
-    if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.mode() & 0o022 != 0 {
-        tracing::warn!("{} is not a private directory of this user: socket paths stay long", base.display());
-        return None;
-    }
-    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
-    let link = base.join(id);
-    let target = prefix.join("run");
-    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link).ok()?;
-    }
-    Some(link)
-}
-
-/// Removes the short link of [`socket_path`], if the prefix had one.
-pub fn remove_socket_link(prefix: &Path) {
-    use sha1::Digest;
-    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
-    let link = PathBuf::from(format!("/tmp/lago-{}", nix::unistd::geteuid())).join(id);
-    if std::fs::read_link(&link).ok().as_deref() == Some(prefix.join("run").as_path()) {
-        let _ = std::fs::remove_file(link);
-    }
-}
-
 /// Reads a JSON file.
 pub fn read_json(path: &Path) -> Result<Value, PrefixError> {
-    let text = crate::pathio::read_text(path, crate::pathio::MAX_STATE)
+    let text = crate::host::pathio::read_text(path, crate::host::pathio::MAX_STATE)
         .map_err(|e| PrefixError::Read { path: path.to_owned(), source: e.source })?;
     serde_json::from_str(&text).map_err(|e| PrefixError::Corrupt { path: path.to_owned(), reason: e.to_string() })
 }

@@ -5,7 +5,7 @@
 //! [`install`] registers the handlers (the CLI does; an SDK caller may). A second signal of the
 //! same kind while the first is being handled ends the process at once with the shell's code
 //! (128 + signal), for users who really mean it. Child processes lago waits for are killed when
-//! the flag is raised ([`crate::process`]); qemu runs in its own process group and is not.
+//! the flag is raised ([`crate::host::process`]); qemu runs in its own process group and is not.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -64,22 +64,6 @@ impl Default for HttpFetcher {
     }
 }
 
-impl HttpFetcher {
-    /// The timeouts `config` sets.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let secs = |key: &str| config.get("init", key).and_then(|v| v.trim().parse::<u64>().ok());
-        let d = Self::default();
-        Self {
-            idle: secs("download_idle_timeout").map_or(d.idle, Duration::from_secs),
-            overall: match secs("download_timeout") {
-                Some(0) => None,
-                Some(n) => Some(Duration::from_secs(n)),
-                None => d.overall,
-            },
-        }
-    }
-}
-
 impl Fetcher for HttpFetcher {
     fn open(&self, url: &str) -> Result<Body, FetchError> {
         tracing::debug!(url, "GET");

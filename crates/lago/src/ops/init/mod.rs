@@ -6,22 +6,25 @@
 //! no prefix (and no workdir it created); its log is kept in the temporary directory and the
 //! error says where (the original lost it, its issue #588).
 
+pub mod seed;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::accel::Accel;
-use crate::bootstrap::{self, BootstrapError};
-use crate::image::{ImageError, Images};
+use crate::config::Accel;
+use crate::host::fetch::Fetcher;
+use crate::host::images::{ImageError, Images};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::output::python_json;
 use crate::plan::{Plan, PlanDefaults, plan};
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::prefix::leases::{SubnetError, SubnetLeases};
+use crate::prefix::workdir::{Workdir, WorkdirError, io_err};
 use crate::report::{Reporter, task};
-use crate::runtime::{SubnetError, SubnetLeases};
 use crate::spec::{self, DiskType, Issue, SpecError, TemplateType};
-use crate::template::{Fetcher, RepoError, Repository, ResolvedTemplate, Store, StoreError};
-use crate::workdir::{Workdir, WorkdirError, io_err};
+use crate::template::{RepoError, Repository, ResolvedTemplate, Store, StoreError};
+use seed::BootstrapError;
 
 /// What `init` needs to know.
 #[derive(Debug, Clone)]
@@ -154,10 +157,10 @@ pub enum InitError {
     },
     /// The prefix lock could not be taken.
     #[error(transparent)]
-    Lock(#[from] crate::lock::LockError),
+    Lock(#[from] crate::host::lock::LockError),
     /// The lease store could not be used.
     #[error(transparent)]
-    Runtime(#[from] crate::runtime::RuntimeError),
+    Runtime(#[from] crate::prefix::state::RuntimeError),
     /// A libvirt network's subnet could not be leased.
     #[error("Cannot lease the subnet of network {net}")]
     Subnet {
@@ -230,12 +233,12 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     };
 
     let workdir = std::path::absolute(&opts.workdir).map_err(io_err("resolve", &opts.workdir))?;
-    let name = if opts.prefix_name == crate::workdir::CURRENT {
-        crate::workdir::DEFAULT_PREFIX.to_owned()
+    let name = if opts.prefix_name == crate::prefix::workdir::CURRENT {
+        crate::prefix::workdir::DEFAULT_PREFIX.to_owned()
     } else {
         opts.prefix_name.clone()
     };
-    crate::workdir::check_prefix_name(&name)?;
+    crate::prefix::workdir::check_prefix_name(&name)?;
     let prefix = workdir.join(&name);
     if prefix.exists() {
         return Err(WorkdirError::PrefixExists { name, workdir }.into());
@@ -306,7 +309,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     let created_workdir = !workdir.exists();
     std::fs::create_dir_all(&workdir).map_err(io_err("create", &workdir))?;
     let wd = Workdir { path: workdir.clone() };
-    let lock = match crate::lock::acquire(&prefix, "init", host.reporter) {
+    let lock = match crate::host::lock::acquire(&prefix, "init", host.reporter) {
         Ok(lock) => lock,
         Err(e) => {
             if created_workdir {
@@ -315,7 +318,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
             return Err(e.into());
         }
     };
-    let leave = |lock: crate::lock::PrefixLock| {
+    let leave = |lock: crate::host::lock::PrefixLock| {
         // Nothing of this init stays: its lock file, and the workdir if it made it.
         if !prefix.exists() {
             lock.remove_file();
@@ -330,7 +333,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         return Err(WorkdirError::PrefixExists { name, workdir }.into());
     }
     // Staging directories of this prefix left by an interrupted init (we hold its lock now).
-    for repaired in crate::workdir::sweep_prefix(&workdir, &name) {
+    for repaired in crate::prefix::workdir::sweep_prefix(&workdir, &name) {
         host.reporter.warn(&repaired);
     }
     let staging = workdir.join(format!(".{name}.init-{}", std::process::id()));
@@ -361,7 +364,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         });
     match result {
         Ok(()) => {
-            let _ = crate::logfile::attach(&prefix.join("logs/lago.log"));
+            let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
             if opts.set_current || wd.current().is_none() {
                 wd.point_current(&name)?;
             }
@@ -373,7 +376,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
             tracing::error!("init failed: {e}");
             let log = std::env::temp_dir().join(format!("lago-init-{name}-{}.log", std::process::id()));
             let kept = std::fs::copy(staging.join("logs/lago.log"), &log).is_ok();
-            crate::logfile::detach();
+            crate::host::logfile::detach();
             let _ = leases.release_all(&staging.join("uuid"), &uuid);
             let _ = std::fs::remove_dir_all(&staging);
             leave(lock);
@@ -516,13 +519,13 @@ fn build_prefix(
     for sub in ["images", "virt", "scripts", "logs", "run"] {
         std::fs::create_dir_all(staging.join(sub)).map_err(io_err("create", &staging.join(sub)))?;
     }
-    let _ = crate::logfile::attach(&staging.join("logs/lago.log"));
+    let _ = crate::host::logfile::attach(&staging.join("logs/lago.log"));
     tracing::info!("init of {} from {} (staging in {})", prefix.display(), opts.init_file.display(), staging.display());
     task(r, "Initialize and populate prefix", || {
         task(r, "Initialize prefix", || {
             task(r, "Generate prefix uuid", || write(&staging.join("uuid"), uuid))?;
             task(r, "Create ssh keys", || {
-                bootstrap::create_ssh_keys(staging, &format!("lago-{uuid}"), host.runner)
+                seed::create_ssh_keys(staging, &format!("lago-{uuid}"), host.runner)
                     .map(|_| ())
                     .map_err(InitError::from)
             })
@@ -614,8 +617,8 @@ fn build_prefix(
                 .map_err(|source| BootstrapError::Write { path: staging.join("id_rsa.pub"), source })?;
             for (i, vm) in plan.vms.iter().enumerate().filter(|(_, vm)| vm.bootstrap) {
                 task(r, &format!("Bootstrapping {}", vm.name), || {
-                    let files = bootstrap::seed_files(plan, i, uuid, &public_key);
-                    bootstrap::write_seed(&staging.join(format!("images/{}-seed.img", vm.name)), &vm.name, &files)
+                    let files = seed::seed_files(plan, i, uuid, &public_key);
+                    seed::write_seed(&staging.join(format!("images/{}-seed.img", vm.name)), &vm.name, &files)
                 })?;
             }
         }
@@ -743,7 +746,7 @@ fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) 
         return Ok(());
     }
     // libguestfs boots its appliance on the host's kernel.
-    let verdicts = crate::accel::KvmVerdicts::new(&opts.state_dir);
+    let verdicts = crate::provider::qemu::accel::KvmVerdicts::new(&opts.state_dir);
     let force_tcg = verdicts.resolve(opts.accel, verdicts.kernel_for(None).as_deref()) == Accel::Tcg;
     for vm in &plan.vms {
         for disk in vm.disks.iter().filter(|d| !d.spec.build.is_empty()) {

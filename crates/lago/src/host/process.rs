@@ -127,7 +127,7 @@ pub enum ProcessError {
         command: String,
         /// The signal lago received.
         #[source]
-        source: crate::interrupt::Interrupted,
+        source: crate::host::interrupt::Interrupted,
     },
     /// The log file of a long-lived program could not be opened.
     #[error("Cannot open {path}, the log of `{command}`")]
@@ -302,13 +302,13 @@ pub fn tail(bytes: &[u8], lines: usize) -> String {
 
 /// Runs `cmd` to completion with piped output: `input` is written on a thread of its own, both
 /// outputs are read on threads of their own, and the child is killed when lago is interrupted
-/// (the error is then of kind `Interrupted`, wrapping [`crate::interrupt::Interrupted`]).
+/// (the error is then of kind `Interrupted`, wrapping [`crate::host::interrupt::Interrupted`]).
 pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std::process::Output> {
     use std::io::{Read, Write};
     cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    crate::interrupt::check().map_err(|i| std::io::Error::new(std::io::ErrorKind::Interrupted, i))?;
+    crate::host::interrupt::check().map_err(|i| std::io::Error::new(std::io::ErrorKind::Interrupted, i))?;
     die_with_parent(cmd);
     let mut child = cmd.spawn()?;
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -345,12 +345,12 @@ pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std
             match rx.recv_timeout(std::time::Duration::from_millis(50)) {
                 Ok(status) => break status?,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Some(signal) = crate::interrupt::received() {
+                    if let Some(signal) = crate::host::interrupt::received() {
                         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                         let _ = rx.recv();
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::Interrupted,
-                            crate::interrupt::Interrupted { signal },
+                            crate::host::interrupt::Interrupted { signal },
                         ));
                     }
                 }
@@ -365,6 +365,79 @@ pub fn run_child(cmd: &mut Command, input: Option<&[u8]>) -> std::io::Result<std
             stderr: err.join().unwrap_or_default(),
         })
     })
+}
+
+/// Runs `inv` to completion (see [`run_child`]) and returns its status and output, whatever
+/// the status: for programs whose exit code is the caller's answer (`ssh`, `scp`).
+pub fn output(inv: &Invocation) -> std::io::Result<std::process::Output> {
+    tracing::debug!(command = %inv, "running");
+    run_child(&mut command_of(inv), inv.input.as_deref())
+}
+
+/// Runs `first | second`: the standard output of `first` flows into `second` (nothing is held
+/// in memory), and the status and standard error of both are returned (their stdout: only
+/// `second`'s). Both are killed when lago is interrupted (an error of kind `Interrupted`).
+pub fn pipe(first: &Invocation, second: &Invocation) -> std::io::Result<(std::process::Output, std::process::Output)> {
+    use std::io::Read;
+    crate::host::interrupt::check().map_err(|i| std::io::Error::new(std::io::ErrorKind::Interrupted, i))?;
+    tracing::debug!(command = %format!("{first} | {second}"), "running");
+    let mut a = command_of(first);
+    a.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut a);
+    let mut a = a.spawn()?;
+    let stream = a.stdout.take().ok_or_else(|| std::io::Error::other("no output pipe"))?;
+    let mut b = command_of(second);
+    b.stdin(Stdio::from(stream)).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut b);
+    let b = match b.spawn() {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = a.kill();
+            let _ = a.wait();
+            return Err(e);
+        }
+    };
+    let a_err = std::thread::spawn({
+        let mut err = a.stderr.take();
+        move || {
+            let mut buf = Vec::new();
+            if let Some(e) = err.as_mut() {
+                let _ = e.read_to_end(&mut buf);
+            }
+            buf
+        }
+    });
+    let pids = [a.id() as i32, b.id() as i32];
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if crate::host::interrupt::received().is_some() {
+                    for pid in pids {
+                        let _ =
+                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    }
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    let b_out = b.wait_with_output();
+    let a_status = a.wait();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = watcher.join();
+    let a_out =
+        std::process::Output { status: a_status?, stdout: Vec::new(), stderr: a_err.join().unwrap_or_default() };
+    let b_out = b_out?;
+    if let Some(signal) = crate::host::interrupt::received() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            crate::host::interrupt::Interrupted { signal },
+        ));
+    }
+    Ok((a_out, b_out))
 }
 
 /// Makes the kernel kill the child when the thread that starts it dies, so a `kill -9` of lago
@@ -383,8 +456,8 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 /// The signal inside an error of [`run_child`], if it was an interrupt.
-pub fn interrupted(e: &std::io::Error) -> Option<crate::interrupt::Interrupted> {
-    e.get_ref().and_then(|i| i.downcast_ref::<crate::interrupt::Interrupted>()).copied()
+pub fn interrupted(e: &std::io::Error) -> Option<crate::host::interrupt::Interrupted> {
+    e.get_ref().and_then(|i| i.downcast_ref::<crate::host::interrupt::Interrupted>()).copied()
 }
 
 impl CommandRunner for SystemRunner {
@@ -482,6 +555,14 @@ mod tests {
                 Some(Found { path: "/usr/sbin/mke2fs".into(), on_path: false })
             );
         }
+    }
+
+    #[test]
+    fn a_pipe_streams_and_keeps_both_ends_words() {
+        let first = Invocation::new("sh").args(["-c", "echo one; echo two; echo oops >&2; exit 1"]);
+        let (a, b) = pipe(&first, &Invocation::new("wc").arg("-l")).unwrap();
+        assert_eq!((a.status.code(), String::from_utf8_lossy(&a.stderr).trim()), (Some(1), "oops"));
+        assert_eq!((b.status.code(), String::from_utf8_lossy(&b.stdout).trim()), (Some(0), "2"));
     }
 
     #[test]

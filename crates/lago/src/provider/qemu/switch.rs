@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::prefix::state::Impairment;
+
 /// Largest frame accepted (jumbo frames included).
 const MAX_FRAME: usize = 65_536;
 
@@ -75,30 +77,6 @@ pub enum SwitchError {
     },
 }
 
-/// How a VM's link to a network is degraded (all zero: not at all).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Impairment {
-    /// What a round trip through this VM's link grows by, milliseconds (half each way).
-    #[serde(default)]
-    pub delay_ms: u32,
-    /// Random variation of each way's delay, ± milliseconds.
-    #[serde(default)]
-    pub jitter_ms: u32,
-    /// Share of frames lost each way, percent.
-    #[serde(default)]
-    pub loss_pct: f64,
-    /// Rate each way, kbit/s (0: unlimited).
-    #[serde(default)]
-    pub rate_kbit: u32,
-}
-
-impl Impairment {
-    /// Whether it changes anything.
-    pub fn is_none(&self) -> bool {
-        *self == Self::default()
-    }
-}
-
 /// One NIC the switch serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Port {
@@ -138,7 +116,7 @@ impl Config {
 
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Self, SwitchError> {
-        let text = crate::pathio::read_text(path, 1 << 20)
+        let text = crate::host::pathio::read_text(path, 1 << 20)
             .map_err(|e| SwitchError::Config { path: path.to_owned(), reason: e.to_string() })?;
         serde_json::from_str(&text).map_err(|e| SwitchError::Config { path: path.to_owned(), reason: e.to_string() })
     }
@@ -146,7 +124,7 @@ impl Config {
     /// Writes it atomically.
     pub fn save(&self, path: &Path) -> Result<(), SwitchError> {
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        crate::pathio::write_atomic(path, text.as_bytes()).map_err(|e| SwitchError::Io {
+        crate::host::pathio::write_atomic(path, text.as_bytes()).map_err(|e| SwitchError::Io {
             net: self.net.clone(),
             what: "write",
             path: path.to_owned(),
@@ -191,8 +169,8 @@ pub fn nic_socket(prefix: &Path, vm: &str, nic: usize) -> PathBuf {
 pub fn config_for(
     prefix: &Path,
     net: &str,
-    vms: &[crate::provider::VmRecord],
-    state: &crate::runtime::State,
+    vms: &[crate::prefix::records::VmRecord],
+    state: &crate::prefix::state::State,
 ) -> Config {
     let p = paths(prefix, net);
     let ports = vms
@@ -573,7 +551,7 @@ fn launcher() -> Vec<String> {
     if let Some(l) = LAUNCHER.get() {
         return l.clone();
     }
-    let lago = crate::process::program_path("lago");
+    let lago = crate::host::process::program_path("lago");
     vec![lago.display().to_string(), "__switch".into()]
 }
 

@@ -18,10 +18,11 @@ use std::path::PathBuf;
 use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError, for_each_parallel};
-use crate::pathio::PathError;
+use crate::host::pathio::PathError;
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::prefix::PrefixError;
-use crate::process::{CommandRunner, Invocation, ProcessError};
-use crate::provider::{SnapshotOp, VmRecord};
+use crate::prefix::records::VmRecord;
+use crate::provider::SnapshotOp;
 use crate::report::{Reporter, task};
 
 /// Snapshot failures.
@@ -128,7 +129,7 @@ fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError>
 fn write_record(env: &Env, vm: &str, record: &Map<String, Value>) -> Result<(), SnapshotError> {
     let path = record_path(env, vm);
     let text = crate::output::python_json(&Value::Object(record.clone()), false);
-    Ok(crate::pathio::write_atomic(&path, text.as_bytes())?)
+    Ok(crate::host::pathio::write_atomic(&path, text.as_bytes())?)
 }
 
 /// The snapshots of a VM, in creation order.
@@ -382,7 +383,7 @@ impl Env {
             }
             let taken = std::sync::Mutex::new(Vec::new());
             let mut result = for_each_parallel(&vms, |vm| {
-                crate::interrupt::check().map_err(EnvError::from)?;
+                crate::host::interrupt::check().map_err(EnvError::from)?;
                 let live = running.contains(&vm.name);
                 if live {
                     live_op(self, vm, SnapshotOp::Save, name)?;
@@ -581,7 +582,9 @@ impl Env {
                         if is_running && *live {
                             live_op(self, vm, SnapshotOp::Load, name)?;
                             // The guest's TCP state went back in time: reconnect.
-                            crate::ssh::Target::local(&self.prefix.path, &vm.name, "", 0).close();
+                            crate::prefix::Layout::new(&self.prefix.path)
+                                .ssh_target(&vm.name, "", "127.0.0.1", 0)
+                                .close();
                             reverted_live
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -608,7 +611,7 @@ impl Env {
             // Their clocks went back with them: set to the host's time where an agent answers.
             let records: Vec<&VmRecord> = self.select(&reverted_live)?;
             let failed = set_clocks(self, &records);
-            let mut state = crate::runtime::State::load(&self.prefix.path).map_err(EnvError::from)?;
+            let mut state = crate::prefix::state::State::load(&self.prefix.path).map_err(EnvError::from)?;
             for vm in &reverted_live {
                 state.clock.remove(vm);
             }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError, for_each_parallel};
-use crate::pathio::{PathError, at as io};
-use crate::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::pathio::{PathError, at as io};
+use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::{Reporter, task};
 
 /// Export failures.
@@ -67,7 +67,7 @@ pub enum ExportError {
         vm: String,
         /// Why.
         #[source]
-        source: crate::image::ImageError,
+        source: crate::host::images::ImageError,
     },
     /// An exported disk could not be hashed.
     #[error(transparent)]
@@ -88,7 +88,7 @@ pub enum ExportError {
         vm: String,
         /// The signal.
         #[source]
-        source: crate::interrupt::Interrupted,
+        source: crate::host::interrupt::Interrupted,
     },
 }
 
@@ -259,7 +259,7 @@ impl Env {
             } else {
                 format!("{}\n", crate::output::Format::Yaml.render(&init))
             };
-            crate::pathio::write_atomic(&init_path, text.as_bytes()).map_err(ExportError::from)
+            crate::host::pathio::write_atomic(&init_path, text.as_bytes()).map_err(ExportError::from)
         })?;
         Ok(Value::Object(listing))
     }
@@ -336,7 +336,7 @@ fn export_disk(
         // renamed to `./<name>:<version>`.
         let rebase = match &job.base {
             Some(base) => {
-                let info = crate::image::Images::new(runner)
+                let info = crate::host::images::Images::new(runner)
                     .info(&job.src)
                     .map_err(|source| ExportError::Image { vm: job.vm.clone(), source })?;
                 let backing_format = info.backing_format.unwrap_or_else(|| "qcow2".into());
@@ -355,7 +355,7 @@ fn export_disk(
             runner.run(&rebase).map_err(terr)?;
         }
     }
-    crate::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
+    crate::host::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
     let hash = crate::template::store::sha1_file(&tmp)?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
     let mut metadata = job.disk.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -371,7 +371,7 @@ fn export_disk(
     // carry a name the next export's sweep does not know).
     std::fs::write(&tmp_hash, hash.as_bytes()).map_err(io("write", &tmp_hash))?;
     std::fs::write(&tmp_meta, Value::Object(metadata).to_string().as_bytes()).map_err(io("write", &tmp_meta))?;
-    crate::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
+    crate::host::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;
     for (from, to) in [(&tmp, &job.dst), (&tmp_hash, &hash_path), (&tmp_meta, &meta_path)] {
         std::fs::rename(from, to).map_err(io("write", to))?;
     }

@@ -3,7 +3,8 @@
 //! connection per VM reused by later commands (`run/<vm>.ssh`, closed when the VM stops).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+use crate::host::process::Invocation;
 
 /// The result of a command in a VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +150,6 @@ impl BannerProbe {
 /// How to reach one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The prefix (key, known_hosts, control sockets).
-    pub prefix: PathBuf,
     /// VM name (host key alias).
     pub vm: String,
     /// User.
@@ -159,8 +158,12 @@ pub struct Target {
     pub port: u16,
     /// Host to connect to: 127.0.0.1 for lago's VMs, the machine's address for the `ssh` provider.
     pub host: String,
-    /// Private key; the prefix's `id_rsa` when `None`.
-    pub identity: Option<PathBuf>,
+    /// Private key.
+    pub key: PathBuf,
+    /// `known_hosts` file (host keys under `HostKeyAlias` = the VM's name).
+    pub known_hosts: PathBuf,
+    /// Control socket of the master connection later commands reuse; `None`: no reuse.
+    pub control: Option<PathBuf>,
 }
 
 /// Quotes one argument for a POSIX shell.
@@ -170,24 +173,6 @@ pub fn quote(arg: &str) -> String {
 }
 
 impl Target {
-    /// A VM of lago's own, through its forwarded port on 127.0.0.1 with the prefix's key.
-    pub fn local(prefix: &Path, vm: &str, user: &str, port: u16) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-            vm: vm.to_owned(),
-            user: user.to_owned(),
-            port,
-            host: "127.0.0.1".into(),
-            identity: None,
-        }
-    }
-
-    fn control_path(&self) -> Option<PathBuf> {
-        let p = crate::prefix::socket_path(&self.prefix, &format!("{}.ssh", self.vm));
-        // Without a short link (another user owns /tmp/lago-<uid>), no connection reuse.
-        (p.as_os_str().len() <= 90).then_some(p)
-    }
-
     /// OpenSSH options (before the destination). `batch` forbids prompts (programmatic use);
     /// `reuse` shares one master connection per VM.
     pub fn options(&self, connect_timeout: u64, reuse: bool, batch: bool) -> Vec<String> {
@@ -204,15 +189,14 @@ impl Target {
         opt("IdentitiesOnly=yes".into());
         opt("ServerAliveInterval=15".into());
         opt(format!("ConnectTimeout={connect_timeout}"));
-        opt(format!("UserKnownHostsFile={}", self.prefix.join("known_hosts").display()));
+        opt(format!("UserKnownHostsFile={}", self.known_hosts.display()));
         opt(format!("HostKeyAlias={}", self.vm));
-        if let (true, Some(cp)) = (reuse, self.control_path()) {
+        if let (true, Some(cp)) = (reuse, &self.control) {
             opt("ControlMaster=auto".into());
             opt(format!("ControlPath={}", cp.display()));
             opt("ControlPersist=120".into());
         }
-        let key = self.identity.clone().unwrap_or_else(|| self.prefix.join("id_rsa"));
-        o.extend(["-i".into(), key.display().to_string(), "-p".into(), self.port.to_string()]);
+        o.extend(["-i".into(), self.key.display().to_string(), "-p".into(), self.port.to_string()]);
         o
     }
 
@@ -234,18 +218,22 @@ impl Target {
 
     /// Runs a command line (interpreted by the guest's shell).
     pub fn exec_line(&self, line: &str, stdin: Option<&[u8]>, connect_timeout: u64) -> std::io::Result<CommandStatus> {
-        let mut cmd = self.command(line, connect_timeout);
-        let out = crate::process::run_child(&mut cmd, stdin)?;
-        Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
+        let mut inv = self.command(line, connect_timeout);
+        if let Some(data) = stdin {
+            inv = inv.input(data.to_vec());
+        }
+        Ok(status_of(crate::host::process::output(&inv)?))
     }
 
     /// The `ssh` command that runs `line` in the VM (batch mode, reusing the master connection),
     /// for callers that stream its output.
-    pub fn command(&self, line: &str, connect_timeout: u64) -> Command {
-        let mut cmd = Command::new("ssh");
-        cmd.args(self.options(connect_timeout, true, true)).arg(self.destination()).arg("--").arg(line);
+    pub fn command(&self, line: &str, connect_timeout: u64) -> Invocation {
         tracing::debug!(vm = %self.vm, "ssh: {line}");
-        cmd
+        Invocation::new("ssh")
+            .args(self.options(connect_timeout, true, true))
+            .arg(self.destination())
+            .arg("--")
+            .arg(line)
     }
 
     /// Copies a local file or directory to `remote` in the VM (recursively).
@@ -259,14 +247,18 @@ impl Target {
     }
 
     fn scp(&self, ends: &[String]) -> std::io::Result<CommandStatus> {
-        let mut cmd = Command::new("scp");
         // scp spells the port -P; everything else is ssh's.
         let opts: Vec<String> =
             self.options(10, true, true).into_iter().map(|o| if o == "-p" { "-P".into() } else { o }).collect();
-        cmd.arg("-r").arg("-q").args(opts).args(ends);
         tracing::debug!(vm = %self.vm, "scp {}", ends.join(" "));
-        let out = crate::process::run_child(&mut cmd, None)?;
-        Ok(CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr })
+        let inv = Invocation::new("scp").arg("-r").arg("-q").args(opts).args(ends);
+        Ok(status_of(crate::host::process::output(&inv)?))
+    }
+
+    /// An interactive `ssh` (a shell, or `line`) on this process's terminal, a TTY when `tty`.
+    pub fn interactive(&self, line: Option<&str>, tty: bool) -> Invocation {
+        let argv = self.interactive_argv(line, tty);
+        Invocation::new(&argv[0]).args(&argv[1..])
     }
 
     /// The argv of an interactive `ssh` (for `exec`): a TTY when `tty`, `line` run by the shell.
@@ -286,26 +278,32 @@ impl Target {
 
     /// Closes the reused master connection, if any.
     pub fn close(&self) {
-        if let Some(cp) = self.control_path().filter(|p| p.exists()) {
-            let _ = Command::new("ssh")
-                .args(["-o", &format!("ControlPath={}", cp.display()), "-O", "exit", "lago"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            let _ = std::fs::remove_file(cp);
+        if let Some(cp) = self.control.as_ref().filter(|p| p.exists()) {
+            close_master(cp);
         }
     }
 }
 
-/// Closes every master connection of a prefix.
-pub fn close_all(prefix: &Path) {
-    let Ok(entries) = std::fs::read_dir(prefix.join("run")) else { return };
+/// The outcome of an `ssh` or `scp` run as a [`CommandStatus`] (255 when ssh itself died).
+fn status_of(out: std::process::Output) -> CommandStatus {
+    CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr }
+}
+
+/// Ends the master connection on control socket `control` and removes the socket.
+fn close_master(control: &Path) {
+    let inv =
+        Invocation::new("ssh").arg("-o").arg(format!("ControlPath={}", control.display())).args(["-O", "exit", "lago"]);
+    let _ = crate::host::process::output(&inv);
+    let _ = std::fs::remove_file(control);
+}
+
+/// Closes every master connection whose control socket (`*.ssh`) is in `dir`.
+pub fn close_masters(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "ssh") {
-            let vm = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            Target::local(prefix, &vm, "root", 0).close();
+            close_master(&p);
         }
     }
 }
@@ -317,6 +315,18 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn target(vm: &str, port: u16) -> Target {
+        Target {
+            vm: vm.into(),
+            user: "root".into(),
+            port,
+            host: "127.0.0.1".into(),
+            key: "/p/id_rsa".into(),
+            known_hosts: "/p/known_hosts".into(),
+            control: Some("/p/run/vm01.ssh".into()),
+        }
+    }
 
     #[test]
     fn quoting_keeps_argv() {
@@ -354,7 +364,7 @@ mod tests {
         // Each check lasts 400 ms, and the server needs 2.5 s per connection: connections
         // closed after one check would never be greeted.
         let (port, most) = slow_sshd(Duration::from_millis(2500));
-        let target = Target::local(Path::new("/p"), "vm01", "root", port);
+        let target = target("vm01", port);
         let mut probe = BannerProbe::new();
         let waited = (0..40).find_map(|_| probe.greeted(&target, Duration::from_millis(400)));
         let waited = waited.expect("greeted");
@@ -366,14 +376,14 @@ mod tests {
     #[test]
     fn a_port_nobody_listens_on_is_not_greeted() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let target = Target::local(Path::new("/p"), "vm01", "root", port);
+        let target = target("vm01", port);
         assert_eq!(BannerProbe::new().greeted(&target, Duration::from_millis(300)), None);
         assert_eq!(BannerProbe::connect_timeout(Duration::from_millis(100)), 2);
     }
 
     #[test]
     fn interactive_argv_has_no_batch_mode() {
-        let t = Target::local(Path::new("/p"), "vm01", "root", 2222);
+        let t = target("vm01", 2222);
         let a = t.interactive_argv(Some("hostname -f"), true);
         assert!(!a.iter().any(|x| x == "BatchMode=yes"), "{a:?}");
         assert_eq!(&a[a.len() - 4..], ["-t", "root@127.0.0.1", "--", "hostname -f"]);

@@ -1,5 +1,4 @@
-//! Hardware acceleration: `accel = auto | kvm | tcg` (`[lago] accel`, `LAGO_ACCEL`, `--accel`),
-//! and the KVM probe that decides `auto`.
+//! The KVM probe that decides `accel = auto` ([`crate::config::Accel`]).
 //!
 //! `auto` means KVM only where a KVM guest of the kind lago runs actually comes up. On some hosts
 //! `/dev/kvm` opens and simple guests run, but real ones do not: nested virtualisation on cloud
@@ -21,55 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::Invocation;
-
-/// Acceleration setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
-    /// KVM when a KVM guest comes up on this host, else TCG.
-    Auto,
-    /// KVM, always.
-    Kvm,
-    /// Software emulation.
-    Tcg,
-}
-
-impl Accel {
-    /// Parses the config value.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Accel::Auto),
-            "kvm" => Some(Accel::Kvm),
-            "tcg" => Some(Accel::Tcg),
-            _ => None,
-        }
-    }
-
-    /// Its name in the configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Accel::Auto => "auto",
-            Accel::Kvm => "kvm",
-            Accel::Tcg => "tcg",
-        }
-    }
-}
-
-/// The setting in effect and where it was set, for the messages that depend on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccelSetting {
-    /// The setting.
-    pub accel: Accel,
-    /// Where it came from: `the default`, a config file, `environment variable LAGO_ACCEL`,
-    /// `the command line`.
-    pub origin: String,
-}
-
-impl Default for AccelSetting {
-    fn default() -> Self {
-        Self { accel: Accel::Auto, origin: "the default".into() }
-    }
-}
+use crate::config::Accel;
+use crate::host::process::Invocation;
 
 /// The outcome of a KVM probe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,7 +236,7 @@ fn watch_with(
     watch: &mut Watch,
 ) -> Result<(), ProbeFailure> {
     let log = dir.join("qemu.log");
-    let mut child = crate::process::spawn_watched(inv, &log).map_err(|e| ProbeFailure::new(e.to_string()))?;
+    let mut child = crate::host::process::spawn_watched(inv, &log).map_err(|e| ProbeFailure::new(e.to_string()))?;
     let deadline = Instant::now() + timeout;
     let mut status: Option<String> = None;
     let mut next_status = Instant::now() + Duration::from_millis(200);
@@ -338,7 +290,7 @@ pub const STOPPED: &[&str] = &["internal-error", "guest-panicked", "io-error", "
 
 /// A guest's QMP status (`running`, `internal-error`...), if its socket answers within a second.
 pub fn query_status(qmp: &Path) -> Option<String> {
-    let mut q = crate::qmp::Qmp::connect(qmp, Duration::from_secs(1)).ok()?;
+    let mut q = crate::host::qmp::Qmp::connect(qmp, Duration::from_secs(1)).ok()?;
     q.execute("query-status", None).ok()?.get("status")?.as_str().map(str::to_owned)
 }
 
@@ -376,7 +328,7 @@ fn last_line(text: &[u8]) -> Option<String> {
 
 /// The probe's initramfs: `/dev/console` and an `/init` that prints [`MARKER`] there.
 pub fn probe_initramfs() -> Vec<u8> {
-    let mut cpio = crate::cpio::Cpio::default();
+    let mut cpio = crate::host::cpio::Cpio::default();
     cpio.dir("dev");
     cpio.char_device("dev/console", 0o600, 5, 1);
     cpio.file("init", 0o755, &marker_elf(MARKER));
@@ -513,7 +465,7 @@ impl KvmVerdicts {
         let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim().to_owned();
         Self {
             dir: dir.to_owned(),
-            qemu: crate::process::find_program("qemu-system-x86_64"),
+            qemu: crate::host::process::find_program("qemu-system-x86_64"),
             device: KVM_DEVICE.into(),
             boot_id,
             host_kernel: host_kernel(),
@@ -549,7 +501,7 @@ impl KvmVerdicts {
         // A cache that cannot be written only costs the next start another probe.
         let Ok(text) = serde_json::to_vec_pretty(cache) else { return };
         if std::fs::create_dir_all(&self.dir).is_ok() {
-            let _ = crate::pathio::write_atomic(&self.file(), &text);
+            let _ = crate::host::pathio::write_atomic(&self.file(), &text);
         }
     }
 

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::accel::Accel;
+use crate::config::Accel;
 
 /// qemu options for a VM's CPUs.
 #[derive(Debug, Clone, PartialEq, Eq)]

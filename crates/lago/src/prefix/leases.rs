@@ -1,107 +1,13 @@
-//! Runtime state of a prefix (`run/state.json`, versioned, written atomically): forwarded SSH
-//! ports and the faults put on its networks; and the host-wide leases of libvirt subnets.
+//! Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges), in the
+//! original's lease files, so that two environments (of lago or of the original) never take one
+//! subnet.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// Version of `run/state.json` this build writes.
-pub const STATE_VERSION: u32 = 1;
-
-/// Problems with runtime state or leases.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// A file operation failed.
-    #[error(transparent)]
-    Io(#[from] crate::pathio::PathError),
-    /// The state file is from a newer lago.
-    #[error(
-        "{path} was written by a newer lago (state version {found}, this lago knows {STATE_VERSION}); upgrade lago"
-    )]
-    NewerState {
-        /// The file.
-        path: PathBuf,
-        /// Its version.
-        found: u32,
-    },
-    /// The state file is not valid.
-    #[error("{path} is not valid runtime state: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The lease lock could not be taken in time.
-    #[error("Timed out waiting for the lease lock {path} (held by another lago)")]
-    LockTimeout {
-        /// The lock file.
-        path: PathBuf,
-    },
-}
-
-use crate::pathio::at as io;
-
-/// What runs, per VM and per network.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct State {
-    /// Format version.
-    pub version: u32,
-    /// Forwarded SSH port of each VM, as of its last start.
-    #[serde(default)]
-    pub ssh_ports: BTreeMap<String, u16>,
-    /// Partitions, by network: groups of VMs (`lago net partition`), until healed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub partitions: BTreeMap<String, Vec<Vec<String>>>,
-    /// Degraded links, by network and VM (`lago net degrade`), until restored.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub impairments: BTreeMap<String, BTreeMap<String, crate::switch::Impairment>>,
-    /// Cut links, by VM: the indices of its NICs (`lago net cut`), until restored.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cut: BTreeMap<String, Vec<usize>>,
-    /// VMs whose clock could not be set after a revert, with why (until they start again).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub clock: BTreeMap<String, String>,
-}
-
-impl State {
-    /// Reads `run/state.json` (an absent file is an empty state).
-    pub fn load(prefix: &Path) -> Result<Self, RuntimeError> {
-        let path = prefix.join("run/state.json");
-        let text = match crate::pathio::read_text(&path, crate::pathio::MAX_STATE) {
-            Ok(t) => t,
-            Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State { version: STATE_VERSION, ..State::default() });
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Self::parse(&text, &path)
-    }
-
-    /// Parses the text of `run/state.json` (`path` names it in errors).
-    pub fn parse(text: &str, path: &Path) -> Result<Self, RuntimeError> {
-        let state: State = serde_json::from_str(text)
-            .map_err(|e| RuntimeError::Corrupt { path: path.to_owned(), reason: e.to_string() })?;
-        if state.version > STATE_VERSION {
-            return Err(RuntimeError::NewerState { path: path.to_owned(), found: state.version });
-        }
-        Ok(state)
-    }
-
-    /// Writes `run/state.json` atomically.
-    pub fn save(&self, prefix: &Path) -> Result<(), RuntimeError> {
-        let dir = prefix.join("run");
-        std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-        let path = dir.join("state.json");
-        let state = State { version: STATE_VERSION, ..self.clone() };
-        let text = serde_json::to_vec_pretty(&state).map_err(|e| io("write", &path)(e.into()))?;
-        crate::pathio::write_atomic(&path, &text)?;
-        Ok(())
-    }
-}
+use crate::host::pathio::at as io;
+use crate::prefix::state::RuntimeError;
 
 /// Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges), as the
 /// original kept them (reference §10): `<dir>/<third octet>.lease` = `["<prefix>/uuid",
@@ -243,7 +149,7 @@ impl SubnetLeases {
             if self.holder(octet).is_some_and(|(p, u)| u == uuid && p == from) {
                 let path = self.dir.join(format!("{octet}.lease"));
                 let content = serde_json::to_string(&(to, uuid)).unwrap_or_default();
-                crate::pathio::write_atomic(&path, content.as_bytes()).map_err(RuntimeError::from)?;
+                crate::host::pathio::write_atomic(&path, content.as_bytes()).map_err(RuntimeError::from)?;
             }
         }
         Ok(())
@@ -301,24 +207,5 @@ mod tests {
             })
             .unwrap();
         assert!(leases.acquire(&b, "bbbb", &[Some(230)], &[]).is_err());
-    }
-
-    #[test]
-    fn state_roundtrip_and_version_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = State::load(dir.path()).unwrap();
-        s.ssh_ports.insert("vm01".into(), 2222);
-        s.partitions.insert("lago".into(), vec![vec!["vm01".into()], vec!["vm02".into()]]);
-        s.save(dir.path()).unwrap();
-        assert_eq!(State::load(dir.path()).unwrap(), State { version: STATE_VERSION, ..s });
-        // A state written before faults existed (with the segment ports it had then) still reads.
-        std::fs::write(
-            dir.path().join("run/state.json"),
-            r#"{"version": 1, "nets": {"lago": 40000}, "ssh_ports": {}}"#,
-        )
-        .unwrap();
-        assert!(State::load(dir.path()).unwrap().partitions.is_empty());
-        std::fs::write(dir.path().join("run/state.json"), r#"{"version": 99}"#).unwrap();
-        assert!(matches!(State::load(dir.path()), Err(RuntimeError::NewerState { .. })));
     }
 }

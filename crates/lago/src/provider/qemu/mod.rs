@@ -8,16 +8,20 @@
 //! (127.0.0.1 only) and, for VMs on `nat` networks when `vm_outbound` is on, outbound access.
 //! [`qemu_argv`] is pure and snapshot-tested; [`launch`] is the only place that starts qemu.
 
-use std::net::Ipv4Addr;
+pub mod accel;
+pub mod argv;
+pub mod switch;
+
+pub use argv::qemu_argv;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::{Console, LaunchContext, NetUse, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
-use crate::accel::Accel;
-use crate::qmp::Qmp;
-use crate::ssh::Target;
+use crate::host::qmp::Qmp;
+use crate::host::ssh::Target;
 
 /// Files of one VM in the prefix.
 pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
@@ -28,134 +32,6 @@ pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-fn mac_of(ip: Ipv4Addr) -> String {
-    crate::plan::mac_of(ip)
-}
-
-/// The qemu command line of a VM.
-pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
-    let (qmp, pid, console_log) = vm_paths(&ctx.prefix, &vm.name);
-    let mut a: Vec<String> =
-        vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
-    a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
-    // TCG runs all vCPUs of a VM on one thread: qemu 10.0's multi-threaded TCG loses a
-    // timer interrupt's end now and then in a 2-vCPU guest (the vCPU halts with the
-    // interrupt still in service and the guest hangs at boot) and aborts in
-    // `iotlb_to_section`; one thread per VM costs a multi-vCPU guest about a tenth of its boot
-    // time under TCG (a single-vCPU guest nothing), and VMs still run in parallel.
-    let accel = if ctx.accel == Accel::Kvm { "kvm" } else { "tcg,thread=single" };
-    // `init` refused what qemu cannot express; a hand-edited record falls back to the default CPU.
-    let cpu = crate::cpu::qemu_cpu(vm.cpu_model.as_deref(), vm.cpu_custom.as_ref(), vm.vcpu, vm.memory, ctx.accel)
-        .unwrap_or_else(|_| crate::cpu::plain(None, vm.vcpu, ctx.accel));
-    a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
-    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), cpu.smp]);
-    a.extend(cpu.extra);
-    a.extend([
-        "-qmp".into(),
-        format!("unix:{},server=on,wait=off", qmp.display()),
-        "-pidfile".into(),
-        pid.display().to_string(),
-    ]);
-    a.extend([
-        "-chardev".into(),
-        format!(
-            "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
-            crate::prefix::socket_path(&ctx.prefix, &format!("{}.console", vm.name)).display(),
-            console_log.display()
-        ),
-        "-serial".into(),
-        "chardev:console".into(),
-    ]);
-    a.extend(["-device".into(), "virtio-rng-pci".into()]);
-    // The port qemu-guest-agent listens on, when the guest has one.
-    a.extend([
-        "-device".into(),
-        "virtio-serial-pci,id=vser0".into(),
-        "-chardev".into(),
-        format!(
-            "socket,id=qga,path={},server=on,wait=off",
-            crate::prefix::socket_path(&ctx.prefix, &format!("{}.qga", vm.name)).display()
-        ),
-        "-device".into(),
-        "virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0".into(),
-    ]);
-    // A template that carries its kernel boots it directly (no firmware boot loader, no
-    // decompression: seconds under TCG); any other first disk boots through its own loader.
-    if let Some(boot) = vm.direct_boot() {
-        a.extend([
-            "-kernel".into(),
-            boot.kernel.display().to_string(),
-            "-initrd".into(),
-            boot.initrd.display().to_string(),
-            "-append".into(),
-            boot.cmdline,
-        ]);
-    }
-    let mut scsi = false;
-    for (i, d) in vm.disks.iter().enumerate() {
-        let file = d.path.replace("$LAGO_PREFIX_PATH", &ctx.prefix.display().to_string());
-        let iso = d.format == "iso";
-        let format = if iso { "raw" } else { d.format.as_str() };
-        let mut drive = format!("file={file},if=none,id=disk{i},format={format}");
-        if iso {
-            drive.push_str(",readonly=on,media=cdrom");
-        } else {
-            drive.push_str(",cache=writeback,discard=unmap");
-        }
-        a.extend(["-drive".into(), drive]);
-        let boot = if i == 0 { ",bootindex=1" } else { "" };
-        let device = if iso {
-            format!("ide-cd,drive=disk{i}{boot}")
-        } else if d.dev.starts_with("sd") {
-            if !scsi {
-                a.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
-                scsi = true;
-            }
-            format!("scsi-hd,drive=disk{i},bus=scsi0.0,serial={}{boot}", i + 1)
-        } else if d.dev.starts_with("hd") {
-            format!("ide-hd,drive=disk{i}{boot}")
-        } else {
-            format!("virtio-blk-pci,drive=disk{i},serial={}{boot}", i + 1)
-        };
-        a.extend(["-device".into(), device]);
-    }
-    let seed = ctx.prefix.join(format!("images/{}-seed.img", vm.name));
-    if seed.is_file() {
-        a.extend(["-drive".into(), format!("file={},if=none,id=seed,format=raw,readonly=on", seed.display())]);
-        a.extend(["-device".into(), "virtio-blk-pci,drive=seed".into()]);
-    }
-    for (i, nic) in vm.nics.iter().enumerate() {
-        // A datagram link to the network's switch (lago's own, see `switch.rs`).
-        let switch = crate::switch::paths(&ctx.prefix, &nic.net);
-        a.extend([
-            "-netdev".into(),
-            format!(
-                "dgram,id=net{i},local.type=unix,local.path={},remote.type=unix,remote.path={}",
-                crate::switch::nic_socket(&ctx.prefix, &vm.name, i).display(),
-                switch.socket.display()
-            ),
-        ]);
-        let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
-        if let Some(ip) = nic.ip {
-            dev.push_str(&format!(",mac={}", mac_of(ip)));
-        }
-        if let Some(mtu) = nic.mtu {
-            dev.push_str(&format!(",host_mtu={mtu}"));
-        }
-        a.extend(["-device".into(), dev]);
-    }
-    let restrict = if ctx.outbound { "off" } else { "on" };
-    a.extend([
-        "-netdev".into(),
-        format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port),
-    ]);
-    a.extend([
-        "-device".into(),
-        format!("virtio-net-pci,netdev=uplink,mac={},romfile=", crate::bootstrap::uplink_mac(vm.ip(), ctx.index)),
-    ]);
-    a
-}
-
 /// Starts `program` (qemu-system-x86_64) for a VM and waits until its QMP socket answers. The
 /// process runs in its own process group and outlives the caller; the returned handle tells how
 /// it ended, if it ends while the caller still runs.
@@ -164,10 +40,12 @@ pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std:
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
     let log_path = ctx.prefix.join(format!("logs/{}.qemu.log", vm.name));
-    let inv = crate::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
-    let mut child = crate::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
-        crate::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
-        crate::process::ProcessError::Spawn { source, .. } => ProviderError::Spawn { vm: vm.name.clone(), source },
+    let inv = crate::host::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
+    let mut child = crate::host::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
+        crate::host::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
+        crate::host::process::ProcessError::Spawn { source, .. } => {
+            ProviderError::Spawn { vm: vm.name.clone(), source }
+        }
         other => ProviderError::Spawn { vm: vm.name.clone(), source: std::io::Error::other(other.to_string()) },
     })?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -209,7 +87,7 @@ pub struct QemuProvider {
 
 impl Default for QemuProvider {
     fn default() -> Self {
-        Self::with_program(&crate::process::program_path("qemu-system-x86_64"))
+        Self::with_program(&crate::host::process::program_path("qemu-system-x86_64"))
     }
 }
 
@@ -266,16 +144,19 @@ impl Provider for QemuProvider {
 
     /// One switch per network (`switch.rs`), started or brought up to date.
     fn start_nets(&self, ctx: &LaunchContext, nets: &[NetUse]) -> Result<(), ProviderError> {
-        let state = crate::runtime::State::load(&ctx.prefix).unwrap_or_default();
+        let state = crate::prefix::state::State::load(&ctx.prefix).unwrap_or_default();
         for net in nets {
-            crate::switch::ensure(&ctx.prefix, &crate::switch::config_for(&ctx.prefix, &net.name, &net.vms, &state))?;
+            crate::provider::qemu::switch::ensure(
+                &ctx.prefix,
+                &crate::provider::qemu::switch::config_for(&ctx.prefix, &net.name, &net.vms, &state),
+            )?;
         }
         Ok(())
     }
 
     fn stop_nets(&self, prefix: &Path, _env_id: &str, nets: &[NetUse]) -> Result<(), ProviderError> {
         for net in nets {
-            crate::switch::stop(prefix, &net.name);
+            crate::provider::qemu::switch::stop(prefix, &net.name);
         }
         Ok(())
     }
@@ -286,11 +167,14 @@ impl Provider for QemuProvider {
         &self,
         prefix: &Path,
         net: &NetUse,
-        state: &crate::runtime::State,
+        state: &crate::prefix::state::State,
     ) -> Result<(), ProviderError> {
-        let paths = crate::switch::paths(prefix, &net.name);
-        if crate::switch::alive(&net.name, &paths.control) {
-            crate::switch::ensure(prefix, &crate::switch::config_for(prefix, &net.name, &net.vms, state))?;
+        let paths = crate::provider::qemu::switch::paths(prefix, &net.name);
+        if crate::provider::qemu::switch::alive(&net.name, &paths.control) {
+            crate::provider::qemu::switch::ensure(
+                prefix,
+                &crate::provider::qemu::switch::config_for(prefix, &net.name, &net.vms, state),
+            )?;
         }
         Ok(())
     }
@@ -298,7 +182,12 @@ impl Provider for QemuProvider {
     fn nets_up(&self, prefix: &Path, _env_id: &str, nets: &[NetUse]) -> Option<Vec<String>> {
         Some(
             nets.iter()
-                .filter(|n| crate::switch::alive(&n.name, &crate::switch::paths(prefix, &n.name).control))
+                .filter(|n| {
+                    crate::provider::qemu::switch::alive(
+                        &n.name,
+                        &crate::provider::qemu::switch::paths(prefix, &n.name).control,
+                    )
+                })
                 .map(|n| n.name.clone())
                 .collect(),
         )
@@ -307,7 +196,7 @@ impl Provider for QemuProvider {
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
         // qemu binds its ends of the links: none may be left from a qemu that was killed.
         for i in 0..vm.nics.len() {
-            let _ = std::fs::remove_file(crate::switch::nic_socket(&ctx.prefix, &vm.name, i));
+            let _ = std::fs::remove_file(crate::provider::qemu::switch::nic_socket(&ctx.prefix, &vm.name, i));
         }
         let log_from = std::fs::metadata(ctx.prefix.join(format!("logs/{}.qemu.log", vm.name))).map_or(0, |m| m.len());
         let child = launch(&self.program, vm, ctx)?;
@@ -322,19 +211,20 @@ impl Provider for QemuProvider {
     /// `guest-panicked`, `io-error`, `shutdown`) cannot boot any more.
     fn boot_failure(&self, prefix: &Path, vm: &VmRecord) -> Option<super::BootFailure> {
         let (qmp, _, _) = vm_paths(prefix, &vm.name);
-        let status = crate::accel::query_status(&qmp)?;
-        if !crate::accel::STOPPED.contains(&status.as_str()) {
+        let status = crate::provider::qemu::accel::query_status(&qmp)?;
+        if !crate::provider::qemu::accel::STOPPED.contains(&status.as_str()) {
             return None;
         }
-        let words = crate::accel::qemu_words(&self.log_since_launch(prefix, &vm.name), 3);
+        let words = crate::provider::qemu::accel::qemu_words(&self.log_since_launch(prefix, &vm.name), 3);
         let kvm = status == "internal-error" || words.iter().any(|w| w.contains("KVM"));
         Some(super::BootFailure { status, words, kvm })
     }
 
     fn hypervisor_report(&self, prefix: &Path, vm: &VmRecord) -> Option<String> {
         let (qmp, _, _) = vm_paths(prefix, &vm.name);
-        let status = crate::accel::query_status(&qmp).unwrap_or_else(|| "unknown (QMP does not answer)".into());
-        let log = crate::process::tail(&self.log_since_launch(prefix, &vm.name), 5);
+        let status =
+            crate::provider::qemu::accel::query_status(&qmp).unwrap_or_else(|| "unknown (QMP does not answer)".into());
+        let log = crate::host::process::tail(&self.log_since_launch(prefix, &vm.name), 5);
         let said = if log.is_empty() { "nothing".into() } else { log.replace('\n', " / ") };
         Some(format!("qemu's status: {status}; qemu said: {said} (logs/{}.qemu.log)", vm.name))
     }
@@ -345,7 +235,7 @@ impl Provider for QemuProvider {
             Some(None) => format!("qemu is gone (its exit status did not come within {EXIT_STATUS_WAIT:?})"),
             None => "qemu is gone (its exit status is unknown: another process started it)".into(),
         };
-        let log = crate::process::tail(&self.log_since_launch(prefix, vm), 10);
+        let log = crate::host::process::tail(&self.log_since_launch(prefix, vm), 10);
         if log.is_empty() { format!("{how}; logs/{vm}.qemu.log is empty") } else { format!("{how}; qemu said:\n{log}") }
     }
 
@@ -359,7 +249,7 @@ impl Provider for QemuProvider {
     }
 
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target {
-        Target::local(prefix, &vm.name, &vm.ssh_user, ssh_port.unwrap_or(0))
+        crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0))
     }
 
     /// QMP `quit`, then SIGKILL if qemu is still there after 5 s.
@@ -381,7 +271,7 @@ impl Provider for QemuProvider {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        Target::local(prefix, vm, "", 0).close();
+        crate::prefix::Layout::new(prefix).ssh_target(vm, "", "127.0.0.1", 0).close();
         for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console")), prefix.join(format!("run/{vm}.qga"))] {
             // (Through the short link or not, these are the same files in `run/`.)
             let _ = std::fs::remove_file(f);
@@ -485,7 +375,7 @@ impl Provider for QemuProvider {
         let path = crate::prefix::socket_path(prefix, &format!("{}.qga", vm.name));
         let err = |e: std::io::Error| ProviderError::Qmp {
             vm: vm.name.clone(),
-            source: crate::qmp::QmpError::Io { path: path.clone(), source: e },
+            source: crate::host::qmp::QmpError::Io { path: path.clone(), source: e },
         };
         // The agent opens its port when it runs: a closed port is an answer at once.
         let (qmp, _, _) = vm_paths(prefix, &vm.name);
@@ -552,6 +442,7 @@ pub fn ssh_port_of(prefix: &Path, vm: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Accel;
 
     #[test]
     fn the_exit_status_of_a_qemu_that_is_still_ending_is_waited_for() {
@@ -572,7 +463,10 @@ mod tests {
         }
         // What an earlier run of the VM said is not this run's.
         std::fs::write(prefix.join("logs/vm01.qemu.log"), "qemu-system-x86_64: an old complaint\n").unwrap();
-        let provider = QemuProvider::with_program(&crate::accel::tests::stand_in_qemu(dir.path(), "internal-error"));
+        let provider = QemuProvider::with_program(&crate::provider::qemu::accel::tests::stand_in_qemu(
+            dir.path(),
+            "internal-error",
+        ));
         let vm: VmRecord = serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": []})).unwrap();
         let ctx = LaunchContext {
             prefix: prefix.clone(),
@@ -599,109 +493,5 @@ mod tests {
         assert!(!report.contains("old complaint"), "{report}");
         provider.kill(&prefix, &vm);
         assert!(provider.running(&prefix, std::slice::from_ref(&vm)).is_empty());
-    }
-
-    #[test]
-    fn a_template_that_carries_its_kernel_is_booted_directly() {
-        let dir = tempfile::tempdir().unwrap();
-        let (kernel, initrd) = (dir.path().join("t.vmlinux"), dir.path().join("t.initrd"));
-        let record = |root: &str| -> VmRecord {
-            serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": [
-                {"path": root, "dev": "vda", "format": "qcow2", "metadata": {"distro": "lago-tiny",
-                 "boot": {"kernel": kernel, "initrd": initrd, "cmdline": "root=LABEL=lago-root rw"}}}]}))
-            .unwrap()
-        };
-        let ctx = LaunchContext {
-            prefix: dir.path().to_owned(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Tcg,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-        };
-        // Files gone from the store: the disk's own boot loader.
-        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
-        assert!(!argv.contains(&"-kernel".to_owned()), "{argv:?}");
-        std::fs::write(&kernel, b"").unwrap();
-        std::fs::write(&initrd, b"").unwrap();
-        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
-        let at = argv.iter().position(|a| a == "-kernel").expect("direct boot");
-        assert_eq!(
-            argv[at..at + 6],
-            [
-                "-kernel".to_owned(),
-                kernel.display().to_string(),
-                "-initrd".into(),
-                initrd.display().to_string(),
-                "-append".into(),
-                "root=LABEL=lago-root rw".into()
-            ]
-        );
-        // The disk stays first in the boot order, for a guest that reboots through firmware.
-        assert!(argv.iter().any(|a| a.ends_with("bootindex=1")), "{argv:?}");
-    }
-
-    #[test]
-    fn argv_of_a_vm_with_two_nics_and_three_disks() {
-        let vm: VmRecord = serde_json::from_str(
-            r#"{"name": "vm01", "memory": 256, "vcpu": "2", "mgmt_net": "lago", "ssh-user": "root",
-                "nics": [{"net": "lago", "ip": "192.168.200.2"}, {"net": "storage", "ip": "192.168.201.2", "mtu": 9000}],
-                "disks": [{"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "dev": "vda", "format": "qcow2"},
-                          {"path": "/data/extra.raw", "dev": "sdb", "format": "raw"},
-                          {"path": "/isos/x.iso", "dev": "hdc", "format": "iso"}]}"#,
-        )
-        .unwrap();
-        let ctx = LaunchContext {
-            prefix: "/w/.lago/default".into(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Tcg,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-        };
-        insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n"));
-    }
-
-    /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.
-    #[test]
-    fn argv_of_a_vm_with_cpu_custom() {
-        let vm: VmRecord = serde_json::from_str(
-            r##"{"name": "vm-el73", "memory": 4096, "vcpu": 2, "mgmt_net": "lago",
-                "cpu_custom": {"@mode": "custom", "@match": "exact",
-                    "model": {"@fallback": "allow", "#text": "Westmere"},
-                    "feature": {"@policy": "optional", "@name": "vmx"},
-                    "numa": {"cell": [{"@id": 0, "@cpus": 0, "@memory": 2048, "@unit": "MiB"},
-                                      {"@id": 1, "@cpus": 1, "@memory": 2048, "@unit": "MiB"}]}},
-                "nics": [], "disks": []}"##,
-        )
-        .unwrap();
-        let ctx = LaunchContext {
-            prefix: "/w/.lago/default".into(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Kvm,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-        };
-        let argv = qemu_argv(&vm, &ctx);
-        let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();
-        insta::assert_snapshot!(cpu.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("\n"), @"
-        -accel
-        kvm
-        -cpu
-        Westmere,vmx=on
-        -m
-        4096
-        -smp
-        2,sockets=2,cores=1,threads=1
-        -object
-        memory-backend-ram,id=lago-numa0,size=2097152K
-        -numa
-        node,nodeid=0,cpus=0,memdev=lago-numa0
-        -object
-        memory-backend-ram,id=lago-numa1,size=2097152K
-        -numa
-        node,nodeid=1,cpus=1,memdev=lago-numa1
-        ");
     }
 }

@@ -39,7 +39,7 @@ pub enum LockError {
         holder: String,
         /// The signal.
         #[source]
-        source: crate::interrupt::Interrupted,
+        source: crate::host::interrupt::Interrupted,
     },
 }
 
@@ -120,7 +120,7 @@ pub fn acquire(prefix: &Path, verb: &str, reporter: &dyn Reporter) -> Result<Pre
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    if let Err(source) = crate::interrupt::check() {
+                    if let Err(source) = crate::host::interrupt::check() {
                         return Err(LockError::Interrupted { path: path.clone(), holder: holder(&path), source });
                     }
                     if !told && started.elapsed() >= QUIET_WAIT {

@@ -72,7 +72,7 @@ pub enum WorkdirError {
     },
     /// A file operation failed.
     #[error(transparent)]
-    Io(#[from] crate::pathio::PathError),
+    Io(#[from] crate::host::pathio::PathError),
 }
 
 /// Checks a prefix name as VM names are checked: it becomes a directory of the workdir, so no
@@ -99,7 +99,7 @@ fn candidates_line(c: &[PathBuf]) -> String {
 
 /// Attaches a path to an I/O error.
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> WorkdirError {
-    let f = crate::pathio::at(action, path);
+    let f = crate::host::pathio::at(action, path);
     move |source| WorkdirError::Io(f(source))
 }
 
@@ -253,7 +253,7 @@ impl Workdir {
                 let Some(prefix) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".lock")) else {
                     return Ok(true);
                 };
-                match crate::lock::try_acquire(&self.path.join(prefix), "destroy") {
+                match crate::host::lock::try_acquire(&self.path.join(prefix), "destroy") {
                     Ok(Some(lock)) => locks.push(lock),
                     _ => return Ok(true),
                 }
@@ -297,7 +297,7 @@ pub fn sweep_dir(dir: &Path) -> Vec<String> {
     let mut repaired = Vec::new();
     for prefix in names {
         // Held: a command is working on that prefix, its directories are not leftovers.
-        let Ok(Some(_lock)) = crate::lock::try_acquire(&dir.join(&prefix), "repair") else { continue };
+        let Ok(Some(_lock)) = crate::host::lock::try_acquire(&dir.join(&prefix), "repair") else { continue };
         repaired.extend(sweep_prefix(dir, &prefix));
     }
     repaired
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(w.current().as_deref(), Some("default"));
         std::fs::remove_dir_all(wd.join("default")).unwrap();
         // An init in progress (its lock held) keeps the workdir.
-        let busy = crate::lock::acquire(&wd.join("next"), "init", &crate::report::NoopReporter).unwrap();
+        let busy = crate::host::lock::acquire(&wd.join("next"), "init", &crate::report::NoopReporter).unwrap();
         std::fs::create_dir(wd.join(".next.init-1")).unwrap();
         assert!(w.repair().unwrap());
         assert!(w.sweep().is_empty(), "the staging directory of a running init stays");

@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 
 use crate::env::{Env, EnvError};
-use crate::provider::{NetUse, ProviderError, VmRecord};
+use crate::prefix::records::VmRecord;
+use crate::prefix::state::Impairment;
+use crate::prefix::state::State;
+use crate::provider::{NetUse, ProviderError};
 use crate::report::{Reporter, task};
-use crate::runtime::State;
-use crate::switch::Impairment;
 
 /// Why a fault could not be made or undone.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +75,8 @@ pub enum FaultError {
     },
 }
 
-impl From<crate::runtime::RuntimeError> for FaultError {
-    fn from(e: crate::runtime::RuntimeError) -> Self {
+impl From<crate::prefix::state::RuntimeError> for FaultError {
+    fn from(e: crate::prefix::state::RuntimeError) -> Self {
         FaultError::Env(e.into())
     }
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::env::{Env, EnvError, for_each_parallel};
-use crate::pathio::at;
+use crate::host::pathio::at;
+use crate::host::ssh::{CommandStatus, quote};
 use crate::report::{Reporter, task};
-use crate::ssh::{CommandStatus, quote};
 
 /// Failures of guest operations.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ pub enum GuestError {
     },
     /// A file operation failed.
     #[error(transparent)]
-    Io(#[from] crate::pathio::PathError),
+    Io(#[from] crate::host::pathio::PathError),
 }
 
 fn ssh_err(vm: &str) -> impl FnOnce(std::io::Error) -> GuestError {
@@ -196,71 +196,21 @@ fn collect_vm(
 /// Streams `tar -c` of `list` in the VM into `tar -x` on the host, in `into`: nothing is held in
 /// memory, and both ends' exit statuses are checked (GNU tar's "file changed as we read it" is
 /// only a warning: logs grow while they are collected).
-fn stream_tar(t: &crate::ssh::Target, vm: &str, list: &str, into: &Path) -> Result<(), GuestError> {
-    use std::process::{Command, Stdio};
-    let mut remote = t.command(&format!("tar -chf - {list}"), 10);
-    remote.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut remote = remote.spawn().map_err(ssh_err(vm))?;
-    let Some(stream) = remote.stdout.take() else {
-        return Err(GuestError::Collect { vm: vm.into(), reason: "no output from ssh".into() });
-    };
-    let local = Command::new("tar")
-        .args(["-xf", "-", "-C"])
-        .arg(into)
-        .stdin(Stdio::from(stream))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(at("run tar for", into));
-    let local = match local {
-        Ok(l) => l,
-        Err(e) => {
-            let _ = remote.kill();
-            let _ = remote.wait();
-            return Err(e.into());
-        }
-    };
-    let remote_err = std::thread::spawn({
-        let mut err = remote.stderr.take();
-        move || {
-            let mut buf = String::new();
-            if let Some(e) = err.as_mut() {
-                let _ = std::io::Read::read_to_string(e, &mut buf);
-            }
-            buf
-        }
-    });
-    // Wait for both ends, stopping them if lago is interrupted.
-    let (local_pid, remote_pid) = (local.id() as i32, remote.id() as i32);
-    let watch = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let watcher = {
-        let done = std::sync::Arc::clone(&watch);
-        std::thread::spawn(move || {
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                if crate::interrupt::received().is_some() {
-                    for pid in [local_pid, remote_pid] {
-                        let _ =
-                            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                    }
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        })
-    };
-    let local_out = local.wait_with_output().map_err(at("extract into", into));
-    let remote_status = remote.wait().map_err(ssh_err(vm));
-    watch.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = watcher.join();
-    let remote_err = remote_err.join().unwrap_or_default();
-    let (local_out, remote_status) = (local_out?, remote_status?);
-    crate::interrupt::check().map_err(|i| GuestError::Collect { vm: vm.into(), reason: i.to_string() })?;
-    let changed_only = remote_status.code() == Some(1)
+fn stream_tar(t: &crate::host::ssh::Target, vm: &str, list: &str, into: &Path) -> Result<(), GuestError> {
+    let remote = t.command(&format!("tar -chf - {list}"), 10);
+    let local = crate::host::process::Invocation::new("tar").args(["-xf", "-", "-C"]).arg(into);
+    let (remote_out, local_out) =
+        crate::host::process::pipe(&remote, &local).map_err(|e| match crate::host::process::interrupted(&e) {
+            Some(i) => GuestError::Collect { vm: vm.into(), reason: i.to_string() },
+            None => GuestError::Collect { vm: vm.into(), reason: format!("cannot run `ssh ... | tar -x`: {e}") },
+        })?;
+    let remote_err = String::from_utf8_lossy(&remote_out.stderr);
+    let changed_only = remote_out.status.code() == Some(1)
         && remote_err.lines().filter(|l| !l.trim().is_empty()).all(|l| l.contains("file changed as we read it"));
-    if !remote_status.success() && !changed_only {
+    if !remote_out.status.success() && !changed_only {
         return Err(GuestError::Collect {
             vm: vm.into(),
-            reason: format!("tar in the VM failed ({remote_status}): {}", remote_err.trim()),
+            reason: format!("tar in the VM failed ({}): {}", remote_out.status, remote_err.trim()),
         });
     }
     if !local_out.status.success() {
@@ -274,6 +224,18 @@ fn stream_tar(t: &crate::ssh::Target, vm: &str, list: &str, into: &Path) -> Resu
         });
     }
     Ok(())
+}
+
+impl crate::env::Vm<'_> {
+    /// Copies a local file or directory into the VM.
+    pub fn copy_to(&self, local: &std::path::Path, remote: &str) -> Result<(), GuestError> {
+        copy_to(self.env, &self.record.name, local, remote)
+    }
+
+    /// Copies a file or directory out of the VM.
+    pub fn copy_from(&self, remote: &str, local: &std::path::Path) -> Result<(), GuestError> {
+        copy_from(self.env, &self.record.name, remote, local)
+    }
 }
 
 /// `lago deploy`: each VM's deploy scripts in order, VMs in parallel.

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::env::{Env, EnvError};
-use crate::ssh::quote;
+use crate::host::ssh::quote;
 
 /// Keys grouped on by default.
 pub const DEFAULT_KEYS: &[&str] = &["vm-type", "groups", "vm-provider"];
@@ -58,7 +58,7 @@ fn entry(env: &Env, name: &str, spec: &Map<String, Value>, running: bool) -> Str
                 .take_while(|c| c[0] == "-o")
                 .map(|c| format!("-o {}", c[1]))
                 .collect();
-            let key = target.identity.as_ref().map_or(key, |k| k.display().to_string());
+            let key = target.key.display().to_string();
             let mut line = format!(
                 "{name} ansible_host={} ansible_port={} ansible_user={} ansible_ssh_private_key_file={key} ansible_ssh_common_args={}",
                 target.host,

@@ -1,0 +1,385 @@
+//! Starting an environment: its networks, then each VM that does not run, then the wait until
+//! every VM answers SSH, with the boot watch (a VM its hypervisor stopped fails at once), the
+//! acceleration choice and its fallback, and the rollback of what this start began when a VM
+//! fails.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Env, EnvError, for_each_parallel};
+use crate::config::Accel;
+use crate::host::ssh::Target;
+use crate::prefix::records::VmRecord;
+use crate::prefix::state::State;
+use crate::provider::{AccelUse, BootFailure, LaunchContext, Provider, ProviderError, free_port, vm_paths};
+use crate::report::{BootPhase, Reporter, task};
+
+/// Whether a VM's end, as `why_stopped` tells it, is qemu itself crashing on a signal (an
+/// assertion or a fault in the emulator: qemu 10.0's multi-threaded TCG aborts now and then in
+/// `iotlb_to_section` while a guest boots), rather than the guest powering off or qemu being
+/// killed.
+pub(super) fn emulator_crashed(why: &str) -> bool {
+    ["(signal: 6 ", "(signal: 7 ", "(signal: 11 "].iter().any(|s| why.starts_with("qemu exited ") && why.contains(s))
+}
+
+/// A VM being waited for: the acceleration it was started under, and where its console log
+/// stood before it started.
+#[derive(Debug, Clone)]
+struct Booting<'a> {
+    vm: &'a VmRecord,
+    accel: AccelUse,
+    console_from: u64,
+}
+
+/// Whether a VM that failed to boot is started once more, under which acceleration, and why:
+/// under TCG when KVM failed it (its hypervisor stopped it, or qemu crashed saying KVM) and
+/// `accel = auto` chose KVM; as it was when its emulator crashed on a signal.
+fn retry_after(e: &ProviderError, accel: &AccelUse) -> Option<(Accel, String)> {
+    let auto_kvm = accel.setting.accel == Accel::Auto && accel.resolved == Accel::Kvm;
+    match e {
+        ProviderError::BootFailed { status, qemu, kvm: true, .. } if auto_kvm => {
+            Some((Accel::Tcg, format!("status {status}; qemu said: {qemu}")))
+        }
+        ProviderError::Died { qemu, .. } if emulator_crashed(qemu) => {
+            let first = qemu.lines().next().unwrap_or_default().to_owned();
+            if auto_kvm && (qemu.contains("kvm") || qemu.contains("KVM")) {
+                Some((Accel::Tcg, first))
+            } else {
+                Some((accel.resolved, first))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The last `n` lines written to `path` after its first `from` bytes.
+fn tail_since(path: &std::path::Path, from: u64, n: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    crate::host::process::tail(bytes.get(from as usize..).unwrap_or_default(), n)
+}
+
+impl Env {
+    /// Starts the named VMs (all when empty) and waits until each answers SSH.
+    pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let targets = self.select(names)?;
+        for vm in &targets {
+            if let Some(p) = vm.vm_provider.as_deref().filter(|p| !crate::plan::VM_PROVIDERS.contains(p)) {
+                return Err(EnvError::Provider { vm: vm.name.clone(), provider: p.to_owned() });
+            }
+        }
+        let groups = self.providers.group(&targets)?;
+        let _lock = self.lock("start", reporter)?;
+        let title = if names.is_empty() { "Start Prefix" } else { "Start specified VMs" };
+        task(reporter, title, || {
+            let mut state = State::load(&self.prefix.path)?;
+            let env_id = self.env_id()?;
+            let before = self.running();
+            let launching: Vec<&VmRecord> =
+                targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
+            let accel = self.accel_for(&launching, reporter);
+            let nets = task(reporter, "Start nets", || {
+                let ctx = self.launch_context(&env_id, accel.resolved);
+                for (provider, _) in &groups {
+                    provider.start_nets(&ctx, &self.nets_of(provider)?)?;
+                }
+                Ok::<_, EnvError>(())
+            });
+            if let Err(e) = nets {
+                // Networks this start made on the other hosts do not stay behind.
+                let _ = self.stop_unused_nets(&crate::report::NoopReporter);
+                return Err(e);
+            }
+            let running = self.running();
+            self.recover_ports(&mut state, &running, reporter)?;
+            let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
+                targets.iter().copied().partition(|v| running.contains(&v.name) || v.is_ssh());
+            let mut started: Vec<Booting<'_>> = Vec::new();
+            let launched = task(reporter, "Start vms", || {
+                for vm in &to_start {
+                    task(reporter, &format!("Starting VM {}", vm.name), || {
+                        let console_from = self.console_len(vm);
+                        let port = self.launch(vm, &env_id, accel.resolved)?;
+                        self.reapply_cuts(vm)?;
+                        // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
+                        // A fresh boot: its clock is the host's again.
+                        let clock = state.clock.remove(&vm.name).is_some();
+                        if let Some(port) = port {
+                            state.ssh_ports.insert(vm.name.clone(), port);
+                        }
+                        if port.is_some() || clock {
+                            state.save(&self.prefix.path)?;
+                        }
+                        started.push(Booting { vm, accel: accel.clone(), console_from });
+                        Ok::<_, EnvError>(())
+                    })?;
+                }
+                Ok::<_, EnvError>(())
+            });
+            // VMs that were running already are waited for too: a `start` that was interrupted
+            // may have left them booting. Machines of the `ssh` provider only have to answer.
+            let ready = launched.and_then(|()| {
+                let mut waiting: Vec<Booting<'_>> = started.clone();
+                waiting.extend(up.iter().map(|vm| Booting {
+                    vm,
+                    accel: accel.clone(),
+                    console_from: self.console_len(vm),
+                }));
+                task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
+            });
+            if let Err(e) = ready {
+                for b in &started {
+                    let _ = self.kill(&b.vm.name);
+                }
+                let _ = self.stop_unused_nets(&crate::report::NoopReporter);
+                return Err(e);
+            }
+            Ok(())
+        })
+    }
+
+    /// The acceleration for starting `vms`: `accel` as set, `auto` decided by the KVM probe on
+    /// the kernel the VMs boot (a template's direct-boot kernel, else the host's). A probe that
+    /// runs now (the first `auto` start of this boot of the host) is a task of its own, and its
+    /// verdict is said.
+    fn accel_for(&self, vms: &[&VmRecord], reporter: &dyn Reporter) -> AccelUse {
+        let setting = self.options.accel.clone();
+        let resolved = match setting.accel {
+            Accel::Auto if vms.is_empty() => Accel::Tcg,
+            Accel::Auto => {
+                let kernel = self.options.kvm.kernel_for(vms.iter().find_map(|v| v.direct_boot()).map(|b| b.kernel));
+                let verdict = match self.options.kvm.cached(kernel.as_deref()) {
+                    Some(v) => v,
+                    None => {
+                        let v = task(reporter, "Check whether KVM runs guests on this host", || {
+                            Ok::<_, std::convert::Infallible>(self.options.kvm.verdict(kernel.as_deref()))
+                        })
+                        .unwrap_or_else(|never| match never {});
+                        let then =
+                            if v.usable { "VMs run under KVM" } else { "VMs run under TCG (software emulation)" };
+                        reporter.note(&format!("KVM: {}; {then}", v.reason));
+                        v
+                    }
+                };
+                if verdict.usable { Accel::Kvm } else { Accel::Tcg }
+            }
+            other => other,
+        };
+        AccelUse { resolved, setting }
+    }
+
+    /// The size of a VM's console log now: what it prints from here on is this boot's.
+    fn console_len(&self, vm: &VmRecord) -> u64 {
+        std::fs::metadata(vm_paths(&self.prefix.path, &vm.name).2).map_or(0, |m| m.len())
+    }
+
+    /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
+    /// qemu finds it taken), which is returned.
+    fn launch(&self, vm: &VmRecord, env_id: &str, accel: Accel) -> Result<Option<u16>, EnvError> {
+        let provider = self.providers.of(vm)?;
+        let outbound = self.options.vm_outbound
+            && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
+        let forwards = provider.name() == "local-qemu";
+        let mut attempts = 0;
+        loop {
+            crate::host::interrupt::check()?;
+            let ctx = LaunchContext {
+                ssh_port: if forwards {
+                    free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?
+                } else {
+                    0
+                },
+                outbound,
+                index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+                ..self.launch_context(env_id, accel)
+            };
+            match provider.start(vm, &ctx) {
+                Ok(()) => return Ok(forwards.then_some(ctx.ssh_port)),
+                // The port was free when picked and taken before qemu bound it.
+                Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
+                    attempts += 1;
+                    tracing::info!(vm = %vm.name, "SSH port {} was taken meanwhile; trying another", ctx.ssh_port);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Running `local-qemu` VMs whose SSH port the state does not hold (lago was killed between
+    /// starting their qemu and saving it): the port is read back from qemu's command line.
+    fn recover_ports(&self, state: &mut State, running: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let mut changed = false;
+        for vm in self.vms.iter().filter(|v| v.provider() == "local-qemu" && running.contains(&v.name)) {
+            if state.ssh_ports.contains_key(&vm.name) {
+                continue;
+            }
+            if let Some(port) = crate::provider::ssh_port_of(&self.prefix.path, &vm.name) {
+                reporter.warn(&format!("Repaired: VM {} runs, its SSH port {port} was read back from qemu", vm.name));
+                state.ssh_ports.insert(vm.name.clone(), port);
+                changed = true;
+            }
+        }
+        if changed {
+            state.save(&self.prefix.path)?;
+        }
+        Ok(())
+    }
+
+    fn wait_ssh(&self, vms: &[Booting<'_>], state: &State, reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let t0 = Instant::now();
+        let saving = std::sync::Mutex::new(());
+        for_each_parallel(vms, |b| self.wait_one(b, state, t0, &saving, reporter))
+    }
+
+    /// Waits until one VM answers SSH, its process dies, its hypervisor stops it, or its
+    /// `boot_time_sec` is over. A VM is started once more when that may help: under TCG when
+    /// KVM failed it and `accel = auto` (KVM is then marked unusable on this host until it
+    /// reboots), or as it was when its emulator crashed on a signal.
+    fn wait_one(
+        &self,
+        booting: &Booting<'_>,
+        state: &State,
+        t0: Instant,
+        saving: &std::sync::Mutex<()>,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
+        let vm = booting.vm;
+        let provider = self.providers.of(vm)?;
+        let mut target = self.target(vm, state)?;
+        let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
+        reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
+        let mut result = self.wait_loop(&provider, booting, &target, deadline, t0, reporter);
+        if let Err(EnvError::Qemu(e)) = &result
+            && let Some((accel, why)) = retry_after(e, &booting.accel)
+        {
+            if accel != booting.accel.resolved {
+                if let ProviderError::BootFailed { status, qemu, .. } = e {
+                    self.options.kvm.demote(
+                        &format!("VM {} was stopped (status {status})", vm.name),
+                        vec![format!("qemu said: {qemu}")],
+                    );
+                } else {
+                    self.options.kvm.demote(&format!("qemu of VM {} crashed", vm.name), vec![why.clone()]);
+                }
+                reporter.warn(&format!(
+                    "VM {}: KVM failed while it booted ({why}); starting it again under TCG (`accel = auto`): KVM counts as unusable on this host until it reboots",
+                    vm.name
+                ));
+            } else {
+                reporter.warn(&format!("VM {}: qemu crashed while it booted ({why}); starting it once more", vm.name));
+            }
+            let again = Booting {
+                vm,
+                accel: AccelUse { resolved: accel, ..booting.accel.clone() },
+                console_from: self.console_len(vm),
+            };
+            result = self.relaunch(vm, accel, saving).and_then(|t| {
+                target = t;
+                self.wait_loop(&provider, &again, &target, deadline, t0, reporter)
+            });
+        }
+        let phase = if result.is_ok() { BootPhase::Ready } else { BootPhase::Failed };
+        reporter.vm_boot(&vm.name, phase, t0.elapsed());
+        result
+    }
+
+    /// Starts a VM whose qemu died again, under `accel`, records its new SSH port, and returns
+    /// how to reach it.
+    fn relaunch(&self, vm: &VmRecord, accel: Accel, saving: &std::sync::Mutex<()>) -> Result<Target, EnvError> {
+        self.kill(&vm.name)?;
+        let port = self.launch(vm, &self.env_id()?, accel)?;
+        self.reapply_cuts(vm)?;
+        let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = State::load(&self.prefix.path)?;
+        if let Some(port) = port {
+            state.ssh_ports.insert(vm.name.clone(), port);
+            state.save(&self.prefix.path)?;
+        }
+        self.target(vm, &state)
+    }
+
+    fn wait_loop(
+        &self,
+        provider: &Arc<dyn Provider>,
+        booting: &Booting<'_>,
+        target: &Target,
+        deadline: Instant,
+        t0: Instant,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
+        let vm = booting.vm;
+        let console = vm_paths(&self.prefix.path, &vm.name).2;
+        let console_tail = || tail_since(&console, booting.console_from, 20);
+        let console_lines = || match console_tail() {
+            t if t.is_empty() => format!("Its console stayed empty (logs/{}.console.log)", vm.name),
+            t => format!("Last console lines:\n{t}"),
+        };
+        let began = Instant::now();
+        let mut said_silent = false;
+        let mut banner = crate::host::ssh::BannerProbe::new();
+        loop {
+            crate::host::interrupt::check()?;
+            match provider.probe(target, &mut banner) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
+            }
+            let alive = vm.is_ssh() || provider.running(&self.prefix.path, std::slice::from_ref(vm)).contains(&vm.name);
+            if !alive {
+                return Err(ProviderError::Died {
+                    vm: vm.name.clone(),
+                    qemu: provider.why_stopped(&self.prefix.path, &vm.name),
+                    console: console_lines(),
+                    accel: booting.accel.clone(),
+                }
+                .into());
+            }
+            if let Some(BootFailure { status, words, kvm }) = provider.boot_failure(&self.prefix.path, vm) {
+                return Err(ProviderError::BootFailed {
+                    vm: vm.name.clone(),
+                    status,
+                    qemu: if words.is_empty() { "nothing".into() } else { words.join(" / ") },
+                    console: console_lines(),
+                    kvm,
+                    accel: booting.accel.clone(),
+                }
+                .into());
+            }
+            if !said_silent
+                && !vm.is_ssh()
+                && began.elapsed() >= crate::report::SILENT_AFTER
+                && self.console_len(vm) <= booting.console_from
+            {
+                said_silent = true;
+                reporter.vm_boot(&vm.name, BootPhase::Silent, t0.elapsed());
+            }
+            if Instant::now() > deadline {
+                let tail = console_tail();
+                let detail = if tail.is_empty() {
+                    let hypervisor = provider.hypervisor_report(&self.prefix.path, vm);
+                    format!("its console stayed empty{}", hypervisor.map(|h| format!("; {h}")).unwrap_or_default())
+                } else {
+                    format!("last console lines:\n{tail}")
+                };
+                return Err(ProviderError::SshTimeout {
+                    vm: vm.name.clone(),
+                    secs: vm.boot_time_sec,
+                    detail,
+                    accel: booting.accel.clone(),
+                }
+                .into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the named running VMs answer SSH (each within its `boot_time_sec`).
+    pub fn wait_ready(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        let targets = self.select(names)?;
+        let state = State::load(&self.prefix.path)?;
+        // They run already, under what an earlier start chose: no KVM fallback here.
+        let accel = AccelUse { resolved: Accel::Tcg, setting: self.options.accel.clone() };
+        let waiting: Vec<Booting<'_>> =
+            targets.iter().map(|vm| Booting { vm, accel: accel.clone(), console_from: self.console_len(vm) }).collect();
+        task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
+    }
+}

@@ -1,0 +1,17 @@
+//! Operations on environments: what the verbs do, each in terms of the environment ([`crate::env`])
+//! and the layers under it.
+//!
+//! [`init`] builds a prefix from an init file; [`snapshot`] takes and reverts named snapshots;
+//! [`export`] writes stopped VMs' disks and an init file that brings them back; [`faults`] breaks
+//! networks on purpose; [`guest`] copies files, collects artifacts, runs deploy scripts and shuts
+//! VMs down; [`ansible`] writes inventories; [`status`] reports; [`service`] drives services in
+//! VMs.
+
+pub mod ansible;
+pub mod export;
+pub mod faults;
+pub mod guest;
+pub mod init;
+pub mod service;
+pub mod snapshot;
+pub mod status;

@@ -1,0 +1,250 @@
+//! The qemu command line of a VM: a pure function of its record and launch context, snapshot-
+//! tested. NICs are datagram links to their network's switch, in spec order; a last NIC on
+//! qemu's user-mode stack, the uplink, carries the SSH forward and outbound access.
+
+use std::net::Ipv4Addr;
+
+use super::vm_paths;
+use crate::config::Accel;
+use crate::prefix::records::VmRecord;
+use crate::provider::LaunchContext;
+
+fn mac_of(ip: Ipv4Addr) -> String {
+    crate::plan::mac_of(ip)
+}
+
+/// The qemu command line of a VM.
+pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
+    let (qmp, pid, console_log) = vm_paths(&ctx.prefix, &vm.name);
+    let mut a: Vec<String> =
+        vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
+    a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
+    // TCG runs all vCPUs of a VM on one thread: qemu 10.0's multi-threaded TCG loses a
+    // timer interrupt's end now and then in a 2-vCPU guest (the vCPU halts with the
+    // interrupt still in service and the guest hangs at boot) and aborts in
+    // `iotlb_to_section`; one thread per VM costs a multi-vCPU guest about a tenth of its boot
+    // time under TCG (a single-vCPU guest nothing), and VMs still run in parallel.
+    let accel = if ctx.accel == Accel::Kvm { "kvm" } else { "tcg,thread=single" };
+    // `init` refused what qemu cannot express; a hand-edited record falls back to the default CPU.
+    let cpu =
+        crate::spec::cpu::qemu_cpu(vm.cpu_model.as_deref(), vm.cpu_custom.as_ref(), vm.vcpu, vm.memory, ctx.accel)
+            .unwrap_or_else(|_| crate::spec::cpu::plain(None, vm.vcpu, ctx.accel));
+    a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
+    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), cpu.smp]);
+    a.extend(cpu.extra);
+    a.extend([
+        "-qmp".into(),
+        format!("unix:{},server=on,wait=off", qmp.display()),
+        "-pidfile".into(),
+        pid.display().to_string(),
+    ]);
+    a.extend([
+        "-chardev".into(),
+        format!(
+            "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
+            crate::prefix::socket_path(&ctx.prefix, &format!("{}.console", vm.name)).display(),
+            console_log.display()
+        ),
+        "-serial".into(),
+        "chardev:console".into(),
+    ]);
+    a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    // The port qemu-guest-agent listens on, when the guest has one.
+    a.extend([
+        "-device".into(),
+        "virtio-serial-pci,id=vser0".into(),
+        "-chardev".into(),
+        format!(
+            "socket,id=qga,path={},server=on,wait=off",
+            crate::prefix::socket_path(&ctx.prefix, &format!("{}.qga", vm.name)).display()
+        ),
+        "-device".into(),
+        "virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0".into(),
+    ]);
+    // A template that carries its kernel boots it directly (no firmware boot loader, no
+    // decompression: seconds under TCG); any other first disk boots through its own loader.
+    if let Some(boot) = vm.direct_boot() {
+        a.extend([
+            "-kernel".into(),
+            boot.kernel.display().to_string(),
+            "-initrd".into(),
+            boot.initrd.display().to_string(),
+            "-append".into(),
+            boot.cmdline,
+        ]);
+    }
+    let mut scsi = false;
+    for (i, d) in vm.disks.iter().enumerate() {
+        let file = d.path.replace("$LAGO_PREFIX_PATH", &ctx.prefix.display().to_string());
+        let iso = d.format == "iso";
+        let format = if iso { "raw" } else { d.format.as_str() };
+        let mut drive = format!("file={file},if=none,id=disk{i},format={format}");
+        if iso {
+            drive.push_str(",readonly=on,media=cdrom");
+        } else {
+            drive.push_str(",cache=writeback,discard=unmap");
+        }
+        a.extend(["-drive".into(), drive]);
+        let boot = if i == 0 { ",bootindex=1" } else { "" };
+        let device = if iso {
+            format!("ide-cd,drive=disk{i}{boot}")
+        } else if d.dev.starts_with("sd") {
+            if !scsi {
+                a.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
+                scsi = true;
+            }
+            format!("scsi-hd,drive=disk{i},bus=scsi0.0,serial={}{boot}", i + 1)
+        } else if d.dev.starts_with("hd") {
+            format!("ide-hd,drive=disk{i}{boot}")
+        } else {
+            format!("virtio-blk-pci,drive=disk{i},serial={}{boot}", i + 1)
+        };
+        a.extend(["-device".into(), device]);
+    }
+    let seed = ctx.prefix.join(format!("images/{}-seed.img", vm.name));
+    if seed.is_file() {
+        a.extend(["-drive".into(), format!("file={},if=none,id=seed,format=raw,readonly=on", seed.display())]);
+        a.extend(["-device".into(), "virtio-blk-pci,drive=seed".into()]);
+    }
+    for (i, nic) in vm.nics.iter().enumerate() {
+        // A datagram link to the network's switch (lago's own, see `switch.rs`).
+        let switch = crate::provider::qemu::switch::paths(&ctx.prefix, &nic.net);
+        a.extend([
+            "-netdev".into(),
+            format!(
+                "dgram,id=net{i},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                crate::provider::qemu::switch::nic_socket(&ctx.prefix, &vm.name, i).display(),
+                switch.socket.display()
+            ),
+        ]);
+        let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
+        if let Some(ip) = nic.ip {
+            dev.push_str(&format!(",mac={}", mac_of(ip)));
+        }
+        if let Some(mtu) = nic.mtu {
+            dev.push_str(&format!(",host_mtu={mtu}"));
+        }
+        a.extend(["-device".into(), dev]);
+    }
+    let restrict = if ctx.outbound { "off" } else { "on" };
+    a.extend([
+        "-netdev".into(),
+        format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port),
+    ]);
+    a.extend([
+        "-device".into(),
+        format!("virtio-net-pci,netdev=uplink,mac={},romfile=", crate::plan::uplink_mac(vm.ip(), ctx.index)),
+    ]);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_template_that_carries_its_kernel_is_booted_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, initrd) = (dir.path().join("t.vmlinux"), dir.path().join("t.initrd"));
+        let record = |root: &str| -> VmRecord {
+            serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": [
+                {"path": root, "dev": "vda", "format": "qcow2", "metadata": {"distro": "lago-tiny",
+                 "boot": {"kernel": kernel, "initrd": initrd, "cmdline": "root=LABEL=lago-root rw"}}}]}))
+            .unwrap()
+        };
+        let ctx = LaunchContext {
+            prefix: dir.path().to_owned(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Tcg,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        // Files gone from the store: the disk's own boot loader.
+        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
+        assert!(!argv.contains(&"-kernel".to_owned()), "{argv:?}");
+        std::fs::write(&kernel, b"").unwrap();
+        std::fs::write(&initrd, b"").unwrap();
+        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
+        let at = argv.iter().position(|a| a == "-kernel").expect("direct boot");
+        assert_eq!(
+            argv[at..at + 6],
+            [
+                "-kernel".to_owned(),
+                kernel.display().to_string(),
+                "-initrd".into(),
+                initrd.display().to_string(),
+                "-append".into(),
+                "root=LABEL=lago-root rw".into()
+            ]
+        );
+        // The disk stays first in the boot order, for a guest that reboots through firmware.
+        assert!(argv.iter().any(|a| a.ends_with("bootindex=1")), "{argv:?}");
+    }
+
+    #[test]
+    fn argv_of_a_vm_with_two_nics_and_three_disks() {
+        let vm: VmRecord = serde_json::from_str(
+            r#"{"name": "vm01", "memory": 256, "vcpu": "2", "mgmt_net": "lago", "ssh-user": "root",
+                "nics": [{"net": "lago", "ip": "192.168.200.2"}, {"net": "storage", "ip": "192.168.201.2", "mtu": 9000}],
+                "disks": [{"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "dev": "vda", "format": "qcow2"},
+                          {"path": "/data/extra.raw", "dev": "sdb", "format": "raw"},
+                          {"path": "/isos/x.iso", "dev": "hdc", "format": "iso"}]}"#,
+        )
+        .unwrap();
+        let ctx = LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Tcg,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n"));
+    }
+
+    /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.
+    #[test]
+    fn argv_of_a_vm_with_cpu_custom() {
+        let vm: VmRecord = serde_json::from_str(
+            r##"{"name": "vm-el73", "memory": 4096, "vcpu": 2, "mgmt_net": "lago",
+                "cpu_custom": {"@mode": "custom", "@match": "exact",
+                    "model": {"@fallback": "allow", "#text": "Westmere"},
+                    "feature": {"@policy": "optional", "@name": "vmx"},
+                    "numa": {"cell": [{"@id": 0, "@cpus": 0, "@memory": 2048, "@unit": "MiB"},
+                                      {"@id": 1, "@cpus": 1, "@memory": 2048, "@unit": "MiB"}]}},
+                "nics": [], "disks": []}"##,
+        )
+        .unwrap();
+        let ctx = LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Kvm,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+        };
+        let argv = qemu_argv(&vm, &ctx);
+        let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();
+        insta::assert_snapshot!(cpu.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("\n"), @"
+        -accel
+        kvm
+        -cpu
+        Westmere,vmx=on
+        -m
+        4096
+        -smp
+        2,sockets=2,cores=1,threads=1
+        -object
+        memory-backend-ram,id=lago-numa0,size=2097152K
+        -numa
+        node,nodeid=0,cpus=0,memdev=lago-numa0
+        -object
+        memory-backend-ram,id=lago-numa1,size=2097152K
+        -numa
+        node,nodeid=1,cpus=1,memdev=lago-numa1
+        ");
+    }
+}
