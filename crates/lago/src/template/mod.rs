@@ -2,7 +2,6 @@
 //! DESIGN §5).
 
 pub mod build;
-mod debian;
 pub mod repo;
 pub mod store;
 

@@ -15,7 +15,8 @@
 
 use std::path::Path;
 
-use super::build::{BuildError, DiskLayout, Image, write_disk, write_file};
+use super::BuildError;
+use super::disk::{DiskLayout, Image, boot_files, write_disk, write_file};
 use crate::host::pathio::at as io;
 use crate::host::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
@@ -166,8 +167,7 @@ pub(crate) fn build_image(
         rootfs: &rootfs,
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
-    let boot =
-        task(reporter, "Extract the kernel for direct boot", || super::build::boot_files(&layout, work, runner))?;
+    let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
     Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot) })
 }
 

@@ -1,0 +1,239 @@
+//! `lago template build tiny`: a bootable template built offline from Debian packages.
+//!
+//! `tiny` is Debian 12's kernel with a busybox + dropbear userland on an ext4 root, bootable
+//! from the disk alone like any cloud image: MBR (syslinux's `mbr.bin`), a FAT boot partition
+//! holding syslinux, the kernel and an initramfs, and the ext4 root partition. It is built
+//! without root and without loop devices: packages come from `apt-get download` and
+//! `dpkg-deb -x`; the partition table, the FAT filesystem and the initramfs are written here;
+//! `syslinux --install --offset` (mtools) makes the FAT bootable; `mke2fs -d -E offset=` writes
+//! the root filesystem in place. The result is converted to qcow2 and published into a local
+//! `file` repository (`repo.metadata`, image, `.hash`, `.metadata`) as a new version.
+//!
+//! Inside, a first-boot script reads the NoCloud seed that `lago init` writes (the plain files
+//! under `lago/` of the `CIDATA` filesystem; see [`crate::ops::init::seed`]).
+//!
+//! This module runs a build (one at a time per package cache) and publishes its image; the
+//! recipes are [`tiny`] and [`debian`], the disk they write is [`disk`]'s.
+
+mod debian;
+mod disk;
+mod error;
+mod tiny;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+pub use disk::mbr;
+pub use error::{BUILDABLE, BuildError};
+pub use tiny::{module_depends, module_order};
+
+use crate::host::pathio::at as io;
+use crate::host::process::{CommandRunner, Invocation};
+use crate::report::{Reporter, task};
+use disk::Image;
+
+/// What to build and where.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Template name (`tiny`).
+    pub name: String,
+    /// Directory of the local `file` repository to publish into.
+    pub repo_dir: PathBuf,
+    /// Downloaded packages are kept here between builds.
+    pub cache_dir: PathBuf,
+}
+
+/// A published template version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    /// Template name.
+    pub name: String,
+    /// New version.
+    pub version: String,
+    /// The image in the repository.
+    pub path: PathBuf,
+    /// Its sha1.
+    pub hash: String,
+    /// Its size, bytes.
+    pub size: u64,
+}
+
+/// Builds the template and publishes it as a new version of the local repository.
+pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Reporter) -> Result<Built, BuildError> {
+    if !BUILDABLE.contains(&opts.name.as_str()) {
+        return Err(BuildError::Unknown { name: opts.name.clone() });
+    }
+    for d in [&opts.repo_dir, &opts.cache_dir] {
+        std::fs::create_dir_all(d).map_err(io("create", d))?;
+    }
+    // One build at a time per package cache: downloads and the debian12 package sync share it.
+    let lock_path = opts.cache_dir.join(".build.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("open", &lock_path))?;
+    if lock.try_lock().is_err() {
+        reporter.warn(&format!("Waiting for another template build to finish (lock {})", lock_path.display()));
+        lock.lock().map_err(io("lock", &lock_path))?;
+    }
+    // Under the lock, any work directory left in the cache is an interrupted build's.
+    if let Ok(entries) = std::fs::read_dir(&opts.cache_dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".build-") && e.file_type().is_ok_and(|t| t.is_dir()) {
+                // A tool the killed build started (`tar` under `dpkg-deb`) may still be writing
+                // into it for a moment: removal is retried until it stays empty.
+                match remove_dir_retrying(&e.path(), std::time::Duration::from_secs(10)) {
+                    Ok(()) => reporter.warn(&format!(
+                        "Repaired: removed {} left by an interrupted template build",
+                        e.path().display()
+                    )),
+                    Err(err) => reporter.warn(&format!(
+                        "Cannot remove {}, left by an interrupted template build: {err}",
+                        e.path().display()
+                    )),
+                }
+            }
+        }
+    }
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".build-{}.", opts.name))
+        .tempdir_in(&opts.cache_dir)
+        .map_err(io("create", &opts.cache_dir))?;
+    let work = work.path();
+    task(reporter, &format!("Build template {}", opts.name), || {
+        let image = match opts.name.as_str() {
+            "debian12" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Lago, runner, reporter)?,
+            "debian12-cloud" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Cloud, runner, reporter)?,
+            _ => tiny::build_image(work, &opts.cache_dir, runner, reporter)?,
+        };
+        task(reporter, "Publish into the local repository", || publish(opts, &image, runner))
+    })
+}
+
+/// Removes `dir` and everything in it, again and again while something still writes into it,
+/// for at most `within`.
+fn remove_dir_retrying(dir: &Path, within: std::time::Duration) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) if !dir.exists() => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Removes files on drop unless disarmed (a failed or interrupted publication leaves nothing).
+struct Partial(Vec<PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Reads a repository's `repo.metadata` for an update: a missing file is a new repository; a
+/// file that cannot be read, is not JSON, or has the wrong shape is an error (it is never
+/// replaced, so no published version is lost).
+pub fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, BuildError> {
+    let text = match crate::template::repo::read_bounded(meta_path) {
+        Ok(text) => text,
+        Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(
+                json!({"name": "local", "sources": {"local": {"type": "file", "args": {"root": repo_dir.display().to_string()}}}, "templates": {}}),
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let repo: Value = serde_json::from_str(&text).map_err(|e| {
+        BuildError::Repo(format!(
+            "{} is not valid JSON ({e}); fix or move it away, lago will not replace it",
+            meta_path.display()
+        ))
+    })?;
+    let shape_ok = repo.is_object()
+        && repo.get("templates").is_none_or(Value::is_object)
+        && repo
+            .get("templates")
+            .and_then(Value::as_object)
+            .is_none_or(|t| t.values().all(|v| v.is_object() && v.get("versions").is_none_or(Value::is_object)));
+    if !shape_ok {
+        return Err(BuildError::Repo(format!(
+            "{} is not a template repository (expected an object whose `templates` maps names to {{\"versions\": {{...}}}}); fix or move it away, lago will not replace it",
+            meta_path.display()
+        )));
+    }
+    Ok(repo)
+}
+
+fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
+    let (raw, kernel) = (&image.raw, &image.kernel);
+    let meta_path = opts.repo_dir.join("repo.metadata");
+    // One publication at a time per repository: the version number is decided under the lock.
+    let lock_path = opts.repo_dir.join(".repo.metadata.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io("open", &lock_path))?;
+    lock.lock().map_err(io("lock", &lock_path))?;
+    let mut repo = read_repo_for_update(&meta_path, &opts.repo_dir)?;
+    let versions = repo["templates"][&opts.name]["versions"].as_object().cloned().unwrap_or_default();
+    let next =
+        versions.keys().filter_map(|v| v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok())).max().unwrap_or(0) + 1;
+    let version = format!("v{next}");
+    let handle = format!("{}-{version}.qcow2", opts.name);
+    let dest = opts.repo_dir.join(&handle);
+    let tmp = opts.repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
+    let mut partial = Partial(vec![tmp.clone()]);
+    runner
+        .run(&Invocation::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(raw).arg(&tmp))
+        .map_err(|source| BuildError::Tool { step: "convert the image to qcow2".into(), source })?;
+    crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
+    let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
+    let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
+    let mut metadata = json!({
+        "name": opts.name, "version": version, "distro": image.distro, "arch": "x86_64",
+        "root-partition": "/dev/vda2", "root-password": "123456", "kernel": kernel,
+        "base": "debian:bookworm", "sha1": hash, "size": size,
+    });
+    if let Some(boot) = &image.boot {
+        // Beside the image: `<handle>.vmlinux` and `<handle>.initrd`, named in `boot`.
+        let mut entry = json!({"cmdline": boot.cmdline});
+        for (key, from) in [("kernel", &boot.vmlinux), ("initrd", &boot.initrd)] {
+            let name = format!("{handle}.{}", if key == "kernel" { "vmlinux" } else { "initrd" });
+            let tmp = opts.repo_dir.join(format!(".{name}.{}.tmp", std::process::id()));
+            partial.0.push(tmp.clone());
+            std::fs::copy(from, &tmp).map_err(io("copy", from))?;
+            let sha1 = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
+            let dest = opts.repo_dir.join(&name);
+            partial.0.push(dest.clone());
+            std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
+            entry[key] = json!(name);
+            entry[format!("{key}_sha1")] = json!(sha1);
+        }
+        metadata["boot"] = entry;
+    }
+    let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
+    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
+    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
+    crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
+    std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
+    let timestamp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    repo["templates"][&opts.name]["versions"][&version] =
+        json!({"source": "local", "handle": handle, "timestamp": timestamp});
+    let text = serde_json::to_string_pretty(&repo).unwrap_or_default();
+    crate::host::pathio::write_atomic(&meta_path, text.as_bytes())?;
+    partial.0.clear();
+    drop(partial);
+    drop(lock);
+    Ok(Built { name: opts.name.clone(), version, path: dest, hash, size })
+}
