@@ -121,8 +121,9 @@ impl Context {
     }
 
     /// Prints information in the chosen output format.
-    pub(crate) fn print(&self, value: &Value) {
-        println!("{}", self.format.render(value));
+    pub(crate) fn print(&self, value: &impl serde::Serialize) {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        println!("{}", self.format.render(&value));
     }
 }
 

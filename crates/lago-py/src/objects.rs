@@ -275,7 +275,7 @@ impl Vm {
     /// `running` or `down`, as `lago status` says.
     fn state(&self, py: Python<'_>) -> PyResult<String> {
         let (env, name) = (self.env.clone(), self.name.clone());
-        blocking(py, move || Ok(env.state(&name).to_owned()))
+        blocking(py, move || Ok(env.state(&name).to_string()))
     }
 
     /// Whether it runs.
@@ -357,7 +357,7 @@ impl Vm {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || {
             let vm = env.vm(&name).map_err(to_py)?;
-            if propagate_fail && vm.state() != "running" {
+            if propagate_fail && !vm.state().is_running() {
                 return Err(to_py(lago::env::EnvError::NotRunning { vm: name.clone() }));
             }
             for attempt in 0..tries.unwrap_or(1).max(1) {

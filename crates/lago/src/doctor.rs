@@ -711,12 +711,8 @@ impl Host for SystemHost {
     }
 
     fn first_line(&self, program: &Path, args: &[&str]) -> Option<String> {
-        let out = std::process::Command::new(program)
-            .args(args)
-            .env("LC_ALL", "C")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .ok()?;
+        let inv = crate::host::process::Invocation::new(&program.display().to_string()).args(args);
+        let out = crate::host::process::output(&inv).ok()?;
         if !out.status.success() {
             return None;
         }

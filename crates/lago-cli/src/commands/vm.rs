@@ -171,7 +171,7 @@ pub(crate) fn cmd_console(ctx: &mut Context, args: &ConsoleArgs) -> Result<(), C
     use std::io::{Read, Write};
     let env = ctx.env()?;
     let record = env.select(std::slice::from_ref(&args.host))?[0];
-    if env.state(&args.host) != "running" {
+    if !env.state(&args.host).is_running() {
         return Err(lago::env::EnvError::NotRunning { vm: args.host.clone() }.into());
     }
     let path = match env.provider_of(record)?.console(&env.prefix.path, record).map_err(lago::env::EnvError::from)? {

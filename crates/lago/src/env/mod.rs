@@ -24,7 +24,7 @@ use crate::config::LibvirtOptions;
 use crate::host::ssh::{CommandStatus, Target};
 use crate::prefix::records::VmRecord;
 use crate::prefix::state::{RuntimeError, State};
-use crate::provider::{LaunchContext, NetUse, Provider, ProviderError, Providers, QemuProvider};
+use crate::provider::{LaunchContext, NetUse, Provider, ProviderError, Providers, QemuProvider, VmState};
 use crate::report::{Reporter, task};
 
 /// Problems with a running environment.
@@ -218,14 +218,14 @@ impl Env {
         names
     }
 
-    /// `running`, `down`, or what the VM's provider says (`paused`, `shut off`...).
-    pub fn state(&self, vm: &str) -> String {
-        let Some(record) = self.vms.iter().find(|v| v.name == vm) else { return "down".into() };
+    /// The VM's state, as its provider says it.
+    pub fn state(&self, vm: &str) -> VmState {
+        let Some(record) = self.vms.iter().find(|v| v.name == vm) else { return VmState::Down };
         match self.providers.of(record) {
             Ok(p) => p.state(&self.prefix.path, record),
             Err(e) => {
                 tracing::warn!("{e}");
-                "unknown state".into()
+                VmState::Other("unknown state".into())
             }
         }
     }
@@ -369,7 +369,7 @@ impl Env {
     /// How to reach a running VM over SSH.
     pub fn ssh_target(&self, vm: &str) -> Result<Target, EnvError> {
         let record = self.select(&[vm.to_owned()])?[0];
-        if self.state(vm) != "running" {
+        if !self.state(vm).is_running() {
             return Err(EnvError::NotRunning { vm: vm.to_owned() });
         }
         self.target(record, &State::load(&self.prefix.path)?)

@@ -40,8 +40,8 @@ impl Vm<'_> {
         self.record.ip()
     }
 
-    /// `running`, `down`, or what its provider says.
-    pub fn state(&self) -> String {
+    /// Its state, as its provider says it.
+    pub fn state(&self) -> crate::provider::VmState {
         self.env.state(&self.record.name)
     }
 
@@ -75,17 +75,15 @@ impl Vm<'_> {
         use std::io::IsTerminal;
         let target = self.env.ssh_target(&self.record.name)?;
         let tty = std::io::stdin().is_terminal();
-        let argv = target.interactive_argv(command, tty);
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .map_err(|source| EnvError::Ssh { vm: self.record.name.clone(), source })?;
+        let status = crate::host::process::run_interactive(&target.interactive(command, tty)).map_err(|e| {
+            EnvError::Ssh { vm: self.record.name.clone(), source: std::io::Error::other(e.to_string()) }
+        })?;
         Ok(status.code().unwrap_or(255))
     }
 
     /// Waits until the VM answers SSH (within its `boot_time_sec`).
     pub fn wait_for_ssh(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
-        if self.state() != "running" {
+        if !self.state().is_running() {
             return Err(EnvError::NotRunning { vm: self.record.name.clone() });
         }
         self.env.wait_ready(std::slice::from_ref(&self.record.name), reporter)
@@ -93,7 +91,7 @@ impl Vm<'_> {
 
     /// Whether the VM answers SSH now (one try).
     pub fn ssh_reachable(&self) -> bool {
-        self.env.state(&self.record.name) == "running" && self.env.probe(self.record)
+        self.env.state(&self.record.name).is_running() && self.env.probe(self.record)
     }
 
     /// The VM's record (`virt/vm-<name>`), as the original wrote it.

@@ -103,6 +103,75 @@ impl<'a> Images<'a> {
     }
 }
 
+/// What `qemu-img snapshot` does with a tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotCommand {
+    /// `-c`: take it.
+    Create,
+    /// `-a`: go back to it.
+    Apply,
+    /// `-d`: delete it.
+    Delete,
+}
+
+impl<'a> Images<'a> {
+    fn run(&self, inv: Invocation, action: &'static str, path: &Path) -> Result<(), ImageError> {
+        self.runner.run(&inv).map(drop).map_err(|source| ImageError::Tool { action, path: path.to_owned(), source })
+    }
+
+    /// The internal snapshot tags of a qcow2 image (without taking its lock).
+    pub fn snapshot_tags(&self, path: &Path) -> Result<Vec<String>, ImageError> {
+        let out = self
+            .runner
+            .run(&Invocation::new("qemu-img").args(["info", "--output=json", "-U"]).arg(path))
+            .map_err(|source| ImageError::Tool { action: "inspect image", path: path.to_owned(), source })?;
+        let info: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| ImageError::Parse { path: path.to_owned(), reason: e.to_string() })?;
+        Ok(info
+            .get("snapshots")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.get("name")?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    /// `qemu-img snapshot`: takes, applies or deletes internal snapshot `tag` of a stopped VM's disk.
+    pub fn snapshot(&self, path: &Path, command: SnapshotCommand, tag: &str) -> Result<(), ImageError> {
+        let (flag, action) = match command {
+            SnapshotCommand::Create => ("-c", "take a snapshot of"),
+            SnapshotCommand::Apply => ("-a", "revert to a snapshot"),
+            SnapshotCommand::Delete => ("-d", "delete a snapshot of"),
+        };
+        self.run(Invocation::new("qemu-img").args(["snapshot", flag, tag]).arg(path), action, path)
+    }
+
+    /// Converts `src` to `format` at `dest`; `compress` compresses qcow2 clusters; with
+    /// `backing` (file, format) only the clusters that differ from that backing file are written.
+    pub fn convert(
+        &self,
+        src: &Path,
+        dest: &Path,
+        format: &str,
+        compress: bool,
+        backing: Option<(&str, &str)>,
+    ) -> Result<(), ImageError> {
+        let mut inv = Invocation::new("qemu-img").args(["convert", "-q", "-O", format]);
+        if compress && format == "qcow2" {
+            inv = inv.arg("-c");
+        }
+        if let Some((file, fmt)) = backing {
+            inv = inv.arg("-B").arg(file).args(["-F", fmt]);
+        }
+        self.run(inv.arg(src).arg(dest), "convert image", src)
+    }
+
+    /// Points `path`'s backing file at `backing` (of `format`) without touching the data
+    /// (`rebase -u`: the new file holds the same clusters).
+    pub fn rebase_unsafe(&self, path: &Path, backing: &str, format: &str) -> Result<(), ImageError> {
+        let inv = Invocation::new("qemu-img").args(["rebase", "-u", "-F", format, "-b"]).arg(backing).arg(path);
+        self.run(inv, "rebase image", path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +187,31 @@ mod tests {
             runner.command_lines(),
             "qemu-img create -q -f qcow2 -o lazy_refcounts=on -F raw -b /store/r:t:v1 /p/images/vm_root.qcow2"
         );
+    }
+
+    #[test]
+    fn every_operation_spells_its_arguments_for_qemu_img() {
+        let runner = FakeRunner::new(|_| {
+            Ok(Output { stdout: br#"{"snapshots": [{"name": "a"}, {"name": "b"}]}"#.to_vec(), stderr: vec![] })
+        });
+        let images = Images::new(&runner);
+        let disk = Path::new("/p/images/vm_root.qcow2");
+        assert_eq!(images.snapshot_tags(disk).unwrap(), ["a", "b"]);
+        images.snapshot(disk, SnapshotCommand::Create, "clean").unwrap();
+        images.snapshot(disk, SnapshotCommand::Apply, "clean").unwrap();
+        images.snapshot(disk, SnapshotCommand::Delete, "clean").unwrap();
+        images.convert(disk, Path::new("/out/vm.qcow2"), "qcow2", true, Some(("/store/t:v1", "qcow2"))).unwrap();
+        images.convert(disk, Path::new("/out/vm.raw"), "raw", true, None).unwrap();
+        images.rebase_unsafe(Path::new("/out/vm.qcow2"), "./t:v1", "qcow2").unwrap();
+        insta::assert_snapshot!(runner.command_lines(), @r"
+        qemu-img info --output=json -U /p/images/vm_root.qcow2
+        qemu-img snapshot -c clean /p/images/vm_root.qcow2
+        qemu-img snapshot -a clean /p/images/vm_root.qcow2
+        qemu-img snapshot -d clean /p/images/vm_root.qcow2
+        qemu-img convert -q -O qcow2 -c -B /store/t:v1 -F qcow2 /p/images/vm_root.qcow2 /out/vm.qcow2
+        qemu-img convert -q -O raw /p/images/vm_root.qcow2 /out/vm.raw
+        qemu-img rebase -u -F qcow2 -b ./t:v1 /out/vm.qcow2
+        ");
     }
 
     #[test]

@@ -1,3 +1,6 @@
+//! Locks: the prefix lock ([`acquire`]), and plain file locks ([`FileLock`]) for what several
+//! lago processes share (the template store, repositories, package caches, leases).
+//!
 //! The prefix lock: one per prefix, taken by every command that reads the environment and then
 //! changes it (init, start, stop, shutdown, snapshot, revert, export, cleanup, destroy).
 //!
@@ -30,6 +33,12 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// The lock did not come in time.
+    #[error("Timed out waiting for the lock {path} (held by another lago)")]
+    Timeout {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// lago was interrupted while waiting.
     #[error("Stopped waiting for the lock {path} (held by {holder})")]
     Interrupted {
@@ -41,6 +50,49 @@ pub enum LockError {
         #[source]
         source: crate::host::interrupt::Interrupted,
     },
+}
+
+/// An exclusive lock on a file of its own (a template being stored, a repository being published
+/// into, a package cache being built from, the store of subnet leases), held until dropped. Other
+/// processes wait for it; this process does not take it twice.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+impl FileLock {
+    /// Takes the lock of `path` (the file is created), waiting while another process holds it:
+    /// `waiting` is said once through `reporter` if it does not come at once. Waits at most
+    /// `timeout` (`None`: as long as it takes), and stops when lago is interrupted.
+    pub fn acquire(
+        path: &Path,
+        reporter: &dyn Reporter,
+        waiting: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Self, LockError> {
+        let io = |source| LockError::Io { path: path.to_owned(), source };
+        let file = File::options().create(true).truncate(false).write(true).open(path).map_err(io)?;
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+            if let Err(source) = crate::host::interrupt::check() {
+                return Err(LockError::Interrupted { path: path.to_owned(), holder: "another lago".into(), source });
+            }
+            if timeout.is_some_and(|t| started.elapsed() > t) {
+                return Err(LockError::Timeout { path: path.to_owned() });
+            }
+            if !told {
+                told = true;
+                reporter.warn(&format!("{waiting} (lock {})", path.display()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// How long a command waits silently before saying whom it waits for.
@@ -197,6 +249,20 @@ mod tests {
         drop(inner);
         assert!(!other(), "still held by the outer guard");
         drop(outer);
+        assert!(other());
+    }
+
+    #[test]
+    fn a_file_lock_is_exclusive_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.lock");
+        let held = FileLock::acquire(&path, &NoopReporter, "waiting", None).unwrap();
+        let other = || std::process::Command::new("flock").arg("-n").arg(&path).arg("true").status().unwrap().success();
+        assert!(!other());
+        // A second open file description of this process waits like another process would.
+        let err = FileLock::acquire(&path, &NoopReporter, "waiting", Some(Duration::from_millis(100))).unwrap_err();
+        assert!(matches!(err, LockError::Timeout { .. }), "{err}");
+        drop(held);
         assert!(other());
     }
 

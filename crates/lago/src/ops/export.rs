@@ -328,31 +328,21 @@ fn export_disk(
         runner.run(&Invocation::new("cp").args(["--sparse=always", "--"]).arg(&job.src).arg(&tmp)).map_err(terr)?;
     } else {
         let out_format = if s(&job.disk, "type") == "template" { "qcow2" } else { format };
-        let mut inv = Invocation::new("qemu-img").args(["convert", "-q", "-O", out_format]);
-        if opts.compress && out_format == "qcow2" {
-            inv = inv.arg("-c");
-        }
-        // Layered: only the clusters that differ from the template, then the backing file is
-        // renamed to `./<name>:<version>`.
-        let rebase = match &job.base {
+        let images = crate::host::images::Images::new(runner);
+        let ierr = |source| ExportError::Image { vm: job.vm.clone(), source };
+        match &job.base {
+            // Layered: only the clusters that differ from the template, then the backing file is
+            // renamed to `./<name>:<version>`.
             Some(base) => {
-                let info = crate::host::images::Images::new(runner)
-                    .info(&job.src)
-                    .map_err(|source| ExportError::Image { vm: job.vm.clone(), source })?;
+                let info = images.info(&job.src).map_err(ierr)?;
                 let backing_format = info.backing_format.unwrap_or_else(|| "qcow2".into());
-                inv = inv.arg("-B").arg(info.backing.unwrap_or_default()).args(["-F", &backing_format]);
-                Some(
-                    Invocation::new("qemu-img")
-                        .args(["rebase", "-u", "-F", &backing_format, "-b"])
-                        .arg(format!("./{base}"))
-                        .arg(&tmp),
-                )
+                let backing = info.backing.unwrap_or_default();
+                images
+                    .convert(&job.src, &tmp, out_format, opts.compress, Some((&backing, &backing_format)))
+                    .map_err(ierr)?;
+                images.rebase_unsafe(&tmp, &format!("./{base}"), &backing_format).map_err(ierr)?;
             }
-            None => None,
-        };
-        runner.run(&inv.arg(&job.src).arg(&tmp)).map_err(terr)?;
-        if let Some(rebase) = rebase {
-            runner.run(&rebase).map_err(terr)?;
+            None => images.convert(&job.src, &tmp, out_format, opts.compress, None).map_err(ierr)?,
         }
     }
     crate::host::interrupt::check().map_err(|i| ExportError::Interrupted { vm: job.vm.clone(), source: i })?;

@@ -213,7 +213,7 @@ impl Env {
         cut.sort_unstable();
         state.cut.retain(|_, nics| !nics.is_empty());
         state.save(&self.prefix.path)?;
-        if self.state(vm) == "running" {
+        if self.state(vm).is_running() {
             let verb = if up { "Restoring" } else { "Cutting" };
             let provider = self.provider_of(record)?;
             task(reporter, &format!("{verb} the links of {vm}"), || {

@@ -18,8 +18,9 @@ use std::path::PathBuf;
 use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError, for_each_parallel};
+use crate::host::images::{ImageError, Images, SnapshotCommand};
 use crate::host::pathio::PathError;
-use crate::host::process::{CommandRunner, Invocation, ProcessError};
+use crate::host::process::CommandRunner;
 use crate::prefix::PrefixError;
 use crate::prefix::records::VmRecord;
 use crate::provider::SnapshotOp;
@@ -82,7 +83,7 @@ pub enum SnapshotError {
         name: String,
         /// The tool's failure.
         #[source]
-        source: ProcessError,
+        source: ImageError,
     },
     /// The environment failed (start, stop, lock).
     #[error(transparent)]
@@ -182,19 +183,11 @@ fn snapshot_disks(env: &Env, vm: &VmRecord) -> Result<Vec<(usize, PathBuf, Strin
 /// Deletes tags `name` that a stopped VM's disks hold although no record lists them (a rollback
 /// that could not finish): `qemu-img snapshot -c` would otherwise add a second tag of that name.
 fn drop_stray_tags(runner: &dyn CommandRunner, vm: &str, name: &str, disks: &[(usize, PathBuf, String)]) {
+    let images = Images::new(runner);
     for (_, path, _) in disks {
-        let listed = runner
-            .run(&Invocation::new("qemu-img").args(["info", "--output=json", "-U"]).arg(path))
-            .ok()
-            .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
-        let has = listed
-            .as_ref()
-            .and_then(|v| v.get("snapshots"))
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|s| s.get("name").and_then(Value::as_str) == Some(name)));
-        if has {
+        if images.snapshot_tags(path).is_ok_and(|tags| tags.iter().any(|t| t == name)) {
             tracing::warn!("VM {vm}: disk {} holds a stray snapshot tag {name}; deleting it", path.display());
-            let _ = runner.run(&Invocation::new("qemu-img").args(["snapshot", "-d", name]).arg(path));
+            let _ = images.snapshot(path, SnapshotCommand::Delete, name);
         }
     }
 }
@@ -202,19 +195,23 @@ fn drop_stray_tags(runner: &dyn CommandRunner, vm: &str, name: &str, disks: &[(u
 fn qemu_img(
     runner: &dyn CommandRunner,
     vm: &str,
-    flag: &'static str,
+    command: SnapshotCommand,
     name: &str,
     disks: &[(usize, PathBuf, String)],
 ) -> Result<(), SnapshotError> {
-    let action = match flag {
-        "-c" => "create",
-        "-a" => "revert to",
-        _ => "delete",
+    let action = match command {
+        SnapshotCommand::Create => "create",
+        SnapshotCommand::Apply => "revert to",
+        SnapshotCommand::Delete => "delete",
     };
+    let images = Images::new(runner);
     for (_, path, _) in disks {
-        runner
-            .run(&Invocation::new("qemu-img").args(["snapshot", flag, name]).arg(path))
-            .map_err(|source| SnapshotError::Tool { vm: vm.to_owned(), action, name: name.to_owned(), source })?;
+        images.snapshot(path, command, name).map_err(|source| SnapshotError::Tool {
+            vm: vm.to_owned(),
+            action,
+            name: name.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }
@@ -390,7 +387,7 @@ impl Env {
                 } else {
                     let disks = snapshot_disks(self, vm)?;
                     drop_stray_tags(runner, &vm.name, name, &disks);
-                    qemu_img(runner, &vm.name, "-c", name, &disks)?;
+                    qemu_img(runner, &vm.name, SnapshotCommand::Create, name, &disks)?;
                 }
                 taken.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((*vm, live));
                 Ok(())
@@ -503,7 +500,7 @@ impl Env {
         if running {
             live_op(self, vm, SnapshotOp::Delete, name)
         } else {
-            qemu_img(runner, &vm.name, "-d", name, &snapshot_disks(self, vm)?)
+            qemu_img(runner, &vm.name, SnapshotCommand::Delete, name, &snapshot_disks(self, vm)?)
         }
     }
 
@@ -595,7 +592,7 @@ impl Env {
                             self.kill(&vm.name)?;
                             restart.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(vm.name.clone());
                         }
-                        qemu_img(runner, &vm.name, "-a", name, &snapshot_disks(self, vm)?)
+                        qemu_img(runner, &vm.name, SnapshotCommand::Apply, name, &snapshot_disks(self, vm)?)
                     })
                 })
             });

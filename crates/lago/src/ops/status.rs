@@ -1,51 +1,132 @@
 //! `lago status`: the original's information structure (reference §1.5), reconciled with what is
 //! actually running, as each VM's provider reports it.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::env::{Env, EnvError};
+use crate::provider::VmState;
 
-/// The status of an environment, shaped like the original's `info_dict`: each VM's state as its
-/// provider sees it, each network up when its provider keeps it up (or, for providers without
-/// networks of their own, when a VM on it runs).
-pub fn status(env: &Env) -> Result<Value, EnvError> {
+/// The status of an environment, shaped like the original's `info_dict` (its keys, their
+/// order and their spelling): each VM's state as its provider sees it, each network up when its
+/// provider keeps it up (or, for providers without networks of their own, when a VM on it runs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// The prefix.
+    #[serde(rename = "Prefix")]
+    pub prefix: PrefixStatus,
+}
+
+/// The prefix part of [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixStatus {
+    /// The prefix directory.
+    #[serde(rename = "Base directory")]
+    pub base_directory: String,
+    /// Its uuid.
+    #[serde(rename = "UUID")]
+    pub uuid: String,
+    /// Its networks, in `virt/env` order.
+    #[serde(rename = "Networks", serialize_with = "in_order")]
+    pub networks: Vec<(String, NetStatus)>,
+    /// Its VMs, in `virt/env` order.
+    #[serde(rename = "VMs", serialize_with = "in_order")]
+    pub vms: Vec<(String, VmStatus)>,
+}
+
+/// One network of [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetStatus {
+    /// Its gateway (`null` for bridge networks).
+    pub gateway: Value,
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// Whether it is a management network.
+    pub management: bool,
+    /// Its partition in force (`vm01 | vm02,vm03`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// One VM of [`Status`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmStatus {
+    /// Its distribution (its own `distro`, else its first disk's template's).
+    pub distro: Value,
+    /// Its root password.
+    #[serde(rename = "root password")]
+    pub root_password: Value,
+    /// Its state.
+    pub status: VmState,
+    /// Its snapshots, `, `-separated, oldest first.
+    pub snapshots: String,
+    /// Its `metadata`.
+    pub metadata: Value,
+    /// Its NICs, `eth<i>` in `nics` order.
+    #[serde(rename = "NICs", serialize_with = "in_order")]
+    pub nics: Vec<(String, NicStatus)>,
+    /// Why its clock is off (not set after a revert).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<String>,
+}
+
+/// One NIC of [`VmStatus`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NicStatus {
+    /// Its network.
+    pub network: String,
+    /// Its address (`N/A` when it has none).
+    pub ip: Value,
+    /// `cut` when its link is cut.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<&'static str>,
+    /// How its link is degraded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
+}
+
+/// Named entries as a mapping, in their order.
+fn in_order<S: serde::Serializer, T: Serialize>(entries: &[(String, T)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(entries.len()))?;
+    for (k, v) in entries {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// The status of `env` (see [`Status`]).
+pub fn status(env: &Env) -> Result<Status, EnvError> {
     let prefix = &env.prefix;
     let virt = prefix.virt_env()?;
-    let states: std::collections::HashMap<String, String> =
+    let states: std::collections::HashMap<String, VmState> =
         env.vms.iter().map(|v| (v.name.clone(), env.state(&v.name))).collect();
-    let running: Vec<String> = states.iter().filter(|(_, s)| *s == "running").map(|(n, _)| n.clone()).collect();
     let nets_up = env.nets_up();
     let faults = crate::prefix::state::State::load(&prefix.path).unwrap_or_default();
-    let env = virt;
-    let vm_running = |name: &str| running.iter().any(|r| r == name);
-    let nets: Map<String, Value> = env
+    let vm_running = |name: &str| states.get(name).is_some_and(VmState::is_running);
+    let networks = virt
         .nets
         .iter()
         .map(|(name, spec)| {
-            let up = nets_up.as_ref().map_or_else(
-                || env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name)),
-                |up| {
-                    up.contains(name)
-                        || env.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name))
-                },
-            );
-            let mut info = json!({
-                "gateway": spec.get("gw").cloned().unwrap_or(Value::Null),
-                "status": if up { "up" } else { "down" },
-                "management": spec.get("management").and_then(Value::as_bool).unwrap_or(false),
-            });
-            if let Some(groups) = faults.partitions.get(name) {
-                let groups: Vec<String> = groups.iter().map(|g| g.join(",")).collect();
-                info["partition"] = json!(groups.join(" | "));
-            }
-            (name.clone(), info)
+            let a_vm_runs_on_it = virt.vms.iter().any(|(vm, vs)| vm_running(vm) && nic_nets(vs).any(|n| n == name));
+            let up = nets_up.as_ref().is_some_and(|up| up.contains(name)) || a_vm_runs_on_it;
+            let status = NetStatus {
+                gateway: spec.get("gw").cloned().unwrap_or(Value::Null),
+                status: if up { "up" } else { "down" },
+                management: spec.get("management").and_then(Value::as_bool).unwrap_or(false),
+                partition: faults
+                    .partitions
+                    .get(name)
+                    .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
+            };
+            (name.clone(), status)
         })
         .collect();
-    let vms: Map<String, Value> = env
+    let vms = virt
         .vms
         .iter()
         .map(|(name, spec)| {
-            let nics: Map<String, Value> = spec
+            let nics = spec
                 .get("nics")
                 .and_then(Value::as_array)
                 .into_iter()
@@ -53,15 +134,13 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 .enumerate()
                 .map(|(i, nic)| {
                     let net = nic.get("net").and_then(Value::as_str).unwrap_or_default();
-                    let mut info =
-                        json!({"network": net, "ip": nic.get("ip").cloned().unwrap_or_else(|| json!("N/A"))});
-                    if faults.cut.get(name).is_some_and(|c| c.contains(&i)) {
-                        info["link"] = json!("cut");
-                    }
-                    if let Some(how) = faults.impairments.get(net).and_then(|m| m.get(name)) {
-                        info["degraded"] = json!(how.describe());
-                    }
-                    (format!("eth{i}"), info)
+                    let status = NicStatus {
+                        network: net.to_owned(),
+                        ip: nic.get("ip").cloned().unwrap_or_else(|| json!("N/A")),
+                        link: faults.cut.get(name).is_some_and(|c| c.contains(&i)).then_some("cut"),
+                        degraded: faults.impairments.get(net).and_then(|m| m.get(name)).map(|how| how.describe()),
+                    };
+                    (format!("eth{i}"), status)
                 })
                 .collect();
             let distro = spec
@@ -81,29 +160,21 @@ pub fn status(env: &Env) -> Result<Value, EnvError> {
                 .or_else(|| spec.get("ssh-password"))
                 .cloned()
                 .unwrap_or_else(|| json!(""));
-            let snapshots = crate::ops::snapshot::names_of(spec);
-            let mut info = json!({
-                "distro": distro,
-                "root password": root_password,
-                "status": states.get(name).cloned().unwrap_or_else(|| "down".into()),
-                "snapshots": snapshots.join(", "),
-                "metadata": spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
-                "NICs": nics,
-            });
-            if let Some(why) = faults.clock.get(name) {
-                info["clock"] = json!(format!("not set after the last revert: {why}"));
-            }
-            (name.clone(), info)
+            let status = VmStatus {
+                distro,
+                root_password,
+                status: states.get(name).cloned().unwrap_or(VmState::Down),
+                snapshots: crate::ops::snapshot::names_of(spec).join(", "),
+                metadata: spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
+                nics,
+                clock: faults.clock.get(name).map(|why| format!("not set after the last revert: {why}")),
+            };
+            (name.clone(), status)
         })
         .collect();
-    Ok(json!({
-        "Prefix": {
-            "Base directory": prefix.path.display().to_string(),
-            "UUID": prefix.uuid()?,
-            "Networks": nets,
-            "VMs": vms,
-        }
-    }))
+    Ok(Status {
+        prefix: PrefixStatus { base_directory: prefix.path.display().to_string(), uuid: prefix.uuid()?, networks, vms },
+    })
 }
 
 fn nic_nets(spec: &Map<String, Value>) -> impl Iterator<Item = &str> {

@@ -2,12 +2,13 @@
 //! original's lease files, so that two environments (of lago or of the original) never take one
 //! subnet.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::host::lock::{FileLock, LockError};
 use crate::host::pathio::at as io;
 use crate::prefix::state::RuntimeError;
+use crate::report::NoopReporter;
 
 /// Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges), as the
 /// original kept them (reference §10): `<dir>/<third octet>.lease` = `["<prefix>/uuid",
@@ -50,18 +51,16 @@ impl SubnetLeases {
         Self { dir: dir.to_owned() }
     }
 
-    fn lock(&self) -> Result<File, RuntimeError> {
+    fn lock(&self) -> Result<FileLock, RuntimeError> {
         std::fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
         let path = self.dir.join("subnet-lease.lock");
-        let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(io("open", &path))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while f.try_lock().is_err() {
-            if Instant::now() > deadline {
-                return Err(RuntimeError::LockTimeout { path });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(f)
+        FileLock::acquire(&path, &NoopReporter, "Waiting for the lease store", Some(Duration::from_secs(30))).map_err(
+            |e| match e {
+                LockError::Timeout { path } => RuntimeError::LockTimeout { path },
+                LockError::Io { path, source } => RuntimeError::Io(crate::host::pathio::at("lock", &path)(source)),
+                LockError::Interrupted { path, .. } => RuntimeError::LockTimeout { path },
+            },
+        )
     }
 
     fn holder(&self, octet: u8) -> Option<(PathBuf, String)> {

@@ -19,6 +19,55 @@ use std::sync::Arc;
 use crate::config::{Accel, AccelSetting, LibvirtOptions};
 use crate::host::ssh::Target;
 
+/// A VM's state, as its provider sees it; shown as the original showed it (`running`, `down`,
+/// and libvirt's own words for the other states).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmState {
+    /// It runs.
+    Running,
+    /// It does not run (no process, no domain, or shut off).
+    Down,
+    /// Its CPUs are paused.
+    Paused,
+    /// Another state of its provider (`crashed`, `suspended`, `blocked`...), in its words.
+    Other(String),
+}
+
+impl VmState {
+    /// Whether it runs.
+    pub fn is_running(&self) -> bool {
+        *self == VmState::Running
+    }
+
+    /// Its name in `lago status`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            VmState::Running => "running",
+            VmState::Down => "down",
+            VmState::Paused => "paused",
+            VmState::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for VmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for VmState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl serde::Serialize for VmState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The acceleration a VM ran under, and the setting it came from (for messages and hints).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccelUse {
@@ -259,9 +308,9 @@ pub trait Provider: Send + Sync {
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError>;
     /// Names of the environment's VMs (among `vms`) that run.
     fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String>;
-    /// The VM's state as `lago status` shows it (`running`, `down`, `paused`...).
-    fn state(&self, prefix: &Path, vm: &VmRecord) -> String {
-        if self.running(prefix, std::slice::from_ref(vm)).contains(&vm.name) { "running".into() } else { "down".into() }
+    /// The VM's state.
+    fn state(&self, prefix: &Path, vm: &VmRecord) -> VmState {
+        if self.running(prefix, std::slice::from_ref(vm)).contains(&vm.name) { VmState::Running } else { VmState::Down }
     }
     /// How to reach the VM over SSH (`ssh_port`: its forwarded port, for providers that forward).
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target;

@@ -15,6 +15,7 @@ use sha1::{Digest, Sha1};
 
 use super::repo::{ResolvedTemplate, Source};
 use crate::host::fetch::{FetchError, Fetcher};
+use crate::host::lock::{FileLock, LockError};
 use crate::host::process::{CommandRunner, Invocation, ProcessError};
 use crate::report::Reporter;
 
@@ -24,6 +25,9 @@ pub enum StoreError {
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] crate::host::pathio::PathError),
+    /// The template's lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// Reading from the template's source failed.
     #[error("Cannot download template {name}")]
     Fetch {
@@ -209,18 +213,12 @@ impl Store {
     ) -> Result<StoredTemplate, StoreError> {
         let name = t.store_name();
         std::fs::create_dir_all(&self.root).map_err(io("create", &self.root))?;
-        let lock_path = self.sidecar(t, "lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io("open", &lock_path))?;
-        if lock.try_lock().is_err() {
-            reporter
-                .warn(&format!("Waiting for another lago to finish downloading {name} (lock {})", lock_path.display()));
-            lock.lock().map_err(io("lock", &lock_path))?;
-        }
+        let lock = FileLock::acquire(
+            &self.sidecar(t, "lock"),
+            reporter,
+            &format!("Waiting for another lago to finish downloading {name}"),
+            None,
+        )?;
         let dest = self.path_of(t);
         let remote_hash = read_small(t, ".hash", fetcher);
         let local_hash = std::fs::read_to_string(self.sidecar(t, "hash")).ok().map(|h| parse_hash(&h));

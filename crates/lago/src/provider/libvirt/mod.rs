@@ -250,22 +250,22 @@ impl Provider for LibvirtProvider {
         vms.iter().filter(|v| active.contains(&xml::domain_name(&env_id, &v.name))).map(|v| v.name.clone()).collect()
     }
 
-    fn state(&self, prefix: &Path, vm: &VmRecord) -> String {
-        let Some(dom) = self.domain(prefix, &vm.name) else { return "down".into() };
+    fn state(&self, prefix: &Path, vm: &VmRecord) -> super::VmState {
+        use super::VmState;
+        let Some(dom) = self.domain(prefix, &vm.name) else { return VmState::Down };
         match dom.get_state() {
             Ok((state, _)) => match state {
-                virt::sys::VIR_DOMAIN_RUNNING => "running",
-                virt::sys::VIR_DOMAIN_BLOCKED => "blocked",
-                virt::sys::VIR_DOMAIN_PAUSED => "paused",
-                virt::sys::VIR_DOMAIN_SHUTDOWN => "begin shut down",
-                virt::sys::VIR_DOMAIN_SHUTOFF => "shut off",
-                virt::sys::VIR_DOMAIN_CRASHED => "crashed",
-                virt::sys::VIR_DOMAIN_PMSUSPENDED => "suspended",
-                virt::sys::VIR_DOMAIN_NOSTATE => "no state",
-                _ => "unknown state",
-            }
-            .into(),
-            Err(_) => "failed to get state".into(),
+                virt::sys::VIR_DOMAIN_RUNNING => VmState::Running,
+                virt::sys::VIR_DOMAIN_PAUSED => VmState::Paused,
+                virt::sys::VIR_DOMAIN_BLOCKED => VmState::Other("blocked".into()),
+                virt::sys::VIR_DOMAIN_SHUTDOWN => VmState::Other("begin shut down".into()),
+                virt::sys::VIR_DOMAIN_SHUTOFF => VmState::Other("shut off".into()),
+                virt::sys::VIR_DOMAIN_CRASHED => VmState::Other("crashed".into()),
+                virt::sys::VIR_DOMAIN_PMSUSPENDED => VmState::Other("suspended".into()),
+                virt::sys::VIR_DOMAIN_NOSTATE => VmState::Other("no state".into()),
+                _ => VmState::Other("unknown state".into()),
+            },
+            Err(_) => VmState::Other("failed to get state".into()),
         }
     }
 

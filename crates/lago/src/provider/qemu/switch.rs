@@ -558,24 +558,23 @@ fn launcher() -> Vec<String> {
 /// Starts the switch of `config` in the background (its own process group, outliving lago), and
 /// waits until it answers.
 pub fn spawn(config: &Config, config_file: &Path, pid_file: &Path, log: &Path) -> Result<(), SwitchError> {
-    use std::os::unix::process::CommandExt;
     config.save(config_file)?;
     let argv = launcher();
-    let command = format!("{} --config {} --pidfile {}", argv.join(" "), config_file.display(), pid_file.display());
-    let serr = |source| SwitchError::Spawn { net: config.net.clone(), command: command.clone(), source };
-    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(serr)?;
-    let mut child = std::process::Command::new(&argv[0])
+    let inv = crate::host::process::Invocation::new(&argv[0])
         .args(&argv[1..])
         .arg("--config")
         .arg(config_file)
         .arg("--pidfile")
-        .arg(pid_file)
-        .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone().map_err(serr)?)
-        .stderr(log_file)
-        .process_group(0)
-        .spawn()
-        .map_err(serr)?;
+        .arg(pid_file);
+    let mut child = crate::host::process::spawn_detached(&inv, log).map_err(|e| SwitchError::Spawn {
+        net: config.net.clone(),
+        command: inv.to_string(),
+        source: match e {
+            crate::host::process::ProcessError::Spawn { source, .. }
+            | crate::host::process::ProcessError::Log { source, .. } => source,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if alive(&config.net, &config.control) {

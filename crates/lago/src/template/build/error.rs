@@ -23,6 +23,12 @@ pub enum BuildError {
         #[source]
         source: ProcessError,
     },
+    /// `qemu-img` failed.
+    #[error(transparent)]
+    Image(#[from] crate::host::images::ImageError),
+    /// A lock (the package cache's, the repository's) could not be taken.
+    #[error(transparent)]
+    Lock(#[from] crate::host::lock::LockError),
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] crate::host::pathio::PathError),

@@ -28,8 +28,9 @@ pub use disk::mbr;
 pub use error::{BUILDABLE, BuildError};
 pub use tiny::{module_depends, module_order};
 
+use crate::host::lock::FileLock;
 use crate::host::pathio::at as io;
-use crate::host::process::{CommandRunner, Invocation};
+use crate::host::process::CommandRunner;
 use crate::report::{Reporter, task};
 use disk::Image;
 
@@ -68,17 +69,12 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
         std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
     // One build at a time per package cache: downloads and the debian12 package sync share it.
-    let lock_path = opts.cache_dir.join(".build.lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io("open", &lock_path))?;
-    if lock.try_lock().is_err() {
-        reporter.warn(&format!("Waiting for another template build to finish (lock {})", lock_path.display()));
-        lock.lock().map_err(io("lock", &lock_path))?;
-    }
+    let _lock = FileLock::acquire(
+        &opts.cache_dir.join(".build.lock"),
+        reporter,
+        "Waiting for another template build to finish",
+        None,
+    )?;
     // Under the lock, any work directory left in the cache is an interrupted build's.
     if let Ok(entries) = std::fs::read_dir(&opts.cache_dir) {
         for e in entries.flatten() {
@@ -176,14 +172,12 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
     let (raw, kernel) = (&image.raw, &image.kernel);
     let meta_path = opts.repo_dir.join("repo.metadata");
     // One publication at a time per repository: the version number is decided under the lock.
-    let lock_path = opts.repo_dir.join(".repo.metadata.lock");
-    let lock = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(io("open", &lock_path))?;
-    lock.lock().map_err(io("lock", &lock_path))?;
+    let lock = FileLock::acquire(
+        &opts.repo_dir.join(".repo.metadata.lock"),
+        &crate::report::NoopReporter,
+        "Waiting for another publication into the repository",
+        None,
+    )?;
     let mut repo = read_repo_for_update(&meta_path, &opts.repo_dir)?;
     let versions = repo["templates"][&opts.name]["versions"].as_object().cloned().unwrap_or_default();
     let next =
@@ -193,9 +187,7 @@ fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Re
     let dest = opts.repo_dir.join(&handle);
     let tmp = opts.repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
     let mut partial = Partial(vec![tmp.clone()]);
-    runner
-        .run(&Invocation::new("qemu-img").args(["convert", "-q", "-O", "qcow2"]).arg(raw).arg(&tmp))
-        .map_err(|source| BuildError::Tool { step: "convert the image to qcow2".into(), source })?;
+    crate::host::images::Images::new(runner).convert(raw, &tmp, "qcow2", false, None)?;
     crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
