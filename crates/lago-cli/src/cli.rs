@@ -8,33 +8,10 @@
 
 use std::ffi::OsString;
 
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser};
 
-use crate::commands;
-
-/// Output formats of information commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum OutFormat {
-    /// Nested `[key]:` blocks
-    Default,
-    /// One `a/b/c: value` line per value
-    Flat,
-    /// JSON
-    Json,
-    /// YAML
-    Yaml,
-}
-
-impl OutFormat {
-    pub(crate) fn to_lib(self) -> lago::output::Format {
-        match self {
-            OutFormat::Default => lago::output::Format::Default,
-            OutFormat::Flat => lago::output::Format::Flat,
-            OutFormat::Json => lago::output::Format::Json,
-            OutFormat::Yaml => lago::output::Format::Yaml,
-        }
-    }
-}
+use crate::args::GlobalArgs;
+use crate::commands::Verb;
 
 /// Command line interface to Lago
 #[derive(Debug, Parser)]
@@ -47,133 +24,10 @@ impl OutFormat {
     after_help = "Global options may also follow the verb: `lago status -f json`. `lago doctor` checks the host."
 )]
 pub(crate) struct Cli {
-    /// Log level to use
-    #[arg(short = 'l', long, value_parser = ["info", "debug", "error", "warning"])]
-    pub(crate) loglevel: Option<String>,
-    /// How many task levels to show (negative: all)
-    #[arg(long, allow_negative_numbers = true)]
-    pub(crate) logdepth: Option<i64>,
-    /// Output format of information commands
-    #[arg(short = 'f', long, value_enum)]
-    pub(crate) out_format: Option<OutFormat>,
-    /// Path to the prefix to use, will be deprecated, use --workdir-path instead
-    #[arg(short = 'p', long)]
-    pub(crate) prefix_path: Option<String>,
-    /// Path to the workdir to use.
-    #[arg(short = 'w', long)]
-    pub(crate) workdir_path: Option<String>,
-    /// Name of the prefix to use.
-    #[arg(short = 'P', long)]
-    pub(crate) prefix_name: Option<String>,
-    /// User for SSH provider.
-    #[arg(long)]
-    pub(crate) ssh_user: Option<String>,
-    /// Password for SSH provider.
-    #[arg(long)]
-    pub(crate) ssh_password: Option<String>,
-    /// Number of ssh time outs to wait before failing.
-    #[arg(long)]
-    pub(crate) ssh_tries: Option<u64>,
-    /// Seconds to wait before marking SSH connection as failed.
-    #[arg(long)]
-    pub(crate) ssh_timeout: Option<u64>,
-    /// libvirt URI, currently only system is supported.
-    #[arg(long = "libvirt_url")]
-    pub(crate) libvirt_url: Option<String>,
-    /// libvirt user
-    #[arg(long)]
-    pub(crate) libvirt_user: Option<String>,
-    /// libvirt password
-    #[arg(long)]
-    pub(crate) libvirt_password: Option<String>,
-    /// Default vm type
-    #[arg(long = "default_vm_type")]
-    pub(crate) default_vm_type: Option<String>,
-    /// Default vm provider
-    #[arg(long = "default_vm_provider")]
-    pub(crate) default_vm_provider: Option<String>,
-    /// Default root password
-    #[arg(long = "default_root_password")]
-    pub(crate) default_root_password: Option<String>,
-    /// Path to store created subnets configurations
-    #[arg(long = "lease_dir")]
-    pub(crate) lease_dir: Option<String>,
-    /// Reposync dir if used
-    #[arg(long)]
-    pub(crate) reposync_dir: Option<String>,
-    /// Hardware acceleration for VMs
-    #[arg(long, value_parser = ["auto", "kvm", "tcg"])]
-    pub(crate) accel: Option<String>,
-    /// Do not show warnings
-    #[arg(long)]
-    pub(crate) ignore_warnings: bool,
+    #[command(flatten)]
+    pub(crate) globals: GlobalArgs,
     #[command(subcommand)]
     pub(crate) verb: Verb,
-}
-
-impl Cli {
-    /// Global flags as `[lago]` config overrides.
-    pub(crate) fn overrides(&self) -> Vec<(&'static str, String)> {
-        let mut o: Vec<(&'static str, String)> = Vec::new();
-        let mut put = |k: &'static str, v: Option<String>| {
-            if let Some(v) = v {
-                o.push((k, v));
-            }
-        };
-        put("loglevel", self.loglevel.clone());
-        put("logdepth", self.logdepth.map(|d| d.to_string()));
-        put("prefix_name", self.prefix_name.clone());
-        put("ssh_user", self.ssh_user.clone());
-        put("ssh_password", self.ssh_password.clone());
-        put("ssh_tries", self.ssh_tries.map(|d| d.to_string()));
-        put("ssh_timeout", self.ssh_timeout.map(|d| d.to_string()));
-        put("libvirt_url", self.libvirt_url.clone());
-        put("libvirt_user", self.libvirt_user.clone());
-        put("libvirt_password", self.libvirt_password.clone());
-        put("default_vm_type", self.default_vm_type.clone());
-        put("default_vm_provider", self.default_vm_provider.clone());
-        put("default_root_password", self.default_root_password.clone());
-        put("lease_dir", self.lease_dir.clone());
-        put("reposync_dir", self.reposync_dir.clone());
-        put("accel", self.accel.clone());
-        put("prefix_path", self.prefix_path.clone());
-        put("workdir_path", self.workdir_path.clone());
-        o
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum Verb {
-    Init(commands::init::InitArgs),
-    Cleanup(commands::prefix::CleanupArgs),
-    Destroy(commands::prefix::DestroyArgs),
-    Start(commands::vm::StartArgs),
-    Stop(commands::vm::StopArgs),
-    Status(commands::status::StatusArgs),
-    Shell(commands::vm::ShellArgs),
-    Shutdown(commands::vm::ShutdownArgs),
-    CopyToVm(commands::vm::CopyToArgs),
-    CopyFromVm(commands::vm::CopyFromArgs),
-    Collect(commands::vm::CollectArgs),
-    Deploy(commands::vm::DeployArgs),
-    Console(commands::vm::ConsoleArgs),
-    Net(commands::net::NetArgs),
-    Snapshot(commands::snapshot::SnapshotArgs),
-    Revert(commands::snapshot::RevertArgs),
-    Export(commands::export::ExportArgs),
-    #[command(name = "ansible_hosts")]
-    AnsibleHosts(commands::ansible::AnsibleHostsArgs),
-    List(commands::workdir::ListArgs),
-    SetCurrent(commands::workdir::SetCurrentArgs),
-    GenerateConfig(commands::generate_config::GenerateConfigArgs),
-    Template(commands::template::TemplateArgs),
-    Doctor(commands::doctor::DoctorArgs),
-    Completion(commands::completion::CompletionArgs),
-    #[command(hide = true)]
-    Manpages(commands::completion::ManpagesArgs),
-    /// Run `lago-<verb>` from PATH (a CLI plugin)
-    #[command(external_subcommand)]
-    External(Vec<OsString>),
 }
 
 /// Verbs whose arguments after the first positional one are not lago's: `shell VM CMD...`.
@@ -326,7 +180,7 @@ mod tests {
         for line in ["lago status -f json", "lago template list -f json --loglevel debug", "lago doctor -f json"] {
             let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
             let cli = Cli::try_parse_from(hoist_globals(args)).unwrap();
-            assert_eq!(cli.out_format, Some(OutFormat::Json), "{line}");
+            assert_eq!(cli.globals.out_format, Some(crate::args::OutFormat::Json), "{line}");
         }
         Cli::command().debug_assert();
     }

@@ -1,50 +1,49 @@
-//! Errors as the user sees them: `Error:`, each cause, `Hint:` lines, and the exit code
-//! (2 for problems with the user's input, as the original's Lago exceptions; 1 otherwise).
+//! Errors as the user sees them: `Error:`, each cause, `Hint:` lines (rendered by the library's
+//! [`lago::diagnose::render`], as for the Python SDK), and the exit code: 2 for problems with the
+//! user's input, as the original's Lago exceptions; 1 otherwise; 128 + the signal when lago was
+//! interrupted.
 
-use std::error::Error as StdError;
 use std::process::ExitCode;
+
+use lago::diagnose::Rendered;
 
 /// A failed command.
 pub(crate) struct CliError {
-    error: Box<dyn StdError + Send + Sync>,
-    code: u8,
-    hints: Vec<String>,
+    rendered: Rendered,
 }
 
 impl CliError {
     /// An error in the user's input or request (exit code 2).
-    pub(crate) fn user(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { error: error.into(), code: 2, hints: Vec::new() }
+    pub(crate) fn user(message: impl std::fmt::Display) -> Self {
+        Self { rendered: Rendered::message(message.to_string(), true) }
     }
 
-    /// A failure of the host or of lago itself (exit code 1).
-    pub(crate) fn internal(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        Self { error: error.into(), code: 1, hints: Vec::new() }
+    /// A failure of the host or of lago itself (exit code 1), in words of the CLI's own.
+    pub(crate) fn failed(message: impl std::fmt::Display) -> Self {
+        Self { rendered: Rendered::message(message.to_string(), false) }
+    }
+
+    /// A failure of the host or of lago itself (exit code 1), with its causes.
+    pub(crate) fn internal(error: impl std::error::Error) -> Self {
+        let mut rendered = Rendered::message(error.to_string(), false);
+        let mut source = error.source();
+        while let Some(cause) = source {
+            rendered.causes.push(cause.to_string());
+            source = cause.source();
+        }
+        Self { rendered }
     }
 
     /// Adds a hint line.
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hints.push(hint.into());
+        self.rendered.hints.push(hint.into());
         self
     }
 
-    /// Prints the error and its causes to stderr and returns the exit code.
+    /// Prints the error and its causes to stderr (and to the prefix's log) and returns the exit
+    /// code.
     pub(crate) fn report(&self) -> ExitCode {
-        let mut text = format!("Error: {}\n", self.error);
-        let mut source = self.error.source();
-        while let Some(cause) = source {
-            text.push_str(&format!("Caused by: {cause}\n"));
-            source = cause.source();
-        }
-        for h in &self.hints {
-            text.push_str(&format!("Hint: {h}\n"));
-        }
-        // A tool that could not be run is a host problem `lago doctor` diagnoses and fixes.
-        if text.contains("could not be run") {
-            text.push_str(
-                "Hint: run `lago doctor`: it checks the host and prints the command that installs what is missing\n",
-            );
-        }
+        let mut text = format!("Error: {}\n", self.rendered.text());
         // An interrupted command exits as a shell expects of a process killed by that signal.
         let code = match lago::host::interrupt::received() {
             Some(signal) => {
@@ -52,7 +51,8 @@ impl CliError {
                 text.push_str(&format!("{i}: what this command changed was rolled back or left complete\n"));
                 i.exit_code()
             }
-            None => self.code,
+            None if self.rendered.user => 2,
+            None => 1,
         };
         eprint!("{text}");
         // The log file gets the same text; the terminal already has it.
@@ -64,14 +64,9 @@ impl CliError {
 /// Every error of the library: its diagnosis decides the exit code and the hint.
 impl<E> From<E> for CliError
 where
-    E: lago::diagnose::Diagnose + StdError + Send + Sync + 'static,
+    E: lago::diagnose::Diagnose + std::error::Error,
 {
     fn from(e: E) -> Self {
-        let d = e.diagnose();
-        let err = if d.user { CliError::user(e) } else { CliError::internal(e) };
-        match d.hint {
-            Some(h) => err.hint(h),
-            None => err,
-        }
+        Self { rendered: lago::diagnose::render(&e) }
     }
 }

@@ -1,6 +1,7 @@
 //! The `lago` command line: parses arguments, calls the library, prints.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "the CLI is where lago prints")]
 
+mod args;
 mod cli;
 mod commands;
 mod context;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
     let cli = cli::Cli::parse_from(cli::hoist_globals(args));
-    let result = context::Context::new(&cli).and_then(|mut ctx| commands::run(&mut ctx, &cli));
+    let result = context::Context::new(&cli.globals).and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
     match result {
         Ok(code) => code,
         Err(err) => err.report(),

@@ -32,17 +32,8 @@ pub(crate) fn to_py<E>(e: E) -> PyErr
 where
     E: lago::diagnose::Diagnose + std::error::Error,
 {
-    let diagnosis = e.diagnose();
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(&format!("\nCaused by: {cause}"));
-        source = cause.source();
-    }
-    if let Some(hint) = diagnosis.hint {
-        text.push_str(&format!("\nHint: {hint}"));
-    }
-    if diagnosis.user { LagoUserError::new_err(text) } else { LagoError::new_err(text) }
+    let rendered = lago::diagnose::render(&e);
+    if rendered.user { LagoUserError::new_err(rendered.text()) } else { LagoError::new_err(rendered.text()) }
 }
 
 /// Runs `work` with the GIL released, on a worker thread; Ctrl-C (a pending `KeyboardInterrupt`)

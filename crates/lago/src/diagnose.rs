@@ -41,6 +41,58 @@ impl Diagnosis {
     }
 }
 
+/// An error as a person reads it: what failed, each cause, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The error.
+    pub message: String,
+    /// Its causes, outermost first.
+    pub causes: Vec<String>,
+    /// What to do about it.
+    pub hints: Vec<String>,
+    /// Whether the input or the request is wrong (not the host, not lago).
+    pub user: bool,
+}
+
+impl Rendered {
+    /// A message of the front end's own (a wrong argument), with no cause.
+    pub fn message(message: impl Into<String>, user: bool) -> Self {
+        Self { message: message.into(), causes: Vec::new(), hints: Vec::new(), user }
+    }
+
+    /// The lines: the error, `Caused by:` each cause, `Hint:` each hint.
+    pub fn text(&self) -> String {
+        let mut text = self.message.clone();
+        for cause in &self.causes {
+            text.push_str(&format!("\nCaused by: {cause}"));
+        }
+        for hint in &self.hints {
+            text.push_str(&format!("\nHint: {hint}"));
+        }
+        text
+    }
+}
+
+/// How `e` reaches a person: its diagnosis, its cause chain, and, for a tool that could not be
+/// run, `lago doctor` (which checks the host and prints the command that installs it).
+pub fn render<E: Diagnose + std::error::Error + ?Sized>(e: &E) -> Rendered {
+    let diagnosis = e.diagnose();
+    let mut causes = Vec::new();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let mut rendered =
+        Rendered { message: e.to_string(), causes, hints: diagnosis.hint.into_iter().collect(), user: diagnosis.user };
+    if rendered.text().contains("could not be run") {
+        rendered
+            .hints
+            .push("run `lago doctor`: it checks the host and prints the command that installs what is missing".into());
+    }
+    rendered
+}
+
 /// Errors that know how they reach a person.
 pub trait Diagnose {
     /// The diagnosis.
@@ -212,7 +264,23 @@ impl Diagnose for SdkError {
             SdkError::Init(e) => e.diagnose(),
             SdkError::Workdir(e) => e.diagnose(),
             SdkError::Env(e) => e.diagnose(),
+            SdkError::Session(e) => e.diagnose(),
             SdkError::UnknownOption { .. } | SdkError::BadOption { .. } => Diagnosis::user(),
+        }
+    }
+}
+
+impl Diagnose for crate::session::SessionError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::session::SessionError as E;
+        match self {
+            E::Config(e) => e.diagnose(),
+            E::Workdir(e) => e.diagnose(),
+            E::Prefix(e) => e.diagnose(),
+            E::Env(e) => e.diagnose(),
+            E::Init(e) => e.diagnose(),
+            E::NoPrefix { .. } => Diagnosis::user(),
+            E::Io(_) => Diagnosis::host(),
         }
     }
 }

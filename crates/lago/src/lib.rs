@@ -15,6 +15,7 @@ pub mod prefix;
 pub mod provider;
 pub mod report;
 pub mod sdk;
+pub mod session;
 pub mod spec;
 pub mod suggest;
 pub mod template;

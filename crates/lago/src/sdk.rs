@@ -14,12 +14,13 @@
 
 use std::path::Path;
 
-use crate::config::{Config, ConfigError, Sources};
-use crate::env::{Env, EnvError, EnvOptions};
+use crate::config::ConfigError;
+use crate::env::{Env, EnvError};
 use crate::host::process::SystemRunner;
-use crate::ops::init::{Host, InitError, InitOptions};
-use crate::prefix::workdir::{Workdir, WorkdirError};
+use crate::ops::init::InitError;
+use crate::prefix::workdir::WorkdirError;
 use crate::report::{NoopReporter, Reporter};
+use crate::session::{InitRequest, Location, Session, SessionError};
 
 /// SDK failures.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum SdkError {
     /// The environment.
     #[error(transparent)]
     Env(#[from] EnvError),
+    /// The session (workdir, prefix, configuration).
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// An option `init` does not take.
     #[error("Unknown init option {name:?} (known: {})", INIT_OPTIONS.join(", "))]
     UnknownOption {
@@ -80,9 +84,12 @@ pub fn init_with(
     options: &[(String, String)],
     reporter: &dyn Reporter,
 ) -> Result<Env, SdkError> {
-    let mut config = Config::load(&Sources::from_host())?;
-    let mut flags = (false, false, false);
-    let mut prefix_name = crate::prefix::workdir::DEFAULT_PREFIX.to_owned();
+    let mut request = InitRequest {
+        init_file: init_file.to_owned(),
+        workdir: workdir.map(Path::to_path_buf),
+        ..InitRequest::default()
+    };
+    let mut overrides: Vec<(&str, String)> = Vec::new();
     for (name, value) in options {
         let flag = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
@@ -90,46 +97,29 @@ pub fn init_with(
             _ => Err(SdkError::BadOption { name: name.clone(), value: value.clone(), expected: "true or false" }),
         };
         match name.as_str() {
-            "skip_bootstrap" => flags.0 = flag(value)?,
-            "skip_build" => flags.1 = flag(value)?,
-            "set_current" => flags.2 = flag(value)?,
-            "prefix_name" => prefix_name = value.clone(),
-            n if INIT_OPTIONS.contains(&n) => config.set("init", n, value),
+            "skip_bootstrap" => request.skip_bootstrap = flag(value)?,
+            "skip_build" => request.skip_build = flag(value)?,
+            "set_current" => request.set_current = flag(value)?,
+            "prefix_name" => overrides.push(("prefix_name", value.clone())),
+            "template_repo_path" => request.template_repo_path = Some(value.clone()),
+            "template_repo_name" => request.template_repo_name = Some(value.clone()),
+            "template_store" => request.template_store = Some(value.into()),
+            "template_repos" => request.template_repos = Some(value.into()),
             _ => return Err(SdkError::UnknownOption { name: name.clone() }),
         }
     }
-    config.validate()?;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-    let workdir = workdir.map(|w| cwd.join(w)).unwrap_or_else(|| cwd.join(crate::prefix::workdir::DEFAULT_WORKDIR));
-    let opts = InitOptions {
-        init_file: cwd.join(init_file),
-        workdir,
-        prefix_name,
-        set_current: flags.2,
-        skip_bootstrap: flags.0,
-        skip_build: flags.1,
-        template_repo_path: config.get("init", "template_repo_path").map(str::to_owned),
-        template_repo_name: config.get("init", "template_repo_name").map(str::to_owned),
-        template_store: config.path("init", "template_store").unwrap_or_default(),
-        template_repos: config.path("init", "template_repos").unwrap_or_default(),
-        defaults: crate::plan::PlanDefaults::from_config(&config),
-        accel: config.accel()?,
-        state_dir: config.state_dir().to_owned(),
-        cwd,
-        lease_dir: config.lease_dir(),
-    };
-    let fetcher = config.fetcher();
-    let prefix = crate::ops::init::init(&opts, &Host { runner: &SystemRunner, fetcher: &fetcher, reporter })?;
-    let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
-    Ok(Env::load(crate::prefix::Prefix::open(&prefix).map_err(EnvError::from)?, EnvOptions::from_config(&config)?)?)
+    // The SDK's prefix is `default` unless named (the CLI's `current` names the workdir's).
+    if !overrides.iter().any(|(k, _)| *k == "prefix_name") {
+        overrides.push(("prefix_name", crate::prefix::workdir::DEFAULT_PREFIX.to_owned()));
+    }
+    let session = Session::open(Location::default(), &overrides)?;
+    let prefix = session.init(&request, &SystemRunner, reporter)?;
+    Ok(Env::load(prefix, session.env_options()?)?)
 }
 
 /// Loads the current environment of an existing workdir.
 pub fn load_env(workdir: &Path) -> Result<Env, SdkError> {
-    let config = Config::load(&Sources::from_host())?;
-    let wd = Workdir::load(workdir)?;
-    let prefix =
-        crate::prefix::Prefix::open(&wd.prefix_path(crate::prefix::workdir::CURRENT)?).map_err(EnvError::from)?;
-    let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
-    Ok(Env::load(prefix, EnvOptions::from_config(&config)?)?)
+    let location = Location { workdir_path: Some(workdir.display().to_string()), ..Location::default() };
+    let session = Session::open(location, &[])?;
+    Ok(session.env(&NoopReporter)?)
 }

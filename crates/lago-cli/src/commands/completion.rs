@@ -35,10 +35,10 @@ pub(crate) struct ManpagesArgs {
 }
 
 pub(crate) fn cmd_manpages(ctx: &mut Context, args: &ManpagesArgs) -> Result<(), CliError> {
-    let dir = ctx.cwd.join(&args.dir);
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::internal(format!("Cannot create {}: {e}", dir.display())))?;
+    let dir = ctx.session.cwd.join(&args.dir);
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::failed(format!("Cannot create {}: {e}", dir.display())))?;
     let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
     clap_mangen::generate_to(cmd, &dir)
-        .map_err(|e| CliError::internal(format!("Cannot write the man pages into {}: {e}", dir.display())))?;
+        .map_err(|e| CliError::failed(format!("Cannot write the man pages into {}: {e}", dir.display())))?;
     Ok(())
 }

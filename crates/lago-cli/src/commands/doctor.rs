@@ -29,14 +29,14 @@ pub(crate) struct DoctorArgs {
 
 pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCode, CliError> {
     let paths = Paths {
-        template_store: ctx.config.path("init", "template_store").unwrap_or_default(),
-        template_repo: ctx.config.get("init", "template_repo_path").unwrap_or_default().to_owned(),
-        lease_dir: ctx.config.path("lago", "lease_dir").unwrap_or_default(),
-        libvirt_url: ctx.config.libvirt_options().url,
+        template_store: ctx.session.config.path("init", "template_store").unwrap_or_default(),
+        template_repo: ctx.session.config.get("init", "template_repo_path").unwrap_or_default().to_owned(),
+        lease_dir: ctx.session.config.path("lago", "lease_dir").unwrap_or_default(),
+        libvirt_url: ctx.session.config.libvirt_options().url,
     };
     let host = SystemHost {
         path: None,
-        cache_dir: ctx.config.state_dir().to_owned(),
+        cache_dir: ctx.session.config.state_dir().to_owned(),
         template_store: paths.template_store.clone(),
     };
     let mut report = lago::doctor::examine(&host, &paths);

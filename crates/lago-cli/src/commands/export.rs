@@ -38,7 +38,7 @@ pub(crate) fn cmd_export(ctx: &mut Context, args: &ExportArgs) -> Result<(), Cli
         vm_names: args.vm_names.clone(),
         standalone: args.standalone,
         compress: args.compress,
-        dst_dir: ctx.cwd.join(&args.dst_dir),
+        dst_dir: ctx.session.cwd.join(&args.dst_dir),
         init_file_name: args.init_file_name.clone(),
         collect_only: args.collect_only,
         json: matches!(ctx.format, lago::output::Format::Json),

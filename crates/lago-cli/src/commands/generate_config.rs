@@ -11,6 +11,6 @@ pub(crate) struct GenerateConfigArgs {
 
 pub(crate) fn cmd_generate_config(ctx: &mut Context, args: &GenerateConfigArgs) -> Result<(), CliError> {
     let now = chrono::Local::now().format("%a %b %e %H:%M:%S %Y").to_string();
-    print!("{}", ctx.config.to_ini(args.verbose, &now));
+    print!("{}", ctx.session.config.to_ini(args.verbose, &now));
     Ok(())
 }

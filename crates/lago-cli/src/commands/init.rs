@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use lago::host::process::SystemRunner;
-use lago::ops::init::{Host, InitOptions, init};
+use lago::session::InitRequest;
 
 use crate::context::Context;
 use crate::error::CliError;
@@ -46,41 +46,17 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         (Some(f), None) => (None, f.clone()),
         (None, _) => (None, PathBuf::from("LagoInitFile")),
     };
-    let workdir = workdir
-        .map(|w| ctx.cwd.join(w))
-        .or_else(|| ctx.workdir_arg())
-        .unwrap_or_else(|| ctx.cwd.join(lago::prefix::workdir::DEFAULT_WORKDIR));
-    let cfg = &ctx.config;
-    let accel = cfg.accel()?;
-    let path_or = |flag: &Option<PathBuf>, key: &str| {
-        flag.clone().map(|p| ctx.cwd.join(p)).or_else(|| cfg.path("init", key)).unwrap_or_default()
-    };
-    let opts = InitOptions {
-        init_file: ctx.cwd.join(init_file),
+    let request = InitRequest {
+        init_file,
         workdir,
-        prefix_name: ctx.prefix_name(),
         set_current: args.set_current,
         skip_bootstrap: args.skip_bootstrap,
         skip_build: args.skip_build,
-        template_repo_path: match (&args.template_repo_path, &args.template_repo_name) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(_)) => None,
-            (None, None) => cfg.get("init", "template_repo_path").map(str::to_owned),
-        },
-        template_repo_name: args
-            .template_repo_name
-            .clone()
-            .or_else(|| cfg.get("init", "template_repo_name").map(str::to_owned)),
-        template_store: path_or(&args.template_store, "template_store"),
-        template_repos: path_or(&args.template_repos, "template_repos"),
-        defaults: lago::plan::PlanDefaults::from_config(cfg),
-        accel,
-        state_dir: cfg.state_dir().to_owned(),
-        cwd: ctx.cwd.clone(),
-        lease_dir: cfg.lease_dir(),
+        template_repo_path: args.template_repo_path.clone(),
+        template_repo_name: args.template_repo_name.clone(),
+        template_store: args.template_store.clone(),
+        template_repos: args.template_repos.clone(),
     };
-    let fetcher = ctx.config.fetcher();
-    let host = Host { runner: &SystemRunner, fetcher: &fetcher, reporter: &ctx.reporter };
-    init(&opts, &host)?;
+    ctx.session.init(&request, &SystemRunner, &ctx.reporter)?;
     Ok(())
 }

@@ -1,43 +1,85 @@
-//! One module per verb; `run` dispatches.
+//! The verbs: one module per verb or per group of verbs (each calling the library module of the
+//! same name), the table of verbs, and its dispatch.
 
 pub(crate) mod ansible;
 pub(crate) mod completion;
+pub(crate) mod console;
 pub(crate) mod doctor;
 pub(crate) mod export;
 pub(crate) mod generate_config;
+pub(crate) mod guest;
 pub(crate) mod init;
 pub(crate) mod net;
 pub(crate) mod plugin;
 pub(crate) mod prefix;
+pub(crate) mod shell;
 pub(crate) mod snapshot;
+pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod template;
-pub(crate) mod vm;
 pub(crate) mod workdir;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Verb};
+use clap::Subcommand;
+
 use crate::context::Context;
 use crate::error::CliError;
 
-pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
-    match &cli.verb {
+/// The verbs, in the original's order, then lago's own.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Verb {
+    Init(init::InitArgs),
+    Cleanup(prefix::CleanupArgs),
+    Destroy(prefix::DestroyArgs),
+    Start(start::StartArgs),
+    Stop(start::StopArgs),
+    Status(status::StatusArgs),
+    Shell(shell::ShellArgs),
+    Shutdown(guest::ShutdownArgs),
+    CopyToVm(guest::CopyToArgs),
+    CopyFromVm(guest::CopyFromArgs),
+    Collect(guest::CollectArgs),
+    Deploy(guest::DeployArgs),
+    Console(console::ConsoleArgs),
+    Net(net::NetArgs),
+    Snapshot(snapshot::SnapshotArgs),
+    Revert(snapshot::RevertArgs),
+    Export(export::ExportArgs),
+    #[command(name = "ansible_hosts")]
+    AnsibleHosts(ansible::AnsibleHostsArgs),
+    List(workdir::ListArgs),
+    SetCurrent(workdir::SetCurrentArgs),
+    GenerateConfig(generate_config::GenerateConfigArgs),
+    Template(template::TemplateArgs),
+    Doctor(doctor::DoctorArgs),
+    Completion(completion::CompletionArgs),
+    #[command(hide = true)]
+    Manpages(completion::ManpagesArgs),
+    /// Run `lago-<verb>` from PATH (a CLI plugin)
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+/// Runs `verb`; its exit code (the command's own for `shell`, `doctor` and plugins).
+pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> {
+    match verb {
         Verb::Init(a) => init::cmd_init(ctx, a),
         Verb::Cleanup(a) => prefix::cmd_cleanup(ctx, a),
         Verb::Destroy(a) => prefix::cmd_destroy(ctx, a),
         Verb::Status(a) => status::cmd_status(ctx, a),
         Verb::List(a) => workdir::cmd_list(ctx, a),
         Verb::SetCurrent(a) => workdir::cmd_set_current(ctx, a),
-        Verb::Start(a) => vm::cmd_start(ctx, a),
-        Verb::Stop(a) => vm::cmd_stop(ctx, a),
-        Verb::Shell(a) => vm::cmd_shell(ctx, a),
-        Verb::Shutdown(a) => vm::cmd_shutdown(ctx, a),
-        Verb::CopyToVm(a) => vm::cmd_copy_to(ctx, a),
-        Verb::CopyFromVm(a) => vm::cmd_copy_from(ctx, a),
-        Verb::Collect(a) => vm::cmd_collect(ctx, a),
-        Verb::Deploy(a) => vm::cmd_deploy(ctx, a),
-        Verb::Console(a) => vm::cmd_console(ctx, a),
+        Verb::Start(a) => start::cmd_start(ctx, a),
+        Verb::Stop(a) => start::cmd_stop(ctx, a),
+        Verb::Shell(a) => return shell::cmd_shell(ctx, a),
+        Verb::Shutdown(a) => guest::cmd_shutdown(ctx, a),
+        Verb::CopyToVm(a) => guest::cmd_copy_to(ctx, a),
+        Verb::CopyFromVm(a) => guest::cmd_copy_from(ctx, a),
+        Verb::Collect(a) => guest::cmd_collect(ctx, a),
+        Verb::Deploy(a) => guest::cmd_deploy(ctx, a),
+        Verb::Console(a) => console::cmd_console(ctx, a),
         Verb::Net(a) => net::cmd_net(ctx, a),
         Verb::Snapshot(a) => snapshot::cmd_snapshot(ctx, a),
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
@@ -48,7 +90,7 @@ pub(crate) fn run(ctx: &mut Context, cli: &Cli) -> Result<ExitCode, CliError> {
         Verb::Doctor(a) => return doctor::cmd_doctor(ctx, a),
         Verb::Completion(a) => completion::cmd_completion(ctx, a),
         Verb::Manpages(a) => completion::cmd_manpages(ctx, a),
-        Verb::External(args) => plugin::cmd_plugin(ctx, args),
+        Verb::External(args) => return plugin::cmd_plugin(ctx, args),
     }
     .map(|()| ExitCode::SUCCESS)
 }

@@ -2,23 +2,30 @@
 //! convention), run with `LAGO_PREFIX_PATH` / `LAGO_WORKDIR_PATH` set when a prefix is found.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+
+use lago::host::process::Invocation;
+use lago::session::Session;
 
 use crate::context::Context;
 use crate::error::CliError;
 
-pub(crate) fn cmd_plugin(ctx: &mut Context, args: &[OsString]) -> Result<(), CliError> {
+pub(crate) fn cmd_plugin(ctx: &mut Context, args: &[OsString]) -> Result<ExitCode, CliError> {
     let verb = args.first().map(|v| v.to_string_lossy().into_owned()).unwrap_or_default();
     let program = format!("lago-{verb}");
-    let found =
-        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(&program).is_file()));
-    if !found {
+    let Some(found) = std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).map(|d| d.join(&program)).find(|p| p.is_file()))
+    else {
         return Err(CliError::user(format!("Unknown command `{verb}`")).hint(
             "run `lago --help` for the list of commands; plugins are executables named `lago-<command>` on PATH",
         ));
-    }
+    };
+    let mut inv = Invocation::new(&found.display().to_string()).args(&args[1..]);
     // A plugin may run outside any prefix.
-    let _ = ctx.prefix();
-    let err = std::process::Command::new(&program).args(&args[1..]).exec();
-    Err(CliError::internal(format!("Cannot run plugin `{program}`: {err}")))
+    if let Ok((prefix, workdir)) = ctx.session.prefix(&ctx.reporter) {
+        for (k, v) in Session::prefix_vars(&prefix, workdir.as_ref()) {
+            inv = inv.env(k, v);
+        }
+    }
+    Err(CliError::internal(lago::host::process::exec(&inv)))
 }

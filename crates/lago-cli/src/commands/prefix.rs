@@ -1,7 +1,5 @@
 use std::io::{BufRead, IsTerminal, Write};
 
-use lago::prefix::workdir::Workdir;
-
 use crate::context::Context;
 use crate::error::CliError;
 
@@ -10,7 +8,7 @@ use crate::error::CliError;
 pub(crate) struct CleanupArgs {}
 
 pub(crate) fn cmd_cleanup(ctx: &mut Context, _args: &CleanupArgs) -> Result<(), CliError> {
-    let (prefix, _) = ctx.prefix()?;
+    let (prefix, _) = ctx.session.prefix(&ctx.reporter)?;
     prefix.cleanup(&ctx.reporter)?;
     Ok(())
 }
@@ -41,63 +39,28 @@ fn confirm(path: &std::path::Path) -> Result<bool, CliError> {
 
 pub(crate) fn cmd_destroy(ctx: &mut Context, args: &DestroyArgs) -> Result<(), CliError> {
     if args.all_prefixes {
-        let wd_arg = ctx.workdir_arg();
-        let wd = ctx.workdir()?;
+        let wd_arg = ctx.session.workdir_arg();
+        let wd = ctx.session.workdir()?;
         let target = wd_arg.filter(|p| p.is_symlink()).unwrap_or_else(|| wd.path.clone());
         if !args.yes && !confirm(&target)? {
             tracing::info!("Aborting on user input");
             return Ok(());
         }
+        // A workdir reached through a link: the link goes, the workdir stays.
         if target.is_symlink() {
             std::fs::remove_file(&target).map_err(CliError::internal)?;
             return Ok(());
         }
-        let lease_dir = ctx.env_options()?.lease_dir;
-        let mut locks = Vec::new();
-        for name in wd.prefixes()? {
-            let p = lago::prefix::Prefix { path: wd.path.join(&name) };
-            locks.push(
-                lago::host::lock::acquire(&p.path, "destroy --all-prefixes", &ctx.reporter)
-                    .map_err(CliError::internal)?,
-            );
-            p.stop_all(&ctx.reporter)?;
-            let _ = lago::env::release_leases(&p, &lease_dir);
-            lago::prefix::remove_socket_link(&p.path);
-        }
-        std::fs::remove_dir_all(&wd.path)
-            .map_err(|e| CliError::internal(format!("Cannot remove {}: {e}", wd.path.display())))?;
-        drop(locks);
+        ctx.session.destroy_workdir(&wd, &ctx.reporter)?;
         return Ok(());
     }
-    let (prefix, workdir) = match ctx.prefix() {
-        Ok(found) => found,
-        // A prefix that lost its `uuid` is still a directory of the workdir: destroy removes it
-        // (stopping what its pid files name) rather than leaving the user in a dead end.
-        Err(e) => match ctx.prefix_dir() {
-            Ok((path, wd)) if path.is_dir() => {
-                tracing::warn!("{} is not a sound prefix, destroying what is there", path.display());
-                ctx.enter(lago::prefix::Prefix { path: std::path::absolute(&path).map_err(CliError::internal)? }, wd)
-            }
-            _ => return Err(e),
-        },
-    };
-    if !args.yes && !confirm(&prefix.path)? {
-        tracing::info!("Aborting on user input");
-        return Ok(());
-    }
-    lago::host::logfile::detach();
-    match lago::env::Env::load(prefix.clone(), ctx.env_options()?) {
-        Ok(env) => env.destroy(&ctx.reporter)?,
-        // A prefix whose VMs cannot be read is still removed, with its leases.
-        Err(_) => {
-            let _ = lago::env::release_leases(&prefix, &ctx.env_options()?.lease_dir);
-            prefix.destroy(&ctx.reporter)?;
+    if !args.yes {
+        let (path, _) = ctx.session.prefix_dir()?;
+        if !confirm(&path)? {
+            tracing::info!("Aborting on user input");
+            return Ok(());
         }
     }
-    if let Some(wd) = workdir
-        && wd.path.exists()
-    {
-        Workdir::repair(&wd)?;
-    }
+    ctx.session.destroy_prefix(&ctx.reporter)?;
     Ok(())
 }

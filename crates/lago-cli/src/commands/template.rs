@@ -33,7 +33,8 @@ enum TemplateCommand {
 }
 
 fn repo_location(ctx: &Context) -> Result<String, CliError> {
-    ctx.config
+    ctx.session
+        .config
         .get("init", "template_repo_path")
         .map(str::to_owned)
         .ok_or_else(|| CliError::user("No template repository configured (set `template_repo_path`)"))
@@ -43,7 +44,7 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
     match &args.command {
         TemplateCommand::Build { name, repo_dir } => {
             let repo_dir = match repo_dir {
-                Some(d) => ctx.cwd.join(d),
+                Some(d) => ctx.session.cwd.join(d),
                 None => {
                     let location = repo_location(ctx)?;
                     let path = PathBuf::from(location.strip_prefix("file://").unwrap_or(&location));
@@ -54,7 +55,8 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
                     path.parent().map(PathBuf::from).unwrap_or_default()
                 }
             };
-            let cache_dir = ctx.config.path("template", "build_cache").unwrap_or_else(|| repo_dir.join(".cache"));
+            let cache_dir =
+                ctx.session.config.path("template", "build_cache").unwrap_or_else(|| repo_dir.join(".cache"));
             let opts = BuildOptions { name: name.clone(), repo_dir, cache_dir };
             let built = build(&opts, &SystemRunner, &ctx.reporter)?;
             ctx.print(&json!({"name": built.name, "version": built.version, "path": built.path.display().to_string(), "sha1": built.hash, "size": built.size}));
@@ -62,8 +64,8 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
         }
         TemplateCommand::List => {
             let location = repo_location(ctx)?;
-            let repo = Repository::load(&location, &ctx.config.fetcher())?;
-            let store = Store::new(&ctx.config.path("init", "template_store").unwrap_or_default());
+            let repo = Repository::load(&location, &ctx.session.config.fetcher())?;
+            let store = Store::new(&ctx.session.config.path("init", "template_store").unwrap_or_default());
             let mut out = Map::new();
             for name in repo.template_names() {
                 let mut versions = Map::new();

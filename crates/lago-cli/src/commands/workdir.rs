@@ -15,8 +15,8 @@ pub(crate) struct ListArgs {
 
 pub(crate) fn cmd_list(ctx: &mut Context, args: &ListArgs) -> Result<(), CliError> {
     let wd = match &args.workdir_path {
-        Some(p) => Workdir::resolve(&ctx.cwd.join(p))?,
-        None => ctx.workdir()?,
+        Some(p) => Workdir::resolve(&ctx.session.cwd.join(p))?,
+        None => ctx.session.workdir()?,
     };
     let names: Vec<Value> = wd.prefixes()?.into_iter().map(Value::String).collect();
     ctx.print(&Value::Array(names));
@@ -31,6 +31,6 @@ pub(crate) struct SetCurrentArgs {
 }
 
 pub(crate) fn cmd_set_current(ctx: &mut Context, args: &SetCurrentArgs) -> Result<(), CliError> {
-    ctx.workdir()?.set_current(&args.prefix_name)?;
+    ctx.session.workdir()?.set_current(&args.prefix_name)?;
     Ok(())
 }

@@ -70,11 +70,12 @@ impl Vm<'_> {
     }
 
     /// An interactive SSH session (a shell, or `command`) on this process's terminal; returns
-    /// its exit code.
+    /// its exit code. The guest gets a terminal when this process has one (for a command: when
+    /// its output goes to the terminal too).
     pub fn interactive_ssh(&self, command: Option<&str>) -> Result<i32, EnvError> {
         use std::io::IsTerminal;
         let target = self.env.ssh_target(&self.record.name)?;
-        let tty = std::io::stdin().is_terminal();
+        let tty = std::io::stdin().is_terminal() && (command.is_none() || std::io::stdout().is_terminal());
         let status = crate::host::process::run_interactive(&target.interactive(command, tty)).map_err(|e| {
             EnvError::Ssh { vm: self.record.name.clone(), source: std::io::Error::other(e.to_string()) }
         })?;

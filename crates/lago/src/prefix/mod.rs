@@ -105,6 +105,11 @@ impl Prefix {
         path.join("initialized").is_file()
     }
 
+    /// Its paths.
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.path)
+    }
+
     /// The prefix's name (its directory name).
     pub fn name(&self) -> String {
         self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
