@@ -11,10 +11,12 @@ pub(crate) struct Context {
     pub(crate) session: Session,
     pub(crate) reporter: TaskPrinter,
     pub(crate) format: lago::output::Format,
+    /// The command line's grammar (for completions and man pages).
+    pub(crate) grammar: clap::Command,
 }
 
 impl Context {
-    pub(crate) fn new(globals: &GlobalArgs) -> Result<Self, CliError> {
+    pub(crate) fn new(globals: &GlobalArgs, grammar: clap::Command) -> Result<Self, CliError> {
         let location =
             Location { prefix_path: globals.prefix_path.clone(), workdir_path: globals.workdir_path.clone() };
         let session = Session::open(location, &globals.overrides())?;
@@ -29,7 +31,7 @@ impl Context {
             Some(f) => f.to_lib(),
             None => config.lago("out_format").and_then(lago::output::Format::from_name).unwrap_or_default(),
         };
-        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, session })
+        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, session, grammar })
     }
 
     /// The environment of the prefix a verb works on.

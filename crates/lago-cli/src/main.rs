@@ -26,7 +26,8 @@ fn main() -> ExitCode {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
     let cli = cli::Cli::parse_from(cli::hoist_globals(args));
-    let result = context::Context::new(&cli.globals).and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
+    let result = context::Context::new(&cli.globals, <cli::Cli as clap::CommandFactory>::command())
+        .and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
     match result {
         Ok(code) => code,
         Err(err) => err.report(),

@@ -611,12 +611,12 @@ impl Paths {
 
     /// The private SSH key.
     fn ssh_id_rsa(&self) -> String {
-        self.prefix.join("id_rsa").display().to_string()
+        lago::prefix::Layout::new(&self.prefix).ssh_key().display().to_string()
     }
 
     /// The public SSH key.
     fn ssh_id_rsa_pub(&self) -> String {
-        self.prefix.join("id_rsa.pub").display().to_string()
+        lago::prefix::Layout::new(&self.prefix).ssh_public_key().display().to_string()
     }
 
     /// `images/` (joined with `parts`).
@@ -649,7 +649,7 @@ impl Paths {
 
     /// `initialized`, the marker `init` writes last.
     fn prefix_lagofile(&self) -> String {
-        self.prefix.join("initialized").display().to_string()
+        lago::prefix::Layout::new(&self.prefix).initialized().display().to_string()
     }
 
     /// The prefix joined with `parts`.

@@ -290,7 +290,7 @@ impl Session {
 
 /// `--prefix-path`: a prefix, or a workdir (its current prefix).
 fn resolve_prefix_path(p: &Path) -> Result<PathBuf, SessionError> {
-    if p.join("uuid").is_file() {
+    if crate::prefix::Layout::new(p).uuid().is_file() {
         return Ok(p.to_owned());
     }
     for wd in [p.to_owned(), p.join(DEFAULT_WORKDIR)] {

@@ -2,9 +2,6 @@
 
 use std::path::PathBuf;
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
 use crate::context::Context;
 use crate::error::CliError;
 
@@ -21,8 +18,8 @@ pub(crate) struct CompletionArgs {
     shell: clap_complete::Shell,
 }
 
-pub(crate) fn cmd_completion(_ctx: &mut Context, args: &CompletionArgs) -> Result<(), CliError> {
-    let mut cmd = Cli::command();
+pub(crate) fn cmd_completion(ctx: &mut Context, args: &CompletionArgs) -> Result<(), CliError> {
+    let mut cmd = ctx.grammar.clone();
     clap_complete::generate(args.shell, &mut cmd, "lago", &mut std::io::stdout());
     Ok(())
 }
@@ -37,7 +34,7 @@ pub(crate) struct ManpagesArgs {
 pub(crate) fn cmd_manpages(ctx: &mut Context, args: &ManpagesArgs) -> Result<(), CliError> {
     let dir = ctx.session.cwd.join(&args.dir);
     std::fs::create_dir_all(&dir).map_err(|e| CliError::failed(format!("Cannot create {}: {e}", dir.display())))?;
-    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    let cmd = ctx.grammar.clone().version(env!("CARGO_PKG_VERSION"));
     clap_mangen::generate_to(cmd, &dir)
         .map_err(|e| CliError::failed(format!("Cannot write the man pages into {}: {e}", dir.display())))?;
     Ok(())

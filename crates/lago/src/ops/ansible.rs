@@ -47,7 +47,7 @@ fn py_str(v: &Value) -> String {
 fn entry(env: &Env, name: &str, spec: &Map<String, Value>, running: bool) -> String {
     let vm = env.vms.iter().find(|v| v.name == name);
     let ip = vm.and_then(|v| v.ip()).map(|ip| ip.to_string());
-    let key = env.prefix.join("id_rsa").display().to_string();
+    let key = env.prefix.layout().ssh_key().display().to_string();
     let user = spec.get("ssh-user").and_then(Value::as_str).unwrap_or("root");
     match env.ssh_target(name).ok().filter(|_| running) {
         Some(target) => {

@@ -119,7 +119,7 @@ pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) ->
 
 /// The `artifacts` of a VM's record.
 fn artifacts_of(env: &Env, vm: &str) -> Vec<String> {
-    crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{vm}")))
+    crate::prefix::read_json(&env.prefix.layout().vm_record(vm))
         .ok()
         .and_then(|s| {
             s.get("artifacts")
@@ -244,7 +244,7 @@ pub fn deploy(env: &Env, reporter: &dyn Reporter) -> Result<(), GuestError> {
         .vms
         .iter()
         .map(|vm| {
-            let spec = crate::prefix::read_json(&env.prefix.join(&format!("virt/vm-{}", vm.name))).ok();
+            let spec = crate::prefix::read_json(&env.prefix.layout().vm_record(&vm.name)).ok();
             let list = spec
                 .and_then(|s| s.pointer("/metadata/deploy-scripts").and_then(|a| a.as_array()).cloned())
                 .unwrap_or_default()

@@ -116,7 +116,7 @@ pub fn validate_name(name: &str) -> Result<(), SnapshotError> {
 }
 
 fn record_path(env: &Env, vm: &str) -> PathBuf {
-    env.prefix.join(&format!("virt/vm-{vm}"))
+    env.prefix.layout().vm_record(vm)
 }
 
 fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError> {

@@ -94,7 +94,7 @@ impl Prefix {
     /// Opens the prefix at `path`.
     pub fn open(path: &Path) -> Result<Self, PrefixError> {
         let path = std::path::absolute(path).map_err(io_err("resolve", path))?;
-        if !path.join("uuid").is_file() {
+        if !Layout::new(&path).uuid().is_file() {
             return Err(PrefixError::NotAPrefix { path });
         }
         Ok(Self { path })
@@ -102,7 +102,7 @@ impl Prefix {
 
     /// Whether `path` looks like a prefix (has `initialized`).
     pub fn is_prefix(path: &Path) -> bool {
-        path.join("initialized").is_file()
+        Layout::new(path).initialized().is_file()
     }
 
     /// Its paths.
@@ -122,18 +122,18 @@ impl Prefix {
 
     /// The private key of the environment.
     pub fn ssh_key(&self) -> PathBuf {
-        self.join("id_rsa")
+        self.layout().ssh_key()
     }
 
     /// The environment's UUID.
     pub fn uuid(&self) -> Result<String, PrefixError> {
-        let p = self.join("uuid");
+        let p = self.layout().uuid();
         std::fs::read_to_string(&p).map(|s| s.trim().to_owned()).map_err(|source| PrefixError::Read { path: p, source })
     }
 
     /// Reads `virt/env` and the documents it names.
     pub fn virt_env(&self) -> Result<VirtEnv, PrefixError> {
-        let env_path = self.join("virt/env");
+        let env_path = self.layout().virt_env();
         let env = read_json(&env_path)?;
         // The original's shape, strictly: a state that lost its VMs must not look like an
         // environment without VMs (`destroy` would then leave them running).
@@ -206,7 +206,7 @@ impl Prefix {
             }
             let deadline = Instant::now() + Duration::from_secs(5);
             for (what, pid) in &procs {
-                let pid_file = self.join(&format!("run/{what}.pid"));
+                let pid_file = self.layout().pid(what);
                 while owns(*pid, &pid_file) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -237,7 +237,7 @@ impl Prefix {
         task(reporter, "Cleanup prefix", || {
             self.stop_all(reporter)?;
             task(reporter, "Tag prefix as uninitialized", || {
-                let marker = self.join("initialized");
+                let marker = self.layout().initialized();
                 match std::fs::remove_file(&marker) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -92,7 +92,7 @@ pub struct State {
 impl State {
     /// Reads `run/state.json` (an absent file is an empty state).
     pub fn load(prefix: &Path) -> Result<Self, RuntimeError> {
-        let path = prefix.join("run/state.json");
+        let path = crate::prefix::Layout::new(prefix).state();
         let text = match crate::host::pathio::read_text(&path, crate::host::pathio::MAX_STATE) {
             Ok(t) => t,
             Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {

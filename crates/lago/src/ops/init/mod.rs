@@ -9,6 +9,8 @@
 pub mod seed;
 
 use std::collections::BTreeMap;
+
+use crate::prefix::Layout;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -342,7 +344,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
     let leases = SubnetLeases::new(&opts.lease_dir);
     let result = std::fs::create_dir_all(&staging)
         .map_err(|e| io_err("create", &staging)(e).into())
-        .and_then(|()| write(&staging.join("uuid"), &uuid))
+        .and_then(|()| write(&Layout::new(&staging).uuid(), &uuid))
         .and_then(|()| {
             lease_subnets(
                 &init_file,
@@ -350,7 +352,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
                 &mut plan,
                 &opts.defaults,
                 &leases,
-                &staging.join("uuid"),
+                &Layout::new(&staging).uuid(),
                 &uuid,
                 host.reporter,
             )
@@ -358,13 +360,13 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         .and_then(|()| build_prefix(opts, host, &mut plan, &uses, &scripts, &staging, &prefix, &uuid, &resolve))
         .and_then(|()| {
             // Moved into place with the subnet store locked: its leases never look stale.
-            leases.rehome(&staging.join("uuid"), &prefix.join("uuid"), &uuid, || {
+            leases.rehome(&Layout::new(&staging).uuid(), &Layout::new(&prefix).uuid(), &uuid, || {
                 std::fs::rename(&staging, &prefix).map_err(|e| io_err("create", &prefix)(e).into())
             })
         });
     match result {
         Ok(()) => {
-            let _ = crate::host::logfile::attach(&prefix.join("logs/lago.log"));
+            let _ = crate::host::logfile::attach(&Layout::new(&prefix).log());
             if opts.set_current || wd.current().is_none() {
                 wd.point_current(&name)?;
             }
@@ -375,9 +377,9 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
         Err(e) => {
             tracing::error!("init failed: {e}");
             let log = std::env::temp_dir().join(format!("lago-init-{name}-{}.log", std::process::id()));
-            let kept = std::fs::copy(staging.join("logs/lago.log"), &log).is_ok();
+            let kept = std::fs::copy(Layout::new(&staging).log(), &log).is_ok();
             crate::host::logfile::detach();
-            let _ = leases.release_all(&staging.join("uuid"), &uuid);
+            let _ = leases.release_all(&Layout::new(&staging).uuid(), &uuid);
             let _ = std::fs::remove_dir_all(&staging);
             leave(lock);
             if kept { Err(InitError::Failed { prefix, log, source: Box::new(e) }) } else { Err(e) }
@@ -519,11 +521,11 @@ fn build_prefix(
     for sub in ["images", "virt", "scripts", "logs", "run"] {
         std::fs::create_dir_all(staging.join(sub)).map_err(io_err("create", &staging.join(sub)))?;
     }
-    let _ = crate::host::logfile::attach(&staging.join("logs/lago.log"));
+    let _ = crate::host::logfile::attach(&Layout::new(staging).log());
     tracing::info!("init of {} from {} (staging in {})", prefix.display(), opts.init_file.display(), staging.display());
     task(r, "Initialize and populate prefix", || {
         task(r, "Initialize prefix", || {
-            task(r, "Generate prefix uuid", || write(&staging.join("uuid"), uuid))?;
+            task(r, "Generate prefix uuid", || write(&Layout::new(&staging).uuid(), uuid))?;
             task(r, "Create ssh keys", || {
                 seed::create_ssh_keys(staging, &format!("lago-{uuid}"), host.runner)
                     .map(|_| ())
@@ -613,12 +615,13 @@ fn build_prefix(
         }
 
         if !opts.skip_bootstrap {
-            let public_key = std::fs::read_to_string(staging.join("id_rsa.pub"))
-                .map_err(|source| BootstrapError::Write { path: staging.join("id_rsa.pub"), source })?;
+            let public_key_file = Layout::new(staging).ssh_public_key();
+            let public_key = std::fs::read_to_string(&public_key_file)
+                .map_err(|source| BootstrapError::Write { path: public_key_file.clone(), source })?;
             for (i, vm) in plan.vms.iter().enumerate().filter(|(_, vm)| vm.bootstrap) {
                 task(r, &format!("Bootstrapping {}", vm.name), || {
                     let files = seed::seed_files(plan, i, uuid, &public_key);
-                    seed::write_seed(&staging.join(format!("images/{}-seed.img", vm.name)), &vm.name, &files)
+                    seed::write_seed(&Layout::new(staging).seed(&vm.name), &vm.name, &files)
                 })?;
             }
         }
@@ -644,13 +647,13 @@ fn build_prefix(
         task(r, "Save prefix", || {
             write(&staging.join("metadata"), &python_json(&json!({"lago_version": env!("CARGO_PKG_VERSION")}), false))?;
             for net in &plan.nets {
-                write(&staging.join(format!("virt/net-{}", net.name)), &python_json(&net.to_json(), false))?;
+                write(&Layout::new(staging).net_record(&net.name), &python_json(&net.to_json(), false))?;
             }
             for vm in &plan.vms {
-                write(&staging.join(format!("virt/vm-{}", vm.name)), &python_json(&vm.to_json(), false))?;
+                write(&Layout::new(staging).vm_record(&vm.name), &python_json(&vm.to_json(), false))?;
             }
-            write(&staging.join("virt/env"), &python_json(&plan.env_json(), false))?;
-            task(r, "Tag prefix as initialized", || write(&staging.join("initialized"), ""))
+            write(&Layout::new(staging).virt_env(), &python_json(&plan.env_json(), false))?;
+            task(r, "Tag prefix as initialized", || write(&Layout::new(staging).initialized(), ""))
         })
     })
 }
@@ -756,7 +759,7 @@ fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) 
                     let mut inv = Invocation::new(&step.builder)
                         .arg("-a")
                         .arg(&path)
-                        .args(build_args(&step.options, &staging.join("id_rsa.pub")));
+                        .args(build_args(&step.options, &Layout::new(staging).ssh_public_key()));
                     inv = inv.env(
                         "LIBGUESTFS_BACKEND",
                         std::env::var_os("LIBGUESTFS_BACKEND").unwrap_or_else(|| "direct".into()),

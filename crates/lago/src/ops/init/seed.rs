@@ -51,7 +51,7 @@ pub enum BootstrapError {
 /// Creates the environment's key pair `<dir>/id_rsa{,.pub}` (ed25519: instant to create, and
 /// accepted by OpenSSH and dropbear alike; the file name is the original's).
 pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) -> Result<PathBuf, BootstrapError> {
-    let key = dir.join("id_rsa");
+    let key = crate::prefix::Layout::new(dir).ssh_key();
     let inv = Invocation::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(&key);
     runner.run(&inv).map_err(|source| BootstrapError::Keygen { path: key.clone(), source })?;
     Ok(key)

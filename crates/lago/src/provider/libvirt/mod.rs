@@ -53,14 +53,19 @@ impl Drop for LibvirtProvider {
 
 /// The first 8 characters of the uuid of the prefix at `prefix`.
 fn env_id_of(prefix: &Path) -> String {
-    std::fs::read_to_string(prefix.join("uuid")).unwrap_or_default().trim().chars().take(8).collect()
+    std::fs::read_to_string(crate::prefix::Layout::new(prefix).uuid())
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(8)
+        .collect()
 }
 
 /// A stable UUID for a VM's domain (from the environment's uuid and the VM's name), so that
 /// snapshot definitions stay valid when the domain is created again.
 pub fn domain_uuid(prefix: &Path, vm: &str) -> String {
     use sha1::Digest;
-    let env = std::fs::read_to_string(prefix.join("uuid")).unwrap_or_default();
+    let env = std::fs::read_to_string(crate::prefix::Layout::new(prefix).uuid()).unwrap_or_default();
     let h = sha1::Sha1::digest(format!("lago:{}:{vm}", env.trim()).as_bytes());
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
@@ -132,7 +137,7 @@ impl LibvirtProvider {
     }
 
     fn snapshot_file(prefix: &Path, vm: &str, name: &str) -> PathBuf {
-        prefix.join(format!("virt/snapshots/{vm}/{name}.xml"))
+        crate::prefix::Layout::new(prefix).libvirt_snapshot(vm, name)
     }
 
     /// The snapshot `name` of a running domain, its definition given back to libvirt from
@@ -217,7 +222,7 @@ impl Provider for LibvirtProvider {
     }
 
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
-        let spec = crate::prefix::read_json(&ctx.prefix.join(format!("virt/vm-{}", vm.name)))
+        let spec = crate::prefix::read_json(&crate::prefix::Layout::new(&ctx.prefix).vm_record(&vm.name))
             .ok()
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
@@ -225,7 +230,7 @@ impl Provider for LibvirtProvider {
             prefix: &ctx.prefix,
             env_id: &ctx.env_id,
             accel: ctx.accel,
-            seed: ctx.prefix.join(format!("images/{}-seed.img", vm.name)).is_file(),
+            seed: crate::prefix::Layout::new(&ctx.prefix).seed(&vm.name).is_file(),
         };
         let mut definition = xml::domain_xml(vm, &spec, &dctx);
         let uuid = domain_uuid(&ctx.prefix, &vm.name);

@@ -113,7 +113,7 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
         x.push_str("    </disk>\n");
     }
     if ctx.seed {
-        let seed = ctx.prefix.join(format!("images/{}-seed.img", vm.name));
+        let seed = crate::prefix::Layout::new(ctx.prefix).seed(&vm.name);
         // The last virtio disk: `vdz` is never a spec's own.
         let _ = writeln!(
             x,
@@ -140,7 +140,7 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
         }
         x.push_str("    </interface>\n");
     }
-    let log = ctx.prefix.join(format!("logs/{}.console.log", vm.name));
+    let log = crate::prefix::Layout::new(ctx.prefix).console_log(&vm.name);
     let _ = writeln!(
         x,
         "    <serial type='pty'>\n      <log file='{}' append='on'/>\n      <target port='0'/>\n    </serial>",

@@ -101,7 +101,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         };
         a.extend(["-device".into(), device]);
     }
-    let seed = ctx.prefix.join(format!("images/{}-seed.img", vm.name));
+    let seed = crate::prefix::Layout::new(&ctx.prefix).seed(&vm.name);
     if seed.is_file() {
         a.extend(["-drive".into(), format!("file={},if=none,id=seed,format=raw,readonly=on", seed.display())]);
         a.extend(["-device".into(), "virtio-blk-pci,drive=seed".into()]);

@@ -22,13 +22,14 @@ use serde_json::{Value, json};
 use super::{Console, LaunchContext, NetUse, Provider, ProviderError, SnapshotOp, VmRecord, tail_file};
 use crate::host::qmp::Qmp;
 use crate::host::ssh::Target;
+use crate::prefix::Layout;
 
 /// Files of one VM in the prefix.
 pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
     (
         crate::prefix::socket_path(prefix, &format!("{vm}.qmp")),
-        prefix.join(format!("run/{vm}.pid")),
-        prefix.join(format!("logs/{vm}.console.log")),
+        Layout::new(prefix).pid(vm),
+        Layout::new(prefix).console_log(vm),
     )
 }
 
@@ -39,7 +40,7 @@ pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std:
     let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
-    let log_path = ctx.prefix.join(format!("logs/{}.qemu.log", vm.name));
+    let log_path = Layout::new(&ctx.prefix).qemu_log(&vm.name);
     let inv = crate::host::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
     let mut child = crate::host::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
         crate::host::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
@@ -124,7 +125,7 @@ impl QemuProvider {
             let children = self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             children.get(vm).map_or(0, |l| l.log_from)
         };
-        let log = std::fs::read(prefix.join(format!("logs/{vm}.qemu.log"))).unwrap_or_default();
+        let log = std::fs::read(Layout::new(prefix).qemu_log(vm)).unwrap_or_default();
         log.get(from as usize..).unwrap_or_default().to_vec()
     }
 
@@ -198,7 +199,7 @@ impl Provider for QemuProvider {
         for i in 0..vm.nics.len() {
             let _ = std::fs::remove_file(crate::provider::qemu::switch::nic_socket(&ctx.prefix, &vm.name, i));
         }
-        let log_from = std::fs::metadata(ctx.prefix.join(format!("logs/{}.qemu.log", vm.name))).map_or(0, |m| m.len());
+        let log_from = std::fs::metadata(Layout::new(&ctx.prefix).qemu_log(&vm.name)).map_or(0, |m| m.len());
         let child = launch(&self.program, vm, ctx)?;
         self.children
             .lock()
@@ -272,7 +273,7 @@ impl Provider for QemuProvider {
             }
         }
         crate::prefix::Layout::new(prefix).ssh_target(vm, "", "127.0.0.1", 0).close();
-        for f in [qmp, pid_file, prefix.join(format!("run/{vm}.console")), prefix.join(format!("run/{vm}.qga"))] {
+        for f in [qmp, pid_file, Layout::new(prefix).console(vm), Layout::new(prefix).guest_agent(vm)] {
             // (Through the short link or not, these are the same files in `run/`.)
             let _ = std::fs::remove_file(f);
         }
@@ -429,7 +430,7 @@ fn guest_agent_request(path: &Path, command: &Value, timeout: Duration) -> std::
 
 /// The SSH port of a running VM, read from its qemu's command line (`hostfwd=tcp:127.0.0.1:PORT-:22`).
 pub fn ssh_port_of(prefix: &Path, vm: &str) -> Option<u16> {
-    let pid_file = prefix.join(format!("run/{vm}.pid"));
+    let pid_file = Layout::new(prefix).pid(vm);
     let pid = crate::prefix::running_pid(&pid_file)?;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     cmdline.split(|b| *b == 0).find_map(|arg| {

@@ -153,9 +153,9 @@ pub fn paths(prefix: &Path, net: &str) -> Paths {
     Paths {
         socket: crate::prefix::socket_path(prefix, &format!("sw-{net}.sock")),
         control: crate::prefix::socket_path(prefix, &format!("sw-{net}.ctl")),
-        config: prefix.join(format!("run/switch-{net}.json")),
-        pid: prefix.join(format!("run/switch-{net}.pid")),
-        log: prefix.join(format!("logs/switch-{net}.log")),
+        config: crate::prefix::Layout::new(prefix).switch_config(net),
+        pid: crate::prefix::Layout::new(prefix).pid(&format!("switch-{net}")),
+        log: crate::prefix::Layout::new(prefix).switch_log(net),
     }
 }
 
