@@ -490,25 +490,8 @@ fn string_list(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Vec<String> {
 }
 
 fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<DomainSpec> {
-    // `based-on` is a mapping whose keys fill in what the domain does not set.
-    let merged;
-    let v = match v.get("based-on") {
-        Some(Value::Object(base)) => {
-            let mut m = v.as_object().cloned().unwrap_or_default();
-            for (k, bv) in base {
-                m.entry(k.clone()).or_insert_with(|| bv.clone());
-            }
-            m.remove("based-on");
-            merged = Value::Object(m);
-            &merged
-        }
-        Some(other) if v.is_object() => {
-            issues.push(expected(&format!("{path}.based-on"), "a mapping of VM keys", other));
-            v
-        }
-        _ => v,
-    };
-    let map = object(path, v, DOMAIN_KEYS, issues)?;
+    let merged = with_base(path, v, issues);
+    let map = object(path, merged.as_ref().unwrap_or(v), DOMAIN_KEYS, issues)?;
     let mut d = DomainSpec { name: name.to_owned(), ..DomainSpec::default() };
     if let Some(n) = opt_string(map, path, "name", issues)
         && n != name
@@ -522,6 +505,57 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         .get("vcpu")
         .and_then(|v| integer(&format!("{path}.vcpu"), v, 1, 255, "a number of virtual CPUs", issues))
         .map(|n| n as u32);
+    read_cpu(&mut d, map, path, issues);
+    d.nics = read_nics(map, path, issues);
+    d.disks = read_disks(map, path, issues);
+    read_metadata(&mut d, map, path, issues);
+    d.artifacts = read_artifacts(map, path, issues);
+    d.groups = match map.get("groups") {
+        // A single string is one group (the original split it into characters).
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(g) => string_list(&format!("{path}.groups"), g, issues),
+        None => Vec::new(),
+    };
+    d.bootstrap = opt_bool(map, path, "bootstrap", issues);
+    d.ssh_user = opt_string(map, path, "ssh-user", issues);
+    d.ssh_password = opt_string(map, path, "ssh-password", issues);
+    d.root_password = opt_string(map, path, "root-password", issues);
+    d.distro = opt_string(map, path, "distro", issues);
+    d.vm_type = opt_string(map, path, "vm-type", issues);
+    d.vm_provider = opt_string(map, path, "vm-provider", issues);
+    d.service_provider = read_service_provider(map, path, issues);
+    d.guest_agent = opt_string(map, path, "guest-agent", issues);
+    d.boot_time_sec = map
+        .get("boot_time_sec")
+        .and_then(|v| integer(&format!("{path}.boot_time_sec"), v, 1, 86_400, "seconds", issues));
+    d.skip_export = opt_bool(map, path, "skip-export", issues).unwrap_or(false);
+    d.libvirt_url = read_libvirt_url(&d, map, path, issues);
+    Some(d)
+}
+
+/// A domain with the keys of its `based-on` mapping that it does not set (`None`: it has no
+/// `based-on`, or a wrong one, which is said).
+fn with_base(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<Value> {
+    match v.get("based-on") {
+        Some(Value::Object(base)) => {
+            let mut m = v.as_object().cloned().unwrap_or_default();
+            for (k, bv) in base {
+                m.entry(k.clone()).or_insert_with(|| bv.clone());
+            }
+            m.remove("based-on");
+            Some(Value::Object(m))
+        }
+        Some(other) if v.is_object() => {
+            issues.push(expected(&format!("{path}.based-on"), "a mapping of VM keys", other));
+            None
+        }
+        _ => None,
+    }
+}
+
+/// `cpu_model` (a model name) or `cpu_custom` (refused here, with its key, when qemu cannot
+/// express it, rather than at start).
+fn read_cpu(d: &mut DomainSpec, map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) {
     d.cpu_model = opt_string(map, path, "cpu_model", issues);
     if let Some(m) = d.cpu_model.as_deref().filter(|m| !crate::spec::cpu::is_word(m)) {
         issues.push(Issue::new(
@@ -536,7 +570,6 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
                 "Defining both cpu_model and cpu_custom is not supported (keep one of them)",
             ));
         } else if c.is_object() {
-            // What qemu cannot express is refused here, with its key, rather than at start.
             let vcpu = d.vcpu.unwrap_or(DEFAULT_VCPU).into();
             let memory = d.memory.unwrap_or(DEFAULT_MEMORY);
             match crate::spec::cpu::qemu_cpu(None, Some(c), vcpu, memory, crate::config::Accel::Tcg) {
@@ -550,6 +583,11 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
             issues.push(expected(&format!("{path}.cpu_custom"), "a mapping describing the <cpu> element", c));
         }
     }
+}
+
+/// `nics`: a list of `{net, ip}`.
+fn read_nics(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Vec<NicSpec> {
+    let mut found = Vec::new();
     match map.get("nics") {
         None => {
             issues.push(Issue::new(&format!("{path}.nics"), "missing (expected a list of NICs, each with a `net`)"))
@@ -569,22 +607,34 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
                     }
                 };
                 let ip = m.get("ip").and_then(|v| ipv4(&format!("{p}.ip"), v, issues));
-                d.nics.push(NicSpec { net, ip });
+                found.push(NicSpec { net, ip });
             }
         }
         Some(other) => issues.push(expected(&format!("{path}.nics"), "a list of NICs", other)),
     }
+    found
+}
+
+/// `disks`.
+fn read_disks(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Vec<DiskSpec> {
+    let mut found = Vec::new();
     match map.get("disks") {
         None => {}
         Some(Value::Array(disks)) => {
             for (i, disk) in disks.iter().enumerate() {
                 if let Some(disk) = read_disk(&format!("{path}.disks[{i}]"), i, disk, issues) {
-                    d.disks.push(disk);
+                    found.push(disk);
                 }
             }
         }
         Some(other) => issues.push(expected(&format!("{path}.disks"), "a list of disks", other)),
     }
+    found
+}
+
+/// `metadata`, and the deploy scripts it names (`deploy-scripts`, or the deprecated
+/// `ovirt-scripts`).
+fn read_metadata(d: &mut DomainSpec, map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) {
     if let Some(m) = map.get("metadata") {
         match m {
             Value::Object(meta) => {
@@ -603,38 +653,33 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
             other => issues.push(expected(&format!("{path}.metadata"), "a mapping", other)),
         }
     }
-    if let Some(a) = map.get("artifacts") {
-        d.artifacts = string_list(&format!("{path}.artifacts"), a, issues);
-        for (i, a) in d.artifacts.iter().enumerate() {
-            if !a.starts_with('/') {
-                issues.push(Issue::new(
-                    &format!("{path}.artifacts[{i}]"),
-                    format!("{a:?} is not an absolute path (expected a path in the VM such as /var/log)"),
-                ));
-            }
+}
+
+/// `artifacts`: absolute paths in the VM.
+fn read_artifacts(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Vec<String> {
+    let Some(a) = map.get("artifacts") else { return Vec::new() };
+    let artifacts = string_list(&format!("{path}.artifacts"), a, issues);
+    for (i, a) in artifacts.iter().enumerate() {
+        if !a.starts_with('/') {
+            issues.push(Issue::new(
+                &format!("{path}.artifacts[{i}]"),
+                format!("{a:?} is not an absolute path (expected a path in the VM such as /var/log)"),
+            ));
         }
     }
-    d.groups = match map.get("groups") {
-        // A single string is one group (the original split it into characters).
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(g) => string_list(&format!("{path}.groups"), g, issues),
-        None => Vec::new(),
-    };
-    d.bootstrap = opt_bool(map, path, "bootstrap", issues);
-    d.ssh_user = opt_string(map, path, "ssh-user", issues);
-    d.ssh_password = opt_string(map, path, "ssh-password", issues);
-    d.root_password = opt_string(map, path, "root-password", issues);
-    d.distro = opt_string(map, path, "distro", issues);
-    d.vm_type = opt_string(map, path, "vm-type", issues);
-    d.vm_provider = opt_string(map, path, "vm-provider", issues);
-    d.service_provider = opt_string(map, path, "service_provider", issues);
+    artifacts
+}
+
+/// `service_provider`, or the deprecated `service_class`.
+fn read_service_provider(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Option<String> {
+    let mut provider = opt_string(map, path, "service_provider", issues);
     if let Some(sc) = opt_string(map, path, "service_class", issues) {
         tracing::warn!("{path}.service_class is deprecated, use service_provider");
-        if d.service_provider.is_none() {
-            d.service_provider = Some(sc.to_lowercase().replace("service", ""));
+        if provider.is_none() {
+            provider = Some(sc.to_lowercase().replace("service", ""));
         }
     }
-    if let Some(sp) = &d.service_provider
+    if let Some(sp) = &provider
         && !SERVICE_PROVIDERS.contains(&sp.as_str())
     {
         issues.push(Issue::new(
@@ -642,12 +687,12 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
             format!("unknown service provider {sp:?} (known: {})", SERVICE_PROVIDERS.join(", ")),
         ));
     }
-    d.guest_agent = opt_string(map, path, "guest-agent", issues);
-    d.boot_time_sec = map
-        .get("boot_time_sec")
-        .and_then(|v| integer(&format!("{path}.boot_time_sec"), v, 1, 86_400, "seconds", issues));
-    d.skip_export = opt_bool(map, path, "skip-export", issues).unwrap_or(false);
-    d.libvirt_url = opt_string(map, path, "libvirt_url", issues).or_else(|| match d.metadata.get("libvirt_url") {
+    provider
+}
+
+/// `libvirt_url`, under the VM or its `metadata`: a libvirt URI.
+fn read_libvirt_url(d: &DomainSpec, map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Option<String> {
+    let url = opt_string(map, path, "libvirt_url", issues).or_else(|| match d.metadata.get("libvirt_url") {
         Some(Value::String(u)) => Some(u.clone()),
         Some(other) => {
             issues.push(expected(&format!("{path}.metadata.libvirt_url"), "a libvirt URI (a string)", other));
@@ -655,7 +700,7 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         }
         None => None,
     });
-    if let Some(u) = &d.libvirt_url
+    if let Some(u) = &url
         && !u.contains(":/")
     {
         issues.push(Issue::new(
@@ -663,7 +708,7 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
             format!("{u:?} is not a libvirt URI (expected e.g. qemu:///system or qemu+ssh://root@host2/system)"),
         ));
     }
-    Some(d)
+    url
 }
 
 /// Valid guest device names: `vd*` (virtio-blk), `sd*` (virtio-scsi), `hd*` (IDE).

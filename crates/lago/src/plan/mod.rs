@@ -1,0 +1,161 @@
+//! Spec → Plan: every default filled in, every address, MAC, name and file decided.
+//!
+//! This is the expansion of the original's `_config_net_topology` (reference §3.6) and
+//! `_normalize_spec` (§3.7), done as a pure, deterministic function: the same spec and defaults
+//! always give the same plan, and nothing on the host is touched. The cross-checks that need the
+//! expanded networks (management rules, unknown networks, duplicate or out-of-subnet addresses)
+//! are reported here, all at once, as [`Issue`]s.
+//!
+//! The steps: [`networks`] (management, DNS, subnets), [`vms`] (defaults, checks, placement),
+//! [`addresses`] (static and free addresses, names, MACs); [`model`] holds the types and
+//! [`records`] their JSON.
+
+mod addresses;
+mod model;
+mod networks;
+mod records;
+mod vms;
+
+pub use model::{
+    DEFAULT_BOOT_TIME_SEC, DEFAULT_MTU, DiskPlan, NetPlan, NicPlan, Plan, PlanDefaults, SUBNET_OCTETS, UPLINK_NAME,
+    VM_PROVIDERS, VM_TYPES, VmPlan, mac_of, uplink_mac,
+};
+
+use crate::spec::{Issue, Spec};
+
+/// Expands `spec` into a plan, or returns every problem found.
+pub fn plan(spec: &Spec, defaults: &PlanDefaults) -> Result<Plan, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let (mut nets, mgmts) = networks::expand(spec, &mut issues);
+    let mut vms = vms::expand(spec, &nets, &mgmts, defaults, &mut issues);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    addresses::assign(&mut vms, &nets, &mut issues);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    addresses::name_nics(&mut vms, &mut nets);
+    networks::resolve_dns(&mut nets, &mgmts);
+    Ok(Plan { nets, vms })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use std::path::Path;
+
+    fn plan_of(text: &str) -> Result<Plan, Vec<String>> {
+        let spec = crate::spec::parse(text, Path::new("t.yaml")).map_err(|e| vec![e.to_string()])?;
+        plan(&spec, &PlanDefaults::default()).map_err(|is| is.iter().map(ToString::to_string).collect())
+    }
+
+    const TWO_NETS: &str = "
+domains:
+  vm0:
+    nics: [{net: n0}, {net: n1}]
+  vm1:
+    nics: [{net: n0}, {net: n1, ip: 10.0.0.7}]
+nets:
+  n1: {}
+  n0: {}
+";
+
+    #[test]
+    fn management_addresses_and_names() {
+        let p = plan_of(TWO_NETS).unwrap();
+        let n0 = p.nets.iter().find(|n| n.name == "n0").unwrap();
+        let n1 = p.nets.iter().find(|n| n.name == "n1").unwrap();
+        assert!(n0.management && !n1.management);
+        assert_eq!(n0.dns_domain_name.as_deref(), Some("lago.local"));
+        // n1 comes first in the file, so it gets the first subnet.
+        assert_eq!(n1.gw, Some(Ipv4Addr::new(192, 168, 200, 1)));
+        assert_eq!(n0.gw, Some(Ipv4Addr::new(192, 168, 201, 1)));
+        // Static IP: only the last octet counts on the original's subnets; it is reserved first.
+        assert_eq!(p.vms[1].nics[1].ip, Some(Ipv4Addr::new(192, 168, 200, 7)));
+        assert_eq!(p.vms[0].nics[1].ip, Some(Ipv4Addr::new(192, 168, 200, 2)));
+        assert_eq!(p.vms[0].nics[0].mac.as_deref(), Some("54:52:c0:a8:c9:02"));
+        assert_eq!(p.vms[1].ip(), Some(Ipv4Addr::new(192, 168, 201, 3)));
+        let names: Vec<&str> = n0.mapping.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["vm0-eth0", "vm0", "vm0-n0", "vm0-n0-0", "vm1-eth0", "vm1", "vm1-n0", "vm1-n0-0"]);
+        assert_eq!(n1.dns_forward, n0.gw);
+        assert_eq!(n0.resolve("vm1-eth1"), None);
+        assert_eq!(
+            n0.dns_records.iter().find(|(n, _)| n == "vm1-eth1").map(|r| r.1),
+            Some(Ipv4Addr::new(192, 168, 200, 7))
+        );
+    }
+
+    #[test]
+    fn deterministic() {
+        assert_eq!(plan_of(TWO_NETS).unwrap(), plan_of(TWO_NETS).unwrap());
+    }
+
+    #[test]
+    fn honours_gw_and_skips_its_subnet() {
+        let p = plan_of(
+            "domains:\n  a: {nics: [{net: x}, {net: y}]}\nnets:\n  x: {gw: 192.168.200.4, management: true}\n  y: {}\n",
+        )
+        .unwrap();
+        assert_eq!(p.nets[0].gw, Some(Ipv4Addr::new(192, 168, 200, 4)));
+        assert_eq!(p.nets[1].gw, Some(Ipv4Addr::new(192, 168, 201, 1)));
+        assert_eq!(p.vms[0].nics[0].ip, Some(Ipv4Addr::new(192, 168, 200, 2)));
+    }
+
+    #[test]
+    fn errors_are_all_reported() {
+        let errs = plan_of(
+            "domains:\n  a: {nics: [{net: lgo}]}\n  b: {nics: [{net: l, ip: 192.168.200.5}]}\n  c: {nics: [{net: l, ip: 192.168.200.5}]}\nnets:\n  l: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(errs, ["domains.a.nics[0].net: unknown network \"lgo\" (known: l)"]);
+        let errs = plan_of("domains:\n  b: {nics: [{net: l, ip: 192.168.200.5}]}\n  c: {nics: [{net: l, ip: 192.168.200.5}]}\nnets:\n  l: {}\n").unwrap_err();
+        assert_eq!(errs, ["domains.c.nics[0].ip: 192.168.200.5 is already assigned to domains.b.nics[0]"]);
+    }
+
+    #[cfg(feature = "libvirt")]
+    #[test]
+    fn a_network_belongs_to_one_provider_and_spans_hosts_as_a_shared_bridge() {
+        let errs = plan_of(
+            "domains:\n  q: {nics: [{net: l}]}\n  v: {vm-provider: local-libvirt, nics: [{net: l}]}\nnets:\n  l: {}\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "nets.l: network \"l\" joins VMs of different providers (local-qemu: q; libvirt host qemu:///system: v); a network belongs to one provider (give each provider's VMs their own network)"
+            ]
+        );
+        let two_hosts = "domains:\n  a: {vm-provider: local-libvirt, nics: [{net: s, ip: 10.0.0.2}]}\n  b: {vm-provider: local-libvirt, libvirt_url: 'qemu+tcp://h2/system', nics: [{net: s, ip: 10.0.0.3}]}\nnets:\n  s: {type: bridge, management: true}\n";
+        let errs = plan_of(two_hosts).unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "nets.s: network \"s\" spans libvirt hosts (libvirt host qemu:///system: a; libvirt host qemu+tcp://h2/system: b); a network that spans hosts is `type: bridge` with `bridge: NAME`, a bridge the hosts share"
+            ]
+        );
+        let p = plan_of(&two_hosts.replace("type: bridge,", "type: bridge, bridge: lagobr,")).unwrap();
+        assert_eq!(p.nets[0].to_json()["bridge"], "lagobr");
+        assert_eq!(p.vms[1].to_json()["libvirt_url"], "qemu+tcp://h2/system");
+        assert_eq!(p.vms[1].ip(), Some(Ipv4Addr::new(10, 0, 0, 3)));
+        let errs = plan_of(
+            "domains:\n  q: {libvirt_url: 'qemu:///system', nics: [{net: l}]}\nnets:\n  l: {type: nat, bridge: br0}\n",
+        )
+        .unwrap_err();
+        assert!(
+            errs[0]
+                .ends_with("\n  nets.l.bridge: only a `type: bridge` network joins a host bridge (add `type: bridge`)"),
+            "{errs:?}"
+        );
+        let errs =
+            plan_of("domains:\n  q: {libvirt_url: 'qemu:///system', nics: [{net: l}]}\nnets:\n  l: {}\n").unwrap_err();
+        assert_eq!(
+            errs,
+            [
+                "domains.q.libvirt_url: only a local-libvirt VM has a libvirt host (this one is local-qemu; set `vm-provider: local-libvirt`)"
+            ]
+        );
+    }
+}
