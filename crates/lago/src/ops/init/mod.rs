@@ -525,7 +525,7 @@ fn build_prefix(
     tracing::info!("init of {} from {} (staging in {})", prefix.display(), opts.init_file.display(), staging.display());
     task(r, "Initialize and populate prefix", || {
         task(r, "Initialize prefix", || {
-            task(r, "Generate prefix uuid", || write(&Layout::new(&staging).uuid(), uuid))?;
+            task(r, "Generate prefix uuid", || write(&Layout::new(staging).uuid(), uuid))?;
             task(r, "Create ssh keys", || {
                 seed::create_ssh_keys(staging, &format!("lago-{uuid}"), host.runner)
                     .map(|_| ())
