@@ -1,0 +1,377 @@
+//! The prefix of an init, built in its staging directory: keys, templates in the store, disks,
+//! seeds, deploy scripts, `build` steps and the records, one step per method of [`Build`]; and
+//! the subnets leased for libvirt networks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::check::InitPaths;
+use super::error::InitError;
+use super::options::{Host, InitOptions};
+use super::seed::{self, BootstrapError};
+use super::templates::{TemplateUses, resolve_parent};
+use crate::config::Accel;
+use crate::host::images::Images;
+use crate::host::process::Invocation;
+use crate::output::python_json;
+use crate::plan::{Plan, PlanDefaults};
+use crate::prefix::Layout;
+use crate::prefix::leases::SubnetLeases;
+use crate::prefix::workdir::io_err;
+use crate::report::{Reporter, task};
+use crate::spec::{self, DiskType, SpecError, TemplateType};
+use crate::template::{Store, StoredTemplate};
+
+/// One init's build of its prefix in `staging`.
+pub(super) struct Build<'a> {
+    /// The options of the init.
+    pub opts: &'a InitOptions,
+    /// The host's services.
+    pub host: &'a Host<'a>,
+    /// The template of each template disk.
+    pub uses: &'a TemplateUses,
+    /// Each VM's deploy scripts.
+    pub scripts: &'a [Vec<PathBuf>],
+    /// The staging directory.
+    pub staging: &'a Path,
+    /// The prefix it becomes.
+    pub prefix: &'a Path,
+    /// The environment's uuid.
+    pub uuid: &'a str,
+    /// How the init file's paths are resolved.
+    pub paths: &'a InitPaths,
+}
+
+impl Build<'_> {
+    /// Builds everything of the prefix, in order.
+    pub fn run(&self, plan: &mut Plan) -> Result<(), InitError> {
+        let r = self.host.reporter;
+        for sub in ["images", "virt", "scripts", "logs", "run"] {
+            std::fs::create_dir_all(self.staging.join(sub)).map_err(io_err("create", &self.staging.join(sub)))?;
+        }
+        let _ = crate::host::logfile::attach(&Layout::new(self.staging).log());
+        tracing::info!(
+            "init of {} from {} (staging in {})",
+            self.prefix.display(),
+            self.opts.init_file.display(),
+            self.staging.display()
+        );
+        task(r, "Initialize and populate prefix", || {
+            task(r, "Initialize prefix", || self.keys())?;
+            let stored = self.store_templates()?;
+            self.create_disks(plan, &stored)?;
+            if !self.opts.skip_bootstrap {
+                self.write_seeds(plan)?;
+            }
+            task(r, "Copying any deploy scripts", || self.copy_scripts(plan))?;
+            if !self.opts.skip_build {
+                run_builds(self.opts, self.host, plan, self.staging)?;
+            }
+            task(r, "Save prefix", || self.save(plan))
+        })
+    }
+
+    /// The uuid file and the key pair.
+    fn keys(&self) -> Result<(), InitError> {
+        let (r, staging, uuid) = (self.host.reporter, self.staging, self.uuid);
+        task(r, "Generate prefix uuid", || write(&Layout::new(staging).uuid(), uuid))?;
+        task(r, "Create ssh keys", || {
+            seed::create_ssh_keys(staging, &format!("lago-{uuid}"), self.host.runner)
+                .map(|_| ())
+                .map_err(InitError::from)
+        })
+    }
+
+    /// Each template version fetched into the store (or checked there) once, with its format.
+    fn store_templates(&self) -> Result<BTreeMap<String, (StoredTemplate, String)>, InitError> {
+        let (r, host, opts) = (self.host.reporter, self.host, self.opts);
+        let store = Store::new(&opts.template_store);
+        let mut stored = BTreeMap::new();
+        for t in self.uses.values() {
+            let name = t.store_name();
+            if stored.contains_key(&name) {
+                continue;
+            }
+            let title = if store.contains(t) {
+                format!("Check template {name}")
+            } else {
+                format!("Template {name} not in cache, downloading")
+            };
+            let st = task(r, &title, || store.ensure(t, host.fetcher, host.runner, r))?;
+            let info = Images::new(host.runner).info(&st.path).map_err(|source| InitError::Disk {
+                vm: "-".into(),
+                disk: name.clone(),
+                source,
+            })?;
+            if let Some(backing) = info.backing {
+                return Err(InitError::TemplateHasBacking { name, path: st.path, backing });
+            }
+            stored.insert(name, (st, info.format));
+        }
+
+        Ok(stored)
+    }
+
+    /// The disks of every VM: overlays on templates, empty and file disks, copies.
+    fn create_disks(
+        &self,
+        plan: &mut Plan,
+        stored: &BTreeMap<String, (StoredTemplate, String)>,
+    ) -> Result<(), InitError> {
+        let (r, host, opts, staging, uses) = (self.host.reporter, self.host, self.opts, self.staging, self.uses);
+        let store = Store::new(&opts.template_store);
+        let resolve = |p: &str| self.paths.resolve(p);
+        let images = Images::new(host.runner);
+        for (v, vm) in plan.vms.iter_mut().enumerate() {
+            let vm_name = vm.name.clone();
+            task(r, &format!("Create disks for VM {vm_name}"), || {
+                for (d, disk) in vm.disks.iter_mut().enumerate() {
+                    let in_staging =
+                        PathBuf::from(disk.path.replace("$LAGO_PREFIX_PATH", &staging.display().to_string()));
+                    let derr = |source| InitError::Disk { vm: vm_name.clone(), disk: disk.spec.name.clone(), source };
+                    task(r, &format!("Create disk {}", disk.spec.name), || {
+                        match (disk.spec.kind, disk.spec.template_type) {
+                            (DiskType::Template, TemplateType::Lago) => {
+                                let t = &uses[&(v, d)];
+                                let (st, format) = &stored[&t.store_name()];
+                                images.create_overlay(&st.path, format, &in_staging).map_err(derr)?;
+                                for (k, val) in &st.metadata {
+                                    disk.metadata.insert(k.clone(), val.clone());
+                                }
+                                disk.template_version = Some(t.version.clone());
+                                Ok(())
+                            }
+                            (DiskType::Template, TemplateType::Qcow2) => {
+                                let base = resolve(disk.spec.path.as_deref().unwrap_or_default());
+                                resolve_parent(&base, opts, host, &store)?;
+                                images.create_overlay(&base, "qcow2", &in_staging).map_err(derr)
+                            }
+                            (DiskType::Empty, _) => images
+                                .create(&in_staging, &disk.format, disk.spec.size.as_deref().unwrap_or_default())
+                                .map_err(derr),
+                            (DiskType::File, _) => match &disk.spec.path {
+                                Some(p) if disk.spec.make_a_copy => {
+                                    let from = resolve(p);
+                                    let inv = Invocation::new("cp")
+                                        .args(["--sparse=always", "--"])
+                                        .arg(&from)
+                                        .arg(&in_staging);
+                                    host.runner.run(&inv).map(|_| ()).map_err(|source| InitError::Copy {
+                                        vm: vm_name.clone(),
+                                        from,
+                                        source,
+                                    })
+                                }
+                                Some(p) => {
+                                    disk.path = resolve(p).display().to_string();
+                                    Ok(())
+                                }
+                                None => images
+                                    .create(&in_staging, &disk.format, disk.spec.size.as_deref().unwrap_or_default())
+                                    .map_err(derr),
+                            },
+                        }
+                    })?;
+                }
+                Ok::<_, InitError>(())
+            })?;
+        }
+
+        Ok(())
+    }
+
+    /// One NoCloud seed per VM that bootstraps.
+    fn write_seeds(&self, plan: &Plan) -> Result<(), InitError> {
+        let (r, staging, uuid) = (self.host.reporter, self.staging, self.uuid);
+        let public_key_file = Layout::new(staging).ssh_public_key();
+        let public_key = std::fs::read_to_string(&public_key_file)
+            .map_err(|source| BootstrapError::Write { path: public_key_file.clone(), source })?;
+        for (i, vm) in plan.vms.iter().enumerate().filter(|(_, vm)| vm.bootstrap) {
+            task(r, &format!("Bootstrapping {}", vm.name), || {
+                let files = seed::seed_files(plan, i, uuid, &public_key);
+                seed::write_seed(&Layout::new(staging).seed(&vm.name), &vm.name, &files)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Copies of the deploy scripts in `scripts/`, named in the records by their new paths.
+    fn copy_scripts(&self, plan: &mut Plan) -> Result<(), InitError> {
+        for (vm, vm_scripts) in plan.vms.iter_mut().zip(self.scripts) {
+            let mut persisted = Vec::new();
+            for s in vm_scripts {
+                let name = s.display().to_string().replace('/', "_");
+                let dest = self.staging.join("scripts").join(&name);
+                std::fs::copy(s, &dest).map_err(io_err("copy", s))?;
+                persisted.push(format!("$LAGO_PREFIX_PATH/scripts/{name}"));
+            }
+            vm.spec.deploy_scripts = persisted;
+        }
+        Ok(())
+    }
+
+    /// The records (`metadata`, `virt/*`) and, last, `initialized`.
+    fn save(&self, plan: &Plan) -> Result<(), InitError> {
+        let (r, staging) = (self.host.reporter, self.staging);
+        write(&staging.join("metadata"), &python_json(&json!({"lago_version": env!("CARGO_PKG_VERSION")}), false))?;
+        for net in &plan.nets {
+            write(&Layout::new(staging).net_record(&net.name), &python_json(&net.to_json(), false))?;
+        }
+        for vm in &plan.vms {
+            write(&Layout::new(staging).vm_record(&vm.name), &python_json(&vm.to_json(), false))?;
+        }
+        write(&Layout::new(staging).virt_env(), &python_json(&plan.env_json(), false))?;
+        task(r, "Tag prefix as initialized", || write(&Layout::new(staging).initialized(), ""))
+    }
+}
+
+/// Leases host-wide the subnets of the `nat` networks of libvirt VMs (libvirt puts their
+/// gateways on the host, where two environments must not share a subnet), and plans again with
+/// the leased subnets. lago's own networks (switches) touch no host interface and need no lease.
+#[allow(clippy::too_many_arguments, reason = "the inputs of one lease: the plan, the store of leases, the holder")]
+pub(super) fn lease_subnets(
+    init_file: &Path,
+    spec: &spec::Spec,
+    plan: &mut Plan,
+    defaults: &PlanDefaults,
+    leases: &SubnetLeases,
+    uuid_path: &Path,
+    uuid: &str,
+    reporter: &dyn Reporter,
+) -> Result<(), InitError> {
+    let on_libvirt =
+        |net: &str| plan.vms.iter().any(|v| v.vm_provider == "local-libvirt" && v.nics.iter().any(|n| n.net == net));
+    let leasable = |gw: std::net::Ipv4Addr| {
+        let o = gw.octets();
+        (o[0] == 192 && o[1] == 168 && crate::plan::SUBNET_OCTETS.contains(&o[2])).then_some(o[2])
+    };
+    let mut names = Vec::new();
+    let mut wanted = Vec::new();
+    let mut avoid = Vec::new();
+    for net in spec.nets.iter().filter(|n| n.kind == spec::NetType::Nat) {
+        match (on_libvirt(&net.name), net.gw) {
+            (true, Some(gw)) => match leasable(gw) {
+                Some(o) => {
+                    names.push(net.name.clone());
+                    wanted.push(Some(o));
+                }
+                // Outside the original's range: the user's own choice, not coordinated.
+                None => tracing::warn!(
+                    "network {}: subnet of gw {gw} is not leased (outside 192.168.200.0/24 - 192.168.255.0/24)",
+                    net.name
+                ),
+            },
+            (true, None) => {
+                names.push(net.name.clone());
+                wanted.push(None);
+            }
+            (false, Some(gw)) => avoid.extend(leasable(gw)),
+            (false, None) => {}
+        }
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    let octets = task(reporter, "Lease subnets", || {
+        leases
+            .acquire(uuid_path, uuid, &wanted, &avoid)
+            .map_err(|source| InitError::Subnet { net: names[0].clone(), source })
+    })?;
+    let mut leased = spec.clone();
+    for (name, octet) in names.iter().zip(&octets) {
+        if let Some(net) = leased.nets.iter_mut().find(|n| &n.name == name) {
+            net.gw = Some(std::net::Ipv4Addr::new(192, 168, *octet, 1));
+        }
+    }
+    // Static addresses keep their last octet on the leased subnet, as in the original.
+    *plan = crate::plan::plan(&leased, defaults)
+        .map_err(|issues| InitError::Spec(SpecError::Invalid { path: init_file.to_owned(), issues }))?;
+    Ok(())
+}
+
+/// `virt-customize` argv for one build step (reference §5.3).
+pub fn build_args(options: &[(String, Vec<String>)], public_key: &Path) -> Vec<String> {
+    let mut args = Vec::new();
+    for (opt, values) in options {
+        let flag = if opt.chars().count() == 1 { format!("-{opt}") } else { format!("--{opt}") };
+        match (opt.as_str(), values.as_slice()) {
+            ("ssh-inject", []) => {
+                args.push(flag);
+                args.push(format!("root:file:{}", public_key.display()));
+            }
+            (_, []) => args.push(flag),
+            (_, vals) => {
+                for v in vals {
+                    args.push(flag.clone());
+                    args.push(v.clone());
+                }
+            }
+        }
+    }
+    args
+}
+
+fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) -> Result<(), InitError> {
+    if !plan.vms.iter().any(|vm| vm.disks.iter().any(|d| !d.spec.build.is_empty())) {
+        return Ok(());
+    }
+    // libguestfs boots its appliance on the host's kernel.
+    let verdicts = crate::provider::qemu::accel::KvmVerdicts::new(&opts.state_dir);
+    let force_tcg = verdicts.resolve(opts.accel, verdicts.kernel_for(None).as_deref()) == Accel::Tcg;
+    for vm in &plan.vms {
+        for disk in vm.disks.iter().filter(|d| !d.spec.build.is_empty()) {
+            let path = PathBuf::from(disk.path.replace("$LAGO_PREFIX_PATH", &staging.display().to_string()));
+            task(host.reporter, &format!("Build disk {} of VM {}", disk.spec.name, vm.name), || {
+                for (i, step) in disk.spec.build.iter().enumerate() {
+                    let mut inv = Invocation::new(&step.builder)
+                        .arg("-a")
+                        .arg(&path)
+                        .args(build_args(&step.options, &Layout::new(staging).ssh_public_key()));
+                    inv = inv.env(
+                        "LIBGUESTFS_BACKEND",
+                        std::env::var_os("LIBGUESTFS_BACKEND").unwrap_or_else(|| "direct".into()),
+                    );
+                    if force_tcg {
+                        inv = inv.env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+                    }
+                    host.runner.run(&inv).map_err(|source| InitError::Build {
+                        vm: vm.name.clone(),
+                        disk: disk.spec.name.clone(),
+                        step: i,
+                        builder: step.builder.clone(),
+                        source,
+                    })?;
+                }
+                Ok::<_, InitError>(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn write(path: &Path, content: &str) -> Result<(), InitError> {
+    std::fs::write(path, content).map_err(io_err("write", path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_options_like_the_original() {
+        let opts = vec![
+            ("a".to_owned(), vec!["arg0".to_owned()]),
+            ("b".to_owned(), vec!["x".to_owned(), "y".to_owned()]),
+            ("c".to_owned(), vec![]),
+            ("ssh-inject".to_owned(), vec![]),
+            ("touch".to_owned(), vec!["/root/f".to_owned()]),
+        ];
+        assert_eq!(
+            build_args(&opts, Path::new("/p/id_rsa.pub")),
+            ["-a", "arg0", "-b", "x", "-b", "y", "-c", "--ssh-inject", "root:file:/p/id_rsa.pub", "--touch", "/root/f"]
+        );
+    }
+}
