@@ -6,6 +6,8 @@
 //! Commands that change the environment hold the prefix lock (`run/lock`). [`start`] holds the
 //! start and the wait for SSH, [`vm`] the handle of one VM.
 
+#[cfg(test)]
+pub(crate) mod fake;
 mod start;
 #[cfg(test)]
 mod tests;

@@ -371,7 +371,68 @@ fn export_disk(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::env::fake::{Calls, Fake, env};
+    use crate::host::process::{FakeRunner, Output};
+    use crate::report::NoopReporter;
+
+    /// `qemu-img` whose `convert` writes its destination (the last argument).
+    fn converting_runner() -> FakeRunner {
+        FakeRunner::new(|inv| {
+            if inv.args.first().is_some_and(|a| a == "convert") {
+                std::fs::write(inv.args.last().unwrap(), b"image").unwrap();
+            }
+            Ok(Output::default())
+        })
+    }
+
+    #[test]
+    fn stopped_vms_disks_are_converted_and_an_init_file_brings_them_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().push("vm01".into());
+        let env = env(dir.path(), Fake { calls: calls.clone(), ..Fake::default() });
+        let out = dir.path().join("out");
+        let opts = ExportOptions {
+            vm_names: vec![],
+            standalone: false,
+            compress: true,
+            dst_dir: out.clone(),
+            init_file_name: "LagoInitFile".into(),
+            collect_only: false,
+            json: false,
+        };
+        let runner = converting_runner();
+        let err = env.export(&opts, &runner, &NoopReporter).unwrap_err();
+        assert!(matches!(&err, ExportError::Running(vms) if vms == &["vm01".to_owned()]), "{err}");
+        assert_eq!(runner.command_lines(), "", "nothing is exported while a VM runs");
+
+        calls.running.lock().unwrap().clear();
+        let listing = env.export(&opts, &runner, &NoopReporter).unwrap();
+        assert_eq!(listing["vm02"], json!([out.join("vm02_root.qcow2").display().to_string()]));
+        let lines = runner.command_lines();
+        for vm in ["vm00", "vm01", "vm02"] {
+            let src = env.prefix.path.join(format!("images/{vm}_root.qcow2")).display().to_string();
+            assert!(lines.contains(&format!("qemu-img convert -q -O qcow2 -c {src} ")), "{lines}");
+            let dst = out.join(format!("{vm}_root.qcow2"));
+            assert_eq!(std::fs::read(&dst).unwrap(), b"image");
+            assert_eq!(
+                std::fs::read_to_string(sidecar(&dst, "hash")).unwrap().trim(),
+                crate::template::store::sha1_file(&dst).unwrap()
+            );
+        }
+        // No temporary file stays beside the export.
+        let names: Vec<String> =
+            std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(!names.iter().any(|n| n.starts_with('.')), "{names:?}");
+        let init: Value =
+            crate::spec::tree::parse(&std::fs::read_to_string(out.join("LagoInitFile")).unwrap(), false).unwrap();
+        assert_eq!(init["domains"]["vm00"]["disks"][0]["path"], "$LAGO_INITFILE_PATH/vm00_root.qcow2");
+        assert_eq!(init["domains"]["vm00"]["disks"][0]["make_a_copy"], "True");
+        assert_eq!(init["nets"]["n"]["type"], "nat");
+    }
 
     #[test]
     fn sidecars() {

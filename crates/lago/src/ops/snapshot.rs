@@ -628,7 +628,97 @@ impl Env {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::env::fake::{Calls, Fake, env};
+    use crate::host::process::{FakeRunner, Output};
+    use crate::report::NoopReporter;
+
+    /// `qemu-img` that answers every command, with no snapshot tag on any disk.
+    fn qemu_img_runner() -> FakeRunner {
+        FakeRunner::new(|inv| {
+            let info = inv.args.first().is_some_and(|a| a == "info");
+            Ok(Output { stdout: if info { b"{}".to_vec() } else { Vec::new() }, stderr: Vec::new() })
+        })
+    }
+
+    fn snapshots_of(env: &Env, vm: &str) -> Value {
+        read_record(env, vm).unwrap().get("snapshots").cloned().unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn running_vms_are_paused_together_and_snapshotted_live_stopped_ones_on_their_disks() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().extend(["vm00".to_owned(), "vm02".to_owned()]);
+        let env = env(dir.path(), Fake { calls: calls.clone(), ..Fake::default() });
+        let runner = qemu_img_runner();
+        env.snapshot("clean", &runner, &NoopReporter).unwrap();
+        let ops = calls.ops.lock().unwrap().clone();
+        // Both paused before any snapshot, resumed after every one (each group at once).
+        let sorted = |r: std::ops::Range<usize>| {
+            let mut part = ops[r].to_vec();
+            part.sort();
+            part
+        };
+        assert_eq!(ops.len(), 6, "{ops:?}");
+        assert_eq!(sorted(0..2), ["pause vm00", "pause vm02"]);
+        assert_eq!(sorted(2..4), ["save vm00 clean", "save vm02 clean"]);
+        assert_eq!(sorted(4..6), ["resume vm00", "resume vm02"]);
+        let disk = env.prefix.path.join("images/vm01_root.qcow2").display().to_string();
+        assert_eq!(
+            runner.command_lines(),
+            format!("qemu-img info --output=json -U {disk}\nqemu-img snapshot -c clean {disk}")
+        );
+        let live = snapshots_of(&env, "vm00")["clean"][0].clone();
+        assert_eq!((live["live"].clone(), live.get("pending")), (json!(true), None));
+        assert!(live["pause_spread_ms"].is_number(), "{live}");
+        assert_eq!(snapshots_of(&env, "vm01")["clean"][0]["live"], json!(false));
+        assert!(matches!(env.snapshot("clean", &runner, &NoopReporter), Err(SnapshotError::Exists { .. })));
+    }
+
+    #[test]
+    fn a_failed_snapshot_takes_back_every_tag_and_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().push("vm00".into());
+        let env = env(dir.path(), Fake { calls: calls.clone(), live_fails: "vm00", ..Fake::default() });
+        let runner = qemu_img_runner();
+        let err = env.snapshot("clean", &runner, &NoopReporter).unwrap_err();
+        assert!(err.to_string().contains("no space"), "{err}");
+        for vm in ["vm00", "vm01", "vm02"] {
+            assert_eq!(snapshots_of(&env, vm).get("clean"), None, "{vm}");
+        }
+        // The stopped VMs' tags were taken and are deleted again; the paused VM runs again.
+        let lines = runner.command_lines();
+        for vm in ["vm01", "vm02"] {
+            let disk = env.prefix.path.join(format!("images/{vm}_root.qcow2")).display().to_string();
+            assert!(lines.contains(&format!("qemu-img snapshot -c clean {disk}")), "{lines}");
+            assert!(lines.contains(&format!("qemu-img snapshot -d clean {disk}")), "{lines}");
+        }
+        assert_eq!(calls.ops.lock().unwrap().last().map(String::as_str), Some("resume vm00"));
+    }
+
+    #[test]
+    fn revert_loads_live_snapshots_of_running_vms_and_applies_the_others_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().push("vm00".into());
+        let env = env(dir.path(), Fake { calls: calls.clone(), ..Fake::default() });
+        let runner = qemu_img_runner();
+        env.snapshot("s1", &runner, &NoopReporter).unwrap();
+        calls.ops.lock().unwrap().clear();
+        let runner = qemu_img_runner();
+        env.revert("s1", &runner, &NoopReporter).unwrap();
+        assert_eq!(*calls.ops.lock().unwrap(), ["pause vm00", "load vm00 s1", "resume vm00"]);
+        let lines = runner.command_lines();
+        assert_eq!(lines.matches("qemu-img snapshot -a s1 ").count(), 2, "{lines}");
+        // The fake has no guest agent: the clock is said not to be set.
+        let state = crate::prefix::state::State::load(&env.prefix.path).unwrap();
+        assert!(state.clock.contains_key("vm00"), "{state:?}");
+        assert!(matches!(env.revert("nope", &runner, &NoopReporter), Err(SnapshotError::Unknown { .. })));
+    }
 
     #[test]
     fn names() {

@@ -1,0 +1,166 @@
+//! A provider whose VMs "run" in memory, and environments on it: the orchestration of starts,
+//! snapshots and exports is tested on it (`env`, `ops::snapshot`, `ops::export`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::provider::BootFailure;
+
+/// A provider whose VMs "run" in memory; `never_ready` never answers SSH.
+#[derive(Default)]
+pub(crate) struct Calls {
+    pub(crate) running: Mutex<Vec<String>>,
+    pub(crate) started: Mutex<Vec<String>>,
+    pub(crate) killed: Mutex<Vec<String>>,
+    /// The acceleration each start asked for.
+    pub(crate) accel: Mutex<Vec<(String, Accel)>>,
+    /// Live snapshot operations, pauses and resumes, in order: `save vm00 clean`, `pause vm00`.
+    pub(crate) ops: Mutex<Vec<String>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Fake {
+    pub(crate) calls: Arc<Calls>,
+    pub(crate) never_ready: &'static str,
+    /// This VM's emulator crashes at its first starts, this many times.
+    pub(crate) crashes: (&'static str, usize),
+    /// This VM is stopped by KVM (`internal-error`) whenever it runs under KVM.
+    pub(crate) kvm_fails: &'static str,
+    /// Live snapshot operations of this VM fail.
+    pub(crate) live_fails: &'static str,
+}
+
+impl Fake {
+    pub(crate) fn accel_of(&self, vm: &str) -> Option<Accel> {
+        self.calls.accel.lock().unwrap().iter().rev().find(|(n, _)| n == vm).map(|(_, a)| *a)
+    }
+}
+
+impl Provider for Fake {
+    fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
+        let mut started = self.calls.started.lock().unwrap();
+        let before = started.iter().filter(|s| **s == vm.name).count();
+        started.push(vm.name.clone());
+        self.calls.accel.lock().unwrap().push((vm.name.clone(), ctx.accel));
+        if !(vm.name == self.crashes.0 && before < self.crashes.1) {
+            self.calls.running.lock().unwrap().push(vm.name.clone());
+        }
+        Ok(())
+    }
+    fn boot_failure(&self, _prefix: &Path, vm: &VmRecord) -> Option<BootFailure> {
+        (vm.name == self.kvm_fails && self.accel_of(&vm.name) == Some(Accel::Kvm)).then(|| BootFailure {
+            status: "internal-error".into(),
+            words: vec!["KVM internal error. Suberror: 1".into()],
+            kvm: true,
+        })
+    }
+    fn why_stopped(&self, _prefix: &Path, _vm: &str) -> String {
+        "qemu exited (signal: 6 (SIGABRT)); qemu said:\nqemu-system-x86_64: system/physmem.c:2678: iotlb_to_section: Assertion failed.".into()
+    }
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+    fn running(&self, _prefix: &Path, _vms: &[VmRecord]) -> Vec<String> {
+        self.calls.running.lock().unwrap().clone()
+    }
+    fn target(&self, _prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
+        crate::prefix::Layout::new(_prefix).ssh_target(&vm.name, "root", "127.0.0.1", 22)
+    }
+    fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.kill(prefix, vm);
+        Ok(())
+    }
+    fn live_snapshot(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        op: crate::provider::SnapshotOp,
+        name: &str,
+        _disks: &[(usize, std::path::PathBuf, String)],
+    ) -> Result<(), ProviderError> {
+        if vm.name == self.live_fails {
+            return Err(ProviderError::Job {
+                vm: vm.name.clone(),
+                job: "snapshot-save".into(),
+                message: "no space".into(),
+            });
+        }
+        let op = format!("{op:?}").to_lowercase();
+        self.calls.ops.lock().unwrap().push(format!("{op} {} {name}", vm.name));
+        Ok(())
+    }
+    fn set_link(&self, _prefix: &Path, vm: &VmRecord, _nic: usize, _up: bool) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "links".into(), provider: "fake" })
+    }
+    fn console(&self, _prefix: &Path, vm: &VmRecord) -> Result<crate::provider::Console, ProviderError> {
+        Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "console".into(), provider: "fake" })
+    }
+    fn guest_agent(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _command: &serde_json::Value,
+        _timeout: std::time::Duration,
+    ) -> Result<serde_json::Value, ProviderError> {
+        Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "guest agent".into(), provider: "fake" })
+    }
+    fn pause(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.calls.ops.lock().unwrap().push(format!("pause {}", vm.name));
+        Ok(())
+    }
+    fn resume(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.calls.ops.lock().unwrap().push(format!("resume {}", vm.name));
+        Ok(())
+    }
+    fn probe(&self, target: &Target, _banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
+        let stopped_by_kvm = target.vm == self.kvm_fails && self.accel_of(&target.vm) == Some(Accel::Kvm);
+        Ok(target.vm != self.never_ready && !stopped_by_kvm && self.calls.running.lock().unwrap().contains(&target.vm))
+    }
+    fn kill(&self, _prefix: &Path, vm: &VmRecord) {
+        self.calls.killed.lock().unwrap().push(vm.name.clone());
+        self.calls.running.lock().unwrap().retain(|r| *r != vm.name);
+    }
+}
+
+/// A prefix at `dir/p` whose VMs are on network `n`, each with a qcow2 disk
+/// `images/<vm>_root.qcow2` (not created).
+pub(crate) fn prefix_with_vms(dir: &Path, vms: &[&str]) -> Prefix {
+    let p = dir.join("p");
+    std::fs::create_dir_all(p.join("virt")).unwrap();
+    std::fs::write(p.join("uuid"), "0123456789abcdef0123456789abcdef").unwrap();
+    std::fs::write(p.join("virt/env"), serde_json::json!({"nets": ["n"], "vms": vms}).to_string()).unwrap();
+    std::fs::write(p.join("virt/net-n"), r#"{"name": "n", "type": "nat"}"#).unwrap();
+    for vm in vms {
+        let spec = serde_json::json!({"name": vm, "nics": [{"net": "n"}], "mgmt_net": "n", "boot_time_sec": 1,
+            "disks": [{"name": "root", "dev": "vda", "format": "qcow2", "type": "file",
+                       "path": format!("$LAGO_PREFIX_PATH/images/{vm}_root.qcow2")}]});
+        std::fs::write(p.join(format!("virt/vm-{vm}")), spec.to_string()).unwrap();
+    }
+    Prefix::open(&p).unwrap()
+}
+
+/// The environment of [`prefix_with_vms`] (`vm00`, `vm01`, `vm02`) on `fake`, under TCG.
+pub(crate) fn env(dir: &Path, fake: Fake) -> Env {
+    env_with(dir, fake, AccelSetting { accel: Accel::Tcg, origin: "the test".into() })
+}
+
+/// KVM verdicts about a qemu and a KVM device that are plain files of `dir`.
+pub(crate) fn verdicts(dir: &Path) -> KvmVerdicts {
+    let (qemu, device) = (dir.join("qemu"), dir.join("kvm"));
+    std::fs::write(&qemu, "").unwrap();
+    std::fs::write(&device, "").unwrap();
+    KvmVerdicts::with(&dir.join("state"), Some(qemu), &device)
+}
+
+/// [`env`] under `accel`.
+pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
+    let options = EnvOptions {
+        accel,
+        kvm: verdicts(dir),
+        vm_outbound: false,
+        lease_dir: dir.join("leases"),
+        libvirt: Default::default(),
+    };
+    Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
+}
