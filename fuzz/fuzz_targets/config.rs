@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = cfg.to_ini(true, "now");
         let _ = cfg.accel();
         let _ = lago::env::EnvOptions::from_config(&cfg);
-        let _ = lago::template::HttpFetcher::from_config(&cfg);
+        let _ = cfg.fetcher();
     }
     let env = text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let _ = Config::load(&Sources { env, ..Sources::default() });

@@ -47,10 +47,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let prefix = lago::prefix::Prefix { path: p };
     let options = lago::env::EnvOptions {
-        accel: lago::config::Accel::Tcg,
+        accel: lago::config::AccelSetting { accel: lago::config::Accel::Tcg, origin: "the fuzzer".into() },
+        kvm: lago::provider::qemu::accel::KvmVerdicts::with(&prefix.path.join("state"), None, Path::new("/nonexistent")),
         vm_outbound: false,
         lease_dir: prefix.path.join("leases"),
-        libvirt: lago::provider::LibvirtOptions::default(),
+        libvirt: lago::config::LibvirtOptions::default(),
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots();
