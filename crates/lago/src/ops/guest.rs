@@ -119,7 +119,8 @@ pub fn collect(env: &Env, dir: &Path, no_skip: bool, reporter: &dyn Reporter) ->
 
 /// The `artifacts` of a VM's record.
 fn artifacts_of(env: &Env, vm: &str) -> Vec<String> {
-    crate::prefix::read_json(&env.prefix.layout().vm_record(vm))
+    env.prefix
+        .vm_document(vm)
         .ok()
         .and_then(|s| {
             s.get("artifacts")
@@ -244,9 +245,9 @@ pub fn deploy(env: &Env, reporter: &dyn Reporter) -> Result<(), GuestError> {
         .vms
         .iter()
         .map(|vm| {
-            let spec = crate::prefix::read_json(&env.prefix.layout().vm_record(&vm.name)).ok();
+            let spec = env.prefix.vm_document(&vm.name).ok();
             let list = spec
-                .and_then(|s| s.pointer("/metadata/deploy-scripts").and_then(|a| a.as_array()).cloned())
+                .and_then(|s| s.get("metadata")?.get("deploy-scripts")?.as_array().cloned())
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|p| p.as_str())

@@ -115,22 +115,12 @@ pub fn validate_name(name: &str) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-fn record_path(env: &Env, vm: &str) -> PathBuf {
-    env.prefix.layout().vm_record(vm)
-}
-
 fn read_record(env: &Env, vm: &str) -> Result<Map<String, Value>, SnapshotError> {
-    let path = record_path(env, vm);
-    match crate::prefix::read_json(&path)? {
-        Value::Object(m) => Ok(m),
-        _ => Err(PrefixError::Corrupt { path, reason: "not a JSON object".into() }.into()),
-    }
+    Ok(env.prefix.vm_document(vm)?)
 }
 
 fn write_record(env: &Env, vm: &str, record: &Map<String, Value>) -> Result<(), SnapshotError> {
-    let path = record_path(env, vm);
-    let text = crate::output::python_json(&Value::Object(record.clone()), false);
-    Ok(crate::host::pathio::write_atomic(&path, text.as_bytes())?)
+    Ok(env.prefix.save_vm_document(vm, record)?)
 }
 
 /// The snapshots of a VM, in creation order.

@@ -152,16 +152,11 @@ impl Prefix {
             list.iter().map(|v| v.as_str().filter(|n| sound(n)).map(str::to_owned).ok_or_else(corrupt)).collect()
         };
         let (net_names, vm_names) = (names("nets")?, names("vms")?);
-        let load = |kind: &str, name: String| -> Result<(String, Map<String, Value>), PrefixError> {
-            let p = self.join(&format!("virt/{kind}-{name}"));
-            match read_json(&p)? {
-                Value::Object(m) => Ok((name, m)),
-                _ => Err(PrefixError::Corrupt { path: p, reason: "expected a JSON object".into() }),
-            }
-        };
+        let layout = self.layout();
+        let load = |path: PathBuf, name: String| -> Result<Record, PrefixError> { Ok((name, read_document(&path)?)) };
         Ok(VirtEnv {
-            nets: net_names.into_iter().map(|n| load("net", n)).collect::<Result<_, _>>()?,
-            vms: vm_names.into_iter().map(|n| load("vm", n)).collect::<Result<_, _>>()?,
+            nets: net_names.into_iter().map(|n| load(layout.net_record(&n), n)).collect::<Result<_, _>>()?,
+            vms: vm_names.into_iter().map(|n| load(layout.vm_record(&n), n)).collect::<Result<_, _>>()?,
         })
     }
 
@@ -306,6 +301,32 @@ pub fn owns(pid: i32, pid_file: &Path) -> bool {
 pub fn running_pid(pid_file: &Path) -> Option<i32> {
     let pid = std::fs::read_to_string(pid_file).ok()?.trim().parse::<i32>().ok()?;
     owns(pid, pid_file).then_some(pid)
+}
+
+/// Reads a record (`virt/vm-*`, `virt/net-*`): a JSON object.
+pub fn read_document(path: &Path) -> Result<Map<String, Value>, PrefixError> {
+    match read_json(path)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(PrefixError::Corrupt { path: path.to_owned(), reason: "expected a JSON object".into() }),
+    }
+}
+
+impl Prefix {
+    /// The record of VM `vm` (`virt/vm-<vm>`) as the original wrote it: every key, lago's and
+    /// others'.
+    pub fn vm_document(&self, vm: &str) -> Result<Map<String, Value>, PrefixError> {
+        read_document(&self.layout().vm_record(vm))
+    }
+
+    /// Writes the record of VM `vm` (atomically, in the original's JSON layout).
+    pub fn save_vm_document(
+        &self,
+        vm: &str,
+        document: &Map<String, Value>,
+    ) -> Result<(), crate::host::pathio::PathError> {
+        let text = crate::output::python_json(&Value::Object(document.clone()), false);
+        crate::host::pathio::write_atomic(&self.layout().vm_record(vm), text.as_bytes())
+    }
 }
 
 /// Reads a JSON file.

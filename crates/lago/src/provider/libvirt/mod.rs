@@ -222,9 +222,7 @@ impl Provider for LibvirtProvider {
     }
 
     fn start(&self, vm: &VmRecord, ctx: &LaunchContext) -> Result<(), ProviderError> {
-        let spec = crate::prefix::read_json(&crate::prefix::Layout::new(&ctx.prefix).vm_record(&vm.name))
-            .ok()
-            .and_then(|v| v.as_object().cloned())
+        let spec = crate::prefix::read_document(&crate::prefix::Layout::new(&ctx.prefix).vm_record(&vm.name))
             .unwrap_or_default();
         let dctx = xml::DomainContext {
             prefix: &ctx.prefix,
