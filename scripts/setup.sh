@@ -41,12 +41,12 @@ fi
 
 if $tests; then
   say "building lago (cargo build, the tests' profile)"
-  cargo build --quiet --locked --manifest-path "$repo/Cargo.toml" -p lago-cli >&2
+  cargo build --quiet --locked --manifest-path "$repo/Cargo.toml" -p lago-cli --bins >&2
   lago="$repo/target/debug/lago"
   fix=(--fix --all)
 else
   say "building lago (cargo build --release)"
-  cargo build --quiet --locked --release --manifest-path "$repo/Cargo.toml" -p lago-cli >&2
+  cargo build --quiet --locked --release --manifest-path "$repo/Cargo.toml" -p lago-cli --bins >&2
   lago="$repo/target/release/lago"
   fix=(--fix)
 fi
@@ -74,6 +74,9 @@ maturin="$("$python" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_
 [ -x "$maturin" ] || maturin=maturin
 wheels="$repo/target/wheels"
 rm -rf "$wheels"
+# The package's `lago` and `lagocli` commands run this lago (python/lago/bin is not in git).
+mkdir -p "$repo/crates/lago-py/python/lago/bin"
+cp -f "$lago" "$repo/crates/lago-py/python/lago/bin/lago"
 if $tests; then
   say "building the Python SDK (maturin, the tests' profile)"
   "$maturin" build --quiet --profile dev --manifest-path "$repo/crates/lago-py/Cargo.toml" --out "$wheels" >&2

@@ -27,6 +27,27 @@ impl OutFormat {
     }
 }
 
+/// `-f NAME`: one of lago's formats, or an output plugin's (`lago.plugins.output`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OutFormatChoice {
+    /// lago's own.
+    Lago(OutFormat),
+    /// An output plugin of the Python that has the `lago` package.
+    Plugin(String),
+}
+
+/// Parses `-f NAME`: lago's formats by name, any other word as a plugin's name (checked when
+/// something is printed).
+fn out_format_choice(name: &str) -> Result<OutFormatChoice, String> {
+    if let Ok(own) = OutFormat::from_str(name, true) {
+        return Ok(OutFormatChoice::Lago(own));
+    }
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Ok(OutFormatChoice::Plugin(name.to_owned()));
+    }
+    Err(format!("{name:?} is not an output format (default, flat, json, yaml, or an output plugin's name)"))
+}
+
 /// The global options.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct GlobalArgs {
@@ -36,9 +57,10 @@ pub(crate) struct GlobalArgs {
     /// How many task levels to show (negative: all)
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) logdepth: Option<i64>,
-    /// Output format of information commands
-    #[arg(short = 'f', long, value_enum)]
-    pub(crate) out_format: Option<OutFormat>,
+    /// Output format of information commands: default, flat, json, yaml, or an output plugin's
+    /// name (`lago.plugins.output`)
+    #[arg(short = 'f', long, value_parser = out_format_choice, value_name = "FORMAT")]
+    pub(crate) out_format: Option<OutFormatChoice>,
     /// Path to the prefix to use, will be deprecated, use --workdir-path instead
     #[arg(short = 'p', long)]
     pub(crate) prefix_path: Option<String>,

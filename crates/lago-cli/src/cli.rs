@@ -30,6 +30,31 @@ pub(crate) struct Cli {
     pub(crate) verb: Verb,
 }
 
+/// The command line's grammar; when the top-level help will be shown (`lago`, `lago --help`),
+/// with the plugins found on this host listed after the verbs.
+pub(crate) fn grammar(args: &[OsString]) -> clap::Command {
+    let mut cmd = Cli::command();
+    // `lagocli` (the original's second name) says its own name.
+    if std::env::var_os("LAGO_PROG").is_some_and(|p| p == "lagocli") {
+        cmd = cmd.name("lagocli").bin_name("lagocli");
+    }
+    let top_help = args.len() == 1 || (args.len() == 2 && (args[1] == "--help" || args[1] == "-h"));
+    if !top_help {
+        return cmd;
+    }
+    let plugins = crate::commands::plugin::listing();
+    if plugins.is_empty() {
+        return cmd;
+    }
+    let width = plugins.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
+    let mut text = String::from("Plugins:\n");
+    for (verb, help) in &plugins {
+        text.push_str(&format!("  {verb:width$}  {help}\n"));
+    }
+    let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    cmd.after_help(format!("{text}\n{after}"))
+}
+
 /// Verbs whose arguments after the first positional one are not lago's: `shell VM CMD...`.
 const VERBATIM_AFTER_FIRST: &[&str] = &["shell"];
 
@@ -180,7 +205,11 @@ mod tests {
         for line in ["lago status -f json", "lago template list -f json --loglevel debug", "lago doctor -f json"] {
             let args: Vec<OsString> = line.split(' ').map(OsString::from).collect();
             let cli = Cli::try_parse_from(hoist_globals(args)).unwrap();
-            assert_eq!(cli.globals.out_format, Some(crate::args::OutFormat::Json), "{line}");
+            assert_eq!(
+                cli.globals.out_format,
+                Some(crate::args::OutFormatChoice::Lago(crate::args::OutFormat::Json)),
+                "{line}"
+            );
         }
         Cli::command().debug_assert();
     }

@@ -3,7 +3,7 @@
 
 use lago::session::{Location, Session};
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, OutFormatChoice};
 use crate::error::CliError;
 use crate::progress::TaskPrinter;
 
@@ -11,6 +11,8 @@ pub(crate) struct Context {
     pub(crate) session: Session,
     pub(crate) reporter: TaskPrinter,
     pub(crate) format: lago::output::Format,
+    /// An output plugin's format (`-f NAME`), which prints instead of `format`.
+    pub(crate) plugin_format: Option<String>,
     /// The command line's grammar (for completions and man pages).
     pub(crate) grammar: clap::Command,
 }
@@ -26,12 +28,22 @@ impl Context {
         for w in &config.warnings {
             tracing::warn!("{w}");
         }
+        for n in &config.notes {
+            tracing::debug!("{n}");
+        }
         let logdepth = config.lago("logdepth").and_then(|d| d.trim().parse::<i64>().ok()).unwrap_or(3);
-        let format = match globals.out_format {
-            Some(f) => f.to_lib(),
-            None => config.lago("out_format").and_then(lago::output::Format::from_name).unwrap_or_default(),
+        let (format, plugin_format) = match &globals.out_format {
+            Some(OutFormatChoice::Lago(f)) => (f.to_lib(), None),
+            Some(OutFormatChoice::Plugin(name)) => (lago::output::Format::Default, Some(name.clone())),
+            None => match config.lago("out_format") {
+                Some(name) => match lago::output::Format::from_name(name) {
+                    Some(f) => (f, None),
+                    None => (lago::output::Format::Default, Some(name.to_owned())),
+                },
+                None => (lago::output::Format::Default, None),
+            },
         };
-        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, session, grammar })
+        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, plugin_format, session, grammar })
     }
 
     /// The environment of the prefix a verb works on.
@@ -39,9 +51,15 @@ impl Context {
         Ok(self.session.env(&self.reporter)?)
     }
 
-    /// Prints information in the chosen output format.
-    pub(crate) fn print(&self, value: &impl serde::Serialize) {
+    /// Prints information in the chosen output format (an output plugin's through the Python
+    /// that has it).
+    pub(crate) fn print(&self, value: &impl serde::Serialize) -> Result<(), CliError> {
         let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        println!("{}", self.format.render(&value));
+        let text = match &self.plugin_format {
+            Some(name) => crate::python::format(name, &value).map_err(CliError::user)?,
+            None => self.format.render(&value),
+        };
+        println!("{text}");
+        Ok(())
     }
 }

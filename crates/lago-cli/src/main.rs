@@ -8,10 +8,9 @@ mod context;
 mod error;
 mod logging;
 mod progress;
+mod python;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -25,9 +24,13 @@ fn main() -> ExitCode {
     if let Err(e) = lago::host::interrupt::install() {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
-    let cli = cli::Cli::parse_from(cli::hoist_globals(args));
-    let result = context::Context::new(&cli.globals, <cli::Cli as clap::CommandFactory>::command())
-        .and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
+    let grammar = cli::grammar(&args);
+    let matches = grammar.clone().get_matches_from(cli::hoist_globals(args));
+    let cli = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result = context::Context::new(&cli.globals, grammar).and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
     match result {
         Ok(code) => code,
         Err(err) => err.report(),

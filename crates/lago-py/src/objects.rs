@@ -1,14 +1,15 @@
-//! The SDK's objects: the environment (`Env`, which `lago.sdk.SDK` extends), its VMs, networks,
-//! paths and services, with the original's method names, arguments and return shapes
-//! (reference §8). Each holds the environment (shared) and a name; each call reads what it needs
-//! from the prefix, so objects stay valid across `start`, `stop` and snapshots.
+//! The native objects under the SDK: the environment (`Env`, which `lago.sdk.SDK` extends), a
+//! VM (`VM`, which `lago.plugins.vm.VMPlugin` wraps), a network, a prefix's paths. Each holds the
+//! environment (shared) and a name; each call reads what it needs from the prefix, so objects
+//! stay valid across `start`, `stop` and snapshots. The original's Python shapes (argument
+//! joining, `CommandStatus`, service plugins) are in the Python modules on top.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use lago::host::process::SystemRunner;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 use serde_json::{Map, Value};
 
 use crate::convert::to_python;
@@ -17,10 +18,15 @@ use crate::{blocking, to_py};
 
 type Shared = Arc<lago::env::Env>;
 
-/// A command's outcome as the original's `CommandStatus(code, out, err)` namedtuple.
-fn command_status(py: Python<'_>, code: i32, out: &[u8], err: &[u8]) -> PyResult<Py<PyAny>> {
-    let class = py.import("lago.sdk")?.getattr("CommandStatus")?;
-    Ok(class.call1((code, String::from_utf8_lossy(out), String::from_utf8_lossy(err)))?.unbind())
+/// A command's outcome as the original's `lago.utils.CommandStatus(code, out, err)`: bytes, and
+/// true when the command failed.
+pub(crate) fn command_status(py: Python<'_>, code: i32, out: &[u8], err: &[u8]) -> PyResult<Py<PyAny>> {
+    let class = py.import("lago.utils")?.getattr("CommandStatus")?;
+    Ok(class.call1((code, PyBytes::new(py, out), PyBytes::new(py, err)))?.unbind())
+}
+
+fn status(py: Python<'_>, st: &lago::host::ssh::CommandStatus) -> PyResult<Py<PyAny>> {
+    command_status(py, st.code, &st.out, &st.err)
 }
 
 fn names(list: Option<Vec<String>>) -> Vec<String> {
@@ -36,12 +42,26 @@ pub(crate) struct Env {
 
 #[pymethods]
 impl Env {
-    /// Loads the current environment of `workdir`.
+    /// Loads prefix `prefix_name` (the current one by default) of `workdir`; with `prefix_path`,
+    /// the prefix at that directory (its workdir is its parent).
     #[new]
-    fn new(py: Python<'_>, workdir: PathBuf) -> PyResult<Self> {
-        let wd = workdir.clone();
-        let env = blocking(py, move || lago::sdk::load_env(&wd).map_err(to_py))?;
-        let workdir = std::path::absolute(&workdir).unwrap_or(workdir);
+    #[pyo3(signature = (workdir=None, prefix_name=None, prefix_path=None))]
+    fn new(
+        py: Python<'_>,
+        workdir: Option<PathBuf>,
+        prefix_name: Option<String>,
+        prefix_path: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let (wd, pp) = (workdir.clone(), prefix_path.clone());
+        let env = blocking(py, move || match (pp, wd) {
+            (Some(p), _) => lago::sdk::load_prefix(&p).map_err(to_py),
+            (None, Some(w)) => lago::sdk::load_env_named(&w, prefix_name.as_deref()).map_err(to_py),
+            (None, None) => Err(pyo3::exceptions::PyTypeError::new_err("a workdir or a prefix_path is needed")),
+        })?;
+        let workdir = workdir
+            .map(|w| std::path::absolute(&w).unwrap_or(w))
+            .or_else(|| env.prefix.path.parent().map(PathBuf::from))
+            .unwrap_or_default();
         Ok(Self { env: Arc::new(env), workdir })
     }
 
@@ -81,22 +101,37 @@ impl Env {
         blocking(py, move || env.destroy(&Progress).map_err(to_py))
     }
 
-    /// `{name: VM}` for every VM.
-    fn get_vms<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for vm in &self.env.vms {
-            out.set_item(&vm.name, Vm { env: self.env.clone(), name: vm.name.clone() })?;
-        }
-        Ok(out)
+    /// The VMs' names, in `virt/env` order.
+    fn vm_names(&self) -> Vec<String> {
+        self.env.vms.iter().map(|v| v.name.clone()).collect()
     }
 
-    /// `{name: Network}` for every network.
-    fn get_nets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let out = PyDict::new(py);
-        for (name, _) in &self.env.nets {
-            out.set_item(name, Network { env: self.env.clone(), name: name.clone() })?;
+    /// The networks' names, in `virt/env` order.
+    fn net_names(&self) -> Vec<String> {
+        self.env.nets.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The VM called `name`.
+    fn vm(&self, name: String) -> PyResult<Vm> {
+        self.env.select(std::slice::from_ref(&name)).map_err(to_py)?;
+        Ok(Vm { env: self.env.clone(), name })
+    }
+
+    /// The network called `name`.
+    fn net(&self, name: String) -> PyResult<Network> {
+        if !self.env.nets.iter().any(|(n, _)| *n == name) {
+            return Err(to_py(lago::env::EnvError::UnknownNet {
+                net: name,
+                known: self.env.nets.iter().map(|(n, _)| n.clone()).collect(),
+            }));
         }
-        Ok(out)
+        Ok(Network { env: self.env.clone(), name })
+    }
+
+    /// The prefix directory.
+    #[getter]
+    fn prefix_path(&self) -> PathBuf {
+        self.env.prefix.path.clone()
     }
 
     /// The environment's files.
@@ -313,35 +348,57 @@ impl Vm {
         })
     }
 
-    /// Runs `command` (a list of arguments) in the VM: `CommandStatus(code, out, err)`.
-    fn ssh(&self, py: Python<'_>, command: Vec<String>) -> PyResult<Py<PyAny>> {
+    /// Runs command line `line` in the VM (its shell reads it as it is), `data` on its standard
+    /// input, the connection tried `tries` times (`None`: `ssh_tries`): `CommandStatus`.
+    #[pyo3(signature = (line, data=None, tries=None))]
+    fn exec_line(
+        &self,
+        py: Python<'_>,
+        line: String,
+        data: Option<Vec<u8>>,
+        tries: Option<u32>,
+    ) -> PyResult<Py<PyAny>> {
         let (env, name) = (self.env.clone(), self.name.clone());
-        let status = blocking(py, move || {
-            let argv: Vec<&str> = command.iter().map(String::as_str).collect();
-            env.ssh(&name, &argv).map_err(to_py)
-        })?;
-        command_status(py, status.code, &status.out, &status.err)
+        let st =
+            blocking(py, move || env.vm(&name).and_then(|v| v.run_line(&line, data.as_deref(), tries)).map_err(to_py))?;
+        status(py, &st)
     }
 
-    /// Runs a local script in the VM; with `show_output`, its output is logged at INFO.
-    #[pyo3(signature = (path, show_output=true))]
-    fn ssh_script(&self, py: Python<'_>, path: PathBuf, show_output: bool) -> PyResult<Py<PyAny>> {
-        let (env, name) = (self.env.clone(), self.name.clone());
-        let status = blocking(py, move || env.vm(&name).and_then(|v| v.ssh_script(&path)).map_err(to_py))?;
-        if show_output {
-            tracing::info!(target: "lago::host::ssh", "{}", String::from_utf8_lossy(&status.out).trim_end());
-        }
-        command_status(py, status.code, &status.out, &status.err)
+    /// Runs `argv` in the VM, each argument quoted for its shell (lago's own call, where the
+    /// original's `ssh` joins a list with spaces), `data` on its standard input: `CommandStatus`.
+    #[pyo3(signature = (argv, data=None))]
+    fn run(&self, py: Python<'_>, argv: Vec<String>, data: Option<Vec<u8>>) -> PyResult<Py<PyAny>> {
+        let line = argv.iter().map(|a| lago::host::ssh::quote(a)).collect::<Vec<_>>().join(" ");
+        self.exec_line(py, line, data, Some(1))
     }
 
-    /// An interactive shell (or `cmd`) on this process's terminal:
-    /// `CommandStatus(code, "", "")`.
-    #[pyo3(signature = (cmd=None))]
-    fn interactive_ssh(&self, py: Python<'_>, cmd: Option<Vec<String>>) -> PyResult<Py<PyAny>> {
+    /// Runs a local script in the VM (`bash -s` where it has bash): `CommandStatus`.
+    fn ssh_script(&self, py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
         let (env, name) = (self.env.clone(), self.name.clone());
-        let line = cmd.map(|c| c.iter().map(|a| lago::host::ssh::quote(a)).collect::<Vec<_>>().join(" "));
-        let code = py.detach(move || env.vm(&name).and_then(|v| v.interactive_ssh(line.as_deref())).map_err(to_py))?;
-        command_status(py, code, b"", b"")
+        let st = blocking(py, move || env.vm(&name).and_then(|v| v.ssh_script(&path)).map_err(to_py))?;
+        status(py, &st)
+    }
+
+    /// An interactive shell (or command line `line`) on this process's terminal; its exit code.
+    #[pyo3(signature = (line=None))]
+    fn interactive_ssh(&self, py: Python<'_>, line: Option<String>) -> PyResult<i32> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        py.detach(move || env.vm(&name).and_then(|v| v.interactive_ssh(line.as_deref())).map_err(to_py))
+    }
+
+    /// Where SSH reaches the running VM: `(host, port, private key)`.
+    fn ssh_endpoint(&self, py: Python<'_>) -> PyResult<(String, u16, PathBuf)> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let t = env.ssh_target(&name).map_err(to_py)?;
+            Ok((t.host, t.port, t.key))
+        })
+    }
+
+    /// This process's terminal on the VM's serial console until Ctrl-].
+    fn interactive_console(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        py.detach(move || lago::ops::console::attach(&env, &name).map_err(to_py))
     }
 
     /// Waits until it answers SSH.
@@ -350,19 +407,16 @@ impl Vm {
         blocking(py, move || env.vm(&name).and_then(|v| v.wait_for_ssh(&Progress)).map_err(to_py))
     }
 
-    /// Whether it answers SSH, trying `tries` times a second apart (once by default). With
-    /// `propagate_fail`, a VM that is not running raises instead of giving `False`.
-    #[pyo3(signature = (tries=None, propagate_fail=true))]
-    fn ssh_reachable(&self, py: Python<'_>, tries: Option<u32>, propagate_fail: bool) -> PyResult<bool> {
+    /// Whether it runs and answers SSH, trying `tries` times a second apart (once by default).
+    #[pyo3(signature = (tries=None))]
+    fn ssh_reachable(&self, py: Python<'_>, tries: Option<u32>) -> PyResult<bool> {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || {
             let vm = env.vm(&name).map_err(to_py)?;
-            if propagate_fail && !vm.state().is_running() {
-                return Err(to_py(lago::env::EnvError::NotRunning { vm: name.clone() }));
-            }
             for attempt in 0..tries.unwrap_or(1).max(1) {
                 if attempt > 0 {
                     std::thread::sleep(std::time::Duration::from_secs(1));
+                    lago::host::interrupt::check().map_err(|e| to_py(lago::env::EnvError::from(e)))?;
                 }
                 if vm.ssh_reachable() {
                     return Ok(true);
@@ -370,6 +424,81 @@ impl Vm {
             }
             Ok(false)
         })
+    }
+
+    /// The CPU model and vendor: `(model or None, vendor)`.
+    fn cpu(&self, py: Python<'_>) -> PyResult<(Option<String>, String)> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || Ok(env.vm(&name).map_err(to_py)?.cpu()))
+    }
+
+    /// The name of the VM's service manager (`systemd`, `sysvinit`): the spec's
+    /// `service_provider`, else what the VM has.
+    fn service_provider(&self, py: Python<'_>) -> PyResult<String> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let vm = env.vm(&name).map_err(to_py)?;
+            let provider = vm.service_provider().map_err(to_py)?;
+            Ok(lago::ops::service::ServiceProvider::ALL
+                .iter()
+                .find(|(p, _, _)| *p == provider)
+                .map(|(_, n, _)| (*n).to_owned())
+                .unwrap_or_default())
+        })
+    }
+
+    /// The state of service `service` under manager `provider`: `missing`, `inactive` or `active`.
+    fn service_state(&self, py: Python<'_>, service: String, provider: String) -> PyResult<String> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let vm = env.vm(&name).map_err(to_py)?;
+            let state = vm.service_with(&service, service_provider(&provider)?).state().map_err(to_py)?;
+            Ok(format!("{state:?}").to_lowercase())
+        })
+    }
+
+    /// Runs `action` (`start`, `stop`) on service `service` under manager `provider`:
+    /// `CommandStatus`.
+    fn service_request(
+        &self,
+        py: Python<'_>,
+        service: String,
+        provider: String,
+        action: String,
+    ) -> PyResult<Py<PyAny>> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        let st = blocking(py, move || {
+            let vm = env.vm(&name).map_err(to_py)?;
+            vm.service_with(&service, service_provider(&provider)?).request_raw(&action).map_err(to_py)
+        })?;
+        status(py, &st)
+    }
+
+    /// Exports this VM's disks into `dst_dir` (no init file): `{vm: [files]}`.
+    #[pyo3(signature = (standalone=true, dst_dir=None, compress=false, collect_only=false))]
+    fn export_disks<'py>(
+        &self,
+        py: Python<'py>,
+        standalone: bool,
+        dst_dir: Option<PathBuf>,
+        compress: bool,
+        collect_only: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        let listing = blocking(py, move || {
+            let dst = dst_dir.unwrap_or_else(|| PathBuf::from("."));
+            let opts = lago::ops::export::ExportOptions {
+                vm_names: vec![name],
+                standalone,
+                compress,
+                dst_dir: std::path::absolute(&dst).unwrap_or(dst),
+                init_file_name: String::new(),
+                collect_only,
+                json: false,
+            };
+            env.export(&opts, &SystemRunner, &Progress).map_err(to_py)
+        })?;
+        to_python(py, &listing)
     }
 
     /// Copies a local file or directory into the VM (always recursively).
@@ -418,11 +547,6 @@ impl Vm {
             let dir = std::path::absolute(&host_path).unwrap_or(host_path);
             lago::ops::guest::collect_vm_artifacts(&env, &name, &dir, !ignore_nopath, &Progress).map_err(to_py)
         })
-    }
-
-    /// A service of the VM (systemd or sysvinit, as the VM has).
-    fn service(&self, name: String) -> Service {
-        Service { env: self.env.clone(), vm: self.name.clone(), name }
     }
 
     /// Cuts this VM's links on `nets` (all of them by default): the guest sees no carrier.
@@ -490,15 +614,9 @@ impl Vm {
         })
     }
 
-    /// Its name on the management network.
+    /// The name of its management network (the original's `mgmt_name`).
     #[getter]
-    fn mgmt_name(&self) -> PyResult<String> {
-        Ok(self.spec_map()?.get("mgmt_name").and_then(Value::as_str).unwrap_or(&self.name).to_owned())
-    }
-
-    /// Its management network.
-    #[getter]
-    fn mgmt_net(&self) -> String {
+    fn mgmt_name(&self) -> String {
         self.record().mgmt_net.clone()
     }
 
@@ -554,6 +672,24 @@ impl Network {
     fn partition(&self, py: Python<'_>, groups: Vec<Vec<String>>) -> PyResult<()> {
         let (env, net) = (self.env.clone(), self.name.clone());
         blocking(py, move || env.partition(&net, &groups, &Progress).map_err(to_py))
+    }
+
+    /// Whether the network is up (its switch runs, or libvirt's network is active).
+    fn alive(&self, py: Python<'_>) -> PyResult<bool> {
+        let (env, net) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.net_alive(&net).map_err(to_py))
+    }
+
+    /// Brings the network up.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, net) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.start_net(&net, &Progress).map_err(to_py))
+    }
+
+    /// Takes the network down (VMs on it stay up and lose it until it starts again).
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let (env, net) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.stop_net(&net, &Progress).map_err(to_py))
     }
 
     /// Undoes the network's partition.
@@ -663,72 +799,9 @@ impl Paths {
     }
 }
 
-/// A service in a VM.
-#[pyclass(frozen, module = "lago._lago")]
-pub(crate) struct Service {
-    env: Shared,
-    vm: String,
-    name: String,
-}
-
-impl Service {
-    fn state_now(&self) -> Result<lago::ops::service::ServiceState, lago::ops::service::ServiceError> {
-        let vm = self.env.vm(&self.vm)?;
-        vm.service(&self.name)?.state()
-    }
-}
-
-#[pymethods]
-impl Service {
-    /// The service's name.
-    #[getter]
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    /// `missing`, `inactive` or `active`.
-    fn state(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let me = slf.get();
-        let (env, vm, name) = (me.env.clone(), me.vm.clone(), me.name.clone());
-        blocking(slf.py(), move || {
-            let s = Service { env, vm, name };
-            s.state_now().map(|st| format!("{st:?}").to_lowercase()).map_err(to_py)
-        })
-    }
-
-    /// Whether it runs.
-    fn alive(slf: &Bound<'_, Self>) -> PyResult<bool> {
-        Ok(Self::state(slf)? == "active")
-    }
-
-    /// Whether the VM has it.
-    fn exists(slf: &Bound<'_, Self>) -> PyResult<bool> {
-        Ok(Self::state(slf)? != "missing")
-    }
-
-    /// Starts it.
-    fn start(&self, py: Python<'_>) -> PyResult<()> {
-        let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
-        blocking(py, move || {
-            env.vm(&vm)
-                .map_err(lago::ops::service::ServiceError::from)
-                .and_then(|v| v.service(&name)?.start())
-                .map_err(to_py)
-        })
-    }
-
-    /// Stops it.
-    fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        let (env, vm, name) = (self.env.clone(), self.vm.clone(), self.name.clone());
-        blocking(py, move || {
-            env.vm(&vm)
-                .map_err(lago::ops::service::ServiceError::from)
-                .and_then(|v| v.service(&name)?.stop())
-                .map_err(to_py)
-        })
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<lago service {} of VM {}>", self.name, self.vm)
-    }
+/// A service manager by name.
+fn service_provider(name: &str) -> PyResult<lago::ops::service::ServiceProvider> {
+    lago::ops::service::ServiceProvider::from_name(name).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("unknown service manager {name:?} (known: systemd, sysvinit)"))
+    })
 }

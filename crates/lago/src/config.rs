@@ -487,8 +487,11 @@ pub struct Config {
     values: BTreeMap<String, BTreeMap<String, String>>,
     /// Where each value was set, for error messages.
     origins: BTreeMap<(String, String), String>,
-    /// Warnings produced while loading (ignored empty variables, unknown options, ...).
+    /// Warnings produced while loading (ignored empty variables, unknown options of files...).
     pub warnings: Vec<String>,
+    /// What is only worth saying at debug level: `LAGO_*` variables that are no option (the
+    /// original ignored them silently, and CI systems set many).
+    pub notes: Vec<String>,
     /// lago's state directory (leases, the KVM probe's verdicts).
     state_dir: PathBuf,
 }
@@ -525,7 +528,10 @@ impl Config {
                 continue;
             }
             let origin = format!("environment variable {name}");
+            let before = cfg.warnings.len();
             cfg.warn_unknown(&section, &key, &origin);
+            let unknown: Vec<String> = cfg.warnings.drain(before..).collect();
+            cfg.notes.extend(unknown);
             cfg.set_from(&section, &key, value, &origin);
         }
         cfg.validate()?;
@@ -742,8 +748,20 @@ fn expand_home(v: &str) -> PathBuf {
     }
 }
 
-/// Environment variables of lago's that are not options: the log filter and the progress switch.
-pub const NOT_OPTIONS: &[&str] = &["LAGO_LOG", "LAGO_NO_PROGRESS"];
+/// Environment variables of lago's that are not options: the log filter, the progress switch,
+/// what a plugin is given (`LAGO_PREFIX_PATH`...) and what the Python package's `lago` script
+/// passes on (`LAGO_PYTHON`...).
+pub const NOT_OPTIONS: &[&str] = &[
+    "LAGO_LOG",
+    "LAGO_NO_PROGRESS",
+    "LAGO_PREFIX_PATH",
+    "LAGO_WORKDIR_PATH",
+    "LAGO_INITFILE_PATH",
+    "LAGO_PYTHON",
+    "LAGO_PROG",
+    "LAGO_BIN",
+    "LAGO_ASKPASS_PASSWORD",
+];
 
 /// `LAGO_FOO` → (`lago`, `foo`); `LAGO__INIT__TEMPLATE_STORE` → (`init`, `template_store`).
 pub fn parse_env_name(name: &str) -> Option<(String, String)> {
@@ -905,10 +923,12 @@ mod tests {
             "Config option `ssh_timeout` in section [lago] is \"abc\", expected a whole number from 1 to 86400 (from environment variable LAGO_SSH_TIMEOUT)"
         );
         assert!(Config::load(&env("LAGO__INIT__DOWNLOAD_IDLE_TIMEOUT", "0")).is_err());
-        // A typo is not an error, but it is said.
+        // A typo is not an error, and it is said at debug level (the environment of a CI job has
+        // many LAGO_ variables of its own).
         let cfg = Config::load(&env("LAGO_SSH_TIMEOTU", "5")).unwrap();
+        assert!(cfg.warnings.is_empty());
         assert_eq!(
-            cfg.warnings,
+            cfg.notes,
             [
                 "unknown option `ssh_timeotu` in section [lago] of environment variable LAGO_SSH_TIMEOTU (did you mean `ssh_timeout`?), ignoring it"
             ]

@@ -24,15 +24,60 @@ pub struct Diagnosis {
     pub user: bool,
     /// What to do about it.
     pub hint: Option<String>,
+    /// Which of the original's failures it is, for front ends that raise the original's
+    /// exception classes (the Python SDK).
+    pub kind: Option<Kind>,
+}
+
+/// Failures the original told apart by exception class, which suites catch by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A prefix of that name exists (`lago.workdir.PrefixAlreadyExists`).
+    PrefixExists,
+    /// No prefix of that name (`lago.workdir.PrefixNotFound`).
+    PrefixNotFound,
+    /// Not a workdir, or a broken one (`lago.workdir.MalformedWorkdir`).
+    MalformedWorkdir,
+    /// The VM does not run (`lago.plugins.vm.LagoVMNotRunningError`).
+    VmNotRunning,
+    /// A path to extract is not in the VM (`lago.plugins.vm.ExtractPathNoPathError`).
+    NoPath,
+    /// A copy into a VM failed (`lago.plugins.vm.LagoCopyFilesToVMError`).
+    CopyToVm,
+    /// A copy out of a VM failed (`lago.plugins.vm.LagoCopyFilesFromVMError`).
+    CopyFromVm,
+    /// SSH never connected (`lago.ssh.LagoSSHTimeoutException`).
+    SshTimeout,
+}
+
+impl Kind {
+    /// Its stable name (`prefix-exists`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PrefixExists => "prefix-exists",
+            Kind::PrefixNotFound => "prefix-not-found",
+            Kind::MalformedWorkdir => "malformed-workdir",
+            Kind::VmNotRunning => "vm-not-running",
+            Kind::NoPath => "no-path",
+            Kind::CopyToVm => "copy-to-vm",
+            Kind::CopyFromVm => "copy-from-vm",
+            Kind::SshTimeout => "ssh-timeout",
+        }
+    }
 }
 
 impl Diagnosis {
     fn user() -> Self {
-        Self { user: true, hint: None }
+        Self { user: true, hint: None, kind: None }
     }
 
     fn host() -> Self {
-        Self { user: false, hint: None }
+        Self { user: false, hint: None, kind: None }
+    }
+
+    fn of_kind(mut self, kind: Kind) -> Self {
+        self.kind = Some(kind);
+        self
     }
 
     fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -52,12 +97,14 @@ pub struct Rendered {
     pub hints: Vec<String>,
     /// Whether the input or the request is wrong (not the host, not lago).
     pub user: bool,
+    /// Which of the original's failures it is.
+    pub kind: Option<Kind>,
 }
 
 impl Rendered {
     /// A message of the front end's own (a wrong argument), with no cause.
     pub fn message(message: impl Into<String>, user: bool) -> Self {
-        Self { message: message.into(), causes: Vec::new(), hints: Vec::new(), user }
+        Self { message: message.into(), causes: Vec::new(), hints: Vec::new(), user, kind: None }
     }
 
     /// The lines: the error, `Caused by:` each cause, `Hint:` each hint.
@@ -83,8 +130,13 @@ pub fn render<E: Diagnose + std::error::Error + ?Sized>(e: &E) -> Rendered {
         causes.push(cause.to_string());
         source = cause.source();
     }
-    let mut rendered =
-        Rendered { message: e.to_string(), causes, hints: diagnosis.hint.into_iter().collect(), user: diagnosis.user };
+    let mut rendered = Rendered {
+        message: e.to_string(),
+        causes,
+        hints: diagnosis.hint.into_iter().collect(),
+        user: diagnosis.user,
+        kind: diagnosis.kind,
+    };
     if rendered.text().contains("could not be run") {
         rendered
             .hints
@@ -104,7 +156,7 @@ impl Diagnose for InitError {
         match self {
             InitError::Workdir(w) => w.diagnose(),
             InitError::Failed { source, .. } => source.diagnose(),
-            other => Diagnosis { user: other.is_user_error(), hint: other.hint() },
+            other => Diagnosis { user: other.is_user_error(), hint: other.hint(), kind: None },
         }
     }
 }
@@ -113,14 +165,17 @@ impl Diagnose for WorkdirError {
     fn diagnose(&self) -> Diagnosis {
         match self {
             WorkdirError::Io(_) => Diagnosis::host(),
-            WorkdirError::NotFound { .. } => {
-                Diagnosis::user().with_hint("run `lago init` first, or point `--workdir-path` at a workdir")
-            }
-            WorkdirError::DanglingCurrent { .. } => Diagnosis::user().with_hint(
+            WorkdirError::NotFound { .. } => Diagnosis::user()
+                .of_kind(Kind::MalformedWorkdir)
+                .with_hint("run `lago init` first, or point `--workdir-path` at a workdir"),
+            WorkdirError::DanglingCurrent { .. } => Diagnosis::user().of_kind(Kind::MalformedWorkdir).with_hint(
                 "`lago set-current NAME` makes another prefix current; `lago --prefix-name NAME destroy` or `lago destroy --all-prefixes` removes prefixes",
             ),
             WorkdirError::PrefixExists { .. } => Diagnosis::user()
+                .of_kind(Kind::PrefixExists)
                 .with_hint("specify a different prefix name (`--prefix-name`) or remove it (`lago destroy`)"),
+            WorkdirError::Malformed { .. } => Diagnosis::user().of_kind(Kind::MalformedWorkdir),
+            WorkdirError::NoSuchPrefix { .. } => Diagnosis::user().of_kind(Kind::PrefixNotFound),
             _ => Diagnosis::user(),
         }
     }
@@ -151,7 +206,9 @@ impl Diagnose for EnvError {
     fn diagnose(&self) -> Diagnosis {
         match self {
             EnvError::Prefix(p) => p.diagnose(),
-            EnvError::UnknownVms { .. } | EnvError::NotRunning { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
+            EnvError::NotRunning { .. } => Diagnosis::user().of_kind(Kind::VmNotRunning),
+            EnvError::SshUnreachable { .. } => Diagnosis::host().of_kind(Kind::SshTimeout),
+            EnvError::UnknownVms { .. } | EnvError::UnknownNet { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
                 Diagnosis::user()
             }
             EnvError::Qemu(ProviderError::SshTimeout { accel, .. }) => Diagnosis::host().with_hint(match accel.resolved {
@@ -201,10 +258,10 @@ impl Diagnose for GuestError {
     fn diagnose(&self) -> Diagnosis {
         match self {
             GuestError::Env(e) => e.diagnose(),
-            GuestError::NoPath { .. }
-            | GuestError::Deploy { .. }
-            | GuestError::Copy { .. }
-            | GuestError::Shutdown { .. } => Diagnosis::user(),
+            GuestError::NoPath { .. } => Diagnosis::user().of_kind(Kind::NoPath),
+            GuestError::Copy { into_vm: true, .. } => Diagnosis::user().of_kind(Kind::CopyToVm),
+            GuestError::Copy { into_vm: false, .. } => Diagnosis::user().of_kind(Kind::CopyFromVm),
+            GuestError::Deploy { .. } | GuestError::Shutdown { .. } => Diagnosis::user(),
             _ => Diagnosis::host(),
         }
     }
@@ -302,5 +359,26 @@ impl Diagnose for crate::ops::service::ServiceError {
             crate::ops::service::ServiceError::Env(e) => e.diagnose(),
             _ => Diagnosis::user(),
         }
+    }
+}
+
+impl Diagnose for crate::ops::console::ConsoleError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            crate::ops::console::ConsoleError::Env(e) => e.diagnose(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for crate::host::images::ImageError {
+    fn diagnose(&self) -> Diagnosis {
+        Diagnosis::host()
+    }
+}
+
+impl Diagnose for crate::host::process::ProcessError {
+    fn diagnose(&self) -> Diagnosis {
+        Diagnosis::host()
     }
 }

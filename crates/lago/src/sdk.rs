@@ -119,7 +119,21 @@ pub fn init_with(
 
 /// Loads the current environment of an existing workdir.
 pub fn load_env(workdir: &Path) -> Result<Env, SdkError> {
+    load_env_named(workdir, None)
+}
+
+/// Loads prefix `name` of `workdir` (its `current` when `None`).
+pub fn load_env_named(workdir: &Path, name: Option<&str>) -> Result<Env, SdkError> {
     let location = Location { workdir_path: Some(workdir.display().to_string()), ..Location::default() };
+    let overrides: Vec<(&str, String)> = name.map(|n| ("prefix_name", n.to_owned())).into_iter().collect();
+    let session = Session::open(location, &overrides)?;
+    Ok(session.env(&NoopReporter)?)
+}
+
+/// Loads the environment of the prefix directory `prefix` (or of a workdir's current prefix),
+/// as `--prefix-path` does.
+pub fn load_prefix(prefix: &Path) -> Result<Env, SdkError> {
+    let location = Location { prefix_path: Some(prefix.display().to_string()), ..Location::default() };
     let session = Session::open(location, &[])?;
     Ok(session.env(&NoopReporter)?)
 }

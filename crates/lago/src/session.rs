@@ -246,7 +246,7 @@ impl Session {
             );
             p.stop_all(reporter)?;
             let _ = crate::env::release_leases(&p, &lease_dir);
-            crate::prefix::remove_socket_link(&p.path);
+            crate::prefix::remove_runtime_dir(&p.path);
         }
         std::fs::remove_dir_all(&workdir.path).map_err(crate::host::pathio::at("remove", &workdir.path))?;
         drop(locks);

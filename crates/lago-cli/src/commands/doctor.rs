@@ -52,7 +52,7 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
     if ctx.format == lago::output::Format::Default {
         print!("{}", render(&report, color()));
     } else {
-        ctx.print(&serde_json::to_value(&report).map_err(CliError::internal)?);
+        ctx.print(&serde_json::to_value(&report).map_err(CliError::internal)?)?;
     }
     Ok(if report.ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -45,7 +45,7 @@ pub(crate) fn cmd_export(ctx: &mut Context, args: &ExportArgs) -> Result<(), Cli
     };
     let listing = env.export(&opts, &SystemRunner, &ctx.reporter)?;
     if args.collect_only {
-        ctx.print(&listing);
+        ctx.print(&listing)?;
     }
     Ok(())
 }

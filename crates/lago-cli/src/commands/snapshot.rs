@@ -23,7 +23,7 @@ pub(crate) fn cmd_snapshot(ctx: &mut Context, args: &SnapshotArgs) -> Result<(),
     let env = ctx.env()?;
     if args.list {
         let list = env.snapshots()?;
-        ctx.print(&list);
+        ctx.print(&list)?;
     } else if let Some(name) = &args.delete {
         env.delete_snapshot(name, &SystemRunner, &ctx.reporter)?;
     } else if let Some(name) = &args.snapshot_name {

@@ -8,6 +8,6 @@ pub(crate) struct StatusArgs {}
 pub(crate) fn cmd_status(ctx: &mut Context, _args: &StatusArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
     let info = lago::ops::status::status(&env)?;
-    ctx.print(&info);
+    ctx.print(&info)?;
     Ok(())
 }

@@ -59,7 +59,7 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
                 ctx.session.config.path("template", "build_cache").unwrap_or_else(|| repo_dir.join(".cache"));
             let opts = BuildOptions { name: name.clone(), repo_dir, cache_dir };
             let built = build(&opts, &SystemRunner, &ctx.reporter)?;
-            ctx.print(&json!({"name": built.name, "version": built.version, "path": built.path.display().to_string(), "sha1": built.hash, "size": built.size}));
+            ctx.print(&json!({"name": built.name, "version": built.version, "path": built.path.display().to_string(), "sha1": built.hash, "size": built.size}))?;
             Ok(())
         }
         TemplateCommand::List => {
@@ -80,7 +80,7 @@ pub(crate) fn cmd_template(ctx: &mut Context, args: &TemplateArgs) -> Result<(),
                 }
                 out.insert(name, Value::Object(versions));
             }
-            ctx.print(&json!({ "repository": repo.name, "location": location, "templates": out }));
+            ctx.print(&json!({ "repository": repo.name, "location": location, "templates": out }))?;
             Ok(())
         }
     }

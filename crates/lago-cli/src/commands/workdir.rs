@@ -19,7 +19,7 @@ pub(crate) fn cmd_list(ctx: &mut Context, args: &ListArgs) -> Result<(), CliErro
         None => ctx.session.workdir()?,
     };
     let names: Vec<Value> = wd.prefixes()?.into_iter().map(Value::String).collect();
-    ctx.print(&Value::Array(names));
+    ctx.print(&Value::Array(names))?;
     Ok(())
 }
 

@@ -7,29 +7,30 @@
                    logfile='/tmp/lago.log', loglevel=logging.DEBUG)
     env.start()
     vm = env.get_vms()['vm01']
-    vm.ssh(['hostname', '-f'])   # CommandStatus(code=0, out='vm01.lago.local\\n', err='')
+    vm.ssh(['hostname', '-f'])   # CommandStatus(code=0, out=b'vm01.lago.local\\n', err=b'')
     env.destroy()
 
-Everything runs in lago's Rust library (``lago._lago``); this module only sets Python's logging
-up the way the original did and adds the context manager around the Ansible inventory.
+Everything runs in lago's Rust library (``lago._lago``); this module sets Python's logging up
+the way the original did, gives the SDK object the original's forwarding to its prefix
+(``env._prefix``, ``env.virt_env``) and its VMs the classes of their ``vm-type``.
 """
 
-import collections
 import contextlib
 import logging
 import os
 import tempfile
-from typing import Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Union
 
+from . import sdk_utils
 from ._lago import Env, LagoError, LagoUserError, init_workdir
+from .prefix import Prefix
+from .utils import CommandStatus
+from .workdir import Workdir
 
 __all__ = ["SDK", "CommandStatus", "init", "load_env", "add_stream_logger", "LagoError", "LagoUserError"]
 
-#: The outcome of a command in a VM.
-CommandStatus = collections.namedtuple("CommandStatus", ["code", "out", "err"])
-
 #: The format of the original's log files.
-LOG_FORMAT = "%(asctime)s::%(filename)s::%(funcName)s::%(lineno)s::%(name)s::%(levelname)s::%(message)s"
+LOG_FORMAT = sdk_utils.LOG_FORMAT
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -37,16 +38,45 @@ PathLike = Union[str, "os.PathLike[str]"]
 class SDK(Env):
     """An environment: ``start()``, ``stop()``, ``get_vms()``, ``get_nets()``, ``destroy()``...
 
-    ``SDK(workdir)`` loads the current environment of an existing workdir (as ``load_env``).
+    ``SDK(workdir)`` loads the current prefix of a workdir (as ``load_env``); ``SDK(workdir,
+    prefix)`` a given prefix (a ``lago.prefix.Prefix`` or a prefix name). As the original's, it
+    forwards to its prefix: ``env._prefix``, ``env.virt_env`` (``get_vm``, ``get_net``...),
+    and the prefix's exposed methods through ``env._pprefix``.
     """
 
-    @contextlib.contextmanager
-    def ansible_inventory_temp_file(self, keys: Optional[List[str]] = None) -> Iterator["tempfile._TemporaryFileWrapper[str]"]:
+    def __new__(cls, workdir: Any, prefix: Any = None) -> "SDK":
+        path = workdir.path if isinstance(workdir, Workdir) else os.fspath(workdir)
+        if isinstance(prefix, Prefix):
+            return super().__new__(cls, path, None, prefix._native.prefix_path)
+        return super().__new__(cls, path, prefix)
+
+    def __init__(self, workdir: Any, prefix: Any = None) -> None:
+        self._workdir = workdir if isinstance(workdir, Workdir) else Workdir(os.fspath(workdir))
+        self._prefix = Prefix(str(self.prefix_path), _native=self)
+        self._pprefix = sdk_utils.SDKWrapper(self._prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names the class lacks: the prefix's exposed methods.
+        if name.startswith("__") or name in ("_prefix", "_pprefix", "_workdir"):
+            raise AttributeError(name)
+        return getattr(self._pprefix, name)
+
+    @property
+    def virt_env(self) -> Any:
+        """The prefix's VMs and networks (``get_vm``, ``get_vms``, ``get_net``, ``get_nets``)."""
+        return self._prefix.virt_env
+
+    def get_vms(self) -> Dict[str, Any]:
+        """``{name: VM}`` (each a ``lago.plugins.vm.VMPlugin`` of its ``vm-type``)."""
+        return self._prefix.virt_env.get_vms()
+
+    def get_nets(self) -> Dict[str, Any]:
+        """``{name: Network}``."""
+        return self._prefix.virt_env.get_nets()
+
+    def ansible_inventory_temp_file(self, keys: Optional[List[str]] = None) -> Any:
         """The Ansible inventory in a named temporary file, for the ``with`` block."""
-        with tempfile.NamedTemporaryFile(mode="w", prefix="lago-inventory-", suffix=".ini") as f:
-            f.write(self.ansible_inventory(keys))
-            f.flush()
-            yield f
+        return _inventory_file(self.ansible_inventory(keys))
 
     @contextlib.contextmanager
     def partitioned(self, net: str, groups: List[List[str]]) -> Iterator[None]:
@@ -60,16 +90,16 @@ class SDK(Env):
             network.heal()
 
 
+@contextlib.contextmanager
+def _inventory_file(text: str) -> Iterator["tempfile._TemporaryFileWrapper[str]"]:
+    with tempfile.NamedTemporaryFile(mode="w", prefix="lago-inventory-", suffix=".ini") as f:
+        f.write(text)
+        f.flush()
+        yield f
+
+
 def _log_to(logfile: Optional[PathLike], loglevel: int) -> None:
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG)
-    if not any(isinstance(h, logging.NullHandler) for h in root.handlers):
-        root.addHandler(logging.NullHandler())
-    if logfile:
-        handler = logging.FileHandler(os.fspath(logfile))
-        handler.setLevel(loglevel)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        root.addHandler(handler)
+    sdk_utils.setup_sdk_logging(os.fspath(logfile) if logfile else None, loglevel)
 
 
 def init(
@@ -88,13 +118,13 @@ def init(
     _log_to(logfile, loglevel)
     options = {k: (v if isinstance(v, bool) else os.fspath(v)) for k, v in kwargs.items()}
     created = init_workdir(os.fspath(config), os.fspath(workdir) if workdir is not None else None, options)
-    return SDK(created)
+    return SDK(str(created))
 
 
 def load_env(workdir: PathLike, logfile: Optional[PathLike] = None, loglevel: int = logging.INFO) -> SDK:
     """Loads the current environment of an existing ``workdir``."""
     _log_to(logfile, loglevel)
-    return SDK(os.fspath(workdir))
+    return SDK(os.path.abspath(os.fspath(workdir)))
 
 
 def add_stream_logger(level: int = logging.DEBUG, name: Optional[str] = None) -> None:

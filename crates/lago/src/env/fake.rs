@@ -161,6 +161,7 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         vm_outbound: false,
         lease_dir: dir.join("leases"),
         libvirt: Default::default(),
+        ssh_tries: 3,
     };
     Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
 }

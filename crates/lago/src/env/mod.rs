@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 pub(crate) mod fake;
+mod net;
 mod start;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,14 @@ pub enum EnvError {
         /// The VMs of the environment.
         known: Vec<String>,
     },
+    /// A name that is not a network of the environment.
+    #[error("Network {net} does not exist (known: {})", known.join(", "))]
+    UnknownNet {
+        /// The name given.
+        net: String,
+        /// The networks of the environment.
+        known: Vec<String>,
+    },
     /// A VM is managed by a provider this build cannot run.
     #[error("VM {vm} uses vm-provider {provider:?}, which this lago cannot run (known: local-qemu, ssh)")]
     Provider {
@@ -80,6 +89,18 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
+    /// SSH did not connect to a running VM, however many times it was tried.
+    #[error("Timed out (in {secs} s, {tries} tries) trying to ssh to {vm}: {stderr}")]
+    SshUnreachable {
+        /// The VM.
+        vm: String,
+        /// Connection attempts made.
+        tries: u32,
+        /// Seconds they took.
+        secs: u64,
+        /// `ssh`'s words on the last one.
+        stderr: String,
+    },
     /// The prefix lock could not be taken.
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
@@ -104,6 +125,8 @@ pub struct EnvOptions {
     pub lease_dir: PathBuf,
     /// How libvirt hosts are reached.
     pub libvirt: LibvirtOptions,
+    /// Connection attempts of a command in a VM when the caller does not say (`ssh_tries`).
+    pub ssh_tries: u32,
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -128,6 +151,7 @@ impl EnvOptions {
             vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
             lease_dir: config.lease_dir(),
             libvirt: config.libvirt_options(),
+            ssh_tries: config.lago_u64("ssh_tries")?.map_or(100, |n| n.clamp(1, u64::from(u32::MAX)) as u32),
         })
     }
 }

@@ -209,10 +209,10 @@ impl Env {
     fn recover_ports(&self, state: &mut State, running: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
         let mut changed = false;
         for vm in self.vms.iter().filter(|v| v.provider() == "local-qemu" && running.contains(&v.name)) {
-            if state.ssh_ports.contains_key(&vm.name) {
-                continue;
-            }
-            if let Some(port) = crate::provider::ssh_port_of(&self.prefix.path, &vm.name) {
+            // The running qemu is the truth: a start killed between launching a VM and saving
+            // its port leaves no port, or the port of an earlier run of the VM.
+            let Some(port) = crate::provider::ssh_port_of(&self.prefix.path, &vm.name) else { continue };
+            if state.ssh_ports.get(&vm.name) != Some(&port) {
                 reporter.warn(&format!("Repaired: VM {} runs, its SSH port {port} was read back from qemu", vm.name));
                 state.ssh_ports.insert(vm.name.clone(), port);
                 changed = true;

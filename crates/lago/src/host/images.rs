@@ -73,6 +73,22 @@ impl<'a> Images<'a> {
         parse_info(&out.stdout, path)
     }
 
+    /// `qemu-img info` as qemu-img prints it (a mapping; with `backing_chain`, a list of them,
+    /// the image first), for callers that want every field (the original's `get_qemu_info`).
+    pub fn info_document(&self, path: &Path, backing_chain: bool) -> Result<serde_json::Value, ImageError> {
+        let mut inv = Invocation::new("qemu-img").args(["info", "--output=json", "-U"]);
+        if backing_chain {
+            inv = inv.arg("--backing-chain");
+        }
+        let out = self.runner.run(&inv.arg(path)).map_err(|source| ImageError::Tool {
+            action: "inspect image",
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_slice(&out.stdout)
+            .map_err(|e| ImageError::Parse { path: path.to_owned(), reason: e.to_string() })
+    }
+
     /// Creates a qcow2 overlay at `dest` on `base` (of format `base_format`).
     pub fn create_overlay(&self, base: &Path, base_format: &str, dest: &Path) -> Result<(), ImageError> {
         let inv = Invocation::new("qemu-img")

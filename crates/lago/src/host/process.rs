@@ -26,6 +26,9 @@ pub struct Invocation {
     pub args: Vec<OsString>,
     /// Extra environment variables.
     pub env: Vec<(String, OsString)>,
+    /// Whether the child gets only `env` (nothing of lago's environment, no `LC_ALL=C`): a
+    /// user's own command (the SDK's `run_command`).
+    pub env_clear: bool,
     /// Working directory.
     pub cwd: Option<PathBuf>,
     /// Bytes written to the child's standard input (on a thread of its own, so a child that
@@ -36,7 +39,14 @@ pub struct Invocation {
 impl Invocation {
     /// Starts an invocation of `program`.
     pub fn new(program: &str) -> Self {
-        Self { program: program.to_owned(), args: Vec::new(), env: Vec::new(), cwd: None, input: None }
+        Self {
+            program: program.to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            env_clear: false,
+            cwd: None,
+            input: None,
+        }
     }
 
     /// Adds one argument.
@@ -58,6 +68,12 @@ impl Invocation {
     /// Sets an environment variable for the child.
     pub fn env(mut self, key: &str, value: impl Into<OsString>) -> Self {
         self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Gives the child only the variables set with [`Self::env`].
+    pub fn clear_env(mut self) -> Self {
+        self.env_clear = true;
         self
     }
 
@@ -205,7 +221,12 @@ pub fn program_path(program: &str) -> PathBuf {
 /// and working directory.
 fn command_of(inv: &Invocation) -> Command {
     let mut cmd = Command::new(program_path(&inv.program));
-    cmd.args(&inv.args).env("LC_ALL", "C");
+    cmd.args(&inv.args);
+    if inv.env_clear {
+        cmd.env_clear();
+    } else {
+        cmd.env("LC_ALL", "C");
+    }
     for (k, v) in &inv.env {
         cmd.env(k, v);
     }

@@ -164,6 +164,9 @@ pub struct Target {
     pub known_hosts: PathBuf,
     /// Control socket of the master connection later commands reuse; `None`: no reuse.
     pub control: Option<PathBuf>,
+    /// A password to offer when the key is refused (through `SSH_ASKPASS`: `ssh` never reads
+    /// it from a terminal here); `None`: keys only, and no prompt at all.
+    pub password: Option<String>,
 }
 
 /// Quotes one argument for a POSIX shell.
@@ -181,12 +184,24 @@ impl Target {
             o.push("-o".into());
             o.push(v);
         };
-        if batch {
+        if self.password.is_some() {
+            // The password comes from `SSH_ASKPASS` (see `with_password`), never a terminal.
+            opt("PreferredAuthentications=publickey,password,keyboard-interactive".into());
+            opt("NumberOfPasswordPrompts=1".into());
+        } else if batch {
             opt("BatchMode=yes".into());
         }
-        opt("StrictHostKeyChecking=accept-new".into());
+        // Machines that are not lago's have no host key lago knows (`known_hosts` /dev/null),
+        // as paramiko's AutoAddPolicy in the original.
+        if self.known_hosts == Path::new("/dev/null") {
+            opt("StrictHostKeyChecking=no".into());
+        } else {
+            opt("StrictHostKeyChecking=accept-new".into());
+        }
         opt("LogLevel=ERROR".into());
-        opt("IdentitiesOnly=yes".into());
+        if !self.key.as_os_str().is_empty() {
+            opt("IdentitiesOnly=yes".into());
+        }
         opt("ServerAliveInterval=15".into());
         opt(format!("ConnectTimeout={connect_timeout}"));
         opt(format!("UserKnownHostsFile={}", self.known_hosts.display()));
@@ -196,8 +211,27 @@ impl Target {
             opt(format!("ControlPath={}", cp.display()));
             opt("ControlPersist=120".into());
         }
-        o.extend(["-i".into(), self.key.display().to_string(), "-p".into(), self.port.to_string()]);
+        if !self.key.as_os_str().is_empty() {
+            o.extend(["-i".into(), self.key.display().to_string()]);
+        }
+        o.extend(["-p".into(), self.port.to_string()]);
         o
+    }
+
+    /// `inv` with what `ssh` needs to answer a password prompt by itself: a private
+    /// `SSH_ASKPASS` program that prints the password from its environment.
+    fn with_password(&self, inv: Invocation) -> Invocation {
+        let Some(password) = &self.password else { return inv };
+        match askpass_program() {
+            Ok(program) => inv
+                .env("SSH_ASKPASS", program)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env("LAGO_ASKPASS_PASSWORD", password.as_str()),
+            Err(e) => {
+                tracing::warn!("cannot write the SSH_ASKPASS program: {e}; password authentication is off");
+                inv
+            }
+        }
     }
 
     fn destination(&self) -> String {
@@ -225,15 +259,41 @@ impl Target {
         Ok(status_of(crate::host::process::output(&inv)?))
     }
 
+    /// Runs a command line as [`Self::exec_line`], trying a connection that fails again a
+    /// second later, `tries` times in all (the original's `ssh_tries`). Returns the status and
+    /// whether it connected at all (when not, the status is ssh's own failure).
+    pub fn exec_line_tries(
+        &self,
+        line: &str,
+        stdin: Option<&[u8]>,
+        tries: u32,
+    ) -> std::io::Result<(CommandStatus, bool)> {
+        let tries = tries.max(1);
+        for attempt in 1.. {
+            let st = self.exec_line(line, stdin, 10)?;
+            if !connection_failed(&st) {
+                return Ok((st, true));
+            }
+            if attempt >= tries || crate::host::interrupt::received().is_some() {
+                return Ok((st, false));
+            }
+            tracing::debug!(vm = %self.vm, "ssh did not connect ({attempt} of {tries}), trying again");
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        unreachable!("the loop returns")
+    }
+
     /// The `ssh` command that runs `line` in the VM (batch mode, reusing the master connection),
     /// for callers that stream its output.
     pub fn command(&self, line: &str, connect_timeout: u64) -> Invocation {
         tracing::debug!(vm = %self.vm, "ssh: {line}");
-        Invocation::new("ssh")
-            .args(self.options(connect_timeout, true, true))
-            .arg(self.destination())
-            .arg("--")
-            .arg(line)
+        self.with_password(
+            Invocation::new("ssh")
+                .args(self.options(connect_timeout, true, true))
+                .arg(self.destination())
+                .arg("--")
+                .arg(line),
+        )
     }
 
     /// Copies a local file or directory to `remote` in the VM (recursively).
@@ -251,14 +311,14 @@ impl Target {
         let opts: Vec<String> =
             self.options(10, true, true).into_iter().map(|o| if o == "-p" { "-P".into() } else { o }).collect();
         tracing::debug!(vm = %self.vm, "scp {}", ends.join(" "));
-        let inv = Invocation::new("scp").arg("-r").arg("-q").args(opts).args(ends);
+        let inv = self.with_password(Invocation::new("scp").arg("-r").arg("-q").args(opts).args(ends));
         Ok(status_of(crate::host::process::output(&inv)?))
     }
 
     /// An interactive `ssh` (a shell, or `line`) on this process's terminal, a TTY when `tty`.
     pub fn interactive(&self, line: Option<&str>, tty: bool) -> Invocation {
         let argv = self.interactive_argv(line, tty);
-        Invocation::new(&argv[0]).args(&argv[1..])
+        self.with_password(Invocation::new(&argv[0]).args(&argv[1..]))
     }
 
     /// The argv of an interactive `ssh` (for `exec`): a TTY when `tty`, `line` run by the shell.
@@ -281,6 +341,53 @@ impl Target {
         if let Some(cp) = self.control.as_ref().filter(|p| p.exists()) {
             close_master(cp);
         }
+    }
+}
+
+/// The `SSH_ASKPASS` program of this user: `/tmp/lago-askpass-<uid>/askpass`, in a directory
+/// only the user can enter, printing `$LAGO_ASKPASS_PASSWORD` (the password never is in a file).
+fn askpass_program() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    let uid = nix::unistd::geteuid();
+    let dir = std::env::temp_dir().join(format!("lago-askpass-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory of this user", dir.display()),
+        ));
+    }
+    let program = dir.join("askpass");
+    const SCRIPT: &str = "#!/bin/sh\nprintf '%s\\n' \"$LAGO_ASKPASS_PASSWORD\"\n";
+    if std::fs::read_to_string(&program).ok().as_deref() != Some(SCRIPT) {
+        let tmp = dir.join(format!("askpass.{}", std::process::id()));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o700).open(&tmp)?;
+            f.write_all(SCRIPT.as_bytes())?;
+        }
+        std::fs::rename(&tmp, &program)?;
+    }
+    Ok(program)
+}
+
+/// Whether a failed `ssh` run (exit code 255) failed to connect, rather than running a command
+/// that exited with 255: OpenSSH's own words for a connection that did not come about.
+pub fn connection_failed(status: &CommandStatus) -> bool {
+    const WORDS: [&str; 8] = [
+        "ssh: connect to host",
+        "Connection refused",
+        "Connection timed out",
+        "Connection closed by",
+        "Connection reset by",
+        "kex_exchange_identification",
+        "No route to host",
+        "Could not resolve hostname",
+    ];
+    status.code == 255 && {
+        let err = String::from_utf8_lossy(&status.err);
+        WORDS.iter().any(|w| err.contains(w))
     }
 }
 
@@ -325,6 +432,7 @@ mod tests {
             key: "/p/id_rsa".into(),
             known_hosts: "/p/known_hosts".into(),
             control: Some("/p/run/vm01.ssh".into()),
+            password: None,
         }
     }
 

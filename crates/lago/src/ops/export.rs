@@ -103,7 +103,7 @@ pub struct ExportOptions {
     pub compress: bool,
     /// Destination directory.
     pub dst_dir: PathBuf,
-    /// Name of the init file written there.
+    /// Name of the init file written there; empty: disks only (the SDK's `vm.export_disks()`).
     pub init_file_name: String,
     /// Only say which files would be written.
     pub collect_only: bool,
@@ -251,6 +251,9 @@ impl Env {
                 })
             })
         })?;
+        if opts.init_file_name.is_empty() {
+            return Ok(Value::Object(listing));
+        }
         let init_path = opts.dst_dir.join(&opts.init_file_name);
         task(reporter, &format!("Exporting init file to: {}", init_path.display()), || {
             let init = json!({"domains": domains, "nets": nets});

@@ -20,6 +20,8 @@ pub enum GuestError {
     Copy {
         /// VM.
         vm: String,
+        /// Whether the copy went into the VM (else out of it).
+        into_vm: bool,
         /// Source.
         from: String,
         /// Destination.
@@ -80,6 +82,7 @@ pub fn copy_to(env: &Env, vm: &str, local: &Path, remote: &str) -> Result<(), Gu
     if st.code != 0 {
         return Err(GuestError::Copy {
             vm: vm.into(),
+            into_vm: true,
             from: local.display().to_string(),
             to: remote.into(),
             stderr: String::from_utf8_lossy(&st.err).trim().into(),
@@ -97,7 +100,13 @@ pub fn copy_from(env: &Env, vm: &str, remote: &str, local: &Path) -> Result<(), 
         if stderr.contains("No such file or directory") {
             return Err(GuestError::NoPath { vm: vm.into(), path: remote.into() });
         }
-        return Err(GuestError::Copy { vm: vm.into(), from: remote.into(), to: local.display().to_string(), stderr });
+        return Err(GuestError::Copy {
+            vm: vm.into(),
+            into_vm: false,
+            from: remote.into(),
+            to: local.display().to_string(),
+            stderr,
+        });
     }
     Ok(())
 }

@@ -126,6 +126,11 @@ impl Vm<'_> {
     pub fn service(&self, name: &str) -> Result<Service<'_>, ServiceError> {
         Ok(Service { vm: self, name: name.to_owned(), provider: self.service_provider()? })
     }
+
+    /// The service called `name`, driven by `provider` (no detection).
+    pub fn service_with(&self, name: &str, provider: ServiceProvider) -> Service<'_> {
+        Service { vm: self, name: name.to_owned(), provider }
+    }
 }
 
 impl Service<'_> {
@@ -143,6 +148,12 @@ impl Service<'_> {
     /// Whether it runs.
     pub fn alive(&self) -> Result<bool, ServiceError> {
         Ok(self.state()? == ServiceState::Active)
+    }
+
+    /// Runs `action` (`start`, `stop`) through the service manager, whatever the service's
+    /// state, and returns how it ended (the original's `_request_start`, `_request_stop`).
+    pub fn request_raw(&self, action: &str) -> Result<crate::host::ssh::CommandStatus, ServiceError> {
+        Ok(self.vm.ssh(&self.provider.argv(action, &self.name))?)
     }
 
     fn request(&self, action: &'static str) -> Result<(), ServiceError> {

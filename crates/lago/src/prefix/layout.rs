@@ -1,6 +1,8 @@
 //! Every path of a prefix, from one type ([`Layout`]): the original's files (`uuid`,
-//! `initialized`, `id_rsa`, `virt/`, `images/`, `logs/lago.log`) and lago's runtime files under
-//! `run/` (sockets through a short link when their path is too long for a socket).
+//! `initialized`, `id_rsa`, `virt/`, `images/`, `logs/lago.log`), lago's runtime files under
+//! `run/`, and its sockets, which live in the prefix's runtime directory outside it
+//! ([`runtime_dir`]: `/run/lago/<id>` for root, `$XDG_RUNTIME_DIR/lago/<id>` or
+//! `/tmp/lago-<uid>/<id>` for other users), so that a copy of a workdir never meets a socket.
 //!
 //! ```text
 //! <prefix>/
@@ -8,8 +10,9 @@
 //!   virt/env  virt/net-<net>  virt/vm-<vm>  virt/snapshots/<vm>/<name>.xml
 //!   images/<vm>_<disk>.<fmt>  images/<vm>-seed.img
 //!   scripts/  logs/lago.log  logs/<vm>.console.log  logs/<vm>.qemu.log  logs/switch-<net>.log
-//!   run/state.json  run/<vm>.pid  run/<vm>.qmp  run/<vm>.console  run/<vm>.qga  run/<vm>.ssh
-//!   run/<vm>-<nic>.nic  run/sw-<net>.sock  run/sw-<net>.ctl  run/switch-<net>.json|.pid
+//!   run/state.json  run/<vm>.pid  run/switch-<net>.json|.pid
+//! <runtime dir>/
+//!   <vm>.qmp  <vm>.console  <vm>.qga  <vm>.ssh  <vm>-<nic>.nic  sw-<net>.sock  sw-<net>.ctl
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -143,33 +146,35 @@ impl Layout {
         self.root.join(format!("run/switch-{net}.json"))
     }
 
-    /// The Unix socket `run/<file>`, through the short link when its path is too long.
+    /// The Unix socket `<file>` of the prefix ([`socket_path`]).
     pub fn socket(&self, file: &str) -> PathBuf {
         socket_path(&self.root, file)
     }
 
-    /// `run/<vm>.qmp`: the VM's QMP socket.
+    /// `<vm>.qmp` in the runtime directory: the VM's QMP socket.
     pub fn qmp(&self, vm: &str) -> PathBuf {
         self.socket(&format!("{vm}.qmp"))
     }
 
-    /// `run/<vm>.console`: the VM's console socket.
+    /// `<vm>.console` in the runtime directory: the VM's console socket.
     pub fn console(&self, vm: &str) -> PathBuf {
         self.socket(&format!("{vm}.console"))
     }
 
-    /// `run/<vm>.qga`: the VM's guest-agent socket.
+    /// `<vm>.qga` in the runtime directory: the VM's guest-agent socket.
     pub fn guest_agent(&self, vm: &str) -> PathBuf {
         self.socket(&format!("{vm}.qga"))
     }
 
-    /// `run/<vm>.ssh`: the VM's SSH master connection; `None` when no short enough path exists
-    /// (another user owns `/tmp/lago-<uid>`), and connections are then not reused.
+    /// `<vm>.ssh` in the runtime directory: the VM's SSH master connection; `None` when no
+    /// private runtime directory can be had (or its path is too long), and
+    /// connections are then not reused.
     pub fn ssh_control(&self, vm: &str) -> Option<PathBuf> {
+        ensure_runtime_dir(&self.root).ok()?;
         Some(self.socket(&format!("{vm}.ssh"))).filter(|p| p.as_os_str().len() <= SOCKET_PATH_MAX)
     }
 
-    /// `run/<vm>-<nic>.nic`: qemu's end of NIC `nic`'s link to its switch.
+    /// `<vm>-<nic>.nic` in the runtime directory: qemu's end of NIC `nic`'s link to its switch.
     pub fn nic_socket(&self, vm: &str, nic: usize) -> PathBuf {
         self.socket(&format!("{vm}-{nic}.nic"))
     }
@@ -185,6 +190,7 @@ impl Layout {
             key: self.ssh_key(),
             known_hosts: self.known_hosts(),
             control: self.ssh_control(vm),
+            password: None,
         }
     }
 }
@@ -193,48 +199,58 @@ impl Layout {
 /// characters to its control path while it creates it.
 const SOCKET_PATH_MAX: usize = 90;
 
-/// The path of the Unix socket `file` (`vm01.qmp`) of the prefix at `prefix`: `<prefix>/run/<file>`,
-/// or, when that is too long for a socket, the same file reached through a short link
-/// `/tmp/lago-<uid>/<id>` → `<prefix>/run` (made on demand, removed by `destroy`).
+/// The path of the Unix socket `file` (`vm01.qmp`) of the prefix at `prefix`: in the prefix's
+/// runtime directory ([`runtime_dir`]). Sockets stay out of the prefix so that a copy of a
+/// workdir (`cp -r`, `shutil.copytree`, `tar`) never meets one, and their paths stay short however
+/// deep the prefix is. Whoever creates a socket there first makes the directory
+/// ([`ensure_runtime_dir`]).
 pub fn socket_path(prefix: &Path, file: &str) -> PathBuf {
-    let direct = prefix.join("run").join(file);
-    if direct.as_os_str().len() <= SOCKET_PATH_MAX {
-        return direct;
-    }
-    match short_run_dir(prefix) {
-        Some(dir) => dir.join(file),
-        None => direct,
-    }
+    runtime_dir(prefix).join(file)
 }
 
-/// The short link to `<prefix>/run`, made if missing; `None` when `/tmp/lago-<uid>` is not ours.
-fn short_run_dir(prefix: &Path) -> Option<PathBuf> {
-    use sha1::Digest;
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+/// Where runtime directories live: `/run/lago` for root, `$XDG_RUNTIME_DIR/lago` for other
+/// users who have one, else `/tmp/lago-<uid>`.
+fn runtime_base() -> PathBuf {
     let uid = nix::unistd::geteuid();
-    let base = PathBuf::from(format!("/tmp/lago-{uid}"));
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&base);
-    let meta = std::fs::symlink_metadata(&base).ok()?;
-    if !meta.is_dir() || meta.uid() != uid.as_raw() || meta.mode() & 0o022 != 0 {
-        tracing::warn!("{} is not a private directory of this user: socket paths stay long", base.display());
-        return None;
+    if uid.is_root() {
+        return PathBuf::from("/run/lago");
     }
-    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
-    let link = base.join(id);
-    let target = prefix.join("run");
-    if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&target, &link).ok()?;
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() && dir.is_dir() => dir.join("lago"),
+        _ => PathBuf::from(format!("/tmp/lago-{uid}")),
     }
-    Some(link)
 }
 
-/// Removes the short link of [`socket_path`], if the prefix had one.
-pub fn remove_socket_link(prefix: &Path) {
+/// The prefix's runtime directory: `<base>/<16 hex digits of the sha1 of the prefix's path>`.
+pub fn runtime_dir(prefix: &Path) -> PathBuf {
     use sha1::Digest;
-    let id = hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]);
-    let link = PathBuf::from(format!("/tmp/lago-{}", nix::unistd::geteuid())).join(id);
-    if std::fs::read_link(&link).ok().as_deref() == Some(prefix.join("run").as_path()) {
-        let _ = std::fs::remove_file(link);
+    runtime_base().join(hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]))
+}
+
+/// Makes the prefix's runtime directory (mode 0700) if it is missing, and checks that its base
+/// is a private directory of this user (another user's `/tmp/lago-<uid>` is refused).
+pub fn ensure_runtime_dir(prefix: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let dir = runtime_dir(prefix);
+    let base = dir.parent().unwrap_or(Path::new("/"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(base);
+    let meta = std::fs::symlink_metadata(base)?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a private directory of this user", base.display()),
+        ));
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(dir),
+    }
+}
+
+/// Removes the prefix's runtime directory, if it has one.
+pub fn remove_runtime_dir(prefix: &Path) {
+    let dir = runtime_dir(prefix);
+    if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -14,7 +14,7 @@ pub mod records;
 pub mod state;
 pub mod workdir;
 
-pub use layout::{Layout, remove_socket_link, socket_path};
+pub use layout::{Layout, ensure_runtime_dir, remove_runtime_dir, runtime_dir, socket_path};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -210,18 +210,14 @@ impl Prefix {
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
             }
-            crate::host::ssh::close_masters(&self.join("run"));
+            crate::host::ssh::close_masters(&runtime_dir(&self.path));
             // Runtime files of processes; `state.json` (faults in force) stays until destroy.
             if let Ok(entries) = std::fs::read_dir(self.join("run")) {
-                for e in entries.flatten() {
-                    let p = e.path();
-                    if p.extension().is_some_and(|x| {
-                        ["pid", "qmp", "console", "ssh", "nic", "sock", "ctl"].contains(&x.to_str().unwrap_or_default())
-                    }) {
-                        let _ = std::fs::remove_file(p);
-                    }
+                for e in entries.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pid")) {
+                    let _ = std::fs::remove_file(e.path());
                 }
             }
+            remove_runtime_dir(&self.path);
             Ok(())
         })
     }
@@ -266,7 +262,7 @@ impl Prefix {
                 Err(_) => self.path.clone(),
             };
             std::fs::remove_dir_all(&target).map_err(io_err("remove", &self.path))?;
-            remove_socket_link(&self.path);
+            remove_runtime_dir(&self.path);
             Ok(())
         })
     }

@@ -35,6 +35,10 @@ pub struct VmRecord {
     /// SSH user.
     #[serde(rename = "ssh-user", default = "default_user")]
     pub ssh_user: String,
+    /// SSH password (the original's `ssh-password`), offered by the `ssh` provider and
+    /// `lago.ssh` when a key is refused.
+    #[serde(rename = "ssh-password", default)]
+    pub ssh_password: Option<String>,
     /// Seconds to wait for SSH.
     #[serde(default = "default_boot_time")]
     pub boot_time_sec: u64,

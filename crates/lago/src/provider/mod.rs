@@ -104,6 +104,15 @@ pub enum ProviderError {
         #[source]
         source: std::io::Error,
     },
+    /// The prefix's runtime directory (where sockets live) could not be made.
+    #[error("Cannot create the runtime directory {path} (where the VMs' sockets live)")]
+    RuntimeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// qemu exited during start-up.
     #[error("Cannot start VM {vm}: qemu exited ({status})\n{log}")]
     Exited {
@@ -390,6 +399,11 @@ pub trait Provider: Send + Sync {
         timeout: std::time::Duration,
     ) -> Result<serde_json::Value, ProviderError>;
     /// Pauses the VM's CPUs (its clock stops with them).
+    /// The CPU model and vendor (`GenuineIntel`...) a running VM has, as its hypervisor says;
+    /// `None` when it cannot say.
+    fn cpu(&self, _prefix: &Path, _vm: &VmRecord) -> Option<(String, String)> {
+        None
+    }
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;

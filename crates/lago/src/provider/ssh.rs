@@ -51,6 +51,8 @@ impl Provider for SshProvider {
         if let Some(key) = meta("ssh-key") {
             target.key = PathBuf::from(key);
         }
+        // A machine of its own may take its password only (the original's ssh provider).
+        target.password = vm.ssh_password.clone();
         target
     }
 

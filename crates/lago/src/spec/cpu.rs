@@ -36,6 +36,24 @@ pub fn default_model(accel: Accel) -> &'static str {
     if accel == Accel::Kvm { "host" } else { "max" }
 }
 
+/// The vendor of CPU model `model` in libvirt's CPU map (`/usr/share/libvirt/cpu_map/x86_<model>.xml`,
+/// `<vendor name='Intel'/>`), as the original looked it up; `None` when libvirt is not there or
+/// the model has no vendor.
+pub fn model_vendor(model: &str) -> Option<String> {
+    if !is_word(model) {
+        return None;
+    }
+    vendor_in_map(&std::fs::read_to_string(format!("/usr/share/libvirt/cpu_map/x86_{model}.xml")).ok()?)
+}
+
+/// The `<vendor name=...>` of a CPU map file.
+fn vendor_in_map(text: &str) -> Option<String> {
+    let at = text.find("<vendor name=")? + "<vendor name=".len();
+    let quote = text[at..].chars().next()?;
+    let rest = &text[at + 1..];
+    Some(rest[..rest.find(quote)?].to_owned())
+}
+
 /// The options of a VM without `cpu_custom`: `cpu_model` or the default, and the documented
 /// topology (one socket per CPU).
 pub fn plain(cpu_model: Option<&str>, vcpu: u64, accel: Accel) -> CpuOptions {
@@ -333,6 +351,16 @@ pub(crate) fn is_word(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn vendors_of_libvirt_cpu_maps() {
+        let map = "<cpus>\n  <model name='Westmere'>\n    <decode host='on' guest='on'/>\n    <signature family='6' model='44'/>\n    <vendor name='Intel'/>\n  </model>\n</cpus>\n";
+        assert_eq!(vendor_in_map(map).as_deref(), Some("Intel"));
+        assert_eq!(vendor_in_map("<cpus><model name=\"qemu64\"/></cpus>"), None);
+        assert_eq!(vendor_in_map("<vendor name=\"AMD\"/>").as_deref(), Some("AMD"));
+        assert_eq!(model_vendor("../etc/passwd"), None);
+    }
+
     use serde_json::json;
 
     use super::*;

@@ -202,7 +202,9 @@ mod tests {
             outbound: false,
             index: 0,
         };
-        insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n"));
+        // Sockets are in the runtime directory, which depends on the user.
+        let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
+        insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n").replace(&run, "[RUN]"));
     }
 
     /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.

@@ -38,6 +38,8 @@ pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
 /// it ended, if it ends while the caller still runs.
 pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
     let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
+    crate::prefix::ensure_runtime_dir(&ctx.prefix)
+        .map_err(|source| ProviderError::RuntimeDir { path: crate::prefix::runtime_dir(&ctx.prefix), source })?;
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
     let log_path = Layout::new(&ctx.prefix).qemu_log(&vm.name);
@@ -274,7 +276,6 @@ impl Provider for QemuProvider {
         }
         crate::prefix::Layout::new(prefix).ssh_target(vm, "", "127.0.0.1", 0).close();
         for f in [qmp, pid_file, Layout::new(prefix).console(vm), Layout::new(prefix).guest_agent(vm)] {
-            // (Through the short link or not, these are the same files in `run/`.)
             let _ = std::fs::remove_file(f);
         }
     }
@@ -364,6 +365,22 @@ impl Provider for QemuProvider {
 
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         self.qmp_simple(prefix, vm, "cont")
+    }
+
+    /// QOM of the first vCPU: its type (`max-x86_64-cpu`) and its `vendor` property.
+    fn cpu(&self, prefix: &Path, vm: &VmRecord) -> Option<(String, String)> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let mut q = Qmp::connect(&qmp, Duration::from_secs(5)).ok()?;
+        let cpus = q.execute("query-cpus-fast", None).ok()?;
+        let path = cpus.get(0)?.get("qom-path")?.as_str()?.to_owned();
+        let mut get = |property: &str| {
+            q.execute("qom-get", Some(json!({"path": path, "property": property})))
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        };
+        let kind = get("type")?;
+        let vendor = get("vendor").unwrap_or_default();
+        Some((kind.trim_end_matches("-x86_64-cpu").to_owned(), vendor))
     }
 
     fn guest_agent(

@@ -196,6 +196,12 @@ pub fn config_for(
 /// Brings the switch of `config` in line: reloads it when it runs, starts it otherwise.
 pub fn ensure(prefix: &Path, config: &Config) -> Result<(), SwitchError> {
     let p = paths(prefix, &config.net);
+    crate::prefix::ensure_runtime_dir(prefix).map_err(|source| SwitchError::Io {
+        net: config.net.clone(),
+        what: "create the runtime directory",
+        path: crate::prefix::runtime_dir(prefix),
+        source,
+    })?;
     if alive(&config.net, &p.control) {
         config.save(&p.config)?;
         reload(&config.net, &p.control)

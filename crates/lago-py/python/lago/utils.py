@@ -1,0 +1,280 @@
+"""The original's ``lago.utils``: the helpers test suites import (``from lago import utils``).
+
+Threads (``invoke_in_parallel``, ``VectorThread``, ``func_vector``) and ``CommandStatus`` keep
+the original's code and semantics: ``CommandStatus`` is a ``(code, out, err)`` namedtuple with
+bytes ``out``/``err``, and it is *true when the command failed* (``if ret: raise ...``).
+Commands run through lago's Rust library (``run_command``, ``get_qemu_info``).
+"""
+
+import collections
+import functools
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import queue
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from ._lago import LagoError, LagoUserError, qemu_img_info, run_interactive_shell, run_shell
+
+LOGGER = logging.getLogger(__name__)
+
+#: The original's base exception (``except lago.utils.LagoException``).
+LagoException = LagoError
+#: The original's exception for the user's mistakes.
+LagoUserException = LagoUserError
+
+
+class LagoInitException(LagoException):
+    """``init`` failed."""
+
+
+class TimerException(Exception):
+    """A timeout was reached."""
+
+
+_CommandStatus = collections.namedtuple("CommandStatus", ("code", "out", "err"))
+
+
+class CommandStatus(_CommandStatus):
+    """The outcome of a command: ``code``, ``out`` and ``err`` (bytes). Its truth value is
+    ``bool(code)``: true when the command *failed*, as in the original."""
+
+    def __bool__(self) -> bool:
+        return bool(self.code)
+
+    __nonzero__ = __bool__
+
+
+def _ret_via_queue(func: Callable[[], Any], q: "queue.Queue[Dict[str, Any]]") -> None:
+    try:
+        q.put({"return": func()})
+    except Exception:
+        LOGGER.debug("Error while running thread %s", threading.current_thread().name, exc_info=True)
+        q.put({"exception": sys.exc_info()})
+
+
+def func_vector(target: Callable[..., Any], args_sequence: Iterable[Sequence[Any]]) -> List[Callable[[], Any]]:
+    """One callable per argument tuple: ``target(*args)``."""
+    return [functools.partial(target, *args) for args in args_sequence]
+
+
+class VectorThread:
+    """Runs callables on threads of their own: ``start_all()``, then ``join_all()`` returns
+    their results in order (re-raising the first exception unless ``raise_exceptions=False``)."""
+
+    def __init__(self, targets: Sequence[Callable[[], Any]]) -> None:
+        self.targets = targets
+        self.results: Optional[List[Dict[str, Any]]] = None
+
+    def start_all(self) -> None:
+        self.thread_handles = []
+        for target in self.targets:
+            q: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+            t = threading.Thread(target=_ret_via_queue, args=(target, q))
+            self.thread_handles.append((t, q))
+            t.start()
+
+    def join_all(self, raise_exceptions: bool = True) -> List[Any]:
+        if self.results:
+            return self.results
+        for t, _ in self.thread_handles:
+            t.join()
+        self.results = [q.get() for _, q in self.thread_handles]
+        if raise_exceptions:
+            for result in self.results:
+                if "exception" in result:
+                    _, value, tb = result["exception"]
+                    raise value.with_traceback(tb)
+        return [x.get("return", None) for x in self.results]
+
+
+def invoke_in_parallel(func: Callable[..., Any], *args_sequences: Sequence[Any]) -> List[Any]:
+    """``func`` on each tuple of the zipped sequences, each call on its own thread."""
+    vt = VectorThread(func_vector(func, list(zip(*args_sequences))))
+    vt.start_all()
+    return vt.join_all()
+
+
+def invoke_different_funcs_in_parallel(*funcs: Callable[[], Any]) -> List[Any]:
+    """Each callable on its own thread; their results in order."""
+    vt = VectorThread(funcs)
+    vt.start_all()
+    return vt.join_all()
+
+
+def _shell_line(command: Sequence[str]) -> str:
+    # The original ran ' '.join('"%s"' % arg) through a shell: each argument in double quotes,
+    # so `$VAR` and `$(...)` in an argument are expanded, and nothing is split.
+    return " ".join('"%s"' % arg for arg in command)
+
+
+def _environment(env: Optional[Dict[str, str]]) -> List[Any]:
+    if env is None:
+        return list(os.environ.items())
+    merged = dict(env)
+    paths = merged.get("PATH", "").split(":") + os.environ.get("PATH", "").split(":")
+    merged["PATH"] = ":".join(dict.fromkeys(p for p in paths if p))
+    return list(merged.items())
+
+
+def run_command(command: Sequence[str], input_data: Any = None, out_pipe: Any = None, err_pipe: Any = None,
+                env: Optional[Dict[str, str]] = None, **kwargs: Any) -> CommandStatus:
+    """Runs ``command`` (a list: the program, then its arguments) and returns its
+    ``CommandStatus`` (bytes). ``input_data`` (str or bytes) is its standard input; ``env``
+    its environment (with the caller's ``PATH`` added, as the original did); ``cwd=`` its
+    directory. ``out_pipe``/``err_pipe`` are accepted for the original's callers: the output is
+    always collected."""
+    if isinstance(input_data, str):
+        input_data = input_data.encode("utf-8")
+    line = _shell_line(command)
+    LOGGER.debug("Run command: %s", line)
+    result = run_shell(line, input_data, _environment(env), kwargs.get("cwd"))
+    LOGGER.debug("command exit with return code: %d", result.code)
+    return result
+
+
+def run_interactive_command(command: Sequence[str], env: Optional[Dict[str, str]] = None, **kwargs: Any) -> CommandStatus:
+    """Runs ``command`` on this process's terminal; ``CommandStatus(code, None, None)``."""
+    code = run_interactive_shell(_shell_line(command), _environment(env), kwargs.get("cwd"))
+    return CommandStatus(code, None, None)
+
+
+def get_qemu_info(path: str, backing_chain: bool = False, fail_on_error: bool = True) -> Any:
+    """``qemu-img info`` of ``path`` (``$VARS`` in it expanded) as a dict, or a list of them
+    with ``backing_chain``. Without ``fail_on_error``, a failure gives ``{}``."""
+    try:
+        return qemu_img_info(os.path.expandvars(path), backing_chain)
+    except LagoError:
+        if fail_on_error:
+            raise
+        return {}
+
+
+def ipv4_to_mac(ip: str) -> str:
+    """The MAC address lago gives the NIC of address ``ip``: ``54:52:`` and the address's bytes."""
+    return "54:52:" + ":".join("%02x" % int(part) for part in ip.split("."))
+
+
+def ver_cmp(ver1: str, ver2: str) -> int:
+    """Compares two dotted version strings: -1, 0 or 1."""
+    def parts(v: str) -> List[Any]:
+        return [int(p) if p.isdigit() else p for p in v.replace("-", ".").split(".")]
+
+    a, b = parts(ver1), parts(ver2)
+    for x, y in zip(a, b):
+        if x != y:
+            try:
+                return -1 if x < y else 1
+            except TypeError:
+                return -1 if str(x) < str(y) else 1
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+def deepcopy(original_obj: Any) -> Any:
+    """A deep copy of dicts and lists (other values as they are)."""
+    if isinstance(original_obj, list):
+        return [deepcopy(item) for item in original_obj]
+    if isinstance(original_obj, dict):
+        return {key: deepcopy(val) for key, val in original_obj.items()}
+    return original_obj
+
+
+class RollbackContext:
+    """Records undo steps and plays them back, last first, when the block ends; the first
+    exception is remembered and raised again after the rollback (from VDSM, as the original)."""
+
+    def __init__(self, *args: Any) -> None:
+        self._finally: List[Any] = []
+
+    def __enter__(self) -> "RollbackContext":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+        undo_exc = None
+        for undo, args, kwargs in self._finally:
+            try:
+                undo(*args, **kwargs)
+            except Exception as e:
+                if undo_exc is None:
+                    undo_exc = e
+        if exc_type is None and undo_exc is not None:
+            raise undo_exc
+        return False
+
+    def defer(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._finally.append((func, args, kwargs))
+
+    def prependDefer(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._finally.insert(0, (func, args, kwargs))
+
+    def clear(self) -> None:
+        self._finally = []
+
+
+class TemporaryDirectory:
+    """A temporary directory for the ``with`` block, removed after it."""
+
+    def __init__(self, ignore_errors: bool = True) -> None:
+        self.path = tempfile.mkdtemp()
+        self.ignore_errors = ignore_errors
+
+    def __enter__(self) -> str:
+        return self.path
+
+    def __exit__(self, *_: Any) -> None:
+        shutil.rmtree(self.path, ignore_errors=self.ignore_errors)
+
+
+class EggTimer:
+    """``elapsed()`` is true once ``timeout`` seconds passed since the ``with`` block began."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.start_time = 0.0
+
+    def __enter__(self) -> "EggTimer":
+        import time
+        self.start_time = time.time()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        pass
+
+    def elapsed(self) -> bool:
+        import time
+        return (time.time() - self.start_time) > self.timeout
+
+
+def in_prefix(prefix_class: Any = None, workdir_class: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The original's decorator for CLI plugin functions: the decorated function gets
+    ``prefix=`` (the prefix the global options name: ``--prefix-path``, ``--workdir-path``,
+    ``--prefix-name``, else the workdir found from the current directory) and
+    ``parent_workdir=``; ``LAGO_PREFIX_PATH`` and ``LAGO_WORKDIR_PATH`` are set.
+    ``prefix_class`` (default ``lago.prefix.Prefix``) is called with the prefix's path."""
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from . import prefix as lago_prefix
+            from . import workdir as lago_workdir
+            cls = prefix_class or lago_prefix.Prefix
+            found = lago_prefix.resolve(kwargs.get("prefix_path"), kwargs.get("workdir_path"),
+                                        kwargs.get("prefix_name"))
+            kwargs["parent_workdir"] = lago_workdir.Workdir(found.workdir) if found.workdir else None
+            kwargs["prefix"] = cls(found.path)
+            os.environ["LAGO_PREFIX_PATH"] = found.path
+            os.environ["LAGO_WORKDIR_PATH"] = found.workdir or ""
+            return func(*args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The original's decorator that logged into the prefix's ``logs/lago.log`` (lago's own
+    records always go there): calls the function as it is."""
+    @functools.wraps(func)
+    def wrapper(prefix: Any, *args: Any, **kwargs: Any) -> Any:
+        return func(*args, prefix=prefix, **kwargs)
+    return wrapper
