@@ -4,6 +4,7 @@ of the test's own: TCG, no outbound traffic, leases and store in a temporary dir
 
 import fcntl
 import hashlib
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -87,3 +88,43 @@ def processes_naming(path: Path) -> list:
         if str(path) in cmdline:
             found.append(cmdline)
     return found
+
+
+LAB_INIT = """\
+base: &base
+  memory: 256
+  disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+domains:
+  vm01:
+    <<: *base
+    nics: [{net: front}, {net: back}]
+    metadata: {role: web}
+    artifacts: [/etc/hostname, /var/log]
+    groups: [web]
+  vm02:
+    <<: *base
+    nics: [{net: front}, {net: back, ip: 192.168.230.20}]
+    metadata: {role: db}
+    groups: [db, backup]
+nets:
+  front: {type: nat, management: true, dns_domain_name: py.test}
+  back: {type: nat, gw: 192.168.230.1}
+"""
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, lago_config):
+    home = tmp_path_factory.mktemp("lab")
+    config = home / "LagoInitFile"
+    config.write_text(LAB_INIT)
+    logfile = home / "custom.log"
+    from lago import sdk
+    env = sdk.init(config, workdir=home / "work", logfile=logfile, loglevel=logging.DEBUG)
+    logging.getLogger("the-test").info("a line the test logged")
+    env.start()
+    yield env, home, logfile
+    env.destroy()
+    assert not processes_naming(home / "work"), "destroy left a process behind"
+    assert not (home / "work").exists()
+
+

@@ -27,7 +27,7 @@ def test_env_fixture_vm_parametrization_and_artifacts_of_failures(pytester, lago
     pytester.makepyfile(
         test_lab="""
         def test_every_vm_answers(lago_vm):
-            assert lago_vm.ssh(["hostname"]).out.strip() == lago_vm.name()
+            assert lago_vm.ssh(["hostname"]).out.decode().strip() == lago_vm.name()
 
         def test_a_failure(lago_env):
             assert lago_env.get_vms()["vm01"].ssh(["false"]).code == 0

@@ -75,6 +75,8 @@ pub struct InitRequest {
     pub template_store: Option<PathBuf>,
     /// `template_repos`.
     pub template_repos: Option<PathBuf>,
+    /// VM types of plugins, beside `default` (the `lago.plugins.vm` entry points).
+    pub vm_types: Vec<String>,
 }
 
 /// The configuration and location of a front end's work.
@@ -210,7 +212,12 @@ impl Session {
                 .or_else(|| cfg.get("init", "template_repo_name").map(str::to_owned)),
             template_store: path_or(&request.template_store, "template_store"),
             template_repos: path_or(&request.template_repos, "template_repos"),
-            defaults: PlanDefaults::from_config(cfg),
+            defaults: {
+                let mut d = PlanDefaults::from_config(cfg);
+                d.vm_types
+                    .extend(request.vm_types.iter().filter(|t| !d.vm_types.contains(t)).cloned().collect::<Vec<_>>());
+                d
+            },
             accel: cfg.accel()?,
             state_dir: cfg.state_dir().to_owned(),
             cwd: self.cwd.clone(),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::addresses::net_index;
-use super::model::{DEFAULT_BOOT_TIME_SEC, DiskPlan, NetPlan, NicPlan, PlanDefaults, VM_PROVIDERS, VM_TYPES, VmPlan};
+use super::model::{DEFAULT_BOOT_TIME_SEC, DiskPlan, NetPlan, NicPlan, PlanDefaults, VM_PROVIDERS, VmPlan};
 use crate::spec::model::{DEFAULT_MEMORY, DEFAULT_VCPU};
 use crate::spec::{DiskSpec, DiskType, Issue, Spec};
 
@@ -73,10 +73,13 @@ pub(super) fn expand(
             ));
         }
         let vm_type = dom.vm_type.clone().unwrap_or_else(|| defaults.vm_type.clone());
-        if !VM_TYPES.contains(&vm_type.as_str()) {
+        if !defaults.vm_types.contains(&vm_type) {
             issues.push(Issue::new(
                 &format!("{path}.vm-type"),
-                format!("Unknown VM type: {vm_type:?} (known: {})", VM_TYPES.join(", ")),
+                format!(
+                    "Unknown VM type: {vm_type:?} (known: {}), maybe you need to install a lago plugin",
+                    defaults.vm_types.join(", ")
+                ),
             ));
         }
         let mut seen_names: BTreeMap<&str, usize> = BTreeMap::new();
