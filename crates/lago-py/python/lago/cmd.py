@@ -132,5 +132,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(1)
 
 
+__all__ = ["in_lago_prefix", "create_parser", "main"]
+
 if __name__ == "__main__":
     main()

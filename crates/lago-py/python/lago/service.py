@@ -8,28 +8,28 @@ from .plugins.service import ServicePlugin, ServiceState
 
 
 class _LagoService(ServicePlugin):
-    PROVIDER = ""
+    _PROVIDER = ""
     BIN_PATH = ""
 
     def state(self) -> ServiceState:
-        return ServiceState[self._vm._native.service_state(self._name, self.PROVIDER).upper()]
+        return ServiceState[self._vm._native.service_state(self._name, self._PROVIDER).upper()]
 
     def _request_start(self) -> Any:
-        return self._vm._native.service_request(self._name, self.PROVIDER, "start")
+        return self._vm._native.service_request(self._name, self._PROVIDER, "start")
 
     def _request_stop(self) -> Any:
-        return self._vm._native.service_request(self._name, self.PROVIDER, "stop")
+        return self._vm._native.service_request(self._name, self._PROVIDER, "stop")
 
 
 class SystemdService(_LagoService):
     """Services of systemd (``/usr/bin/systemctl``)."""
-    PROVIDER = "systemd"
+    _PROVIDER = "systemd"
     BIN_PATH = "/usr/bin/systemctl"
 
 
 class SysVInitService(_LagoService):
     """Services of SysV init scripts (``/sbin/service``)."""
-    PROVIDER = "sysvinit"
+    _PROVIDER = "sysvinit"
     BIN_PATH = "/sbin/service"
 
 

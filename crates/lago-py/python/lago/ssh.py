@@ -144,3 +144,7 @@ def get_ssh_client(ip_addr: str, ssh_key: Optional[str] = None, host_name: Optio
         tries -= 1
         time.sleep(1)
     raise LagoSSHTimeoutException("Timed out (in %d s) trying to ssh to %s" % (time.time() - start, host_name))
+
+
+__all__ = ["LagoSSHTimeoutException", "ssh", "wait_for_ssh", "ssh_script", "interactive_ssh", "get_ssh_client",
+           "register_vm"]

@@ -142,6 +142,12 @@ def run_interactive_command(command: Sequence[str], env: Optional[Dict[str, str]
     return CommandStatus(code, None, None)
 
 
+def service_is_enabled(name: str) -> bool:
+    """Whether systemd service ``name`` of this host is enabled."""
+    ret, out, _ = run_command(["systemctl", "is-enabled", name])
+    return ret == 0 and out.strip() == b"enabled"
+
+
 def get_qemu_info(path: str, backing_chain: bool = False, fail_on_error: bool = True) -> Any:
     """``qemu-img info`` of ``path`` (``$VARS`` in it expanded) as a dict, or a list of them
     with ``backing_chain``. Without ``fail_on_error``, a failure gives ``{}``."""
@@ -278,3 +284,9 @@ def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(prefix: Any, *args: Any, **kwargs: Any) -> Any:
         return func(*args, prefix=prefix, **kwargs)
     return wrapper
+
+
+__all__ = ["LagoException", "LagoUserException", "LagoInitException", "TimerException", "CommandStatus",
+           "func_vector", "VectorThread", "invoke_in_parallel", "invoke_different_funcs_in_parallel", "run_command",
+           "run_interactive_command", "service_is_enabled", "get_qemu_info", "ipv4_to_mac", "ver_cmp", "deepcopy",
+           "RollbackContext", "TemporaryDirectory", "EggTimer", "in_prefix", "with_logging"]

@@ -24,30 +24,30 @@ class OutFormatPlugin(Plugin, metaclass=ABCMeta):
 
 
 class _Native(OutFormatPlugin):
-    NAME = "default"
+    _NAME = "default"
 
     def format(self, info_dict: Any) -> str:
-        return render_output(self.NAME, json.dumps(info_dict))
+        return render_output(self._NAME, json.dumps(info_dict))
 
 
 class DefaultOutFormatPlugin(_Native):
     """Nested ``[key]:`` blocks, empty values skipped."""
-    NAME = "default"
+    _NAME = "default"
 
 
 class JSONOutFormatPlugin(_Native):
     """JSON, sorted keys, indented by 4."""
-    NAME = "json"
+    _NAME = "json"
 
 
 class YAMLOutFormatPlugin(_Native):
     """Block YAML, sorted keys."""
-    NAME = "yaml"
+    _NAME = "yaml"
 
 
 class FlatOutFormatPlugin(_Native):
     """One ``a/b/c: value`` line per leaf."""
-    NAME = "flat"
+    _NAME = "flat"
 
 
 __all__ = ["OutFormatPlugin", "DefaultOutFormatPlugin", "JSONOutFormatPlugin", "YAMLOutFormatPlugin",

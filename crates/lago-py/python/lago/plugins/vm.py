@@ -50,6 +50,22 @@ class LagoVMDoesNotExistError(utils.LagoException):
     """No VM of that name."""
 
 
+class LagoFailedToGetVMStateError(utils.LagoException):
+    """The state of a VM could not be had."""
+
+
+def check_running(func: Any) -> Any:
+    """Decorator of VM methods: raises ``LagoVMNotRunningError`` when the VM does not run."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.running():
+            raise LagoVMNotRunningError("VM %s is not running" % self.name())
+        return func(self, *args, **kwargs)
+    return wrapper
+
+
 def _echo(result: "utils.CommandStatus") -> None:
     for data, stream in ((result.out, sys.stdout), (result.err, sys.stderr)):
         if data:
@@ -326,4 +342,5 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
 
 
 __all__ = ["VMPlugin", "VMError", "ExtractPathError", "ExtractPathNoPathError", "LagoVMNotRunningError",
-           "LagoCopyFilesToVMError", "LagoCopyFilesFromVMError", "LagoVMDoesNotExistError"]
+           "LagoCopyFilesToVMError", "LagoCopyFilesFromVMError", "LagoVMDoesNotExistError",
+           "LagoFailedToGetVMStateError", "check_running"]
