@@ -114,6 +114,21 @@ fn unknown_verb_and_plugins() {
     env.env.retain(|(k, _)| k != "PATH");
     env.env.push(("PATH".into(), path));
     assert_eq!(env.lago(&["hello", "a", "--b"]).ok().stdout, "hello a --b\n");
+    // A verb of the original's Python plugins, from the Python that `LAGO_PYTHON` names: it gets
+    // the whole command line (global options included), and `lago --help` lists it.
+    let python = bin.join("fake-python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\n[ \"$1 $2\" = \"-m lago.cmd\" ] || exit 9\nshift 2\ncase \"$1\" in\n  --lago-list-plugins) echo '{\"greet\": \"say hello\"}' ;;\n  *) echo \"python plugin: $*\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.env.push(("LAGO_PYTHON".into(), python.display().to_string()));
+    assert_eq!(env.lago(&["-l", "debug", "greet", "x", "--y"]).ok().stdout, "python plugin: -l debug greet x --y\n");
+    let help = env.lago(&["--help"]).ok().stdout;
+    assert!(help.contains("Plugins:") && help.contains("greet  say hello") && help.contains("hello"), "{help}");
+    let unknown = env.lago(&["frobnicate"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
 }
 
 #[test]
