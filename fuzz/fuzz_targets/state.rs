@@ -52,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
         vm_outbound: false,
         lease_dir: prefix.path.join("leases"),
         libvirt: lago::config::LibvirtOptions::default(),
+        ssh_tries: 1,
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots();
