@@ -33,7 +33,7 @@ pub(crate) struct Cli {
 /// The command line's grammar; when the top-level help will be shown (`lago`, `lago --help`),
 /// with the plugins found on this host listed after the verbs.
 pub(crate) fn grammar(args: &[OsString]) -> clap::Command {
-    let mut cmd = Cli::command();
+    let mut cmd = argparse_style(Cli::command());
     // `lagocli` (the original's second name) says its own name.
     if std::env::var_os("LAGO_PROG").is_some_and(|p| p == "lagocli") {
         cmd = cmd.name("lagocli").bin_name("lagocli");
@@ -53,6 +53,62 @@ pub(crate) fn grammar(args: &[OsString]) -> clap::Command {
     }
     let after = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
     cmd.after_help(format!("{text}\n{after}"))
+}
+
+/// Help as the original's `argparse` printed it where scripts read it: `usage: lago ...`.
+const HELP_TEMPLATE: &str = "{before-help}{about-with-newline}\nusage: {usage}\n\n{all-args}{after-help}";
+
+/// `cmd` and its verbs with the original's `usage:` line.
+fn argparse_style(cmd: clap::Command) -> clap::Command {
+    cmd.help_template(HELP_TEMPLATE).mut_subcommands(argparse_style)
+}
+
+/// What a command line clap refused ends in, as the original's `argparse` parser ended: help
+/// and version on standard output (exit 0); no verb: the help and exit 1; an option the
+/// original would have read as a short option with its value stuck to it, and then no verb
+/// (`lago -wrongoption` is `-w rongoption`): an error naming it, the usage, exit 1; any other
+/// mistake: the error and the usage on standard error, exit 2.
+pub(crate) fn refused(e: clap::Error, args: &[OsString]) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    use std::process::ExitCode;
+    let text = e.render().to_string().replace("Usage: ", "usage: ");
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            match stuck_short_option(args) {
+                Some(token) => {
+                    let usage = Cli::command().render_usage().to_string().replace("Usage: ", "usage: ");
+                    eprintln!(
+                        "error: unknown option '{token}' (read as `{} {}`), and no command\n\n{usage}\n\nFor more information, try '--help'.",
+                        &token[..2],
+                        &token[2..]
+                    );
+                }
+                None => print!("{text}"),
+            }
+            ExitCode::from(1)
+        }
+        _ => {
+            eprint!("{text}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A token such as `-wrongoption`: one dash, a global short option that takes a value (`-w`) and
+/// letters stuck to it; with no verb after it, it was meant as an option lago does not have.
+fn stuck_short_option(args: &[OsString]) -> Option<String> {
+    let cmd = Cli::command();
+    args.iter().skip(1).filter_map(|a| a.to_str()).find_map(|t| {
+        let rest = t.strip_prefix('-').filter(|r| !r.starts_with('-') && r.len() > 2)?;
+        let short = rest.chars().next()?;
+        let arg = cmd.get_arguments().find(|a| a.get_short() == Some(short))?;
+        (arg.get_action().takes_values() && rest[1..].chars().all(|c| c.is_ascii_alphabetic() || c == '-'))
+            .then(|| t.to_owned())
+    })
 }
 
 /// Verbs whose arguments after the first positional one are not lago's: `shell VM CMD...`.

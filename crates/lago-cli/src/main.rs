@@ -25,10 +25,13 @@ fn main() -> ExitCode {
         eprintln!("Warning: cannot handle interrupts ({e}); Ctrl-C will end lago without cleaning up");
     }
     let grammar = cli::grammar(&args);
-    let matches = grammar.clone().get_matches_from(cli::hoist_globals(args));
+    let matches = match grammar.clone().try_get_matches_from(cli::hoist_globals(args.clone())) {
+        Ok(matches) => matches,
+        Err(e) => return cli::refused(e, &args),
+    };
     let cli = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return cli::refused(e, &args),
     };
     let result = context::Context::new(&cli.globals, grammar).and_then(|mut ctx| commands::run(&mut ctx, &cli.verb));
     match result {

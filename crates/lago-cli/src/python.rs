@@ -29,17 +29,6 @@ pub(crate) fn cli_plugins() -> BTreeMap<String, String> {
     }
 }
 
-/// The VM types of that Python's `lago.plugins.vm` entry points.
-pub(crate) fn vm_types() -> Vec<String> {
-    if lago::host::process::locate(&python()).is_none() {
-        return Vec::new();
-    }
-    match lago::host::process::output(&runner().arg("--lago-list-vm-types")) {
-        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
 /// `value` through output plugin `name`.
 pub(crate) fn format(name: &str, value: &serde_json::Value) -> Result<String, String> {
     let inv = runner().args(["--lago-format", name]).input(value.to_string().into_bytes());

@@ -318,6 +318,13 @@ pub const SCHEMA: &[OptionDef] = &[
     },
     OptionDef {
         section: "init",
+        key: "strict",
+        help: "Whether a key lago does not know in an init file is an error (false: a warning)",
+        default: Default::Value("true"),
+        kind: Kind::Bool,
+    },
+    OptionDef {
+        section: "init",
         key: "download_timeout",
         help: "Seconds a template download may take in all (0: no limit)",
         default: Default::Value("3600"),
@@ -624,14 +631,19 @@ impl Config {
 
     /// A boolean `[lago]` value (`true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`).
     pub fn lago_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        self.lago(key)
+        self.bool_in("lago", key)
+    }
+
+    /// A boolean value of `section`, if set.
+    pub fn bool_in(&self, section: &str, key: &str) -> Result<Option<bool>, ConfigError> {
+        self.get(section, key)
             .map(|v| {
                 parse_bool(v).ok_or_else(|| ConfigError::BadValue {
-                    section: "lago".into(),
+                    section: section.into(),
                     key: key.into(),
                     value: v.into(),
                     expected: "true or false".into(),
-                    origin: self.origins.get(&("lago".to_owned(), key.to_owned())).cloned(),
+                    origin: self.origins.get(&(section.to_owned(), key.to_owned())).cloned(),
                 })
             })
             .transpose()
@@ -749,13 +761,12 @@ fn expand_home(v: &str) -> PathBuf {
 }
 
 /// Environment variables of lago's that are not options: the log filter, the progress switch,
-/// what a plugin is given (`LAGO_PREFIX_PATH`...) and what the Python package's `lago` script
-/// passes on (`LAGO_PYTHON`...).
+/// `LAGO_INITFILE_PATH` (of deploy scripts) and what the Python package's `lago` script passes
+/// on (`LAGO_PYTHON`...). (`LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` are options: the defaults
+/// of `--prefix-path` and `--workdir-path`, as in the original.)
 pub const NOT_OPTIONS: &[&str] = &[
     "LAGO_LOG",
     "LAGO_NO_PROGRESS",
-    "LAGO_PREFIX_PATH",
-    "LAGO_WORKDIR_PATH",
     "LAGO_INITFILE_PATH",
     "LAGO_PYTHON",
     "LAGO_PROG",

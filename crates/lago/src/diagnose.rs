@@ -215,6 +215,10 @@ impl Diagnose for EnvError {
                 Accel::Tcg => format!("raise `boot_time_sec` of the VM: {}", accel_words(accel)),
                 Accel::Kvm | Accel::Auto => accel_words(accel),
             }),
+            EnvError::Qemu(ProviderError::LoginRefused { password, .. }) => Diagnosis::user().with_hint(format!(
+                "the image does not trust the environment's key{}: it was initialized with `--skip-bootstrap`, or it is an image that brings its own access; give `lago init --ssh-key FILE` the key it trusts, or set the password it takes (`root-password` in the template's metadata or the domain, `ssh-password` in the VM's metadata)",
+                if *password { " nor take the password lago offered" } else { "" }
+            )),
             EnvError::Qemu(ProviderError::BootFailed { accel, .. } | ProviderError::Died { accel, .. }) => {
                 Diagnosis::host().with_hint(accel_words(accel))
             }

@@ -69,7 +69,7 @@ pub const INIT_OPTIONS: &[&str] = &[
     "skip_build",
     "set_current",
     "prefix_name",
-    "vm_types",
+    "ssh_key",
 ];
 
 /// Creates the environment of `init_file` in `workdir` (prefix `default`) and loads it.
@@ -106,12 +106,7 @@ pub fn init_with(
             "template_repo_name" => request.template_repo_name = Some(value.clone()),
             "template_store" => request.template_store = Some(value.into()),
             "template_repos" => request.template_repos = Some(value.into()),
-            // The VM types of plugins (comma-separated): the Python SDK passes its
-            // `lago.plugins.vm` entry points.
-            "vm_types" => {
-                request.vm_types =
-                    value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect()
-            }
+            "ssh_key" => request.ssh_key = Some(value.into()),
             _ => return Err(SdkError::UnknownOption { name: name.clone() }),
         }
     }

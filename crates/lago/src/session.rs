@@ -53,6 +53,19 @@ pub struct Location {
     pub workdir_path: Option<String>,
 }
 
+impl Location {
+    /// The flags, else what the configuration gives (`[lago] prefix_path` / `workdir_path` of a
+    /// file, `LAGO_PREFIX_PATH` / `LAGO_WORKDIR_PATH`): the flags' defaults, as in the original.
+    /// A flag given keeps the other option's configured value away.
+    pub fn or_configured(self, config: &Config) -> Self {
+        if self.prefix_path.is_some() || self.workdir_path.is_some() {
+            return self;
+        }
+        let configured = |key: &str| config.lago(key).filter(|v| !v.is_empty()).map(str::to_owned);
+        Self { prefix_path: configured("prefix_path"), workdir_path: configured("workdir_path") }
+    }
+}
+
 /// The request of an `init`: the init file and `lago init`'s options, each falling back to the
 /// configuration when not given.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +80,8 @@ pub struct InitRequest {
     pub skip_bootstrap: bool,
     /// Run no `build` steps.
     pub skip_build: bool,
+    /// `--ssh-key`: the environment's key pair (a private key, its `.pub` beside it).
+    pub ssh_key: Option<PathBuf>,
     /// `template_repo_path`.
     pub template_repo_path: Option<String>,
     /// `template_repo_name`.
@@ -75,8 +90,6 @@ pub struct InitRequest {
     pub template_store: Option<PathBuf>,
     /// `template_repos`.
     pub template_repos: Option<PathBuf>,
-    /// VM types of plugins, beside `default` (the `lago.plugins.vm` entry points).
-    pub vm_types: Vec<String>,
 }
 
 /// The configuration and location of a front end's work.
@@ -99,6 +112,7 @@ impl Session {
         }
         config.validate()?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        let location = location.or_configured(&config);
         Ok(Self { config, cwd, location })
     }
 
@@ -201,6 +215,8 @@ impl Session {
             set_current: request.set_current,
             skip_bootstrap: request.skip_bootstrap,
             skip_build: request.skip_build,
+            strict: cfg.bool_in("init", "strict")?.unwrap_or(true),
+            ssh_key: request.ssh_key.as_ref().map(|k| self.cwd.join(k)),
             template_repo_path: match (&request.template_repo_path, &request.template_repo_name) {
                 (Some(p), _) => Some(p.clone()),
                 (None, Some(_)) => None,
@@ -212,12 +228,7 @@ impl Session {
                 .or_else(|| cfg.get("init", "template_repo_name").map(str::to_owned)),
             template_store: path_or(&request.template_store, "template_store"),
             template_repos: path_or(&request.template_repos, "template_repos"),
-            defaults: {
-                let mut d = PlanDefaults::from_config(cfg);
-                d.vm_types
-                    .extend(request.vm_types.iter().filter(|t| !d.vm_types.contains(t)).cloned().collect::<Vec<_>>());
-                d
-            },
+            defaults: PlanDefaults::from_config(cfg),
             accel: cfg.accel()?,
             state_dir: cfg.state_dir().to_owned(),
             cwd: self.cwd.clone(),

@@ -38,6 +38,9 @@ pub(crate) struct InitArgs {
     /// Skip the `build` steps of the disks
     #[arg(long)]
     skip_build: bool,
+    /// If passed, will be used for ssh access to VMs and no keys will be generated
+    #[arg(long)]
+    ssh_key: Option<PathBuf>,
 }
 
 pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliError> {
@@ -46,7 +49,6 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         (Some(f), None) => (None, f.clone()),
         (None, _) => (None, PathBuf::from("LagoInitFile")),
     };
-    let init_file_for_types = init_file.clone();
     let request = InitRequest {
         init_file,
         workdir,
@@ -57,16 +59,8 @@ pub(crate) fn cmd_init(ctx: &mut Context, args: &InitArgs) -> Result<(), CliErro
         template_repo_name: args.template_repo_name.clone(),
         template_store: args.template_store.clone(),
         template_repos: args.template_repos.clone(),
-        vm_types: plugin_vm_types(&ctx.session.cwd.join(&init_file_for_types)),
+        ssh_key: args.ssh_key.clone(),
     };
     ctx.session.init(&request, &SystemRunner, &ctx.reporter)?;
     Ok(())
-}
-
-/// The VM types of Python plugins, asked for only when the init file names a VM type at all.
-fn plugin_vm_types(init_file: &std::path::Path) -> Vec<String> {
-    match std::fs::read_to_string(init_file) {
-        Ok(text) if text.contains("vm-type") => crate::python::vm_types(),
-        _ => Vec::new(),
-    }
 }

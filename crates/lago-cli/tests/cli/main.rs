@@ -2,6 +2,7 @@
 
 mod common;
 mod test_config;
+mod test_corpus;
 mod test_doctor;
 mod test_init;
 mod test_invalid;

@@ -298,3 +298,104 @@ fn missing_repository_says_how_to_build_it() {
     insta::assert_snapshot!("missing_repo", run.render());
     assert!(!env.work().join(".lago").exists());
 }
+
+#[test]
+fn keys_of_the_originals_init_files_are_read_and_typos_still_caught() {
+    let env = TestEnv::with_repo();
+    // `comment` anywhere, any `vm-type`, and `cpu` (which the original never read either).
+    let carried = ONE_VM
+        .replace("    memory: 512\n", "    memory: 512\n    vm-type: ovirt-host\n    cpu: 2\n    comment: the host\n")
+        .replace("        format: qcow2\n", "        format: qcow2\n        comment: Main root device\n")
+        .replace("    management: true\n", "    management: true\n    comment: management net\n");
+    env.write("LagoInitFile", &carried);
+    let run = env.lago(&["init"]).ok();
+    assert!(run.stderr.contains("domains.vm01.cpu: not read (the original did not read it either)"), "{}", run.stderr);
+    let vm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.work().join(".lago/default/virt/vm-vm01")).unwrap()).unwrap();
+    assert_eq!(vm["vm-type"], "ovirt-host");
+    env.lago(&["destroy", "--yes"]).ok();
+
+    // A typo is an error with its key path and a suggestion, or a warning when not strict.
+    env.write("LagoInitFile", &ONE_VM.replace("    memory: 512\n", "    memroy: 512\n"));
+    let run = env.lago(&["init"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("domains.vm01.memroy: unknown key (did you mean `memory`?)"), "{}", run.stderr);
+    assert!(!env.work().join(".lago").exists());
+    let mut lenient = TestEnv::with_repo();
+    lenient.env.push(("LAGO__INIT__STRICT".into(), "false".into()));
+    lenient.write("LagoInitFile", &ONE_VM.replace("    memory: 512\n", "    memroy: 512\n"));
+    let run = lenient.lago(&["init"]).ok();
+    assert!(run.stderr.contains("domains.vm01.memroy: unknown key (did you mean `memory`?)"), "{}", run.stderr);
+
+    // The original's OVA domains are named for what they are.
+    env.write("LagoInitFile", &ONE_VM.replace("    memory: 512\n", "    type: ova\n    url: file:///x.ova\n"));
+    let run = env.lago(&["init"]);
+    assert!(run.stderr.contains("domains.vm01.type: OVA domains are not supported"), "{}", run.stderr);
+}
+
+#[test]
+fn deploy_script_paths_through_the_prefix_are_normalized_as_text() {
+    // The original's deploy test: paths through directories `init` has not made yet.
+    let env = TestEnv::with_repo();
+    env.write("scripts/create_nicefile.sh", "#!/bin/sh\necho nice > /root/nicefile\n");
+    env.write("scripts/create_uglyfile.sh", "#!/bin/sh\necho ugly > /root/uglyfile\n");
+    env.write(
+        "LagoInitFile",
+        &ONE_VM.replace(
+            "    artifacts: [/var/log]",
+            "    metadata:\n      deploy-scripts:\n        - $LAGO_PREFIX_PATH/../../scripts/create_nicefile.sh\n        - $LAGO_WORKDIR_PATH/../scripts/create_uglyfile.sh",
+        ),
+    );
+    env.lago(&["init"]).ok();
+    assert_eq!(env.tree(".lago/default/scripts").lines().count(), 2);
+}
+
+#[test]
+fn ssh_key_of_init_is_the_environments_key_pair() {
+    let env = TestEnv::with_repo();
+    let key = env.root().join("mykey");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    env.write("LagoInitFile", ONE_VM);
+    let run = env.lago(&["init", "--ssh-key", &key.display().to_string()]).ok();
+    assert!(run.stderr.contains("Copying ssh key"), "{}", run.stderr);
+    let prefix = env.work().join(".lago/default");
+    assert_eq!(std::fs::read(prefix.join("id_rsa")).unwrap(), std::fs::read(&key).unwrap());
+    assert_eq!(std::fs::read(prefix.join("id_rsa.pub")).unwrap(), std::fs::read(key.with_extension("pub")).unwrap());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(prefix.join("id_rsa")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // A key without its `.pub` gets the public half derived.
+    std::fs::remove_file(key.with_extension("pub")).unwrap();
+    env.lago(&["destroy", "--yes"]).ok();
+    env.lago(&["init", "--ssh-key", &key.display().to_string()]).ok();
+    assert!(std::fs::read_to_string(prefix.join("id_rsa.pub")).unwrap().starts_with("ssh-ed25519 "));
+}
+
+#[test]
+fn workdir_and_prefix_paths_come_from_the_configuration_too() {
+    let mut env = TestEnv::with_repo();
+    env.write("LagoInitFile", ONE_VM);
+    env.lago(&["init"]).ok();
+    let elsewhere = env.root().join("tmp");
+    let workdir = env.work().join(".lago");
+    // `LAGO_WORKDIR_PATH`, as the original's `--workdir-path` default.
+    env.env.push(("LAGO_WORKDIR_PATH".into(), workdir.display().to_string()));
+    let status = env.lago_in(&elsewhere, &["--out-format", "json", "status"]).ok();
+    assert!(status.stdout.contains("\"vm01\""), "{}", status.stdout);
+    env.env.retain(|(k, _)| k != "LAGO_WORKDIR_PATH");
+    // `[lago] prefix_path` of a config file.
+    std::fs::create_dir_all(env.root().join("xdg-config/lago")).unwrap();
+    std::fs::write(
+        env.root().join("xdg-config/lago/lago.conf"),
+        format!("[lago]\nprefix_path = {}\n", workdir.join("default").display()),
+    )
+    .unwrap();
+    let status = env.lago_in(&elsewhere, &["--out-format", "json", "status"]).ok();
+    assert!(status.stdout.contains("\"vm01\""), "{}", status.stdout);
+    assert!(!status.stderr.contains("deprecated"), "{}", status.stderr);
+}

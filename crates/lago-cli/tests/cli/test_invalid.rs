@@ -79,7 +79,7 @@ fn cases() -> Vec<(&'static str, String)> {
         ("build step with two builders", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: tiny, type: template, name: root, build: [{virt-customize: {}, other: {}}]}]\nnets:\n  lago: {}\n".into()),
         ("unknown service provider", vm("    service_provider: upstart\n")),
         ("unknown vm provider", vm("    vm-provider: local-libvirtt\n")),
-        ("unknown vm type", vm("    vm-type: ovirt-host\n")),
+        ("ova domain", vm("    type: ova\n    url: file:///appliance.ova\n")),
         ("unknown template", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: el7.3-base, type: template, name: root}]\nnets:\n  lago: {}\n".into()),
         ("unknown template version", "domains:\n  vm01:\n    nics: [{net: lago}]\n    disks: [{template_name: tiny, template_version: v9, type: template, name: root}]\nnets:\n  lago: {}\n".into()),
         ("missing deploy script", vm("    metadata:\n      deploy-scripts: [$LAGO_INITFILE_PATH/nope.sh]\n")),

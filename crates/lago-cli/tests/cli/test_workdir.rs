@@ -134,12 +134,28 @@ fn unknown_verb_and_plugins() {
 #[test]
 fn help_and_version() {
     let env = TestEnv::new();
-    let help = env.lago(&["--help"]).ok().stdout;
-    assert!(help.contains("Usage: lago"), "{help}");
-    for verb in ["init", "status", "list", "set-current", "cleanup", "destroy", "generate-config"] {
-        let run = env.lago(&[verb, "--help"]).ok();
-        assert!(run.stdout.contains("Usage: lago"), "{verb}");
+    // The original's argparse help, which scripts grep for.
+    let help = env.lago(&["-h"]).ok().stdout;
+    assert!(help.contains("usage: lago"), "{help}");
+    for verb in ["init", "status", "list", "set-current", "cleanup", "destroy", "generate-config", "snapshot"] {
+        let run = env.lago(&[verb, "-h"]).ok();
+        assert!(run.stdout.contains("usage: lago"), "{verb}: {}", run.stdout);
     }
     assert!(env.lago(&["--version"]).ok().stdout.starts_with("lago "));
-    assert_eq!(env.lago(&["-wrongoption"]).code, 2);
+    // No verb: the help and exit 1, as the original.
+    let none = env.lago(&[]);
+    assert_eq!(none.code, 1);
+    assert!(none.stdout.contains("usage: lago"), "{}", none.stdout);
+    // The original read `-wrongoption` as `-w rongoption`, then found no verb: exit 1 with the
+    // usage; lago also names the option.
+    let wrong = env.lago(&["-wrongoption"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("'-wrongoption'") && wrong.stderr.contains("usage: lago"), "{}", wrong.stderr);
+    // Any other mistake: the error and the usage, exit 2 (argparse's).
+    let bad = env.lago(&["status", "--no-such-flag"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("--no-such-flag") && bad.stderr.contains("usage: lago"), "{}", bad.stderr);
+    // `lagocli` is `lago`.
+    let lagocli = std::process::Command::new(env!("CARGO_BIN_EXE_lagocli")).arg("-h").output().unwrap();
+    assert!(String::from_utf8_lossy(&lagocli.stdout).contains("usage: lagocli"), "{lagocli:?}");
 }

@@ -85,7 +85,7 @@ fn checks_of_the_seed(lab: &Lab) {
     assert_eq!(lab.shell("d2", "id -un; sudo -n id -u").1, "tester\n0");
     assert_eq!(lab.shell("d2", "systemctl is-active qemu-guest-agent ssh").1, "active\nactive");
     let prefix = lab.home.path().join(".lago/default");
-    assert_eq!(guest_agent_ping(&prefix.join("run/d1.qga")), "{\"return\": {}}");
+    assert_eq!(guest_agent_ping(&lago::prefix::socket_path(&prefix, "d1.qga")), "{\"return\": {}}");
 
     // Services through the systemd provider (detected).
     lab.cycle_service("d1", "qemu-guest-agent", ServiceProvider::Systemd);

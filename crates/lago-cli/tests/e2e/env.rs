@@ -36,6 +36,7 @@ domains:
     <<: *base
     nics: [{net: other}]
     metadata: {deploy-scripts: [$LAGO_INITFILE_PATH/scripts/fail.sh]}
+    artifacts: [/etc/hostname]
 nets:
   lab: {management: true, dns_domain_name: lab.test}
   other: {management: true, dns_domain_name: other.test}
@@ -167,6 +168,13 @@ pub fn lifecycle(lab: &Lab, via: Via<'_>) {
     // Graceful shutdown through ACPI; reboot comes back with a new boot.
     lab.ok(&["shutdown", "vm03"]);
     assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["status"], "down");
+
+    // A stopped VM's artifacts are read from its disk (libguestfs, as the original fell back
+    // to); the running ones' over SSH.
+    let out = lab.lago(&["collect", "--output", "stopped"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(lab.home.path().join("stopped/vm03/_etc_hostname")).unwrap(), "vm03\n");
+    assert_eq!(std::fs::read_to_string(lab.home.path().join("stopped/vm01/_etc_hostname")).unwrap(), "vm01\n");
     let before = lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1;
     lab.ok(&["shutdown", "-r", "vm02"]);
     assert_ne!(lab.shell("vm02", "cat /proc/sys/kernel/random/boot_id").1, before);

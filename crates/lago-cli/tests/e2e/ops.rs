@@ -88,6 +88,29 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     external.ok(&["destroy", "--yes"]);
     assert_eq!(lab.shell("vm01", "hostname"), (0, "vm01".into()), "the ssh provider stopped a VM it does not own");
 
+    // A machine that takes a password only (the original's `ssh-password`, no key): reached with
+    // it; a wrong one is said within seconds of the server answering, not after boot_time_sec.
+    let by_password = |password: &str| {
+        Lab::new(&format!(
+            "domains:\n  ext:\n    vm-provider: ssh\n    bootstrap: false\n    nics: [{{net: lab}}]\n    \
+             metadata: {{ssh-host: 127.0.0.1, ssh-port: {port}, ssh-password: '{password}'}}\n\
+             nets:\n  lab: {{management: true}}\n"
+        ))
+    };
+    let good = by_password("123456");
+    good.ok(&["init"]);
+    good.ok(&["start"]);
+    assert_eq!(good.shell("ext", "hostname"), (0, "vm01".into()));
+    good.ok(&["destroy", "--yes"]);
+    let bad = by_password("not-the-password");
+    bad.ok(&["init"]);
+    let out = bad.lago(&["start"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("VM ext answers SSH and refuses lago's login"), "{stderr}");
+    assert!(stderr.contains("ssh-password"), "the hint names the key to set:\n{stderr}");
+    bad.ok(&["destroy", "--yes"]);
+
     // A stopped VM gets a disk snapshot; reverting the running VM to it restarts the VM.
     lab.shell("vm01", "echo stopped > /root/f; sync");
     lab.ok(&["stop"]);

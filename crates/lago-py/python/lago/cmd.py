@@ -8,8 +8,7 @@ plugin, and ``do_run(args)`` gets them all (``args.out_format`` is the output pl
 The Rust program sets ``LAGO_PREFIX_PATH`` and ``LAGO_WORKDIR_PATH`` when it finds a prefix;
 :data:`in_lago_prefix` gives a plugin function ``prefix=``.
 
-``python3 -m lago.cmd --lago-list-plugins`` prints the plugins as JSON (``{verb: help}``),
-``--lago-list-vm-types`` the names of the ``lago.plugins.vm`` entry points;
+``python3 -m lago.cmd --lago-list-plugins`` prints the plugins as JSON (``{verb: help}``);
 ``python3 -m lago.cmd --lago-format NAME`` prints the JSON document on standard input through
 output plugin ``NAME`` (``lago -f NAME`` for a plugin's format).
 """
@@ -101,9 +100,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     out_plugins.setdefault("default", DefaultOutFormatPlugin())
     if argv[:1] == ["--lago-list-plugins"]:
         print(_plugin_list(cli_plugins))
-        return
-    if argv[:1] == ["--lago-list-vm-types"]:
-        print(json.dumps(sorted(plugins.load_plugins(plugins.PLUGIN_ENTRY_POINTS["vm"], instantiate=False))))
         return
     if argv[:1] == ["--lago-format"] and len(argv) == 2:
         if argv[1] not in out_plugins:

@@ -117,9 +117,6 @@ def init(
     """
     _log_to(logfile, loglevel)
     options = {k: (v if isinstance(v, bool) else os.fspath(v)) for k, v in kwargs.items()}
-    # The VM classes of plugins a domain's `vm-type` may name.
-    from .plugins import PLUGIN_ENTRY_POINTS, load_plugins
-    options.setdefault("vm_types", ",".join(load_plugins(PLUGIN_ENTRY_POINTS["vm"], instantiate=False)))
     created = init_workdir(os.fspath(config), os.fspath(workdir) if workdir is not None else None, options)
     return SDK(str(created))
 

@@ -8,10 +8,11 @@ from typing import Any, Dict, List, Optional
 from . import utils
 from . import ssh as lago_ssh
 from .plugins import PLUGIN_ENTRY_POINTS, load_plugins
+from .vm import DefaultVM
 
 
 class LagoUnknownVMTypeError(utils.LagoUserException):
-    """A domain's ``vm-type`` names no entry point of ``lago.plugins.vm``."""
+    """A VM type no plugin provides (lago uses the default VM for them instead)."""
 
     def __init__(self, vm_type_name: str, vm_types: Any) -> None:
         super().__init__("Unknown VM type: {0}, available types: {1}, maybe you need to install lago plugin".format(
@@ -30,10 +31,10 @@ class VirtEnv:
         self._vms: Dict[str, Any] = {}
         for name in native.vm_names():
             spec = native.vm(name).spec
-            vm_type = spec.get("vm-type", "default")
-            if vm_type not in vm_types:
-                raise LagoUnknownVMTypeError(vm_type, ", ".join(sorted(vm_types)))
-            vm = vm_types[vm_type](self, spec)
+            # A VM type no plugin provides is the default VM (its name stays in the spec), as
+            # init files written for plugins (`vm-type: ovirt-host`) load without them.
+            vm_class = vm_types.get(spec.get("vm-type", "default")) or vm_types.get("default") or DefaultVM
+            vm = vm_class(self, spec)
             self._vms[name] = vm
             for address in native.vm(name).all_ips():
                 lago_ssh.register_vm(address, vm)

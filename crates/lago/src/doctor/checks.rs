@@ -286,6 +286,13 @@ fn extras(c: &mut Checks<'_>) {
     );
     c.push(
         Group::Extras,
+        "guestfish",
+        false,
+        "reads the artifacts of stopped VMs from their disks (`lago collect`)",
+        c.tool("guestfish", c.install(&["guestfish", "linux-image-amd64"])),
+    );
+    c.push(
+        Group::Extras,
         "ansible",
         false,
         "optional: drives VMs through `lago ansible_hosts` (the tests check it)",

@@ -33,6 +33,7 @@ impl FakeHost {
             ("xz", ""),
             ("mmdebstrap", ""),
             ("virt-customize", ""),
+            ("guestfish", ""),
             ("ansible", ""),
             ("libvirtd", ""),
             ("dnsmasq", ""),
@@ -225,7 +226,7 @@ fn json_has_the_fix_as_a_command() {
 
 #[test]
 fn fixes_install_qemu_before_what_depends_on_it() {
-    let host = FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "mcopy", "ansible"]);
+    let host = FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "guestfish", "mcopy", "ansible"]);
     let r = examine(&host, &paths());
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     let done = fix(&r, &[Group::Core, Group::Templates], &host, &runner, &NoopReporter).unwrap();
@@ -243,7 +244,10 @@ fn fixes_install_qemu_before_what_depends_on_it() {
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     fix(&r, &[Group::Core, Group::Templates, Group::Extras], &host, &runner, &NoopReporter).unwrap();
     let lines = runner.command_lines();
-    assert!(lines.ends_with("--no-install-recommends mtools guestfs-tools linux-image-amd64 ansible-core"), "{lines}");
+    assert!(
+        lines.ends_with("--no-install-recommends mtools guestfs-tools linux-image-amd64 guestfish ansible-core"),
+        "{lines}"
+    );
     // libvirt too with --all; its host only gets advice.
     let host = host.without(&["libvirtd", "dnsmasq"]);
     let r = examine(&host, &paths());

@@ -386,6 +386,13 @@ impl Env {
         })
     }
 
+    /// Whether libguestfs' appliance (which boots on the host's kernel) must run under TCG: the
+    /// acceleration setting, and the KVM probe's verdict for the host's kernel under `auto`
+    /// (on a host whose KVM hangs Linux guests, libguestfs' own `kvm:tcg` would hang).
+    pub fn libguestfs_force_tcg(&self) -> bool {
+        self.options.kvm.libguestfs_force_tcg(self.options.accel.accel)
+    }
+
     /// Runs `argv` in a running VM.
     pub fn ssh(&self, vm: &str, argv: &[&str]) -> Result<CommandStatus, EnvError> {
         let target = self.ssh_target(vm)?;

@@ -58,6 +58,10 @@ fn tail_since(path: &std::path::Path, from: u64, n: usize) -> String {
     crate::host::process::tail(bytes.get(from as usize..).unwrap_or_default(), n)
 }
 
+/// How long a VM's SSH server may refuse the login while it boots (a guest's first boot may
+/// install the environment's key after its server starts) before the start fails.
+const LOGIN_GRACE: Duration = Duration::from_secs(20);
+
 impl Env {
     /// Starts the named VMs (all when empty) and waits until each answers SSH.
     pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
@@ -330,6 +334,20 @@ impl Env {
                     qemu: provider.why_stopped(&self.prefix.path, &vm.name),
                     console: console_lines(),
                     accel: booting.accel.clone(),
+                }
+                .into());
+            }
+            // An image that does not take the environment's key (`--skip-bootstrap`, an image
+            // of its own) is said within seconds of its SSH server answering, not after
+            // `boot_time_sec`; a guest that installs the key at boot has that long to do it.
+            if let Some((for_how_long, words)) = banner.refused()
+                && for_how_long >= LOGIN_GRACE
+            {
+                return Err(ProviderError::LoginRefused {
+                    vm: vm.name.clone(),
+                    secs: for_how_long.as_secs(),
+                    ssh: words.to_owned(),
+                    password: target.password.is_some(),
                 }
                 .into());
             }

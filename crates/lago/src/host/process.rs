@@ -310,6 +310,7 @@ fn package_hint(program: &str) -> &'static str {
         "ssh-keygen" | "ssh" | "scp" => " (install the `openssh-client` package)",
         "xz" => " (install the `xz-utils` package)",
         "virt-customize" => " (install the `guestfs-tools` package)",
+        "guestfish" => " (install the `guestfish` package)",
         _ => "",
     }
 }

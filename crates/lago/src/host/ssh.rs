@@ -41,6 +41,8 @@ pub struct BannerProbe {
     pending: Vec<Pending>,
     next_open: std::time::Instant,
     linger: std::time::Duration,
+    /// Since when, and in what words, the server has refused every login (see [`Self::refused`]).
+    refused: Option<(std::time::Instant, String)>,
 }
 
 #[derive(Debug)]
@@ -86,7 +88,7 @@ impl Pending {
 
 impl Default for BannerProbe {
     fn default() -> Self {
-        Self { pending: Vec::new(), next_open: std::time::Instant::now(), linger: BASE_LINGER }
+        Self { pending: Vec::new(), next_open: std::time::Instant::now(), linger: BASE_LINGER, refused: None }
     }
 }
 
@@ -94,6 +96,30 @@ impl BannerProbe {
     /// A probe with no connection yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// One readiness check of `target` once its server greeted: whether `true` ran. A server
+    /// that answers and refuses the login is remembered (see [`Self::refused`]).
+    pub fn login(&mut self, target: &Target, connect_timeout: u64) -> std::io::Result<bool> {
+        let st = target.exec_line("true", None, connect_timeout)?;
+        if st.code == 0 {
+            self.refused = None;
+            return Ok(true);
+        }
+        match login_refused(&st) {
+            Some(words) => {
+                let since = self.refused.take().map_or_else(std::time::Instant::now, |(t, _)| t);
+                self.refused = Some((since, words));
+            }
+            None => self.refused = None,
+        }
+        Ok(false)
+    }
+
+    /// For how long the server has answered and refused every login since, and its words:
+    /// the image does not take the environment's key (nor the password offered).
+    pub fn refused(&self) -> Option<(std::time::Duration, &str)> {
+        self.refused.as_ref().map(|(since, words)| (since.elapsed(), words.as_str()))
     }
 
     /// Watches for up to `within`: returns how long the connection that was greeted waited for
@@ -370,6 +396,18 @@ fn askpass_program() -> std::io::Result<PathBuf> {
         std::fs::rename(&tmp, &program)?;
     }
     Ok(program)
+}
+
+/// OpenSSH's words when the server answered and refused the login (`Permission denied
+/// (publickey,password).`), or `None`.
+pub fn login_refused(status: &CommandStatus) -> Option<String> {
+    let err = String::from_utf8_lossy(&status.err);
+    (status.code == 255)
+        .then(|| {
+            err.lines().find(|l| l.contains("Permission denied") || l.contains("Too many authentication failures"))
+        })
+        .flatten()
+        .map(|l| l.trim().to_owned())
 }
 
 /// Whether a failed `ssh` run (exit code 255) failed to connect, rather than running a command

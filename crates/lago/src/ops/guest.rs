@@ -177,6 +177,11 @@ fn collect_vm(
     if paths.is_empty() {
         return Ok(());
     }
+    let record = env.select(&[vm.to_owned()])?[0];
+    if !env.state(vm).is_running() && !record.is_ssh() {
+        // As the original fell back to libguestfs: the files are read from the VM's disk.
+        return collect_from_disk(env, record, paths, vm_dir, no_skip, reporter);
+    }
     let t = env.ssh_target(vm)?;
     // Which paths exist, in one round trip.
     let probe =
@@ -201,6 +206,82 @@ fn collect_vm(
         std::fs::rename(&from, &to).map_err(at("move", &from))?;
     }
     Ok(())
+}
+
+/// Collects `paths` of a stopped VM from its first disk with `guestfish` (read-only, libguestfs'
+/// `direct` backend unless `LIBGUESTFS_BACKEND` says otherwise), mounting the template's
+/// `root-partition` (else what libguestfs' inspection finds): one appliance for all the paths.
+fn collect_from_disk(
+    env: &Env,
+    record: &crate::prefix::records::VmRecord,
+    paths: &[String],
+    vm_dir: &Path,
+    no_skip: bool,
+    reporter: &dyn Reporter,
+) -> Result<(), GuestError> {
+    let vm = record.name.as_str();
+    let fail = |reason: String| GuestError::Collect { vm: vm.into(), reason };
+    let Some(disk) = record.disks.first() else {
+        return Err(fail("it is not running and has no disk to read its files from".into()));
+    };
+    let image = disk.path.replace("$LAGO_PREFIX_PATH", &env.prefix.path.display().to_string());
+    let scratch = tempfile::tempdir_in(vm_dir).map_err(at("create a directory in", vm_dir))?;
+    let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let root = disk.metadata.get("root-partition").and_then(|v| v.as_str()).map(appliance_device);
+    // The disk and its root partition; without one, libguestfs' inspection mounts the guest.
+    let (args, mut script) = match &root {
+        Some(dev) => (
+            vec!["--ro".to_owned()],
+            format!("add {} readonly:true format:{}\nrun\nmount-ro {} /\n", quoted(&image), disk.format, quoted(dev)),
+        ),
+        None => (
+            vec!["--ro".into(), "-i".into(), "--format".into(), disk.format.clone(), "-a".into(), image.clone()],
+            String::new(),
+        ),
+    };
+    for (i, p) in paths.iter().enumerate() {
+        let into = scratch.path().join(i.to_string());
+        std::fs::create_dir_all(&into).map_err(at("create", &into))?;
+        // `-`: a path that is not there does not stop the others.
+        script.push_str(&format!("-copy-out {} {}\n", quoted(p), quoted(&into.display().to_string())));
+    }
+    let mut inv = crate::host::process::Invocation::new("guestfish").args(&args).input(script.into_bytes());
+    if std::env::var_os("LIBGUESTFS_BACKEND").is_none() {
+        inv = inv.env("LIBGUESTFS_BACKEND", "direct");
+    }
+    if env.libguestfs_force_tcg() {
+        inv = inv.env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+    }
+    reporter.note(&format!("{vm} is not running: reading its artifacts from its disk {image}"));
+    let out = crate::host::process::output(&inv)
+        .map_err(|e| fail(format!("cannot run `{inv}`: {e} (guestfish comes with the `guestfs-tools` package)")))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() && !stderr.contains("copy_out") {
+        return Err(fail(format!("`guestfish` failed ({}) reading {image}: {}", out.status, stderr.trim())));
+    }
+    for (i, p) in paths.iter().enumerate() {
+        let base = Path::new(p).file_name().map(|b| b.to_os_string()).unwrap_or_default();
+        let from = scratch.path().join(i.to_string()).join(&base);
+        if std::fs::symlink_metadata(&from).is_err() {
+            if no_skip {
+                return Err(GuestError::NoPath { vm: vm.into(), path: p.clone() });
+            }
+            reporter.note(&format!("{vm}: {p} does not exist, skipped"));
+            continue;
+        }
+        let to = vm_dir.join(p.replace('/', "_"));
+        std::fs::rename(&from, &to).map_err(at("move", &from))?;
+    }
+    Ok(())
+}
+
+/// A guest's device name as libguestfs' appliance sees the first disk: `/dev/vda2` and
+/// `/dev/hda2` are `/dev/sda2` there.
+fn appliance_device(dev: &str) -> String {
+    match dev.strip_prefix("/dev/vd").or_else(|| dev.strip_prefix("/dev/hd")).or_else(|| dev.strip_prefix("/dev/xvd")) {
+        Some(rest) => format!("/dev/sd{rest}"),
+        None => dev.to_owned(),
+    }
 }
 
 /// Streams `tar -c` of `list` in the VM into `tar -x` on the host, in `into`: nothing is held in

@@ -285,13 +285,51 @@ fn is_live(record: &Map<String, Value>, name: &str) -> bool {
 }
 
 impl Env {
-    /// The snapshots of every VM: `{vm: {name: [disk, ...]}}`, as `snapshot --list` prints them.
+    /// The snapshots of every VM as `snapshot --list` prints them, in the original's shape:
+    /// `{vm: {name: [disk, ...]}}`, each disk the VM's disk as its record has it (`dev`,
+    /// `format`, `metadata`, `name`, `path` made absolute, `template_name`, `type`...) and
+    /// whether the snapshot is `live` (memory and device state too).
     pub fn snapshots(&self) -> Result<Value, SnapshotError> {
+        let prefix_dir = self.prefix.path.display().to_string();
         let mut out = Map::new();
         for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
-            let mut snaps = record.get("snapshots").and_then(Value::as_object).cloned().unwrap_or_default();
-            snaps.retain(|_, disks| !is_pending(disks));
+            let disks: Vec<&Map<String, Value>> = record
+                .get("disks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .collect();
+            let mut snaps = Map::new();
+            for (name, taken) in record.get("snapshots").and_then(Value::as_object).into_iter().flatten() {
+                if is_pending(taken) {
+                    continue;
+                }
+                let listed = taken
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        let dev = t.get("dev").and_then(Value::as_str);
+                        let Some(disk) = disks.iter().find(|d| d.get("dev").and_then(Value::as_str) == dev) else {
+                            return t.clone();
+                        };
+                        let mut d = (*disk).clone();
+                        // What lago adds to the record is not the disk as the init file had it.
+                        d.remove("template_version");
+                        if d.get("template_type").and_then(Value::as_str) == Some("lago") {
+                            d.remove("template_type");
+                        }
+                        if let Some(Value::String(p)) = d.get_mut("path") {
+                            *p = p.replace("$LAGO_PREFIX_PATH", &prefix_dir);
+                        }
+                        d.insert("live".into(), t.get("live").cloned().unwrap_or(Value::Bool(false)));
+                        Value::Object(d)
+                    })
+                    .collect();
+                snaps.insert(name.clone(), Value::Array(listed));
+            }
             out.insert(vm.name.clone(), Value::Object(snaps));
         }
         Ok(Value::Object(out))

@@ -46,6 +46,9 @@ pub struct NetStatus {
     /// Its partition in force (`vm01 | vm02,vm03`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
+    /// lago's own: the network's name in libvirt, for the networks of `local-libvirt` VMs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub libvirt_name: Option<String>,
 }
 
 /// One VM of [`Status`].
@@ -118,6 +121,7 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                     .partitions
                     .get(name)
                     .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
+                libvirt_name: libvirt_name(env, name),
             };
             (name.clone(), status)
         })
@@ -183,4 +187,23 @@ fn nic_nets(spec: &Map<String, Value>) -> impl Iterator<Item = &str> {
         .into_iter()
         .flatten()
         .filter_map(|n| n.get("net").and_then(Value::as_str))
+}
+
+/// The libvirt name of network `net` when `local-libvirt` VMs are on it.
+fn libvirt_name(env: &Env, net: &str) -> Option<String> {
+    let on_libvirt = env
+        .vms
+        .iter()
+        .any(|v| v.vm_provider.as_deref() == Some("local-libvirt") && v.nics.iter().any(|n| n.net == net));
+    if !on_libvirt {
+        return None;
+    }
+    #[cfg(feature = "libvirt")]
+    {
+        env.env_id().ok().map(|id| crate::provider::libvirt::xml::network_name(&id, net))
+    }
+    #[cfg(not(feature = "libvirt"))]
+    {
+        None
+    }
 }

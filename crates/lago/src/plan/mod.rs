@@ -18,7 +18,7 @@ mod vms;
 
 pub use model::{
     DEFAULT_BOOT_TIME_SEC, DEFAULT_MTU, DiskPlan, NetPlan, NicPlan, Plan, PlanDefaults, SUBNET_OCTETS, UPLINK_NAME,
-    VM_PROVIDERS, VM_TYPES, VmPlan, mac_of, uplink_mac,
+    VM_PROVIDERS, VmPlan, mac_of, uplink_mac,
 };
 
 use crate::spec::{Issue, Spec};

@@ -13,8 +13,6 @@ pub const VM_PROVIDERS: &[&str] = &["local-qemu", "local-libvirt", "ssh"];
 /// VM providers this build can run.
 #[cfg(not(feature = "libvirt"))]
 pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh"];
-/// VM types this build knows.
-pub const VM_TYPES: &[&str] = &["default"];
 /// The third octets the original leased subnets from (192.168.200.0/24 – 192.168.255.0/24).
 pub const SUBNET_OCTETS: std::ops::RangeInclusive<u8> = 200..=255;
 /// Default time a VM may take to answer SSH (the original's `boot_time_sec`).
@@ -51,9 +49,6 @@ pub struct PlanDefaults {
     pub vm_type: String,
     /// `default_vm_provider`.
     pub vm_provider: String,
-    /// The VM types a domain may name (`vm-type`): [`VM_TYPES`] and the classes of plugins
-    /// (the `lago.plugins.vm` entry points of the Python that has the `lago` package).
-    pub vm_types: Vec<String>,
     /// `libvirt_url`: the host of `local-libvirt` VMs that name none.
     pub libvirt_url: String,
 }
@@ -66,7 +61,6 @@ impl Default for PlanDefaults {
             root_password: None,
             vm_type: "default".into(),
             vm_provider: "local-qemu".into(),
-            vm_types: VM_TYPES.iter().map(|t| (*t).to_owned()).collect(),
             libvirt_url: "qemu:///system".into(),
         }
     }
@@ -82,7 +76,6 @@ impl PlanDefaults {
             root_password: config.lago("default_root_password").or(config.lago("root_password")).map(str::to_owned),
             vm_type: config.lago("default_vm_type").map_or(d.vm_type, str::to_owned),
             vm_provider: config.lago("default_vm_provider").map_or(d.vm_provider, str::to_owned),
-            vm_types: d.vm_types,
             libvirt_url: config.libvirt_options().url,
         }
     }

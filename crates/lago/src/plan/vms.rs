@@ -73,15 +73,8 @@ pub(super) fn expand(
             ));
         }
         let vm_type = dom.vm_type.clone().unwrap_or_else(|| defaults.vm_type.clone());
-        if !defaults.vm_types.contains(&vm_type) {
-            issues.push(Issue::new(
-                &format!("{path}.vm-type"),
-                format!(
-                    "Unknown VM type: {vm_type:?} (known: {}), maybe you need to install a lago plugin",
-                    defaults.vm_types.join(", ")
-                ),
-            ));
-        }
+        // Any name: a VM class of a plugin (`lago.plugins.vm`) when one is installed, the
+        // default VM otherwise; the name stays in the record either way.
         let mut seen_names: BTreeMap<&str, usize> = BTreeMap::new();
         let mut seen_devs: BTreeMap<&str, usize> = BTreeMap::new();
         let mut disks = Vec::new();
@@ -193,6 +186,7 @@ fn plan_disk(vm: &str, d: &DiskSpec) -> DiskPlan {
         DiskType::File => d
             .path
             .as_deref()
+            .or(d.url.as_deref())
             .and_then(|p| std::path::Path::new(p).extension())
             .and_then(|e| e.to_str())
             .filter(|e| crate::spec::model::DISK_FORMATS.contains(e))
@@ -202,6 +196,12 @@ fn plan_disk(vm: &str, d: &DiskSpec) -> DiskPlan {
     });
     let in_prefix = format!("$LAGO_PREFIX_PATH/images/{vm}_{}.{format}", d.name);
     let path = match (d.kind, &d.path) {
+        // Downloaded (the original's `url`): to `path`, else into the prefix.
+        (DiskType::File, None) if d.url.is_some() => {
+            let url = d.url.as_deref().unwrap_or_default();
+            let base = url.rsplit('/').next().filter(|b| !b.is_empty()).unwrap_or(&d.name);
+            format!("$LAGO_PREFIX_PATH/images/{base}")
+        }
         (DiskType::File, Some(p)) if !d.make_a_copy => p.clone(),
         (DiskType::File, Some(p)) => {
             let base =

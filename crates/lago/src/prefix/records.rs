@@ -39,6 +39,9 @@ pub struct VmRecord {
     /// `lago.ssh` when a key is refused.
     #[serde(rename = "ssh-password", default)]
     pub ssh_password: Option<String>,
+    /// `root-password` of the domain.
+    #[serde(rename = "root-password", default)]
+    pub root_password: Option<String>,
     /// Seconds to wait for SSH.
     #[serde(default = "default_boot_time")]
     pub boot_time_sec: u64,
@@ -121,6 +124,21 @@ pub struct DirectBoot {
 }
 
 impl VmRecord {
+    /// The password SSH offers where no key is accepted (images that bring their own access):
+    /// `ssh-password` of the VM's metadata, else its `root-password`, else the template's
+    /// (`root-password` of the first disk's metadata), else its `ssh-password` (the
+    /// configuration's, `123456` by default), as the original logged in.
+    pub fn password(&self) -> Option<String> {
+        let text =
+            |v: &serde_json::Value| v.as_str().map(str::to_owned).or_else(|| v.as_number().map(|n| n.to_string()));
+        self.metadata
+            .get("ssh-password")
+            .and_then(text)
+            .or_else(|| self.root_password.clone())
+            .or_else(|| self.disks.first().and_then(|d| d.metadata.get("root-password")).and_then(text))
+            .or_else(|| self.ssh_password.clone())
+    }
+
     /// The kernel to boot directly: the one its first disk (unless a CD-ROM) offers.
     pub fn direct_boot(&self) -> Option<DirectBoot> {
         self.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot)

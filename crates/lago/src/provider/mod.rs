@@ -113,6 +113,18 @@ pub enum ProviderError {
         #[source]
         source: std::io::Error,
     },
+    /// The VM's SSH server answers and refuses every login lago can make.
+    #[error("VM {vm} answers SSH and refuses lago's login ({ssh}), for {secs} s now")]
+    LoginRefused {
+        /// The VM.
+        vm: String,
+        /// How long it has refused.
+        secs: u64,
+        /// ssh's words.
+        ssh: String,
+        /// Whether a password was offered too.
+        password: bool,
+    },
     /// qemu exited during start-up.
     #[error("Cannot start VM {vm}: qemu exited ({status})\n{log}")]
     Exited {
@@ -329,7 +341,7 @@ pub trait Provider: Send + Sync {
     /// keeps between checks.
     fn probe(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
         match banner.greeted(target, std::time::Duration::from_millis(400)) {
-            Some(waited) => target.answers(crate::host::ssh::BannerProbe::connect_timeout(waited)),
+            Some(waited) => banner.login(target, crate::host::ssh::BannerProbe::connect_timeout(waited)),
             None => Ok(false),
         }
     }

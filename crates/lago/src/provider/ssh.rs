@@ -22,8 +22,8 @@ impl SshProvider {
 impl Provider for SshProvider {
     /// A machine of its own may be reached through the user's SSH configuration (a jump host, a
     /// proxy): only `ssh` itself tells whether it answers.
-    fn probe(&self, target: &Target, _banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
-        target.answers(2)
+    fn probe(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
+        banner.login(target, 2)
     }
 
     fn name(&self) -> &'static str {
@@ -52,7 +52,7 @@ impl Provider for SshProvider {
             target.key = PathBuf::from(key);
         }
         // A machine of its own may take its password only (the original's ssh provider).
-        target.password = vm.ssh_password.clone();
+        target.password = vm.password();
         target
     }
 

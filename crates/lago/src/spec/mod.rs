@@ -23,13 +23,50 @@ pub struct Issue {
     pub key: String,
     /// What is wrong and what was expected.
     pub message: String,
+    /// How bad it is.
+    pub kind: IssueKind,
+}
+
+/// How bad an [`Issue`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueKind {
+    /// The file cannot be used.
+    Error,
+    /// A key lago does not know: an error, or a warning when `[init] strict = false`.
+    UnknownKey,
+    /// Something the original accepted and never read (`cpu:`): said, never an error.
+    Note,
 }
 
 impl Issue {
     /// A problem at `key`.
     pub fn new(key: &str, message: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), message: message.into() }
+        Self { key: key.to_owned(), message: message.into(), kind: IssueKind::Error }
     }
+
+    /// A key lago does not know, at `key`.
+    pub fn unknown_key(key: &str, message: impl Into<String>) -> Self {
+        Self { kind: IssueKind::UnknownKey, ..Self::new(key, message) }
+    }
+
+    /// A note about `key` (never an error).
+    pub fn note(key: &str, message: impl Into<String>) -> Self {
+        Self { kind: IssueKind::Note, ..Self::new(key, message) }
+    }
+
+    /// Whether it makes the file unusable, `strict` being `[init] strict`.
+    pub fn is_error(&self, strict: bool) -> bool {
+        match self.kind {
+            IssueKind::Error => true,
+            IssueKind::UnknownKey => strict,
+            IssueKind::Note => false,
+        }
+    }
+}
+
+/// Splits `issues` into the errors and the warnings (`strict`: unknown keys are errors).
+pub fn split_issues(issues: Vec<Issue>, strict: bool) -> (Vec<Issue>, Vec<Issue>) {
+    issues.into_iter().partition(|i| i.is_error(strict))
 }
 
 impl fmt::Display for Issue {
@@ -109,7 +146,8 @@ fn list(issues: &[Issue]) -> String {
 /// Reads and checks an init file.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
     let (spec, issues) = load_partial(path)?;
-    if issues.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues }) }
+    let (errors, _) = split_issues(issues, true);
+    if errors.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues: errors }) }
 }
 
 /// Reads an init file; a file that parses gives what could be read of it and the problems
@@ -133,7 +171,8 @@ pub fn load_partial(path: &Path) -> Result<(Spec, Vec<Issue>), SpecError> {
 /// Checks init-file text; `path` names it in errors and decides JSON vs YAML by extension.
 pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
     let (spec, issues) = parse_partial(text, path)?;
-    if issues.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues }) }
+    let (errors, _) = split_issues(issues, true);
+    if errors.is_empty() { Ok(spec) } else { Err(SpecError::Invalid { path: path.to_owned(), issues: errors }) }
 }
 
 /// Like [`parse`], returning what could be read and the problems found.

@@ -45,7 +45,22 @@ const DOMAIN_KEYS: &[&str] = &[
     "snapshots",
     "mgmt_net",
     "libvirt_url",
+    // The original's OVA domains (`type: ova`, `url`): recognized, and refused.
+    "type",
+    "url",
+    // Carried by the original's users' files, read by nothing (see `IGNORED_DOMAIN_KEYS`).
+    "cpu",
+    "cpus",
 ];
+
+/// Keys any mapping of an init file may carry, which nothing reads (the original's users wrote
+/// `comment: Main NFS device` on disks).
+const COMMENT_KEYS: &[&str] = &["comment"];
+
+/// Domain keys the original's users' init files carried and the original never read: accepted,
+/// with a note saying so.
+const IGNORED_DOMAIN_KEYS: &[(&str, &str)] =
+    &[("cpu", "the number of CPUs is `vcpu`"), ("cpus", "the number of CPUs is `vcpu`")];
 const NIC_KEYS: &[&str] = &["net", "ip", "mtu"];
 const DISK_KEYS: &[&str] = &[
     "type",
@@ -61,6 +76,7 @@ const DISK_KEYS: &[&str] = &[
     "make_a_copy",
     "build",
     "skip-export",
+    "url",
 ];
 const NET_KEYS: &[&str] = &[
     "type",
@@ -198,6 +214,9 @@ pub struct DiskSpec {
     pub template_type: TemplateType,
     /// `path`, with environment variables not yet expanded.
     pub path: Option<String>,
+    /// `url` of a file disk: where `init` downloads it from (`file://`, `http(s)://`), to `path`
+    /// when given, else into the prefix's `images/`.
+    pub url: Option<String>,
     /// `make_a_copy`.
     pub make_a_copy: bool,
     /// Build steps, in order.
@@ -400,12 +419,12 @@ fn object<'v>(path: &str, v: &'v Value, known: &[&str], issues: &mut Vec<Issue>)
         return None;
     };
     for key in map.keys() {
-        if !known.contains(&key.as_str()) {
+        if !known.contains(&key.as_str()) && !COMMENT_KEYS.contains(&key.as_str()) {
             let hint = match did_you_mean(key, known) {
                 Some(k) => format!(" (did you mean `{k}`?)"),
                 None => format!(" (known keys: {})", known.join(", ")),
             };
-            issues.push(Issue::new(&format!("{path}.{key}"), format!("unknown key{hint}")));
+            issues.push(Issue::unknown_key(&format!("{path}.{key}"), format!("unknown key{hint}")));
         }
     }
     Some(map)
@@ -493,6 +512,25 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
     let merged = with_base(path, v, issues);
     let map = object(path, merged.as_ref().unwrap_or(v), DOMAIN_KEYS, issues)?;
     let mut d = DomainSpec { name: name.to_owned(), ..DomainSpec::default() };
+    for (key, why) in IGNORED_DOMAIN_KEYS {
+        if map.contains_key(*key) {
+            issues.push(Issue::note(
+                &format!("{path}.{key}"),
+                format!("not read (the original did not read it either): {why}"),
+            ));
+        }
+    }
+    match map.get("type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "ova" => issues.push(Issue::new(
+            &format!("{path}.type"),
+            "OVA domains are not supported: lago does not import OVA files (use a template, or a disk of type file with the appliance's image)",
+        )),
+        Some(other) => issues.push(expected(&format!("{path}.type"), "ova (the only domain type the original had)", other)),
+    }
+    if map.contains_key("url") && map.get("type").and_then(Value::as_str) != Some("ova") {
+        issues.push(Issue::new(&format!("{path}.url"), "only OVA domains (type: ova) have a url"));
+    }
     if let Some(n) = opt_string(map, path, "name", issues)
         && n != name
     {
@@ -819,6 +857,10 @@ fn read_disk(path: &str, index: usize, v: &Value, issues: &mut Vec<Issue>) -> Op
     };
     let template_name = opt_string(map, path, "template_name", issues);
     let template_version = opt_string(map, path, "template_version", issues);
+    let url = opt_string(map, path, "url", issues);
+    if url.is_some() && kind != DiskType::File {
+        issues.push(Issue::new(&format!("{path}.url"), "only disks of type file are downloaded from a url"));
+    }
     match kind {
         DiskType::Template if template_type == TemplateType::Lago && template_name.is_none() => {
             issues.push(Issue::new(
@@ -835,7 +877,7 @@ fn read_disk(path: &str, index: usize, v: &Value, issues: &mut Vec<Issue>) -> Op
         DiskType::Empty if size.is_none() => {
             issues.push(Issue::new(&format!("{path}.size"), "missing (an empty disk needs a size such as 10G)"));
         }
-        DiskType::File if p.is_none() && size.is_none() => {
+        DiskType::File if p.is_none() && size.is_none() && url.is_none() => {
             issues.push(Issue::new(
                 &format!("{path}.path"),
                 "missing (a file disk needs the path of an existing image, or a size for a new one)",
@@ -878,6 +920,7 @@ fn read_disk(path: &str, index: usize, v: &Value, issues: &mut Vec<Issue>) -> Op
         template_version,
         template_type,
         path: p,
+        url,
         make_a_copy: opt_bool(map, path, "make_a_copy", issues).unwrap_or(false),
         build,
         skip_export: opt_bool(map, path, "skip-export", issues).unwrap_or(false),

@@ -12,7 +12,6 @@ use super::error::InitError;
 use super::options::{Host, InitOptions};
 use super::seed::{self, BootstrapError};
 use super::templates::{TemplateUses, resolve_parent};
-use crate::config::Accel;
 use crate::host::images::Images;
 use crate::host::process::Invocation;
 use crate::output::python_json;
@@ -33,7 +32,7 @@ pub(super) struct Build<'a> {
     /// The template of each template disk.
     pub uses: &'a TemplateUses,
     /// Each VM's deploy scripts.
-    pub scripts: &'a [Vec<PathBuf>],
+    pub scripts: &'a [Vec<(PathBuf, String)>],
     /// The staging directory.
     pub staging: &'a Path,
     /// The prefix it becomes.
@@ -77,6 +76,11 @@ impl Build<'_> {
     fn keys(&self) -> Result<(), InitError> {
         let (r, staging, uuid) = (self.host.reporter, self.staging, self.uuid);
         task(r, "Generate prefix uuid", || write(&Layout::new(staging).uuid(), uuid))?;
+        if let Some(key) = &self.opts.ssh_key {
+            return task(r, "Copying ssh key", || {
+                seed::copy_ssh_keys(key, staging, self.host.runner).map_err(InitError::from)
+            });
+        }
         task(r, "Create ssh keys", || {
             seed::create_ssh_keys(staging, &format!("lago-{uuid}"), self.host.runner)
                 .map(|_| ())
@@ -151,6 +155,22 @@ impl Build<'_> {
                             (DiskType::Empty, _) => images
                                 .create(&in_staging, &disk.format, disk.spec.size.as_deref().unwrap_or_default())
                                 .map_err(derr),
+                            (DiskType::File, _) if disk.spec.url.is_some() => {
+                                let url = self.paths.expand(disk.spec.url.as_deref().unwrap_or_default());
+                                let dest = match &disk.spec.path {
+                                    Some(p) => {
+                                        let to = resolve(p);
+                                        disk.path = to.display().to_string();
+                                        to
+                                    }
+                                    None => in_staging.clone(),
+                                };
+                                download(host.fetcher, &url, &dest).map_err(|reason| InitError::Download {
+                                    vm: vm_name.clone(),
+                                    url: url.clone(),
+                                    reason,
+                                })
+                            }
                             (DiskType::File, _) => match &disk.spec.path {
                                 Some(p) if disk.spec.make_a_copy => {
                                     let from = resolve(p);
@@ -201,9 +221,8 @@ impl Build<'_> {
     fn copy_scripts(&self, plan: &mut Plan) -> Result<(), InitError> {
         for (vm, vm_scripts) in plan.vms.iter_mut().zip(self.scripts) {
             let mut persisted = Vec::new();
-            for s in vm_scripts {
-                let name = s.display().to_string().replace('/', "_");
-                let dest = self.staging.join("scripts").join(&name);
+            for (s, name) in vm_scripts {
+                let dest = self.staging.join("scripts").join(name);
                 std::fs::copy(s, &dest).map_err(io_err("copy", s))?;
                 persisted.push(format!("$LAGO_PREFIX_PATH/scripts/{name}"));
             }
@@ -319,7 +338,7 @@ fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) 
     }
     // libguestfs boots its appliance on the host's kernel.
     let verdicts = crate::provider::qemu::accel::KvmVerdicts::new(&opts.state_dir);
-    let force_tcg = verdicts.resolve(opts.accel, verdicts.kernel_for(None).as_deref()) == Accel::Tcg;
+    let force_tcg = verdicts.libguestfs_force_tcg(opts.accel);
     for vm in &plan.vms {
         for disk in vm.disks.iter().filter(|d| !d.spec.build.is_empty()) {
             let path = PathBuf::from(disk.path.replace("$LAGO_PREFIX_PATH", &staging.display().to_string()));
@@ -354,6 +373,38 @@ fn run_builds(opts: &InitOptions, host: &Host<'_>, plan: &Plan, staging: &Path) 
 pub(super) fn write(path: &Path, content: &str) -> Result<(), InitError> {
     std::fs::write(path, content).map_err(io_err("write", path))?;
     Ok(())
+}
+
+/// Downloads `url` (`file://` or `http(s)://`) to `dest`, through a temporary file beside it.
+fn download(fetcher: &dyn crate::host::fetch::Fetcher, url: &str, dest: &Path) -> Result<(), String> {
+    let tmp = dest.with_extension(format!("download-{}", std::process::id()));
+    let result = (|| {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let mut reader: Box<dyn std::io::Read + Send> = match url.strip_prefix("file://") {
+            Some(local) => Box::new(std::fs::File::open(local).map_err(|e| format!("cannot open {local}: {e}"))?),
+            None => fetcher.open(url).map_err(|e| with_causes(&e))?.reader,
+        };
+        let mut out = std::fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        std::io::copy(&mut reader, &mut out).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, dest).map_err(|e| format!("cannot move it to {}: {e}", dest.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// An error and its causes on one line.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -26,17 +26,47 @@ pub(super) struct InitPaths {
 }
 
 impl InitPaths {
-    /// The path `p` of the init file names.
-    pub fn resolve(&self, p: &str) -> PathBuf {
+    /// `p` with the variables expanded.
+    pub fn expand(&self, p: &str) -> String {
         let vars = |n: &str| match n {
             "LAGO_INITFILE_PATH" => Some(self.init_dir.display().to_string()),
             "LAGO_PREFIX_PATH" => Some(self.prefix.display().to_string()),
             "LAGO_WORKDIR_PATH" => Some(self.workdir.display().to_string()),
             other => std::env::var(other).ok(),
         };
-        let expanded = PathBuf::from(spec::expand_vars(p, &vars));
+        spec::expand_vars(p, &vars)
+    }
+
+    /// The path `p` of the init file names: variables expanded, relative paths from `cwd`, and
+    /// `.` and `..` taken away as text, as the original did (`$LAGO_PREFIX_PATH/../scripts`
+    /// names the workdir's `scripts` before the prefix exists).
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        normalize(&self.written(p))
+    }
+
+    /// The path `p` as written: variables expanded, relative paths from `cwd`, `..` kept.
+    pub fn written(&self, p: &str) -> PathBuf {
+        let expanded = PathBuf::from(self.expand(p));
         if expanded.is_absolute() { expanded } else { self.cwd.join(expanded) }
     }
+}
+
+/// `path` without `.` and `..` components, as text (no link is followed).
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// An init file that passed every check, and what it will become.
@@ -53,10 +83,13 @@ pub(super) struct Checked {
     pub name: String,
     /// The prefix (absolute).
     pub prefix: PathBuf,
-    /// Each VM's deploy scripts, resolved.
-    pub scripts: Vec<Vec<PathBuf>>,
+    /// Each VM's deploy scripts: the file, and the name of its copy in `scripts/` (the
+    /// original's: the path as written, variables expanded, with `/` replaced by `_`).
+    pub scripts: Vec<Vec<(PathBuf, String)>>,
     /// How the init file's paths are resolved.
     pub paths: InitPaths,
+    /// What is worth a warning: unknown keys when `[init] strict = false`, keys nothing reads.
+    pub warnings: Vec<String>,
 }
 
 /// Reads and checks `opts.init_file`: every problem of the file, its plan and the files it names
@@ -64,7 +97,9 @@ pub(super) struct Checked {
 pub(super) fn check(opts: &InitOptions) -> Result<Checked, InitError> {
     let init_file = std::path::absolute(&opts.init_file).map_err(io_err("resolve", &opts.init_file))?;
     // Structural problems and plan problems are reported together.
-    let (spec, mut issues) = spec::load_partial(&init_file)?;
+    let (spec, issues) = spec::load_partial(&init_file)?;
+    let (mut issues, noted) = spec::split_issues(issues, opts.strict);
+    let warnings: Vec<String> = noted.iter().map(|i| format!("{}: {i}", init_file.display())).collect();
     let plan = match plan(&spec, &opts.defaults) {
         Ok(plan) if issues.is_empty() => plan,
         Ok(_) => return Err(SpecError::Invalid { path: init_file, issues }.into()),
@@ -97,7 +132,7 @@ pub(super) fn check(opts: &InitOptions) -> Result<Checked, InitError> {
     };
     let resolve = |p: &str| paths.resolve(p);
     let mut issues = Vec::new();
-    let mut scripts: Vec<Vec<PathBuf>> = Vec::new();
+    let mut scripts: Vec<Vec<(PathBuf, String)>> = Vec::new();
     for vm in &plan.vms {
         let mut vm_scripts = Vec::new();
         let key = if vm.spec.metadata.contains_key("deploy-scripts") { "deploy-scripts" } else { "ovirt-scripts" };
@@ -109,13 +144,13 @@ pub(super) fn check(opts: &InitOptions) -> Result<Checked, InitError> {
                     format!("Script {} does not exist", p.display()),
                 ));
             }
-            vm_scripts.push(p);
+            vm_scripts.push((p, paths.written(s).display().to_string().replace('/', "_")));
         }
         scripts.push(vm_scripts);
         for (i, d) in vm.disks.iter().enumerate() {
             let needs_file = match d.spec.kind {
                 DiskType::Template => d.spec.template_type == TemplateType::Qcow2,
-                DiskType::File => d.spec.path.is_some(),
+                DiskType::File => d.spec.path.is_some() && d.spec.url.is_none(),
                 DiskType::Empty => false,
             };
             if let (true, Some(p)) = (needs_file, &d.spec.path) {
@@ -138,5 +173,5 @@ pub(super) fn check(opts: &InitOptions) -> Result<Checked, InitError> {
     if !issues.is_empty() {
         return Err(SpecError::Invalid { path: init_file, issues }.into());
     }
-    Ok(Checked { spec, plan, init_file, workdir, name, prefix, scripts, paths })
+    Ok(Checked { spec, plan, init_file, workdir, name, prefix, scripts, paths, warnings })
 }

@@ -84,6 +84,15 @@ pub enum InitError {
         source: ProcessError,
     },
     /// Copying a file disk failed.
+    #[error("Cannot download disk {url} of VM {vm}: {reason}")]
+    Download {
+        /// The VM.
+        vm: String,
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     #[error("Cannot copy {from} for VM {vm}")]
     Copy {
         /// VM.

@@ -32,7 +32,10 @@ use templates::resolve_templates;
 
 /// Creates the prefix described by `opts.init_file`.
 pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
-    let Checked { spec, mut plan, init_file, workdir, name, prefix, scripts, paths } = check(opts)?;
+    let Checked { spec, mut plan, init_file, workdir, name, prefix, scripts, paths, warnings } = check(opts)?;
+    for w in &warnings {
+        host.reporter.warn(w);
+    }
     let uses = resolve_templates(opts, &plan, &init_file, host.fetcher)?;
 
     // Nothing was written so far. From here on, work happens in a staging directory, under the

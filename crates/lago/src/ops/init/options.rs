@@ -23,6 +23,11 @@ pub struct InitOptions {
     pub skip_bootstrap: bool,
     /// Run no `build` steps.
     pub skip_build: bool,
+    /// `[init] strict`: a key lago does not know in the init file is an error (else a warning).
+    pub strict: bool,
+    /// `--ssh-key`: the environment's private key (its `.pub` beside it) instead of a new pair,
+    /// for images that already trust it.
+    pub ssh_key: Option<PathBuf>,
     /// `template_repo_path`: path or URL of `repo.metadata`.
     pub template_repo_path: Option<String>,
     /// `template_repo_name`: a repository under `template_repos`, by name.

@@ -28,6 +28,15 @@ pub enum BootstrapError {
         #[source]
         source: std::io::Error,
     },
+    /// Reading a file failed (the key of `--ssh-key`).
+    #[error("Cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Writing a file failed.
     #[error("Cannot write {path}")]
     Write {
@@ -55,6 +64,35 @@ pub fn create_ssh_keys(dir: &Path, comment: &str, runner: &dyn CommandRunner) ->
     let inv = Invocation::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"]).arg(&key);
     runner.run(&inv).map_err(|source| BootstrapError::Keygen { path: key.clone(), source })?;
     Ok(key)
+}
+
+/// Makes `key` (a private key, its public half in `<key>.pub`, else derived with `ssh-keygen -y`)
+/// the environment's key pair `<dir>/id_rsa{,.pub}`: `init --ssh-key`, for images that already
+/// trust it.
+pub fn copy_ssh_keys(key: &Path, dir: &Path, runner: &dyn CommandRunner) -> Result<(), BootstrapError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let layout = crate::prefix::Layout::new(dir);
+    let (private, public) = (layout.ssh_key(), layout.ssh_public_key());
+    let read = |p: &Path| std::fs::read(p).map_err(|source| BootstrapError::Read { path: p.to_owned(), source });
+    let write = |p: &Path, data: &[u8], mode: u32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(p)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, data))
+            .map_err(|source| BootstrapError::Write { path: p.to_owned(), source })
+    };
+    write(&private, &read(key)?, 0o600)?;
+    let pub_file = PathBuf::from(format!("{}.pub", key.display()));
+    let public_key = if pub_file.is_file() {
+        read(&pub_file)?
+    } else {
+        let inv = Invocation::new("ssh-keygen").args(["-y", "-f"]).arg(&private);
+        runner.run(&inv).map_err(|source| BootstrapError::Keygen { path: key.to_owned(), source })?.stdout
+    };
+    write(&public, &public_key, 0o644)
 }
 
 /// `/etc/hosts` lines for every VM of the environment: `<ip> <vm>.<domain> <vm> ...`.

@@ -298,7 +298,9 @@ impl Provider for LibvirtProvider {
     /// The VM at its management address, port 22, with the environment's key.
     fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
         let host = vm.ip().map(|ip| ip.to_string()).unwrap_or_else(|| vm.name.clone());
-        crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, &host, 22)
+        let mut target = crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, &host, 22);
+        target.password = vm.password();
+        target
     }
 
     /// `virDomainDestroy`. libvirt then takes about 1.5 s to tear the domain down after its qemu

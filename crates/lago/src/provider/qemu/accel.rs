@@ -585,6 +585,13 @@ impl KvmVerdicts {
         self.store(&cache);
     }
 
+    /// Whether libguestfs' appliance, which boots on the host's kernel, must be told to run
+    /// under TCG (`LIBGUESTFS_BACKEND_SETTINGS=force_tcg`): its own `kvm:tcg` hangs on a host
+    /// whose KVM does not run Linux guests.
+    pub fn libguestfs_force_tcg(&self, setting: Accel) -> bool {
+        self.resolve(setting, self.kernel_for(None).as_deref()) == Accel::Tcg
+    }
+
     /// KVM or TCG for `setting`; `auto` asks [`Self::verdict`] about `kernel`.
     pub fn resolve(&self, setting: Accel, kernel: Option<&Path>) -> Accel {
         match setting {

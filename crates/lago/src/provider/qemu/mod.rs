@@ -252,7 +252,10 @@ impl Provider for QemuProvider {
     }
 
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target {
-        crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0))
+        let mut target =
+            crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0));
+        target.password = vm.password();
+        target
     }
 
     /// QMP `quit`, then SIGKILL if qemu is still there after 5 s.

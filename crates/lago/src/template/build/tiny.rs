@@ -157,7 +157,14 @@ const GUEST_FILES: &[(&str, &str, u32)] = &[
     ("sbin/service", include_str!("tiny/service"), 0o755),
     ("etc/acpi/PWRF/00000080", "#!/bin/sh\nexec poweroff\n", 0o755),
     ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644),
-    ("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600),
+    // root's password is the `root-password` of the template's metadata (`123456`, the
+    // original's), so the image brings its own access without a seed (`init --skip-bootstrap`),
+    // as the original's templates did: `openssl passwd -6 -salt lagotiny 123456`.
+    (
+        "etc/shadow",
+        "root:$6$lagotiny$g4rdAbl/Zf6PwNZJqbpR3whEKCwAnfZFdmABMH6vsFbQ.kW70siFWuwA9mIFGVEsPjbWadNu16tT1GpgAa6xi/:19000:0:99999:7:::\n",
+        0o600,
+    ),
     ("etc/group", "root:x:0:\n", 0o644),
     ("etc/shells", "/bin/sh\n/bin/ash\n", 0o644),
     ("etc/hostname", "localhost\n", 0o644),
