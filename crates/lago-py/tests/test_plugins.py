@@ -139,7 +139,7 @@ def test_the_documented_noop_plugin_runs_as_lago_and_lagocli(venv: Path) -> None
     assert "--dummy-flag" in out.stdout and out.stdout.startswith("usage: lago noop"), out.stdout
     out = run(venv, "lagocli", "--help")
     assert "Plugins:" in out.stdout and "noop" in out.stdout and "dummy help string" in out.stdout, out.stdout
-    assert "Usage: lagocli" in out.stdout
+    assert "usage: lagocli" in out.stdout
     out = run(venv, "lago", "nosuchverb")
     assert out.returncode == 2 and "Unknown command `nosuchverb`" in out.stderr
 

@@ -324,7 +324,12 @@ impl Env {
                         if let Some(Value::String(p)) = d.get_mut("path") {
                             *p = p.replace("$LAGO_PREFIX_PATH", &prefix_dir);
                         }
+                        // lago's own, after the original's fields: live or not, and for a live
+                        // snapshot of the whole environment, the spread of its pauses.
                         d.insert("live".into(), t.get("live").cloned().unwrap_or(Value::Bool(false)));
+                        if let Some(spread) = t.get("pause_spread_ms") {
+                            d.insert("pause_spread_ms".into(), spread.clone());
+                        }
                         Value::Object(d)
                     })
                     .collect();
@@ -703,6 +708,10 @@ mod tests {
         assert_eq!((live["live"].clone(), live.get("pending")), (json!(true), None));
         assert!(live["pause_spread_ms"].is_number(), "{live}");
         assert_eq!(snapshots_of(&env, "vm01")["clean"][0]["live"], json!(false));
+        // The list: each disk as the record has it, then lago's own fields.
+        let listed = env.snapshots().unwrap();
+        assert_eq!(listed["vm00"]["clean"][0]["pause_spread_ms"], live["pause_spread_ms"], "{listed}");
+        assert_eq!(listed["vm00"]["clean"][0]["dev"], json!("vda"), "{listed}");
         assert!(matches!(env.snapshot("clean", &runner, &NoopReporter), Err(SnapshotError::Exists { .. })));
     }
 
