@@ -51,6 +51,11 @@ impl Context {
         Ok(self.session.env(&self.reporter)?)
     }
 
+    /// Whether the output format is the default one (a verb may print plain lines then).
+    pub(crate) fn is_default_format(&self) -> bool {
+        self.plugin_format.is_none() && self.format == lago::output::Format::Default
+    }
+
     /// Prints information in the chosen output format (an output plugin's through the Python
     /// that has it).
     pub(crate) fn print(&self, value: &impl serde::Serialize) -> Result<(), CliError> {

@@ -286,6 +286,34 @@ impl Vm {
         out
     }
 
+    /// Forwards `127.0.0.1:host_port` (a free port when `None`) to the running VM's TCP port
+    /// `guest_port` (lago's own): `("127.0.0.1", port)`; a port already forwarded is returned.
+    #[pyo3(signature = (guest_port, host_port=None))]
+    fn forward(&self, py: Python<'_>, guest_port: u16, host_port: Option<u16>) -> PyResult<(String, u16)> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || {
+            let f = env.forward(&name, guest_port, host_port, &Progress).map_err(to_py)?;
+            Ok((lago::ops::forward::FORWARD_ADDRESS.to_owned(), f.host))
+        })
+    }
+
+    /// Removes the forward to the VM's TCP port `guest_port`.
+    fn unforward(&self, py: Python<'_>, guest_port: u16) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || env.unforward(&name, guest_port, &Progress).map_err(to_py))
+    }
+
+    /// The VM's forwarded ports while it runs: `{guest_port: ("127.0.0.1", host_port)}`.
+    fn forwards(&self) -> PyResult<std::collections::BTreeMap<u16, (String, u16)>> {
+        let all = self.env.forwards().map_err(to_py)?;
+        Ok(all
+            .into_iter()
+            .filter(|(vm, _)| *vm == self.name)
+            .flat_map(|(_, fs)| fs)
+            .map(|f| (f.guest, (lago::ops::forward::FORWARD_ADDRESS.to_owned(), f.host)))
+            .collect())
+    }
+
     /// The distribution of its first disk's template (`distro` of the template's metadata).
     fn distro(&self) -> PyResult<Option<String>> {
         let spec = self.spec_map()?;
@@ -537,6 +565,14 @@ impl Vm {
     fn extract_paths(&self, py: Python<'_>, paths: Vec<(String, PathBuf)>, ignore_nopath: bool) -> PyResult<()> {
         let (env, name) = (self.env.clone(), self.name.clone());
         blocking(py, move || lago::ops::guest::extract_paths(&env, &name, &paths, ignore_nopath).map_err(to_py))
+    }
+
+    /// Copies `(guest path, host path)` pairs out of the VM's disk, without its OS (guestfish);
+    /// missing guest paths raise unless `ignore_nopath`.
+    #[pyo3(signature = (paths, ignore_nopath=false))]
+    fn extract_paths_dead(&self, py: Python<'_>, paths: Vec<(String, PathBuf)>, ignore_nopath: bool) -> PyResult<()> {
+        let (env, name) = (self.env.clone(), self.name.clone());
+        blocking(py, move || lago::ops::guest::extract_paths_dead(&env, &name, &paths, ignore_nopath).map_err(to_py))
     }
 
     /// The VM's `artifacts` into `host_path` (`<path with / replaced by _>` each).

@@ -3,6 +3,7 @@
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -57,6 +58,23 @@ def test_the_documented_example(tmp_path: Path) -> None:
     finally:
         env.destroy()
     assert not (tmp_path / "my_test_env").exists()
+
+
+def test_extract_paths_dead_reads_the_disk_of_a_vm_never_started(tmp_path: Path) -> None:
+    config = tmp_path / "LagoInitFile"
+    config.write_text(DOC_INIT)
+    env = sdk.init(config=str(config), workdir=str(tmp_path / "w"))
+    try:
+        vm = env.get_vms()["vm01"]
+        assert not vm.running()
+        out = tmp_path / "out"
+        vm.extract_paths_dead([("/etc/os-release", out / "os-release"), ("/nope", out / "nope")], ignore_nopath=True)
+        assert "ID=lago-tiny" in (out / "os-release").read_text()
+        assert not (out / "nope").exists()
+        with pytest.raises(ExtractPathNoPathError, match="/nope"):
+            vm.extract_paths_dead([("/nope", out / "nope")], False)
+    finally:
+        env.destroy()
 
 
 def test_vms_and_nets_match_the_init_file(lab) -> None:
@@ -124,6 +142,22 @@ def test_faults_cut_partition_and_degrade(lab) -> None:
     vm02.restore_link(["front"])
     with pytest.raises(lago.LagoUserError, match='Unknown network "nope"'):
         vm02.degrade("nope", delay=1)
+
+
+def test_forward_reaches_a_port_of_the_vm_from_the_host(lab) -> None:
+    env, _, _ = lab
+    vm = env.get_vms()["vm01"]
+    host, port = vm.forward(22)
+    assert host == "127.0.0.1"
+    assert vm.forward(22) == (host, port), "asked twice: the same forward"
+    assert vm.forwards() == {22: (host, port)}
+    with socket.create_connection((host, port), timeout=20) as s:
+        s.settimeout(20)
+        assert s.recv(64).startswith(b"SSH-2.0-"), "the VM's SSH server answers through the forward"
+    vm.unforward(22)
+    assert vm.forwards() == {}
+    with pytest.raises(lago.LagoUserError, match="No port of the host forwards to port 22"):
+        vm.unforward(22)
 
 
 def test_load_env_of_a_running_workdir(lab) -> None:

@@ -211,6 +211,9 @@ impl Diagnose for EnvError {
             EnvError::UnknownVms { .. } | EnvError::UnknownNet { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
                 Diagnosis::user()
             }
+            EnvError::ForwardTaken { .. } => Diagnosis::user().with_hint(
+                "free that port, or change `host` of the VM's `forwards` in the init file (without `host`, a free port is chosen at each start)",
+            ),
             EnvError::Qemu(ProviderError::SshTimeout { accel, .. }) => Diagnosis::host().with_hint(match accel.resolved {
                 Accel::Tcg => format!("raise `boot_time_sec` of the VM: {}", accel_words(accel)),
                 Accel::Kvm | Accel::Auto => accel_words(accel),
@@ -254,6 +257,22 @@ impl Diagnose for FaultError {
             FaultError::Env(e) => e.diagnose(),
             e if e.is_user_error() => Diagnosis::user(),
             _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for crate::ops::forward::ForwardError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::forward::ForwardError;
+        match self {
+            ForwardError::Env(e) => e.diagnose(),
+            ForwardError::Provider(ProviderError::Unsupported { .. }) => Diagnosis::user().with_hint(
+                "libvirt VMs are reached at their own address on the network, where libvirt gives the host its gateway address",
+            ),
+            ForwardError::Provider(_) => Diagnosis::host(),
+            ForwardError::HostPortTaken { .. } | ForwardError::HostPortForwarded { .. } | ForwardError::NotForwarded { .. } => {
+                Diagnosis::user()
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod doctor;
 pub(crate) mod export;
+pub(crate) mod forward;
 pub(crate) mod generate_config;
 pub(crate) mod guest;
 pub(crate) mod init;
@@ -44,6 +45,7 @@ pub(crate) enum Verb {
     Deploy(guest::DeployArgs),
     Console(console::ConsoleArgs),
     Net(net::NetArgs),
+    Forward(forward::ForwardArgs),
     Snapshot(snapshot::SnapshotArgs),
     Revert(snapshot::RevertArgs),
     Export(export::ExportArgs),
@@ -84,6 +86,7 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Snapshot(a) => snapshot::cmd_snapshot(ctx, a),
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
         Verb::Export(a) => export::cmd_export(ctx, a),
+        Verb::Forward(a) => forward::cmd_forward(ctx, a),
         Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),

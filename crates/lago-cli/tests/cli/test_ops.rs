@@ -96,3 +96,23 @@ fn ansible_inventory_of_stopped_vms() {
     let out = env.lago(&["ansible_hosts", "-k", "/disks/0/template_name", "memory"]).ok();
     insta::assert_snapshot!("ansible_hosts_keys", out.stdout);
 }
+
+#[test]
+fn forwards_of_stopped_vms_and_wrong_forward_commands() {
+    let env = TestEnv::initialized(INIT);
+    let list = env.lago(&["forward", "--list"]).ok();
+    assert_eq!(list.stdout, "", "nothing runs, nothing is forwarded");
+    assert_eq!(env.lago(&["-f", "json", "forward", "--list"]).ok().stdout.trim(), "[]");
+    insta::assert_snapshot!(
+        "forward_errors",
+        [
+            env.lago(&["forward", "vm01", "8080"]).render(),
+            env.lago(&["forward", "vm09", "8080"]).render(),
+            env.lago(&["forward", "--remove", "vm01", "8080"]).render(),
+            env.lago(&["forward", "vm01"]).render(),
+            env.lago(&["forward", "vm01", "99999"]).render(),
+            env.lago(&["forward"]).render(),
+        ]
+        .join("\n")
+    );
+}

@@ -1,5 +1,5 @@
-//! Operations on a running `tiny` environment: snapshot and revert, services, the Ansible
-//! inventory, the `ssh` provider, export and re-import, and `virt-customize` builds.
+//! Operations on a running `tiny` environment: snapshot and revert, forwarded ports, services,
+//! the Ansible inventory, the `ssh` provider, export and re-import, and `virt-customize` builds.
 
 use lago::ops::service::ServiceProvider;
 
@@ -12,9 +12,65 @@ domains:
     groups: web
     nics: [{net: lab}]
     disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+    forwards: [{guest: 8080}]
 nets:
   lab: {management: true, dns_domain_name: lab.test}
 ";
+
+/// `GET /` from 127.0.0.1:`port`: the response, or why not.
+fn http_get(port: u16) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: vm\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// The forwards `lago forward --list -f json` lists: (vm, guest, host port, origin).
+fn forward_list(lab: &Lab) -> Vec<(String, u64, u16, String)> {
+    let list: serde_json::Value = serde_json::from_str(&lab.ok(&["-f", "json", "forward", "--list"])).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let host = r["host"].as_str().unwrap().strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+            (r["vm"].as_str().unwrap().into(), r["guest"].as_u64().unwrap(), host, r["origin"].as_str().unwrap().into())
+        })
+        .collect()
+}
+
+/// A forwarded port, with a guest HTTP server: reached from the host.
+fn check_forwards(lab: &Lab) -> (u16, u16) {
+    let listed = forward_list(lab);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (_, _, from_init, origin) = listed[0].clone();
+    assert_eq!((listed[0].0.as_str(), listed[0].1, origin.as_str()), ("vm01", 8080, "init file"));
+    lab.shell(
+        "vm01",
+        "mkdir -p /root/www && echo hello-from-vm01 > /root/www/index.html && httpd -p 8080 -h /root/www && httpd -p 8081 -h /root/www",
+    );
+    let page = http_get(from_init).unwrap();
+    assert!(page.contains("hello-from-vm01"), "{page}");
+    // Added live, on a port of its own choosing, then on one asked for.
+    let live: u16 = lab.ok(&["forward", "vm01", "8081"]).trim().strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    assert!(http_get(live).unwrap().contains("hello-from-vm01"));
+    assert_eq!(lab.ok(&["forward", "vm01", "8081"]).trim(), format!("127.0.0.1:{live}"), "asked twice: the same");
+    let status = lab.status();
+    let shown = status["Prefix"]["VMs"]["vm01"]["forwards"].as_str().unwrap_or_default().to_owned();
+    assert!(shown.contains(&format!("127.0.0.1:{from_init} -> 8080")) && shown.contains("-> 8081"), "{status}");
+    fails_with(
+        lab,
+        &["forward", "vm01", "8082", "--host-port", &from_init.to_string()],
+        "already forwards to port 8080",
+    );
+    lab.ok(&["forward", "--remove", "vm01", "8081"]);
+    assert!(http_get(live).is_err(), "removed, yet 127.0.0.1:{live} answers");
+    fails_with(lab, &["forward", "--remove", "vm01", "8081"], "No port of the host forwards to port 8081");
+    let live = lab.ok(&["forward", "vm01", "8081"]).trim().strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    (from_init, live)
+}
 
 fn boot_id(lab: &Lab) -> String {
     lab.shell("vm01", "cat /proc/sys/kernel/random/boot_id").1
@@ -49,6 +105,11 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     fails_with(&lab, &["snapshot", "s1"], "already exists");
     fails_with(&lab, &["snapshot", "a/b"], "Invalid snapshot name");
     fails_with(&lab, &["revert", "nope"], "No snapshot \"nope\" for VM vm01 (known: s1)");
+
+    // Forwarded ports: the init file's and one added live; a revert keeps them.
+    let (from_init, live) = check_forwards(&lab);
+    lab.ok(&["revert", "s1"]);
+    assert_eq!(forward_list(&lab).len(), 2);
 
     // Services through the sysvinit provider (detected).
     lab.cycle_service("vm01", "syslogd", ServiceProvider::Sysvinit);
@@ -114,8 +175,17 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     // A stopped VM gets a disk snapshot; reverting the running VM to it restarts the VM.
     lab.shell("vm01", "echo stopped > /root/f; sync");
     lab.ok(&["stop"]);
+    // Forwards go with the VM.
+    for port in [from_init, live] {
+        assert!(http_get(port).is_err(), "the VM is stopped, yet 127.0.0.1:{port} answers");
+    }
+    assert!(forward_list(&lab).is_empty());
+    fails_with(&lab, &["forward", "vm01", "8081"], "VM vm01 is not running");
     lab.ok(&["snapshot", "s2"]);
     lab.ok(&["start"]);
+    // The init file's forward is back (on its port of before, still free); the live one is not.
+    let listed = forward_list(&lab);
+    assert_eq!(listed.iter().map(|f| (f.1, f.2)).collect::<Vec<_>>(), vec![(8080, from_init)], "{listed:?}");
     lab.shell("vm01", "echo changed > /root/f; sync");
     lab.ok(&["revert", "s2"]);
     assert_eq!(lab.shell("vm01", "cat /root/f"), (0, "stopped".into()));

@@ -93,6 +93,18 @@ impl Provider for Fake {
     fn set_link(&self, _prefix: &Path, vm: &VmRecord, _nic: usize, _up: bool) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "links".into(), provider: "fake" })
     }
+    fn set_forward(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        host: u16,
+        guest: u16,
+        add: bool,
+    ) -> Result<(), ProviderError> {
+        let what = if add { "add" } else { "remove" };
+        self.calls.ops.lock().unwrap().push(format!("forward {what} {} {host} {guest}", vm.name));
+        Ok(())
+    }
     fn console(&self, _prefix: &Path, vm: &VmRecord) -> Result<crate::provider::Console, ProviderError> {
         Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "console".into(), provider: "fake" })
     }

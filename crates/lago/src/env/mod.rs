@@ -14,6 +14,7 @@ mod start;
 mod tests;
 mod vm;
 
+pub(crate) use start::port_is_free;
 pub use vm::Vm;
 
 use std::path::PathBuf;
@@ -100,6 +101,16 @@ pub enum EnvError {
         secs: u64,
         /// `ssh`'s words on the last one.
         stderr: String,
+    },
+    /// A host port an init file's `forwards` fixes is taken.
+    #[error("VM {vm}: host port {host} (forwarded to its port {guest}) is in use by another program")]
+    ForwardTaken {
+        /// The VM.
+        vm: String,
+        /// The host port.
+        host: u16,
+        /// The VM's port.
+        guest: u16,
     },
     /// The prefix lock could not be taken.
     #[error(transparent)]
@@ -307,6 +318,7 @@ impl Env {
             ssh_port: 0,
             outbound: self.options.vm_outbound,
             index: 0,
+            forwards: Vec::new(),
         }
     }
 }
@@ -340,6 +352,19 @@ impl Env {
                     task(reporter, &format!("Destroying VM {}", vm.name), || self.kill(&vm.name))
                 })
             })?;
+            // Forwarded ports go with the VMs; the init file's come back at the next start, on
+            // the same host ports when they are still free (kept here for that).
+            let mut state = State::load(&self.prefix.path)?;
+            let before = state.forwards.clone();
+            for (vm, fs) in state.forwards.iter_mut() {
+                if targets.iter().any(|t| t.name == *vm) {
+                    fs.retain(|f| !f.live);
+                }
+            }
+            state.forwards.retain(|_, fs| !fs.is_empty());
+            if state.forwards != before {
+                state.save(&self.prefix.path)?;
+            }
             self.stop_unused_nets(reporter)?;
             // What the other hosts had is stopped; a host that did not answer is the error.
             self.reachable(&targets)

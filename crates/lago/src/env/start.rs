@@ -10,7 +10,7 @@ use super::{Env, EnvError, for_each_parallel};
 use crate::config::Accel;
 use crate::host::ssh::Target;
 use crate::prefix::records::VmRecord;
-use crate::prefix::state::State;
+use crate::prefix::state::{Forward, State};
 use crate::provider::{AccelUse, BootFailure, LaunchContext, Provider, ProviderError, free_port, vm_paths};
 use crate::report::{BootPhase, Reporter, task};
 
@@ -102,17 +102,14 @@ impl Env {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
                         let console_from = self.console_len(vm);
-                        let port = self.launch(vm, &env_id, accel.resolved)?;
+                        let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
+                        let launched = self.launch(vm, &env_id, accel.resolved, &previous)?;
                         self.reapply_cuts(vm)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
                         // A fresh boot: its clock is the host's again.
-                        let clock = state.clock.remove(&vm.name).is_some();
-                        if let Some(port) = port {
-                            state.ssh_ports.insert(vm.name.clone(), port);
-                        }
-                        if port.is_some() || clock {
-                            state.save(&self.prefix.path)?;
-                        }
+                        state.clock.remove(&vm.name);
+                        launched.record(&vm.name, &mut state);
+                        state.save(&self.prefix.path)?;
                         started.push(Booting { vm, accel: accel.clone(), console_from });
                         Ok::<_, EnvError>(())
                     })?;
@@ -177,31 +174,40 @@ impl Env {
     }
 
     /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
-    /// qemu finds it taken), which is returned.
-    fn launch(&self, vm: &VmRecord, env_id: &str, accel: Accel) -> Result<Option<u16>, EnvError> {
+    /// qemu finds it taken), which is returned, and the VM's other forwarded ports: the init
+    /// file's `forwards` and those `previous` holds (the VM's forwards before it was started
+    /// again), on the host ports they had or were given, else on free ones.
+    fn launch(&self, vm: &VmRecord, env_id: &str, accel: Accel, previous: &[Forward]) -> Result<Launched, EnvError> {
         let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
             && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
         let forwards = provider.name() == "local-qemu";
+        let wanted = if forwards { wanted_forwards(vm, previous)? } else { Vec::new() };
         let mut attempts = 0;
         loop {
             crate::host::interrupt::check()?;
+            let port_err = |source| EnvError::Ssh { vm: vm.name.clone(), source };
+            let mut chosen = Vec::new();
+            for w in &wanted {
+                let host = match w.host {
+                    Some(h) => h,
+                    None => free_port().map_err(port_err)?,
+                };
+                chosen.push(Forward { guest: w.guest, host, live: w.live });
+            }
             let ctx = LaunchContext {
-                ssh_port: if forwards {
-                    free_port().map_err(|source| EnvError::Ssh { vm: vm.name.clone(), source })?
-                } else {
-                    0
-                },
+                ssh_port: if forwards { free_port().map_err(port_err)? } else { 0 },
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+                forwards: chosen.iter().map(|f| (f.host, f.guest)).collect(),
                 ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
-                Ok(()) => return Ok(forwards.then_some(ctx.ssh_port)),
-                // The port was free when picked and taken before qemu bound it.
+                Ok(()) => return Ok(Launched { ssh_port: forwards.then_some(ctx.ssh_port), forwards: chosen }),
+                // A port was free when picked and taken before qemu bound it.
                 Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
                     attempts += 1;
-                    tracing::info!(vm = %vm.name, "SSH port {} was taken meanwhile; trying another", ctx.ssh_port);
+                    tracing::info!(vm = %vm.name, "a forwarded port was taken meanwhile; trying others");
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -290,14 +296,13 @@ impl Env {
     /// how to reach it.
     fn relaunch(&self, vm: &VmRecord, accel: Accel, saving: &std::sync::Mutex<()>) -> Result<Target, EnvError> {
         self.kill(&vm.name)?;
-        let port = self.launch(vm, &self.env_id()?, accel)?;
-        self.reapply_cuts(vm)?;
         let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut state = State::load(&self.prefix.path)?;
-        if let Some(port) = port {
-            state.ssh_ports.insert(vm.name.clone(), port);
-            state.save(&self.prefix.path)?;
-        }
+        let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
+        let launched = self.launch(vm, &self.env_id()?, accel, &previous)?;
+        self.reapply_cuts(vm)?;
+        launched.record(&vm.name, &mut state);
+        state.save(&self.prefix.path)?;
         self.target(vm, &state)
     }
 
@@ -399,5 +404,95 @@ impl Env {
         let waiting: Vec<Booting<'_>> =
             targets.iter().map(|vm| Booting { vm, accel: accel.clone(), console_from: self.console_len(vm) }).collect();
         task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
+    }
+}
+
+/// What [`Env::launch`] started a VM with.
+struct Launched {
+    /// The SSH forward's host port (`local-qemu`).
+    ssh_port: Option<u16>,
+    /// The VM's other forwarded ports.
+    forwards: Vec<Forward>,
+}
+
+impl Launched {
+    /// Puts the VM's ports into `state`.
+    fn record(&self, vm: &str, state: &mut State) {
+        if let Some(port) = self.ssh_port {
+            state.ssh_ports.insert(vm.to_owned(), port);
+        }
+        if self.forwards.is_empty() {
+            state.forwards.remove(vm);
+        } else {
+            state.forwards.insert(vm.to_owned(), self.forwards.clone());
+        }
+    }
+}
+
+/// A port to forward at launch: its host port when it is fixed (the init file's `host`, or the
+/// port it had before the VM started again).
+struct Wanted {
+    guest: u16,
+    host: Option<u16>,
+    live: bool,
+}
+
+/// The init file's `forwards` of `vm` and the live ones of `previous`; a host port the init file
+/// fixes must be free.
+fn wanted_forwards(vm: &VmRecord, previous: &[Forward]) -> Result<Vec<Wanted>, EnvError> {
+    let mut wanted = Vec::new();
+    for f in &vm.forwards {
+        let before = previous.iter().find(|p| p.guest == f.guest).map(|p| p.host);
+        let host = match f.host {
+            Some(h) => {
+                if !port_is_free(h) {
+                    return Err(EnvError::ForwardTaken { vm: vm.name.clone(), host: h, guest: f.guest });
+                }
+                Some(h)
+            }
+            // The port it had, if nothing took it meanwhile.
+            None => before.filter(|h| port_is_free(*h)),
+        };
+        wanted.push(Wanted { guest: f.guest, host, live: false });
+    }
+    for p in previous.iter().filter(|p| p.live && !vm.forwards.iter().any(|f| f.guest == p.guest)) {
+        let host = Some(p.host).filter(|h| port_is_free(*h));
+        wanted.push(Wanted { guest: p.guest, host, live: true });
+    }
+    Ok(wanted)
+}
+
+/// Whether 127.0.0.1:`port` can be bound now.
+pub(crate) fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[cfg(test)]
+mod forward_tests {
+    use super::*;
+
+    fn vm(forwards: serde_json::Value) -> VmRecord {
+        serde_json::from_value(serde_json::json!({"name": "vm01", "forwards": forwards})).unwrap()
+    }
+
+    #[test]
+    fn init_file_forwards_keep_their_port_and_live_ones_stay() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap().port();
+        let free = free_port().unwrap();
+        // A fixed host port another program holds: said at once, naming it.
+        let err = wanted_forwards(&vm(serde_json::json!([{"guest": 80, "host": busy}])), &[]).err().unwrap();
+        assert!(matches!(err, EnvError::ForwardTaken { host, guest: 80, .. } if host == busy), "{err}");
+        // The port a forward had before is kept when free, a new one chosen when not; live
+        // forwards of before come back; the init file's own stay init-file ones.
+        let previous = [
+            Forward { guest: 80, host: free, live: false },
+            Forward { guest: 81, host: busy, live: false },
+            Forward { guest: 9000, host: free, live: true },
+        ];
+        let wanted = wanted_forwards(&vm(serde_json::json!([{"guest": 80}, {"guest": 81}])), &previous).unwrap();
+        let got: Vec<(u16, Option<u16>, bool)> = wanted.iter().map(|w| (w.guest, w.host, w.live)).collect();
+        assert_eq!(got, vec![(80, Some(free), false), (81, None, false), (9000, Some(free), true)]);
+        drop(taken);
     }
 }

@@ -208,9 +208,7 @@ fn collect_vm(
     Ok(())
 }
 
-/// Collects `paths` of a stopped VM from its first disk with `guestfish` (read-only, libguestfs'
-/// `direct` backend unless `LIBGUESTFS_BACKEND` says otherwise), mounting the template's
-/// `root-partition` (else what libguestfs' inspection finds): one appliance for all the paths.
+/// Collects `paths` of a stopped VM into `vm_dir` from its disk (see [`copy_out_of_disk`]).
 fn collect_from_disk(
     env: &Env,
     record: &crate::prefix::records::VmRecord,
@@ -219,13 +217,56 @@ fn collect_from_disk(
     no_skip: bool,
     reporter: &dyn Reporter,
 ) -> Result<(), GuestError> {
+    let pairs: Vec<(String, PathBuf)> = paths.iter().map(|p| (p.clone(), vm_dir.join(p.replace('/', "_")))).collect();
+    reporter.note(&format!("{} is not running: reading its artifacts from its disk", record.name));
+    for missing in copy_out_of_disk(env, record, &pairs, vm_dir)? {
+        if no_skip {
+            return Err(GuestError::NoPath { vm: record.name.clone(), path: missing });
+        }
+        reporter.note(&format!("{}: {missing} does not exist, skipped", record.name));
+    }
+    Ok(())
+}
+
+/// Copies `(guest path, host path)` pairs out of a VM's disk, without its OS (the original's
+/// `vm.extract_paths_dead`); a missing guest path is an error unless `ignore_nopath`.
+pub fn extract_paths_dead(
+    env: &Env,
+    vm: &str,
+    paths: &[(String, PathBuf)],
+    ignore_nopath: bool,
+) -> Result<(), GuestError> {
+    let record = env.select(&[vm.to_owned()])?[0];
+    let scratch_parent = paths.first().and_then(|(_, h)| h.parent()).filter(|p| !p.as_os_str().is_empty());
+    let scratch_parent = scratch_parent.unwrap_or(Path::new("."));
+    let missing = copy_out_of_disk(env, record, paths, scratch_parent)?;
+    match missing.into_iter().next() {
+        Some(path) if !ignore_nopath => Err(GuestError::NoPath { vm: vm.into(), path }),
+        _ => Ok(()),
+    }
+}
+
+/// Copies `(guest path, host path)` pairs out of a VM's first disk with `guestfish` (read-only,
+/// libguestfs' `direct` backend unless `LIBGUESTFS_BACKEND` says otherwise), mounting the
+/// template's `root-partition` (else what libguestfs' inspection finds): one appliance for all
+/// the paths, a scratch directory under `scratch_in`. Returns the guest paths that do not exist.
+fn copy_out_of_disk(
+    env: &Env,
+    record: &crate::prefix::records::VmRecord,
+    pairs: &[(String, PathBuf)],
+    scratch_in: &Path,
+) -> Result<Vec<String>, GuestError> {
     let vm = record.name.as_str();
     let fail = |reason: String| GuestError::Collect { vm: vm.into(), reason };
     let Some(disk) = record.disks.first() else {
         return Err(fail("it is not running and has no disk to read its files from".into()));
     };
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
     let image = disk.path.replace("$LAGO_PREFIX_PATH", &env.prefix.path.display().to_string());
-    let scratch = tempfile::tempdir_in(vm_dir).map_err(at("create a directory in", vm_dir))?;
+    std::fs::create_dir_all(scratch_in).map_err(at("create", scratch_in))?;
+    let scratch = tempfile::tempdir_in(scratch_in).map_err(at("create a directory in", scratch_in))?;
     let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let root = disk.metadata.get("root-partition").and_then(|v| v.as_str()).map(appliance_device);
     // The disk and its root partition; without one, libguestfs' inspection mounts the guest.
@@ -239,11 +280,11 @@ fn collect_from_disk(
             String::new(),
         ),
     };
-    for (i, p) in paths.iter().enumerate() {
+    for (i, (guest, _)) in pairs.iter().enumerate() {
         let into = scratch.path().join(i.to_string());
         std::fs::create_dir_all(&into).map_err(at("create", &into))?;
         // `-`: a path that is not there does not stop the others.
-        script.push_str(&format!("-copy-out {} {}\n", quoted(p), quoted(&into.display().to_string())));
+        script.push_str(&format!("-copy-out {} {}\n", quoted(guest), quoted(&into.display().to_string())));
     }
     let mut inv = crate::host::process::Invocation::new("guestfish").args(&args).input(script.into_bytes());
     if std::env::var_os("LIBGUESTFS_BACKEND").is_none() {
@@ -252,27 +293,42 @@ fn collect_from_disk(
     if env.libguestfs_force_tcg() {
         inv = inv.env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
     }
-    reporter.note(&format!("{vm} is not running: reading its artifacts from its disk {image}"));
     let out = crate::host::process::output(&inv)
         .map_err(|e| fail(format!("cannot run `{inv}`: {e} (guestfish comes with the `guestfs-tools` package)")))?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() && !stderr.contains("copy_out") {
         return Err(fail(format!("`guestfish` failed ({}) reading {image}: {}", out.status, stderr.trim())));
     }
-    for (i, p) in paths.iter().enumerate() {
-        let base = Path::new(p).file_name().map(|b| b.to_os_string()).unwrap_or_default();
+    let mut missing = Vec::new();
+    for (i, (guest, host)) in pairs.iter().enumerate() {
+        let base = Path::new(guest).file_name().map(|b| b.to_os_string()).unwrap_or_default();
         let from = scratch.path().join(i.to_string()).join(&base);
         if std::fs::symlink_metadata(&from).is_err() {
-            if no_skip {
-                return Err(GuestError::NoPath { vm: vm.into(), path: p.clone() });
-            }
-            reporter.note(&format!("{vm}: {p} does not exist, skipped"));
+            missing.push(guest.clone());
             continue;
         }
-        let to = vm_dir.join(p.replace('/', "_"));
-        std::fs::rename(&from, &to).map_err(at("move", &from))?;
+        if let Some(parent) = host.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(at("create", parent))?;
+        }
+        move_path(&from, host)?;
     }
-    Ok(())
+    Ok(missing)
+}
+
+/// Moves `from` to `to`, copying (`cp -a`) where they are on different filesystems.
+fn move_path(from: &Path, to: &Path) -> Result<(), GuestError> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            let inv = crate::host::process::Invocation::new("cp").arg("-a").arg(from).arg(to);
+            let out = crate::host::process::output(&inv).map_err(at("copy", from))?;
+            if !out.status.success() {
+                let words = String::from_utf8_lossy(&out.stderr);
+                return Err(at("copy", from)(std::io::Error::other(format!("`{inv}`: {}", words.trim()))).into());
+            }
+            Ok(())
+        }
+        other => Ok(other.map_err(at("move", from))?),
+    }
 }
 
 /// A guest's device name as libguestfs' appliance sees the first disk: `/dev/vda2` and

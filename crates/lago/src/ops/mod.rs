@@ -3,7 +3,7 @@
 //!
 //! [`init`] builds a prefix from an init file; [`snapshot`] takes and reverts named snapshots;
 //! [`export`] writes stopped VMs' disks and an init file that brings them back; [`faults`] breaks
-//! networks on purpose; [`guest`] copies files, collects artifacts, runs deploy scripts and shuts
+//! networks on purpose; [`forward`] forwards VMs' ports to the host's loopback; [`guest`] copies files, collects artifacts, runs deploy scripts and shuts
 //! VMs down; [`ansible`] writes inventories; [`status`] reports; [`service`] drives services in
 //! VMs.
 
@@ -11,6 +11,7 @@ pub mod ansible;
 pub mod console;
 pub mod export;
 pub mod faults;
+pub mod forward;
 pub mod guest;
 pub mod init;
 pub mod service;

@@ -71,6 +71,9 @@ pub struct VmStatus {
     /// Why its clock is off (not set after a revert).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
+    /// Its forwarded ports while it runs: `127.0.0.1:40123 -> 8080`, `, `-separated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwards: Option<String>,
 }
 
 /// One NIC of [`VmStatus`].
@@ -172,6 +175,14 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                 metadata: spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 nics,
                 clock: faults.clock.get(name).map(|why| format!("not set after the last revert: {why}")),
+                forwards: faults.forwards.get(name).filter(|_| states.get(name).is_some_and(|s| s.is_running())).map(
+                    |fs| {
+                        fs.iter()
+                            .map(|f| format!("{}:{} -> {}", crate::ops::forward::FORWARD_ADDRESS, f.host, f.guest))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                ),
             };
             (name.clone(), status)
         })

@@ -159,6 +159,9 @@ impl VmPlan {
         if !s.groups.is_empty() {
             m.insert("groups".into(), json!(s.groups));
         }
+        if !s.forwards.is_empty() {
+            m.insert("forwards".into(), json!(s.forwards));
+        }
         m.insert("bootstrap".into(), json!(self.bootstrap));
         m.insert("ssh-user".into(), json!(self.ssh_user));
         match &s.root_password {

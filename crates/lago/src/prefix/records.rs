@@ -57,6 +57,9 @@ pub struct VmRecord {
     /// The libvirt host of a `local-libvirt` VM (the configuration's `libvirt_url` when absent).
     #[serde(default)]
     pub libvirt_url: Option<String>,
+    /// Ports forwarded to the host's loopback at each start (the init file's `forwards`).
+    #[serde(default)]
+    pub forwards: Vec<crate::spec::model::ForwardSpec>,
 }
 
 fn default_memory() -> u64 {

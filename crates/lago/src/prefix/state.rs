@@ -1,5 +1,5 @@
 //! Runtime state of a prefix (`run/state.json`, versioned, written atomically): forwarded SSH
-//! ports and the faults put on its networks.
+//! ports, the VMs' other forwarded ports and the faults put on its networks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,18 @@ impl Impairment {
     }
 }
 
+/// A port of a VM forwarded from the host's loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// The port in the VM.
+    pub guest: u16,
+    /// The port on 127.0.0.1.
+    pub host: u16,
+    /// Added by `lago forward` (not by the init file's `forwards`).
+    #[serde(default)]
+    pub live: bool,
+}
+
 /// What runs, per VM and per network.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
@@ -84,6 +96,10 @@ pub struct State {
     /// Cut links, by VM: the indices of its NICs (`lago net cut`), until restored.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cut: BTreeMap<String, Vec<usize>>,
+    /// Ports of VMs forwarded to the host's loopback, by VM: those of `lago forward` until the
+    /// VM stops, the init file's also after (their host ports are taken again at the next start).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub forwards: BTreeMap<String, Vec<Forward>>,
     /// VMs whose clock could not be set after a revert, with why (until they start again).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub clock: BTreeMap<String, String>,

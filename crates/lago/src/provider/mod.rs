@@ -224,6 +224,18 @@ pub enum ProviderError {
         /// The provider.
         provider: &'static str,
     },
+    /// The hypervisor refused a port forward.
+    #[error("VM {vm}: cannot forward 127.0.0.1:{host} to its port {guest}: {message}")]
+    Forward {
+        /// The VM.
+        vm: String,
+        /// The host port.
+        host: u16,
+        /// The VM's port.
+        guest: u16,
+        /// The hypervisor's words.
+        message: String,
+    },
     /// The provider cannot make this fault on a network.
     #[error("{what} of network {net} is not supported with {provider} VMs ({hint})")]
     NetUnsupported {
@@ -269,6 +281,8 @@ pub struct LaunchContext {
     pub outbound: bool,
     /// Position of the VM in the environment (uplink MAC of VMs without an address).
     pub index: usize,
+    /// Other ports of the VM forwarded from 127.0.0.1: `(host, guest)`.
+    pub forwards: Vec<(u16, u16)>,
 }
 
 /// The last `n` lines of a text file.
@@ -401,6 +415,22 @@ pub trait Provider: Send + Sync {
     /// Sets the carrier of the VM's `nic`-th NIC (index in its `nics`), as a cable plugged in
     /// or pulled out: the guest sees the link go up or down.
     fn set_link(&self, prefix: &Path, vm: &VmRecord, nic: usize, up: bool) -> Result<(), ProviderError>;
+    /// Adds (`add`) or removes the forward of `127.0.0.1:host` to the running VM's TCP port
+    /// `guest`.
+    fn set_forward(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _host: u16,
+        _guest: u16,
+        _add: bool,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "forwarding a port (lago forwards the ports of local-qemu VMs, through their uplink)".into(),
+            provider: self.name(),
+        })
+    }
     /// Runs a qemu-guest-agent command (`{"execute": ...}`) in the VM and returns its `return`;
     /// an agent that does not answer within `timeout` is an error.
     fn guest_agent(

@@ -45,6 +45,8 @@ const DOMAIN_KEYS: &[&str] = &[
     "snapshots",
     "mgmt_net",
     "libvirt_url",
+    // lago's own: ports of the VM forwarded to the host's loopback.
+    "forwards",
     // The original's OVA domains (`type: ova`, `url`): recognized, and refused.
     "type",
     "url",
@@ -62,6 +64,7 @@ const COMMENT_KEYS: &[&str] = &["comment"];
 const IGNORED_DOMAIN_KEYS: &[(&str, &str)] =
     &[("cpu", "the number of CPUs is `vcpu`"), ("cpus", "the number of CPUs is `vcpu`")];
 const NIC_KEYS: &[&str] = &["net", "ip", "mtu"];
+const FORWARD_KEYS: &[&str] = &["guest", "host"];
 const DISK_KEYS: &[&str] = &[
     "type",
     "name",
@@ -158,6 +161,19 @@ pub struct DomainSpec {
     pub deploy_scripts: Vec<String>,
     /// The libvirt host of a `local-libvirt` VM (`libvirt_url`, under the VM or its `metadata`).
     pub libvirt_url: Option<String>,
+    /// `forwards`: TCP ports of the VM reachable on the host's loopback (lago's own key).
+    pub forwards: Vec<ForwardSpec>,
+}
+
+/// One entry of a domain's `forwards`: a TCP port of the VM forwarded from `127.0.0.1:host` (a
+/// free port chosen at each start when `host` is not given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ForwardSpec {
+    /// The port in the VM.
+    pub guest: u16,
+    /// The port on the host's loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<u16>,
 }
 
 /// One entry of `nics`.
@@ -568,6 +584,7 @@ fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Op
         .and_then(|v| integer(&format!("{path}.boot_time_sec"), v, 1, 86_400, "seconds", issues));
     d.skip_export = opt_bool(map, path, "skip-export", issues).unwrap_or(false);
     d.libvirt_url = read_libvirt_url(&d, map, path, issues);
+    d.forwards = read_forwards(map, path, issues);
     Some(d)
 }
 
@@ -706,6 +723,40 @@ fn read_artifacts(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>)
         }
     }
     artifacts
+}
+
+/// `forwards`: `[{guest: 8080}, {guest: 5432, host: 15432}]`, each guest and host port once.
+fn read_forwards(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> Vec<ForwardSpec> {
+    let Some(v) = map.get("forwards") else { return Vec::new() };
+    let Some(items) = v.as_array() else {
+        issues.push(expected(&format!("{path}.forwards"), "a list of {guest: PORT, host: PORT}", v));
+        return Vec::new();
+    };
+    let mut forwards: Vec<ForwardSpec> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{path}.forwards[{i}]");
+        let Some(m) = object(&at, item, FORWARD_KEYS, issues) else { continue };
+        let port = |key: &str, issues: &mut Vec<Issue>| {
+            m.get(key)
+                .and_then(|v| integer(&format!("{at}.{key}"), v, 1, 65_535, "a TCP port", issues))
+                .map(|n| n as u16)
+        };
+        let host = port("host", issues);
+        let Some(guest) = port("guest", issues) else {
+            if !m.contains_key("guest") {
+                issues.push(Issue::new(&format!("{at}.guest"), "missing: the port in the VM to forward"));
+            }
+            continue;
+        };
+        if forwards.iter().any(|f| f.guest == guest) {
+            issues.push(Issue::new(&format!("{at}.guest"), format!("port {guest} is forwarded twice")));
+        } else if host.is_some() && forwards.iter().any(|f| f.host == host) {
+            issues.push(Issue::new(&format!("{at}.host"), format!("host port {} is used twice", host.unwrap_or(0))));
+        } else {
+            forwards.push(ForwardSpec { guest, host });
+        }
+    }
+    forwards
 }
 
 /// `service_provider`, or the deprecated `service_class`.
@@ -1080,6 +1131,42 @@ mod tests {
         for bad in ["", "G", "-1G", "10X", "10", "abc", "0G", "1 0G"] {
             assert!(!valid_size(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn forwards_are_ports_each_once() {
+        let read = |forwards: Value| {
+            let mut issues = Vec::new();
+            let spec = read_spec(
+                &serde_json::json!({"domains": {"vm01": {"nics": [{"net": "n"}], "forwards": forwards}}, "nets": {"n": {}}}),
+                &mut issues,
+            );
+            let got = spec.domains.first().map(|d| d.forwards.clone()).unwrap_or_default();
+            (got, issues.into_iter().map(|i| format!("{}: {}", i.key, i.message)).collect::<Vec<_>>())
+        };
+        let (ok, issues) = read(serde_json::json!([{"guest": 8080}, {"guest": 5432, "host": 15432}]));
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(ok, vec![ForwardSpec { guest: 8080, host: None }, ForwardSpec { guest: 5432, host: Some(15432) }]);
+        let (_, issues) = read(serde_json::json!([
+            {"guest": 8080}, {"guest": 8080}, {"host": 1}, {"guest": 70000}, {"guest": 1, "host": 9}, {"guest": 2, "host": 9},
+            {"guest": 3, "hots": 4}
+        ]));
+        let expected = [
+            "domains.vm01.forwards[1].guest: port 8080 is forwarded twice",
+            "domains.vm01.forwards[2].guest: missing: the port in the VM to forward",
+            "domains.vm01.forwards[3].guest: expected a TCP port",
+            "domains.vm01.forwards[5].host: host port 9 is used twice",
+            "domains.vm01.forwards[6].hots: unknown key",
+        ];
+        for (want, got) in expected.iter().zip(&issues) {
+            assert!(got.starts_with(want), "{got:?} should start with {want:?} (all: {issues:?})");
+        }
+        assert_eq!(issues.len(), expected.len(), "{issues:?}");
+        let (_, issues) = read(serde_json::json!({"guest": 1}));
+        assert_eq!(
+            issues,
+            vec!["domains.vm01.forwards: expected a list of {guest: PORT, host: PORT}, found a mapping"]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from abc import ABCMeta
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .. import utils
 from . import PLUGIN_ENTRY_POINTS, NoSuchPluginError, Plugin, load_plugins
@@ -136,6 +136,22 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
     def ip(self) -> Optional[str]:
         return self._native.ip()
 
+    # --- lago's own: ports forwarded to the host's loopback ----------------------------------
+
+    def forward(self, guest_port: int, host_port: Optional[int] = None) -> Tuple[str, int]:
+        """Forwards ``127.0.0.1:host_port`` (a free port by default) to the running VM's TCP port
+        ``guest_port``, and returns ``("127.0.0.1", port)``; a port already forwarded (the init
+        file's ``forwards`` too) is returned as it is. Removed when the VM stops."""
+        return self._native.forward(guest_port, host_port)
+
+    def unforward(self, guest_port: int) -> None:
+        """Removes the forward to the VM's TCP port ``guest_port``."""
+        self._native.unforward(guest_port)
+
+    def forwards(self) -> Dict[int, Tuple[str, int]]:
+        """The running VM's forwarded ports: ``{guest_port: ("127.0.0.1", host_port)}``."""
+        return dict(self._native.forwards())
+
     def all_ips(self) -> List[str]:
         return self._native.all_ips()
 
@@ -251,6 +267,13 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
         ``ExtractPathNoPathError`` unless ``ignore_nopath``."""
         ignore_nopath = kwargs.get("ignore_nopath", args[0] if args else False)
         self._native.extract_paths([(g, os.fspath(h)) for g, h in paths], ignore_nopath)
+
+    def extract_paths_dead(self, paths: Sequence[Any], *args: Any, **kwargs: Any) -> None:
+        """Copies ``(guest path, host path)`` pairs out of the VM's disk, without its OS
+        (guestfish, read-only: meant for a stopped VM); a missing guest path raises
+        ``ExtractPathNoPathError`` unless ``ignore_nopath``."""
+        ignore_nopath = kwargs.get("ignore_nopath", args[0] if args else False)
+        self._native.extract_paths_dead([(g, os.fspath(h)) for g, h in paths], ignore_nopath)
 
     def collect_artifacts(self, host_path: Any, ignore_nopath: bool = False) -> None:
         """The domain's ``artifacts`` into ``host_path`` (``/var/log`` as ``_var_log``)."""

@@ -127,10 +127,11 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         a.extend(["-device".into(), dev]);
     }
     let restrict = if ctx.outbound { "off" } else { "on" };
-    a.extend([
-        "-netdev".into(),
-        format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port),
-    ]);
+    let mut uplink = format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port);
+    for (host, guest) in &ctx.forwards {
+        uplink.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
+    a.extend(["-netdev".into(), uplink]);
     a.extend([
         "-device".into(),
         format!("virtio-net-pci,netdev=uplink,mac={},romfile=", crate::plan::uplink_mac(vm.ip(), ctx.index)),
@@ -161,6 +162,7 @@ mod tests {
             ssh_port: 2222,
             outbound: false,
             index: 0,
+            forwards: Vec::new(),
         };
         // Files gone from the store: the disk's own boot loader.
         let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
@@ -201,6 +203,7 @@ mod tests {
             ssh_port: 2222,
             outbound: false,
             index: 0,
+            forwards: vec![(40080, 8080)],
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
@@ -227,6 +230,7 @@ mod tests {
             ssh_port: 2222,
             outbound: false,
             index: 0,
+            forwards: Vec::new(),
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

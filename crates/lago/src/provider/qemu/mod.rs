@@ -186,10 +186,11 @@ impl Provider for QemuProvider {
         Some(
             nets.iter()
                 .filter(|n| {
-                    crate::provider::qemu::switch::alive(
-                        &n.name,
-                        &crate::provider::qemu::switch::paths(prefix, &n.name).control,
-                    )
+                    // Up while its process runs, even when it is too busy to answer a ping: a
+                    // stop must not leave it behind.
+                    let paths = crate::provider::qemu::switch::paths(prefix, &n.name);
+                    crate::prefix::running_pid(&paths.pid).is_some()
+                        || crate::provider::qemu::switch::alive(&n.name, &paths.control)
                 })
                 .map(|n| n.name.clone())
                 .collect(),
@@ -298,6 +299,30 @@ impl Provider for QemuProvider {
             .map_err(qerr)?
             .execute("set_link", Some(serde_json::json!({"name": format!("net{nic}"), "up": up})))
             .map_err(qerr)?;
+        Ok(())
+    }
+
+    /// `hostfwd_add` / `hostfwd_remove` on the uplink (qemu's monitor; QMP has no command of its
+    /// own for it).
+    fn set_forward(&self, prefix: &Path, vm: &VmRecord, host: u16, guest: u16, add: bool) -> Result<(), ProviderError> {
+        let (qmp, _, _) = vm_paths(prefix, &vm.name);
+        let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+        let line = if add {
+            format!("hostfwd_add uplink tcp:127.0.0.1:{host}-:{guest}")
+        } else {
+            format!("hostfwd_remove uplink tcp:127.0.0.1:{host}")
+        };
+        let said = Qmp::connect(&qmp, Duration::from_secs(5))
+            .map_err(qerr)?
+            .execute("human-monitor-command", Some(serde_json::json!({ "command-line": line })))
+            .map_err(qerr)?;
+        // The monitor says nothing when an add worked, `host forwarding rule for ... removed`
+        // when a removal did; its words otherwise.
+        let words = said.as_str().unwrap_or_default().trim();
+        let worked = words.is_empty() || (words.starts_with("host forwarding rule for") && words.ends_with("removed"));
+        if !worked {
+            return Err(ProviderError::Forward { vm: vm.name.clone(), host, guest, message: words.to_owned() });
+        }
         Ok(())
     }
 
@@ -496,6 +521,7 @@ mod tests {
             ssh_port: 2222,
             outbound: false,
             index: 0,
+            forwards: Vec::new(),
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
