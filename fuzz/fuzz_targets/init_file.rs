@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             ssh_port: 2222,
             outbound: false,
             index: 0,
+            forwards: record.forwards.iter().map(|f| (f.host.unwrap_or(40000), f.guest)).collect(),
         };
         let _ = lago::provider::qemu_argv(&record, &ctx);
     }
