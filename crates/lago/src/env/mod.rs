@@ -14,7 +14,6 @@ mod start;
 mod tests;
 mod vm;
 
-pub(crate) use start::port_is_free;
 pub use vm::Vm;
 
 use std::path::PathBuf;

@@ -11,7 +11,9 @@ use crate::config::Accel;
 use crate::host::ssh::Target;
 use crate::prefix::records::VmRecord;
 use crate::prefix::state::{Forward, State};
-use crate::provider::{AccelUse, BootFailure, LaunchContext, Provider, ProviderError, free_port, vm_paths};
+use crate::provider::{
+    AccelUse, BootFailure, LaunchContext, Provider, ProviderError, free_port, port_is_free, vm_paths,
+};
 use crate::report::{BootPhase, Reporter, task};
 
 /// Whether a VM's end, as `why_stopped` tells it, is qemu itself crashing on a signal (an
@@ -460,11 +462,6 @@ fn wanted_forwards(vm: &VmRecord, previous: &[Forward]) -> Result<Vec<Wanted>, E
         wanted.push(Wanted { guest: p.guest, host, live: true });
     }
     Ok(wanted)
-}
-
-/// Whether 127.0.0.1:`port` can be bound now.
-pub(crate) fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! The init file's forwards are set up when a VM starts (`env/start.rs`); the ones added here
 //! are added to the running qemu (its monitor's `hostfwd_add`) and recorded in the runtime
-//! state, so that a VM restarted by a revert keeps them. `stop` removes them all.
+//! state, so that a VM restarted by a revert keeps them. `stop` closes them all and forgets
+//! these; the init file's keep their host ports for the next start.
 
 use crate::env::{Env, EnvError};
 use crate::prefix::state::{Forward, State};
@@ -76,10 +77,11 @@ impl Env {
         let provider = self.providers.of(record).map_err(EnvError::from)?;
         let _lock = self.lock("forward", reporter)?;
         let mut state = State::load(&self.prefix.path).map_err(EnvError::from)?;
-        if let Some(f) = state.forwards.get(vm).and_then(|fs| fs.iter().find(|f| f.guest == guest))
+        let existing = state.forwards.get(vm).and_then(|fs| fs.iter().find(|f| f.guest == guest)).copied();
+        if let Some(f) = existing
             && host.is_none_or(|h| h == f.host)
         {
-            return Ok(*f);
+            return Ok(f);
         }
         if let Some(h) = host {
             if let Some((other, f)) =
@@ -87,12 +89,12 @@ impl Env {
             {
                 return Err(ForwardError::HostPortForwarded { host: h, vm: other.clone(), guest: f.guest });
             }
-            if !crate::env::port_is_free(h) {
+            if !crate::provider::port_is_free(h) {
                 return Err(ForwardError::HostPortTaken { host: h });
             }
         }
         // Another port for the same guest port replaces the old one.
-        if let Some(old) = state.forwards.get(vm).and_then(|fs| fs.iter().find(|f| f.guest == guest)).copied() {
+        if let Some(old) = existing {
             provider.set_forward(&self.prefix.path, record, old.host, guest, false)?;
             state.forwards.entry(vm.to_owned()).or_default().retain(|f| f.guest != guest);
         }

@@ -537,7 +537,12 @@ impl Providers {
 /// A provider and the VMs it runs.
 pub type Group<'a> = (Arc<dyn Provider>, Vec<&'a VmRecord>);
 
-/// A free TCP port on 127.0.0.1 (for the SSH forward).
+/// A free TCP port on 127.0.0.1 (for the SSH forward and the VMs' other forwards).
 pub fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Whether 127.0.0.1:`port` can be bound now (a forward's fixed host port).
+pub fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
