@@ -13,7 +13,7 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEMPLATE_STORE="$work/store"
-export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
+export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_HOST_LEG=off LAGO_LEASE_DIR="$work/leases" LAGO_NO_PROGRESS=1
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             outbound: false,
             index: 0,
             forwards: record.forwards.iter().map(|f| (f.host.unwrap_or(40000), f.guest)).collect(),
+            host_legs: Vec::new(),
         };
         let _ = lago::provider::qemu_argv(&record, &ctx);
     }

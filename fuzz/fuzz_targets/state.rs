@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         accel: lago::config::AccelSetting { accel: lago::config::Accel::Tcg, origin: "the fuzzer".into() },
         kvm: lago::provider::qemu::accel::KvmVerdicts::with(&prefix.path.join("state"), None, Path::new("/nonexistent")),
         vm_outbound: false,
+        host_leg: lago::config::HostLegSetting { leg: lago::config::HostLeg::Off, origin: "the fuzzer".into() },
         lease_dir: prefix.path.join("leases"),
         libvirt: lago::config::LibvirtOptions::default(),
         ssh_tries: 1,

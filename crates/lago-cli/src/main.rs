@@ -40,19 +40,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// `lago __switch --config FILE --pidfile FILE`: a network's switch (started by lago itself).
+/// `lago __switch ARGS`: a helper process started by lago itself (a network's switch, the relay
+/// of a forwarded port).
 fn switch(args: &[std::ffi::OsString]) -> ExitCode {
-    let value =
-        |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(std::path::PathBuf::from);
-    let (Some(config), Some(pid_file)) = (value("--config"), value("--pidfile")) else {
-        eprintln!("usage: lago __switch --config FILE --pidfile FILE (lago starts it)");
+    let Some(helper) = lago::provider::Helper::parse(args) else {
+        eprintln!("usage: lago __switch {}", lago::provider::Helper::USAGE);
         return ExitCode::from(2);
     };
     logging::init_plain();
-    match lago::provider::qemu::switch::serve(&config, &pid_file) {
+    match helper.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", lago::diagnose::render(&e).text().replace('\n', ": "));
             ExitCode::from(1)
         }
     }

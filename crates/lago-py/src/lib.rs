@@ -294,19 +294,18 @@ fn resolve_prefix(
     })
 }
 
-/// Runs a network's switch (`python -m lago._switch --config FILE --pidfile FILE`): the SDK
-/// starts switches through the interpreter, where the CLI runs `lago __switch`.
+/// Runs a helper process (`python -m lago._switch ARGS`: a network's switch, a forward's relay):
+/// the SDK starts them through the interpreter, where the CLI runs `lago __switch`.
 #[pyfunction]
 fn run_switch(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).map(PathBuf::from);
-    let (Some(config), Some(pid_file)) = (value("--config"), value("--pidfile")) else {
-        return Err(pyo3::exceptions::PyValueError::new_err("usage: --config FILE --pidfile FILE"));
+    let Some(helper) = lago::provider::Helper::parse(&args) else {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!("usage: {}", lago::provider::Helper::USAGE)));
     };
-    // Its log is its stderr (lago points it at `logs/switch-<net>.log`).
-    py.detach(move || match lago::provider::qemu::switch::serve(&config, &pid_file) {
+    // Its log is its stderr (lago points it at `logs/switch-<net>.log`, `logs/forward-<vm>.log`).
+    py.detach(move || match helper.run() {
         Ok(()) => Ok(0),
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("{}", lago::diagnose::render(&e).text().replace('\n', ": "));
             Ok(1)
         }
     })

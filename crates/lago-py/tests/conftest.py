@@ -66,6 +66,7 @@ def lago_config(tiny_repo: Path, tmp_path_factory: pytest.TempPathFactory):
         "LAGO_LEASE_DIR": str(home / "leases"),
         "LAGO_ACCEL": "tcg",
         "LAGO_VM_OUTBOUND": "false",
+        "LAGO_HOST_LEG": "off",
     }
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

@@ -41,6 +41,26 @@ impl Accel {
     }
 }
 
+/// Whether `local-qemu` networks of type `nat` get a host leg (`[lago] host_leg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostLeg {
+    /// When lago may create interfaces (root or `CAP_NET_ADMIN`).
+    Auto,
+    /// Always: a start without the privilege fails.
+    On,
+    /// Never: the host reaches VMs through forwarded ports on 127.0.0.1 only.
+    Off,
+}
+
+/// The `host_leg` in effect and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLegSetting {
+    /// The value.
+    pub leg: HostLeg,
+    /// Where it was set (`the default`, a file, an environment variable).
+    pub origin: String,
+}
+
 /// The setting in effect and where it was set, for the messages that depend on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccelSetting {
@@ -280,6 +300,13 @@ pub const SCHEMA: &[OptionDef] = &[
         help: "Hardware acceleration for VMs: auto, kvm or tcg",
         default: Default::Value("auto"),
         kind: Kind::Choice(&["auto", "kvm", "tcg"]),
+    },
+    OptionDef {
+        section: "lago",
+        key: "host_leg",
+        help: "Whether nat networks of local-qemu VMs get a host interface holding their gateway: auto (when lago runs as root or with CAP_NET_ADMIN), on or off",
+        default: Default::Value("auto"),
+        kind: Kind::Choice(&["auto", "on", "off"]),
     },
     OptionDef {
         section: "lago",
@@ -663,6 +690,26 @@ impl Config {
     /// `[lago] accel` and where it was set.
     pub fn accel_setting(&self) -> Result<AccelSetting, ConfigError> {
         Ok(AccelSetting { accel: self.accel()?, origin: self.origin("lago", "accel") })
+    }
+
+    /// `[lago] host_leg` (`auto` when unset) and where it was set.
+    pub fn host_leg(&self) -> Result<HostLegSetting, ConfigError> {
+        let value = self.lago("host_leg").unwrap_or("auto");
+        let leg = match value.trim().to_ascii_lowercase().as_str() {
+            "auto" => HostLeg::Auto,
+            "on" => HostLeg::On,
+            "off" => HostLeg::Off,
+            _ => {
+                return Err(ConfigError::BadValue {
+                    section: "lago".into(),
+                    key: "host_leg".into(),
+                    value: value.into(),
+                    expected: "auto, on or off".into(),
+                    origin: self.origins.get(&("lago".to_owned(), "host_leg".to_owned())).cloned(),
+                });
+            }
+        };
+        Ok(HostLegSetting { leg, origin: self.origin("lago", "host_leg") })
     }
 
     /// `[lago] accel` (`auto` when unset).

@@ -211,6 +211,9 @@ impl Diagnose for EnvError {
             EnvError::UnknownVms { .. } | EnvError::UnknownNet { .. } | EnvError::Provider { .. } | EnvError::BadVm { .. } => {
                 Diagnosis::user()
             }
+            EnvError::HostLeg { .. } => Diagnosis::host().with_hint(
+                "run lago as root (or give it CAP_NET_ADMIN), or set `host_leg = auto` (a host leg where lago may make one) or `off` (VMs reached through ports forwarded on 127.0.0.1)",
+            ),
             EnvError::ForwardTaken { .. } => Diagnosis::user().with_hint(
                 "free that port, or change `host` of the VM's `forwards` in the init file (without `host`, a free port is chosen at each start)",
             ),
@@ -395,6 +398,18 @@ impl Diagnose for crate::ops::console::ConsoleError {
 }
 
 impl Diagnose for crate::host::images::ImageError {
+    fn diagnose(&self) -> Diagnosis {
+        Diagnosis::host()
+    }
+}
+
+impl Diagnose for crate::provider::HelperError {
+    fn diagnose(&self) -> Diagnosis {
+        Diagnosis::host()
+    }
+}
+
+impl Diagnose for crate::provider::qemu::switch::SwitchError {
     fn diagnose(&self) -> Diagnosis {
         Diagnosis::host()
     }

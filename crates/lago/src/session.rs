@@ -233,6 +233,7 @@ impl Session {
             state_dir: cfg.state_dir().to_owned(),
             cwd: self.cwd.clone(),
             lease_dir: cfg.lease_dir(),
+            lease_local_nets: cfg.host_leg()?.leg != crate::config::HostLeg::Off,
         })
     }
 

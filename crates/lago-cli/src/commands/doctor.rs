@@ -33,6 +33,7 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
         template_repo: ctx.session.config.get("init", "template_repo_path").unwrap_or_default().to_owned(),
         lease_dir: ctx.session.config.path("lago", "lease_dir").unwrap_or_default(),
         libvirt_url: ctx.session.config.libvirt_options().url,
+        host_leg: ctx.session.config.host_leg()?,
     };
     let host = SystemHost {
         path: None,

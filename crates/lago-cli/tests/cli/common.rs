@@ -62,6 +62,7 @@ impl TestEnv {
             ("LAGO__INIT__TEMPLATE_STORE".into(), p("store")),
             ("LAGO__INIT__TEMPLATE_REPO_PATH".into(), p("repo/repo.metadata")),
             ("LAGO_LEASE_DIR".into(), p("leases")),
+            ("LAGO_HOST_LEG".into(), "off".into()),
             ("COLUMNS".into(), "100".into()),
         ];
         Self { dir, env }

@@ -33,6 +33,8 @@ impl Lab {
             ("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string()),
             ("LAGO_ACCEL", "tcg".into()),
             ("LAGO_VM_OUTBOUND", "false".into()),
+            // No interface of the host's own namespace: host legs are tested in one of their own.
+            ("LAGO_HOST_LEG", "off".into()),
             (
                 "LAGO_LEASE_DIR",
                 leases.map(Path::to_path_buf).unwrap_or_else(|| home.path().join("leases")).display().to_string(),

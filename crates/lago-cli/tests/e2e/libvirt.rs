@@ -118,6 +118,23 @@ fn libvirt_snapshot_revert_export_and_reimport() {
     let leases = lab.home.path().join("leases");
     assert!(leases.join("200.lease").is_file());
 
+    // A forwarded port: a relay on 127.0.0.1 (of the host's namespace) to the VM's address.
+    let forward = lab.ok(&["forward", "vm01", "22"]);
+    let port: u16 = forward.trim().strip_prefix("127.0.0.1:").unwrap().parse().unwrap();
+    let banner = |port: u16| {
+        let code = format!(
+            "import socket; s = socket.create_connection(('127.0.0.1', {port}), 5); s.settimeout(10); print(s.recv(64).split(b'\\r\\n')[0].decode())"
+        );
+        let out = Command::new("ip").args(["netns", "exec", &host.ns, "python3", "-c", &code]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let got = banner(port);
+    let log = std::fs::read_to_string(lab.home.path().join(".lago/default/logs/forward-vm01.log")).unwrap_or_default();
+    assert!(got.starts_with("SSH-2.0-"), "no SSH banner through 127.0.0.1:{port}: {got}\nthe relay's log: {log}");
+    assert!(lab.ok(&["forward", "--list"]).contains(&format!("127.0.0.1:{port}")));
+    lab.ok(&["forward", "--remove", "vm01", "22"]);
+    assert!(banner(port).contains("Connection refused"), "the relay outlived its removal");
+
     // Live snapshot through libvirt: revert brings back the file, without a reboot.
     lab.shell("vm01", "echo before > /root/f");
     let boot = boot_id(&lab);

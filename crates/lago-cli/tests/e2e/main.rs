@@ -8,6 +8,7 @@
 mod debian;
 mod env;
 mod faults;
+mod hostleg;
 mod interrupts;
 mod lab;
 mod libvirt;

@@ -4,8 +4,9 @@
 original did, and returns a ``lago.utils.CommandStatus`` (bytes). Commands run with the system's
 OpenSSH through lago's Rust library, not paramiko. An address of a VM of an environment this
 process loaded (``sdk.init``, ``sdk.load_env``) is reached the way lago reaches that VM (its
-forwarded port on 127.0.0.1, the environment's key): lago's networks are not on the host. Other
-addresses are reached directly on port 22, with ``ssh_key`` and/or ``password``.
+address where the host has a leg on its network, else its forwarded port on 127.0.0.1; the
+environment's key). Other addresses are reached directly on port 22, with ``ssh_key`` and/or
+``password``.
 """
 
 import logging

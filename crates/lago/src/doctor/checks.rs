@@ -159,6 +159,7 @@ fn core(c: &mut Checks<'_>, paths: &Paths) {
             .map(|()| "a free TCP port on 127.0.0.1".to_owned())
             .map_err(|why| (why, Fix::Advice("bring the loopback interface up: `ip link set lo up`".into()))),
     );
+    host_leg(c, paths);
     let kvm = if qemu_version.is_some() {
         c.host.kvm()
     } else {
@@ -297,6 +298,36 @@ fn extras(c: &mut Checks<'_>) {
         false,
         "optional: drives VMs through `lago ansible_hosts` (the tests check it)",
         c.tool("ansible", c.install(&["ansible-core"])),
+    );
+}
+
+/// Whether `nat` networks of `local-qemu` VMs get their host leg (the host reaches VMs at their
+/// addresses, VMs reach the host at the gateway); without it, ports forwarded on 127.0.0.1.
+fn host_leg(c: &mut Checks<'_>, paths: &Paths) {
+    use crate::config::HostLeg;
+    let setting = &paths.host_leg;
+    let outcome = match (setting.leg, c.host.may_create_interfaces(), c.host.find("ip")) {
+        (HostLeg::Off, _, _) => Ok(format!(
+            "off: `host_leg = off` ({}); the host reaches VMs through ports forwarded on 127.0.0.1",
+            setting.origin
+        )),
+        (_, Err(why), _) => Err((
+            format!("off: {why}; the host reaches VMs through ports forwarded on 127.0.0.1 only"),
+            Fix::Advice(
+                "run lago as root, or give it CAP_NET_ADMIN: `sudo setcap cap_net_admin+ep \"$(command -v lago)\"`"
+                    .into(),
+            ),
+        )),
+        (_, Ok(()), None) => Err(("off: `ip` (iproute2) is missing".into(), c.install(&["iproute2"]))),
+        (_, Ok(()), Some(_)) => Ok("on: nat networks get a TAP interface holding their gateway".into()),
+    };
+    let required = setting.leg == HostLeg::On;
+    c.push(
+        Group::Core,
+        "host leg",
+        required,
+        "the host at VMs' addresses and VMs at the gateway (nat networks)",
+        outcome,
     );
 }
 

@@ -19,6 +19,8 @@ pub trait Host {
     fn writable(&self, dir: &Path) -> Result<(), String>;
     /// Whether the loopback interface takes an SSH forward.
     fn loopback(&self) -> Result<(), String>;
+    /// Whether lago may create network interfaces (a network's host leg): why not, if not.
+    fn may_create_interfaces(&self) -> Result<(), String>;
     /// Whether KVM runs a Linux guest (the KVM probe, run now).
     fn kvm(&self) -> KvmProbe;
     /// Facts about the package manager.
@@ -118,6 +120,10 @@ impl Host for SystemHost {
 
     fn loopback(&self) -> Result<(), String> {
         std::net::TcpListener::bind("127.0.0.1:0").map(drop).map_err(|e| format!("no TCP port on 127.0.0.1: {e}"))
+    }
+
+    fn may_create_interfaces(&self) -> Result<(), String> {
+        crate::host::netdev::may_create_interfaces()
     }
 
     fn kvm(&self) -> KvmProbe {

@@ -183,4 +183,6 @@ pub struct Paths {
     pub lease_dir: PathBuf,
     /// `[lago] libvirt_url`: the default libvirt host.
     pub libvirt_url: String,
+    /// `[lago] host_leg`: `auto`, `on` or `off`, and where it was set.
+    pub host_leg: crate::config::HostLegSetting,
 }

@@ -38,6 +38,7 @@ impl FakeHost {
             ("libvirtd", ""),
             ("dnsmasq", ""),
             ("virsh", ""),
+            ("ip", ""),
         ];
         let apt = AptFacts {
             present: true,
@@ -82,6 +83,9 @@ impl Host for FakeHost {
     fn loopback(&self) -> Result<(), String> {
         Ok(())
     }
+    fn may_create_interfaces(&self) -> Result<(), String> {
+        if self.root { Ok(()) } else { Err("lago runs without root or CAP_NET_ADMIN".into()) }
+    }
     fn kvm(&self) -> KvmProbe {
         KvmProbe {
             usable: self.kvm,
@@ -122,6 +126,7 @@ fn paths() -> Paths {
         template_repo: "/var/lib/lago/repos/local/repo.metadata".into(),
         lease_dir: "/var/lib/lago/subnets".into(),
         libvirt_url: "qemu:///system".into(),
+        host_leg: crate::config::HostLegSetting { leg: crate::config::HostLeg::Auto, origin: "the default".into() },
     }
 }
 
@@ -276,4 +281,21 @@ fn installing_needs_root() {
         "Installing packages needs root: sudo apt-get install -y --no-install-recommends mtools"
     );
     assert_eq!(runner.command_lines(), "");
+}
+
+#[test]
+fn the_host_leg_is_on_with_the_privilege_off_without_and_required_under_on() {
+    use crate::config::{HostLeg, HostLegSetting};
+    let leg = |r: &Report| r.checks.iter().find(|c| c.name == "host leg").cloned().unwrap();
+    let on = leg(&examine(&FakeHost::complete(), &paths()));
+    assert!(on.ok && !on.required, "{}", on.detail);
+    let user = FakeHost { root: false, ..FakeHost::complete() };
+    let off = leg(&examine(&user, &paths()));
+    assert!(!off.ok && off.detail.contains("CAP_NET_ADMIN"), "{}", off.detail);
+    assert!(off.fix.unwrap().command().contains("setcap cap_net_admin+ep"));
+    let asked = |leg: HostLeg| Paths { host_leg: HostLegSetting { leg, origin: "the test".into() }, ..paths() };
+    let required = examine(&user, &asked(HostLeg::On));
+    assert!(leg(&required).required && !required.ready, "`host_leg = on` without the privilege is not ready");
+    let chosen = leg(&examine(&user, &asked(HostLeg::Off)));
+    assert!(chosen.ok && chosen.detail.starts_with("off: `host_leg = off`"), "{}", chosen.detail);
 }

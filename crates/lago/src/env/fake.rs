@@ -171,6 +171,7 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         accel,
         kvm: verdicts(dir),
         vm_outbound: false,
+        host_leg: crate::config::HostLegSetting { leg: crate::config::HostLeg::Off, origin: "the test".into() },
         lease_dir: dir.join("leases"),
         libvirt: Default::default(),
         ssh_tries: 3,

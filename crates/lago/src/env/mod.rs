@@ -101,6 +101,16 @@ pub enum EnvError {
         /// `ssh`'s words on the last one.
         stderr: String,
     },
+    /// `host_leg = on` and a network cannot have its host leg.
+    #[error("Network {net} cannot have its host leg ({reason}), and `host_leg = on` is set ({origin})")]
+    HostLeg {
+        /// The network.
+        net: String,
+        /// Why.
+        reason: String,
+        /// Where `host_leg` was set.
+        origin: String,
+    },
     /// A host port an init file's `forwards` fixes is taken.
     #[error("VM {vm}: host port {host} (forwarded to its port {guest}) is in use by another program")]
     ForwardTaken {
@@ -131,6 +141,8 @@ pub struct EnvOptions {
     pub kvm: KvmVerdicts,
     /// Whether VMs on `nat` networks may reach addresses outside the host.
     pub vm_outbound: bool,
+    /// Whether `nat` networks of `local-qemu` VMs get a host leg (`host_leg`).
+    pub host_leg: crate::config::HostLegSetting,
     /// Directory of the host-wide leases (`lease_dir`).
     pub lease_dir: PathBuf,
     /// How libvirt hosts are reached.
@@ -159,6 +171,7 @@ impl EnvOptions {
             accel: config.accel_setting()?,
             kvm: KvmVerdicts::new(config.state_dir()),
             vm_outbound: config.lago_bool("vm_outbound")?.unwrap_or(true),
+            host_leg: config.host_leg()?,
             lease_dir: config.lease_dir(),
             libvirt: config.libvirt_options(),
             ssh_tries: config.lago_u64("ssh_tries")?.map_or(100, |n| n.clamp(1, u64::from(u32::MAX)) as u32),
@@ -318,6 +331,7 @@ impl Env {
             outbound: self.options.vm_outbound,
             index: 0,
             forwards: Vec::new(),
+            host_legs: Vec::new(),
         }
     }
 }

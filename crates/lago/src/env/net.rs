@@ -1,13 +1,26 @@
 //! One network of an environment on its own: whether it is up, bringing it up and taking it
-//! down (the SDK's `Network.alive()`, `start()`, `stop()`).
+//! down (the SDK's `Network.alive()`, `start()`, `stop()`), and its host leg (DESIGN §3).
 
 use std::sync::Arc;
 
 use super::{Env, EnvError};
-use crate::config::Accel;
+use crate::config::{Accel, HostLeg as Setting};
+use crate::prefix::leases::SubnetLeases;
 use crate::prefix::records::VmRecord;
+use crate::provider::qemu::switch::HostLeg;
 use crate::provider::{NetUse, Provider};
 use crate::report::{Reporter, task};
+
+/// A network's host leg as lago would make it now, or why it gets none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegPlan {
+    /// The leg to make.
+    Leg(HostLeg),
+    /// It gets none, for this reason.
+    Off(String),
+    /// Not a network that has one (`bridge`, or not of `local-qemu` VMs).
+    NotApplicable,
+}
 
 /// A provider that carries a network, with the network as it sees it (its VMs there).
 type Carrier = (Arc<dyn Provider>, NetUse);
@@ -50,12 +63,104 @@ impl Env {
         let _lock = self.lock("start", reporter)?;
         let env_id = self.env_id()?;
         task(reporter, &format!("Start net {net}"), || {
-            let ctx = self.launch_context(&env_id, Accel::Tcg);
+            let mut ctx = self.launch_context(&env_id, Accel::Tcg);
             for (provider, u) in &carriers {
+                ctx.host_legs = self.host_legs(provider, &env_id, std::slice::from_ref(u), reporter)?;
                 provider.start_nets(&ctx, std::slice::from_ref(u))?;
             }
             Ok(())
         })
+    }
+
+    /// The host leg network `u` of `local-qemu` VMs gets: on `nat` networks with a gateway when
+    /// `host_leg` and lago's privileges allow, on a subnet leased host-wide (`lease`: taken now
+    /// when it is not yet; else only checked).
+    pub fn host_leg_plan(&self, u: &NetUse, env_id: &str, lease: bool) -> LegPlan {
+        let nat = u.spec.get("type").and_then(|t| t.as_str()).unwrap_or("nat") == "nat";
+        let qemu = !u.vms.is_empty() && u.vms.iter().all(|v| v.provider() == "local-qemu");
+        let gw = u.spec.get("gw").and_then(|g| g.as_str()).and_then(|g| g.parse::<std::net::Ipv4Addr>().ok());
+        let (true, true, Some(gw)) = (nat, qemu, gw) else { return LegPlan::NotApplicable };
+        let setting = &self.options.host_leg;
+        if setting.leg == Setting::Off {
+            return LegPlan::Off(format!("`host_leg = off` is set ({})", setting.origin));
+        }
+        if let Err(why) = crate::host::netdev::may_create_interfaces() {
+            return LegPlan::Off(why);
+        }
+        let interface = crate::host::netdev::interface_name(env_id, &u.name);
+        let subnet = std::net::Ipv4Addr::from(u32::from(gw) & 0xffff_ff00);
+        if let Some(other) = crate::host::netdev::subnet_user(subnet, 24, &interface) {
+            return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}"));
+        }
+        let octets = gw.octets();
+        if octets[0] == 192 && octets[1] == 168 && crate::prefix::leases::SUBNET_OCTETS.contains(&octets[2]) {
+            let Ok(uuid) = self.prefix.uuid() else { return LegPlan::Off("the prefix has no uuid".into()) };
+            let leases = SubnetLeases::new(&self.options.lease_dir);
+            let held = if lease {
+                leases.acquire(&self.prefix.layout().uuid(), &uuid, &[Some(octets[2])], &[]).map(|_| ())
+            } else {
+                leases.check(octets[2], &uuid)
+            };
+            if let Err(e) = held {
+                return LegPlan::Off(e.to_string());
+            }
+        }
+        LegPlan::Leg(HostLeg { interface, address: format!("{gw}/24") })
+    }
+
+    /// The host legs `provider`'s networks `nets` get as they start: none but for `local-qemu`;
+    /// one that cannot be made is an error under `host_leg = on`, a warning when the setting
+    /// was not left to `auto`'s privilege check.
+    pub(crate) fn host_legs(
+        &self,
+        provider: &Arc<dyn Provider>,
+        env_id: &str,
+        nets: &[NetUse],
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<(String, HostLeg)>, EnvError> {
+        if provider.name() != "local-qemu" {
+            return Ok(Vec::new());
+        }
+        let mut legs = Vec::new();
+        for u in nets {
+            match self.host_leg_plan(u, env_id, true) {
+                LegPlan::Leg(leg) => legs.push((u.name.clone(), leg)),
+                LegPlan::Off(reason) if self.options.host_leg.leg == Setting::On => {
+                    return Err(EnvError::HostLeg {
+                        net: u.name.clone(),
+                        reason,
+                        origin: self.options.host_leg.origin.clone(),
+                    });
+                }
+                // The privilege is there, yet this network cannot have it: said, not silent.
+                LegPlan::Off(reason) if reason.contains("subnet") => {
+                    reporter.warn(&format!("Network {} starts without its host leg: {reason}", u.name));
+                }
+                LegPlan::Off(_) | LegPlan::NotApplicable => {}
+            }
+        }
+        Ok(legs)
+    }
+
+    /// What `status` says of network `name`'s host leg: its interface and address while it is
+    /// up, why it has none, that it is gone while VMs on the network run (its switch was
+    /// killed), or nothing (a network that has none, or is down, or `host_leg = off`: what was
+    /// asked for needs no saying; `lago doctor` says it).
+    pub fn host_leg_words(&self, name: &str) -> Option<String> {
+        if self.options.host_leg.leg == Setting::Off {
+            return None;
+        }
+        let u = self.net_uses().ok()?.into_iter().find(|u| u.name == name)?;
+        if let Some(leg) = crate::provider::qemu::switch::running_host_leg(&self.prefix.path, name) {
+            return Some(format!("{} {}", leg.interface, leg.address));
+        }
+        match self.host_leg_plan(&u, &self.env_id().ok()?, false) {
+            LegPlan::Off(reason) => Some(format!("off: {reason}")),
+            LegPlan::Leg(leg) if u.vms.iter().any(|v| self.state(&v.name).is_running()) => {
+                Some(format!("down: {} is gone with the network's switch (`lago start` brings it back)", leg.interface))
+            }
+            LegPlan::Leg(_) | LegPlan::NotApplicable => None,
+        }
     }
 
     /// Takes network `net` down: the VMs on it stay up, and lose it until it is started again.

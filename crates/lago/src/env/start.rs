@@ -84,9 +84,11 @@ impl Env {
                 targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
             let accel = self.accel_for(&launching, reporter);
             let nets = task(reporter, "Start nets", || {
-                let ctx = self.launch_context(&env_id, accel.resolved);
+                let mut ctx = self.launch_context(&env_id, accel.resolved);
                 for (provider, _) in &groups {
-                    provider.start_nets(&ctx, &self.nets_of(provider)?)?;
+                    let nets = self.nets_of(provider)?;
+                    ctx.host_legs = self.host_legs(provider, &env_id, &nets, reporter)?;
+                    provider.start_nets(&ctx, &nets)?;
                 }
                 Ok::<_, EnvError>(())
             });
@@ -183,8 +185,10 @@ impl Env {
         let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
             && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
-        let forwards = provider.name() == "local-qemu";
-        let wanted = if forwards { wanted_forwards(vm, previous)? } else { Vec::new() };
+        // qemu forwards through the uplink given at launch; libvirt VMs get relays once started.
+        let uplink = provider.name() == "local-qemu";
+        let relays = provider.name() == "local-libvirt";
+        let wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
         let mut attempts = 0;
         loop {
             crate::host::interrupt::check()?;
@@ -198,14 +202,25 @@ impl Env {
                 chosen.push(Forward { guest: w.guest, host, live: w.live });
             }
             let ctx = LaunchContext {
-                ssh_port: if forwards { free_port().map_err(port_err)? } else { 0 },
+                ssh_port: if uplink { free_port().map_err(port_err)? } else { 0 },
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
-                forwards: chosen.iter().map(|f| (f.host, f.guest)).collect(),
+                forwards: if uplink { chosen.iter().map(|f| (f.host, f.guest)).collect() } else { Vec::new() },
                 ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
-                Ok(()) => return Ok(Launched { ssh_port: forwards.then_some(ctx.ssh_port), forwards: chosen }),
+                Ok(()) => {
+                    if relays {
+                        for f in &chosen {
+                            if let Err(e) = provider.set_forward(&self.prefix.path, vm, f.host, f.guest, true) {
+                                // Nothing half-started stays: the VM and its other relays go.
+                                provider.kill(&self.prefix.path, vm);
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                    return Ok(Launched { ssh_port: uplink.then_some(ctx.ssh_port), forwards: chosen });
+                }
                 // A port was free when picked and taken before qemu bound it.
                 Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
                     attempts += 1;

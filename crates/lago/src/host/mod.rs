@@ -3,7 +3,8 @@
 //! Processes and programs ([`process`], the only place that builds a `Command`), interrupts,
 //! files ([`pathio`]), locks ([`lock`]), the QMP and qemu-guest-agent wire ([`qmp`]), the OpenSSH
 //! client ([`ssh`]), `qemu-img` ([`images`], the only place that builds its arguments),
-//! downloads ([`fetch`]), the per-prefix log file and the cpio format of initramfs images. Nothing
+//! downloads ([`fetch`]), host network interfaces ([`netdev`]: the TAP of a network's host leg),
+//! the per-prefix log file and the cpio format of initramfs images. Nothing
 //! here knows what an environment, a prefix or a VM record is: callers pass paths.
 
 pub mod cpio;
@@ -12,6 +13,7 @@ pub mod images;
 pub mod interrupt;
 pub mod lock;
 pub mod logfile;
+pub mod netdev;
 pub mod pathio;
 pub mod process;
 pub mod qmp;

@@ -1,6 +1,6 @@
 //! Ports of VMs forwarded to the host's loopback (`lago forward`, the init file's `forwards`):
-//! through the VM's uplink, bound to 127.0.0.1 only, so no privilege is needed and nothing of the
-//! host's own interfaces is touched.
+//! through the VM's uplink (`local-qemu`) or a relay to its address (`local-libvirt`), bound to
+//! 127.0.0.1 only, so no privilege is needed and nothing of the host's own interfaces is touched.
 //!
 //! The init file's forwards are set up when a VM starts (`env/start.rs`); the ones added here
 //! are added to the running qemu (its monitor's `hostfwd_add`) and recorded in the runtime

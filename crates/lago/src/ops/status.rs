@@ -49,6 +49,10 @@ pub struct NetStatus {
     /// lago's own: the network's name in libvirt, for the networks of `local-libvirt` VMs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub libvirt_name: Option<String>,
+    /// lago's own, for `nat` networks of `local-qemu` VMs: the host leg's interface and address
+    /// while the network is up (`3f2a-lago 192.168.200.1/24`), or why there is none (`off: ...`).
+    #[serde(rename = "host leg", skip_serializing_if = "Option::is_none")]
+    pub host_leg: Option<String>,
 }
 
 /// One VM of [`Status`].
@@ -125,6 +129,7 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                     .get(name)
                     .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
                 libvirt_name: libvirt_name(env, name),
+                host_leg: env.host_leg_words(name),
             };
             (name.clone(), status)
         })

@@ -121,6 +121,11 @@ impl Layout {
         self.root.join(format!("logs/{vm}.qemu.log"))
     }
 
+    /// `logs/forward-<vm>.log`: the relays of a VM's forwarded ports.
+    pub fn forward_log(&self, vm: &str) -> PathBuf {
+        self.root.join(format!("logs/forward-{vm}.log"))
+    }
+
     /// `logs/switch-<net>.log`.
     pub fn switch_log(&self, net: &str) -> PathBuf {
         self.root.join(format!("logs/switch-{net}.log"))

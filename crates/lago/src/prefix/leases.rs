@@ -75,6 +75,15 @@ impl SubnetLeases {
         (live && held != uuid).then_some(path)
     }
 
+    /// Whether the subnet of third octet `octet` is free for the prefix `uuid` (its own, or no
+    /// live environment's), without taking it.
+    pub fn check(&self, octet: u8, uuid: &str) -> Result<(), SubnetError> {
+        match self.other_holder(octet, uuid) {
+            Some(holder) => Err(SubnetError::Taken { octet, holder: holder.display().to_string() }),
+            None => Ok(()),
+        }
+    }
+
     /// Leases one subnet per entry of `wanted` for the prefix whose uuid file is `uuid_path`: the
     /// given third octet, or the lowest free one not in `avoid`. All or nothing.
     pub fn acquire(

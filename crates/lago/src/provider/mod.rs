@@ -8,6 +8,7 @@
 //! `libvirt::LibvirtProvider` (`local-libvirt`: domains and networks of a libvirt daemon, local
 //! or remote). The environment picks one per VM ([`Providers`]).
 
+pub mod forwarder;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod qemu;
@@ -283,6 +284,8 @@ pub struct LaunchContext {
     pub index: usize,
     /// Other ports of the VM forwarded from 127.0.0.1: `(host, guest)`.
     pub forwards: Vec<(u16, u16)>,
+    /// The host legs the networks get when they start: `(net, leg)`.
+    pub host_legs: Vec<(String, crate::provider::qemu::switch::HostLeg)>,
 }
 
 /// The last `n` lines of a text file.
@@ -427,7 +430,7 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported {
             vm: vm.name.clone(),
-            what: "forwarding a port (lago forwards the ports of local-qemu VMs, through their uplink)".into(),
+            what: "forwarding a port (lago forwards the ports of local-qemu and local-libvirt VMs)".into(),
             provider: self.name(),
         })
     }
@@ -545,4 +548,75 @@ pub fn free_port() -> std::io::Result<u16> {
 /// Whether 127.0.0.1:`port` can be bound now (a forward's fixed host port).
 pub fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A helper process of lago (`lago __switch ARGS`, or the Python SDK's `python -m lago._switch
+/// ARGS`): a network's switch, or the relay of a forwarded port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Helper {
+    /// `--config FILE --pidfile FILE`: [`qemu::switch::serve`].
+    Switch {
+        /// Its configuration.
+        config: PathBuf,
+        /// Its pid file.
+        pid_file: PathBuf,
+    },
+    /// `--forward 127.0.0.1:PORT --to ADDRESS:PORT --pidfile FILE`: [`forwarder::serve`].
+    Forward {
+        /// Where it listens.
+        listen: std::net::SocketAddr,
+        /// Where it connects.
+        to: std::net::SocketAddr,
+        /// Its pid file.
+        pid_file: PathBuf,
+    },
+}
+
+/// Why a helper process ended in failure.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// The switch failed.
+    #[error(transparent)]
+    Switch(#[from] qemu::switch::SwitchError),
+    /// The relay could not listen.
+    #[error("Cannot forward {listen} to {to}")]
+    Forward {
+        /// Where it was to listen.
+        listen: std::net::SocketAddr,
+        /// Where it was to connect.
+        to: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Helper {
+    /// The helper `args` (after the program and its `__switch`) describe.
+    pub fn parse<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Option<Self> {
+        let value = |flag: &str| {
+            args.iter().position(|a| a.as_ref() == flag).and_then(|i| args.get(i + 1)).map(|v| v.as_ref().to_owned())
+        };
+        let pid_file = PathBuf::from(value("--pidfile")?);
+        match (value("--config"), value("--forward"), value("--to")) {
+            (Some(config), None, None) => Some(Self::Switch { config: config.into(), pid_file }),
+            (None, Some(listen), Some(to)) => {
+                Some(Self::Forward { listen: listen.to_str()?.parse().ok()?, to: to.to_str()?.parse().ok()?, pid_file })
+            }
+            _ => None,
+        }
+    }
+
+    /// How it is called.
+    pub const USAGE: &'static str =
+        "--config FILE --pidfile FILE | --forward 127.0.0.1:PORT --to ADDRESS:PORT --pidfile FILE (lago starts it)";
+
+    /// Runs it until it ends.
+    pub fn run(&self) -> Result<(), HelperError> {
+        match self {
+            Self::Switch { config, pid_file } => Ok(qemu::switch::serve(config, pid_file)?),
+            Self::Forward { listen, to, pid_file } => forwarder::serve(*listen, *to, pid_file)
+                .map_err(|source| HelperError::Forward { listen: *listen, to: *to, source }),
+        }
+    }
 }

@@ -247,8 +247,9 @@ impl Build<'_> {
 }
 
 /// Leases host-wide the subnets of the `nat` networks of libvirt VMs (libvirt puts their
-/// gateways on the host, where two environments must not share a subnet), and plans again with
-/// the leased subnets. lago's own networks (switches) touch no host interface and need no lease.
+/// gateways on the host, where two environments must not share a subnet), and of `local-qemu`
+/// VMs when `lease_local` (they may get a host leg, which puts the gateway on the host too), and
+/// plans again with the leased subnets. Other networks touch no host interface and need no lease.
 #[allow(clippy::too_many_arguments, reason = "the inputs of one lease: the plan, the store of leases, the holder")]
 pub(super) fn lease_subnets(
     init_file: &Path,
@@ -256,12 +257,17 @@ pub(super) fn lease_subnets(
     plan: &mut Plan,
     defaults: &PlanDefaults,
     leases: &SubnetLeases,
+    lease_local: bool,
     uuid_path: &Path,
     uuid: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), InitError> {
-    let on_libvirt =
-        |net: &str| plan.vms.iter().any(|v| v.vm_provider == "local-libvirt" && v.nics.iter().any(|n| n.net == net));
+    let on_libvirt = |net: &str| {
+        plan.vms.iter().any(|v| {
+            (v.vm_provider == "local-libvirt" || (lease_local && v.vm_provider == "local-qemu"))
+                && v.nics.iter().any(|n| n.net == net)
+        })
+    };
     let leasable = |gw: std::net::Ipv4Addr| {
         let o = gw.octets();
         (o[0] == 192 && o[1] == 168 && crate::plan::SUBNET_OCTETS.contains(&o[2])).then_some(o[2])

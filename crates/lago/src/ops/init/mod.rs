@@ -84,6 +84,7 @@ pub fn init(opts: &InitOptions, host: &Host<'_>) -> Result<PathBuf, InitError> {
                 &mut plan,
                 &opts.defaults,
                 &leases,
+                opts.lease_local_nets,
                 &Layout::new(&staging).uuid(),
                 &uuid,
                 host.reporter,

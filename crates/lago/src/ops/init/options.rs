@@ -46,6 +46,9 @@ pub struct InitOptions {
     pub cwd: PathBuf,
     /// `lease_dir`: the host-wide subnet leases of libvirt networks.
     pub lease_dir: PathBuf,
+    /// Whether `nat` networks of `local-qemu` VMs are leased too: they may get a host leg
+    /// (`host_leg` is not `off`).
+    pub lease_local_nets: bool,
 }
 
 /// The host services `init` uses.

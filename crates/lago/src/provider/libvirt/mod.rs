@@ -311,6 +311,25 @@ impl Provider for LibvirtProvider {
             let _ = dom.destroy();
         }
         self.target(prefix, vm, None).close();
+        crate::provider::forwarder::stop_all(prefix, &vm.name);
+    }
+
+    /// A relay process from `127.0.0.1:host` to the VM's address (`forwarder.rs`): the host
+    /// reaches it on the VM's network, where libvirt gives the host the gateway.
+    fn set_forward(&self, prefix: &Path, vm: &VmRecord, host: u16, guest: u16, add: bool) -> Result<(), ProviderError> {
+        if !add {
+            crate::provider::forwarder::stop(prefix, &vm.name, host);
+            return Ok(());
+        }
+        let Some(ip) = vm.ip() else {
+            return Err(ProviderError::Forward {
+                vm: vm.name.clone(),
+                host,
+                guest,
+                message: "it has no address on its management network".into(),
+            });
+        };
+        crate::provider::forwarder::start(prefix, &vm.name, host, std::net::SocketAddr::from((ip, guest)))
     }
 
     fn request_shutdown(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {

@@ -163,6 +163,7 @@ mod tests {
             outbound: false,
             index: 0,
             forwards: Vec::new(),
+            host_legs: Vec::new(),
         };
         // Files gone from the store: the disk's own boot loader.
         let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
@@ -204,6 +205,7 @@ mod tests {
             outbound: false,
             index: 0,
             forwards: vec![(40080, 8080)],
+            host_legs: Vec::new(),
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
@@ -231,6 +233,7 @@ mod tests {
             outbound: false,
             index: 0,
             forwards: Vec::new(),
+            host_legs: Vec::new(),
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

@@ -145,13 +145,15 @@ impl Provider for QemuProvider {
         "local-qemu"
     }
 
-    /// One switch per network (`switch.rs`), started or brought up to date.
+    /// One switch per network (`switch.rs`), started or brought up to date, with the host leg
+    /// `ctx` gives it.
     fn start_nets(&self, ctx: &LaunchContext, nets: &[NetUse]) -> Result<(), ProviderError> {
         let state = crate::prefix::state::State::load(&ctx.prefix).unwrap_or_default();
         for net in nets {
+            let leg = ctx.host_legs.iter().find(|(n, _)| *n == net.name).map(|(_, l)| l.clone());
             crate::provider::qemu::switch::ensure(
                 &ctx.prefix,
-                &crate::provider::qemu::switch::config_for(&ctx.prefix, &net.name, &net.vms, &state),
+                &crate::provider::qemu::switch::config_for(&ctx.prefix, &net.name, &net.vms, &state, leg),
             )?;
         }
         Ok(())
@@ -174,9 +176,11 @@ impl Provider for QemuProvider {
     ) -> Result<(), ProviderError> {
         let paths = crate::provider::qemu::switch::paths(prefix, &net.name);
         if crate::provider::qemu::switch::alive(&net.name, &paths.control) {
+            // The switch keeps the host leg it runs with.
+            let leg = crate::provider::qemu::switch::Config::load(&paths.config).ok().and_then(|c| c.host_leg);
             crate::provider::qemu::switch::ensure(
                 prefix,
-                &crate::provider::qemu::switch::config_for(prefix, &net.name, &net.vms, state),
+                &crate::provider::qemu::switch::config_for(prefix, &net.name, &net.vms, state, leg),
             )?;
         }
         Ok(())
@@ -252,9 +256,16 @@ impl Provider for QemuProvider {
             .collect()
     }
 
+    /// The VM's own address, port 22, where its management network has a host leg (as the
+    /// original reached VMs); else its SSH port forwarded on 127.0.0.1.
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target {
-        let mut target =
-            crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0));
+        let layout = crate::prefix::Layout::new(prefix);
+        let direct =
+            vm.ip().filter(|_| crate::provider::qemu::switch::running_host_leg(prefix, &vm.mgmt_net).is_some());
+        let mut target = match direct {
+            Some(ip) => layout.ssh_target(&vm.name, &vm.ssh_user, &ip.to_string(), 22),
+            None => layout.ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0)),
+        };
         target.password = vm.password();
         target
     }
@@ -522,6 +533,7 @@ mod tests {
             outbound: false,
             index: 0,
             forwards: Vec::new(),
+            host_legs: Vec::new(),
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();

@@ -64,6 +64,15 @@ pub enum SwitchError {
         /// What happened.
         reason: String,
     },
+    /// The host leg could not be made.
+    #[error("Switch of network {net}: cannot make its host leg")]
+    HostLeg {
+        /// The network.
+        net: String,
+        /// Why, with the kernel's or `ip`'s words.
+        #[source]
+        source: crate::host::netdev::NetdevError,
+    },
     /// The program that runs switches could not be started.
     #[error("Cannot start the switch of network {net} ({command})")]
     Spawn {
@@ -106,6 +115,40 @@ pub struct Config {
     /// Degraded links, by VM.
     #[serde(default)]
     pub impairments: BTreeMap<String, Impairment>,
+    /// The network's host leg: a TAP interface of the host holding the gateway address, one more
+    /// port of the switch (in the partition's group of VMs named in no group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_leg: Option<HostLeg>,
+}
+
+/// The host leg of a network: the TAP interface the switch creates and the address it gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLeg {
+    /// The interface's name ([`crate::host::netdev::interface_name`]).
+    pub interface: String,
+    /// Its address with the prefix length: the network's gateway (`192.168.200.1/24`).
+    pub address: String,
+}
+
+/// The switch's port of the host leg: no VM (no VM is named ""), no socket.
+fn host_port() -> Port {
+    Port { vm: String::new(), nic: 0, socket: PathBuf::new() }
+}
+
+/// The ports the switch serves: the configuration's NICs, then the host leg's.
+fn with_host_port(mut config: Config) -> Config {
+    if config.host_leg.is_some() {
+        config.ports.push(host_port());
+    }
+    config
+}
+
+/// The host leg that the switch of `net` runs with now, if it runs with one.
+pub fn running_host_leg(prefix: &Path, net: &str) -> Option<HostLeg> {
+    let p = paths(prefix, net);
+    crate::prefix::running_pid(&p.pid)?;
+    let leg = Config::load(&p.config).ok()?.host_leg?;
+    crate::host::netdev::exists(&leg.interface).then_some(leg)
 }
 
 impl Config {
@@ -171,6 +214,7 @@ pub fn config_for(
     net: &str,
     vms: &[crate::prefix::records::VmRecord],
     state: &crate::prefix::state::State,
+    host_leg: Option<HostLeg>,
 ) -> Config {
     let p = paths(prefix, net);
     let ports = vms
@@ -190,6 +234,7 @@ pub fn config_for(
         ports,
         groups: state.partitions.get(net).cloned().unwrap_or_default(),
         impairments: state.impairments.get(net).cloned().unwrap_or_default(),
+        host_leg,
     }
 }
 
@@ -202,7 +247,9 @@ pub fn ensure(prefix: &Path, config: &Config) -> Result<(), SwitchError> {
         path: crate::prefix::runtime_dir(prefix),
         source,
     })?;
-    if alive(&config.net, &p.control) {
+    // The host leg is the switch's for its whole life: another one means another switch.
+    let same_leg = || Config::load(&p.config).is_ok_and(|c| c.host_leg == config.host_leg);
+    if alive(&config.net, &p.control) && same_leg() {
         config.save(&p.config)?;
         reload(&config.net, &p.control)
     } else {
@@ -438,33 +485,36 @@ pub fn serve(config_file: &Path, pid_file: &Path) -> Result<(), SwitchError> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
         let _ = signal_hook::flag::register(sig, stop.clone());
     }
+    let mut tap = match &config.host_leg {
+        Some(leg) => {
+            let leg_err = |source| SwitchError::HostLeg { net: net.clone(), source };
+            let tap = crate::host::netdev::Tap::create(&leg.interface).map_err(leg_err)?;
+            tap.configure(&leg.address, &crate::host::process::SystemRunner).map_err(leg_err)?;
+            tracing::info!("switch of network {net}: host leg {} with {}", leg.interface, leg.address);
+            Some(tap)
+        }
+        None => None,
+    };
     tracing::info!("switch of network {net}: {} ports", config.ports.len());
-    let mut fabric = Fabric::new(config);
+    let mut fabric = Fabric::new(with_host_port(config));
     let mut buf = vec![0u8; MAX_FRAME];
     let mut last_check = Instant::now();
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let now = Instant::now();
         for (to, frame) in fabric.due(now) {
-            let _ = data.send_to(&frame, &fabric.config.ports[to].socket);
+            deliver(&data, tap.as_mut(), &fabric.config.ports[to], &frame);
         }
         let timeout = fabric
             .next_due()
             .map_or(Duration::from_millis(500), |t| t.saturating_duration_since(now))
             .min(Duration::from_millis(500));
-        wait_readable(&data, &control, timeout);
+        wait_readable(&data, &control, tap.as_ref(), timeout);
         // Frames: as many as are there.
         loop {
             match data.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     let Some(port) = from.as_pathname().and_then(|p| fabric.port_of(p)) else { continue };
-                    let now = Instant::now();
-                    for (to, at) in fabric.route(port, &buf[..n], now) {
-                        if at <= now {
-                            let _ = data.send_to(&buf[..n], &fabric.config.ports[to].socket);
-                        } else {
-                            fabric.hold(to, at, buf[..n].to_vec());
-                        }
-                    }
+                    forward(&mut fabric, &data, tap.as_mut(), port, &buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => break,
@@ -472,6 +522,12 @@ pub fn serve(config_file: &Path, pid_file: &Path) -> Result<(), SwitchError> {
                     tracing::warn!("switch of network {net}: {e}");
                     break;
                 }
+            }
+        }
+        // Frames from the host leg: as many as are there.
+        if let Some(host) = fabric.config.ports.iter().position(|p| p.vm.is_empty()) {
+            while let Some(n) = tap.as_mut().and_then(|t| t.recv(&mut buf).ok()) {
+                forward(&mut fabric, &data, tap.as_mut(), host, &buf[..n]);
             }
         }
         // Control: `reload`.
@@ -484,7 +540,7 @@ pub fn serve(config_file: &Path, pid_file: &Path) -> Result<(), SwitchError> {
             let reply = match line.trim() {
                 "reload" => match Config::load(config_file) {
                     Ok(c) => {
-                        fabric.reconfigure(c);
+                        fabric.reconfigure(with_host_port(c));
                         "ok".to_owned()
                     }
                     Err(e) => format!("error: {e}"),
@@ -509,11 +565,48 @@ pub fn serve(config_file: &Path, pid_file: &Path) -> Result<(), SwitchError> {
     Ok(())
 }
 
-/// Waits until either socket is readable or `timeout` passes.
-fn wait_readable(data: &UnixDatagram, control: &UnixListener, timeout: Duration) {
+/// Routes a frame that came in on `port`: sent now, or held for its time.
+fn forward(
+    fabric: &mut Fabric,
+    data: &UnixDatagram,
+    mut tap: Option<&mut crate::host::netdev::Tap>,
+    port: usize,
+    frame: &[u8],
+) {
+    let now = Instant::now();
+    for (to, at) in fabric.route(port, frame, now) {
+        if at <= now {
+            deliver(data, tap.as_deref_mut(), &fabric.config.ports[to], frame);
+        } else {
+            fabric.hold(to, at, frame.to_vec());
+        }
+    }
+}
+
+/// Sends a frame out of `port`: to a NIC's socket, or into the host leg.
+fn deliver(data: &UnixDatagram, tap: Option<&mut crate::host::netdev::Tap>, port: &Port, frame: &[u8]) {
+    if port.vm.is_empty() {
+        if let Some(tap) = tap {
+            let _ = tap.send(frame);
+        }
+    } else {
+        let _ = data.send_to(frame, &port.socket);
+    }
+}
+
+/// Waits until a socket or the host leg is readable, or `timeout` passes.
+fn wait_readable(
+    data: &UnixDatagram,
+    control: &UnixListener,
+    tap: Option<&crate::host::netdev::Tap>,
+    timeout: Duration,
+) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
-    let mut fds = [PollFd::new(data.as_fd(), PollFlags::POLLIN), PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+    let mut fds = vec![PollFd::new(data.as_fd(), PollFlags::POLLIN), PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+    if let Some(tap) = tap {
+        fds.push(PollFd::new(tap.as_fd(), PollFlags::POLLIN));
+    }
     let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     let _ = poll(&mut fds, PollTimeout::from(ms));
 }
@@ -553,7 +646,8 @@ pub fn set_launcher(argv: Vec<String>) {
     let _ = LAUNCHER.set(argv);
 }
 
-fn launcher() -> Vec<String> {
+/// The command that runs lago's helper processes (switches, forwards' relays).
+pub(crate) fn launcher() -> Vec<String> {
     if let Some(l) = LAUNCHER.get() {
         return l.clone();
     }
@@ -594,7 +688,11 @@ pub fn spawn(config: &Config, config_file: &Path, pid_file: &Path, log: &Path) -
             return Err(SwitchError::NoAnswer {
                 net: config.net.clone(),
                 path: config.control.clone(),
-                reason: format!("it exited ({status}); its log: {}", log.display()),
+                reason: format!(
+                    "it exited ({status}): {} (its log: {})",
+                    crate::provider::tail_file(log, 3).trim().replace('\n', " / "),
+                    log.display()
+                ),
             });
         }
         if Instant::now() > deadline {
@@ -630,6 +728,7 @@ mod tests {
             ports: vms.iter().map(|v| Port { vm: (*v).into(), nic: 0, socket: format!("/{v}").into() }).collect(),
             groups: Vec::new(),
             impairments: BTreeMap::new(),
+            host_leg: None,
         }
     }
 
@@ -661,6 +760,27 @@ mod tests {
         assert_eq!(ports(&f.route(1, &frame(BROADCAST, MAC[1]), now)), [2]);
         // Runts are dropped.
         assert!(f.route(0, &[0u8; 10], now).is_empty());
+    }
+
+    #[test]
+    fn the_host_leg_is_one_more_port_with_the_vms_in_no_group() {
+        let mut c = config(&["a", "b"]);
+        c.host_leg = Some(HostLeg { interface: "3f2a-n".into(), address: "192.168.200.1/24".into() });
+        let c = with_host_port(c);
+        assert_eq!(c.ports.len(), 3);
+        assert!(c.ports[2].vm.is_empty() && c.ports[2].socket.as_os_str().is_empty());
+        let mut f = Fabric::new(c.clone());
+        let now = Instant::now();
+        // The host's broadcast (an ARP request) reaches both VMs; a VM's answer reaches the host.
+        assert_eq!(ports(&f.route(2, &frame(BROADCAST, MAC[2]), now)), [0, 1]);
+        assert_eq!(ports(&f.route(1, &frame(MAC[2], MAC[1]), now)), [2]);
+        // {a} | the rest: the host is with b.
+        let mut parted = c;
+        parted.groups = vec![vec!["a".into()]];
+        f.reconfigure(parted);
+        assert_eq!(ports(&f.route(2, &frame(BROADCAST, MAC[2]), now)), [1]);
+        // Without a host leg, no port is added.
+        assert_eq!(with_host_port(config(&["a"])).ports.len(), 1);
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! The host leg of `nat` networks (`host_leg = on`), in a network namespace of the test's own so
+//! that no interface of the machine is touched: the host reaches VMs at their addresses, VMs
+//! reach the host at the gateway, a `bridge` network and a second environment stay apart, and
+//! the TAP goes with the switch (`kill -9`), `stop` and `destroy`.
+
+use std::process::Command;
+
+use crate::lab::Lab;
+
+/// A network namespace with its loopback up, deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        let name = format!("lago-leg-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let ok = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        ok(&["netns", "add", &name]);
+        ok(&["-n", &name, "link", "set", "lo", "up"]);
+        Self(name)
+    }
+
+    /// `argv` run in the namespace: (success, stdout + stderr).
+    fn run(&self, argv: &[&str]) -> (bool, String) {
+        let out = Command::new("ip").args(["netns", "exec", &self.0]).args(argv).output().unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+
+    fn has_link(&self, name: &str) -> bool {
+        self.run(&["ip", "link", "show", name]).0
+    }
+
+    /// `GET url` from the namespace (Python's urllib, 5 s timeout): the body, or why not.
+    fn get(&self, url: &str) -> Result<String, String> {
+        let code = format!("import urllib.request; print(urllib.request.urlopen({url:?}, timeout=5).read().decode())");
+        match self.run(&["python3", "-c", &code]) {
+            (true, out) => Ok(out.trim().to_owned()),
+            (false, why) => Err(why),
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+const WITH_ISOLATED: &str = "\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lan}, {net: iso, ip: 192.168.210.5}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lan: {management: true}
+  iso: {type: bridge}
+";
+
+const OTHER: &str = "\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lan}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lan: {management: true}
+";
+
+fn in_netns(lab: &mut Lab, ns: &Netns) {
+    lab.netns = Some(ns.0.clone());
+    lab.env.retain(|(k, _)| *k != "LAGO_HOST_LEG");
+    lab.env.push(("LAGO_HOST_LEG", "on".into()));
+}
+
+/// The host leg of network `lan` that `status` shows: (interface, address).
+fn leg_of(lab: &Lab) -> (String, String) {
+    let status = lab.status();
+    let words = status["Prefix"]["Networks"]["lan"]["host leg"].as_str().unwrap_or_default().to_owned();
+    let (iface, addr) = words.split_once(' ').unwrap_or_else(|| panic!("no host leg in {status:#}"));
+    (iface.to_owned(), addr.to_owned())
+}
+
+#[test]
+fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
+    let ns = Netns::new();
+    let mut a = Lab::new(WITH_ISOLATED);
+    in_netns(&mut a, &ns);
+    let leases = a.home.path().join("leases");
+    let mut b = Lab::sharing_leases(OTHER, &crate::tiny_repo(), Some(&leases));
+    in_netns(&mut b, &ns);
+    a.ok(&["init"]);
+    b.ok(&["init"]);
+    a.ok(&["start"]);
+    b.ok(&["start"]);
+
+    let (tap_a, addr_a) = leg_of(&a);
+    let (tap_b, addr_b) = leg_of(&b);
+    assert_eq!(addr_a, "192.168.200.1/24");
+    // Subnets are leased host-wide: the second environment got another one.
+    assert_eq!(addr_b, "192.168.201.1/24");
+    assert!(ns.has_link(&tap_a) && ns.has_link(&tap_b));
+    assert!(ns.run(&["ip", "-br", "addr", "show", &tap_a]).1.contains("192.168.200.1/24"));
+
+    // Host -> VM at its address: busybox httpd in vm01.
+    let (rc, out) =
+        a.shell("vm01", "mkdir -p /tmp/www && echo from-vm01 > /tmp/www/index.html && httpd -p 8080 -h /tmp/www");
+    assert_eq!(rc, 0, "{out}");
+    assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01");
+    // SSH and the inventory use the address, as the original did.
+    let inventory = a.ok(&["ansible_hosts"]);
+    assert!(inventory.contains("vm01 ansible_host=192.168.200.2 ansible_port=22"), "{inventory}");
+
+    // VM -> host at the gateway: a server of the test bound to it.
+    let www = a.home.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("f.txt"), "from-the-host\n").unwrap();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-m", "http.server", "8000", "--bind", "192.168.200.1"])
+        .arg("--directory")
+        .arg(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut fetched = (1, String::new());
+    for _ in 0..50 {
+        fetched = a.shell("vm01", "wget -q -O- http://192.168.200.1:8000/f.txt");
+        if fetched.0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(fetched, (0, "from-the-host".into()));
+
+    // A bridge network has no host leg: its VMs' addresses are not reachable from the host.
+    assert!(a.status()["Prefix"]["Networks"]["iso"].get("host leg").is_none());
+    assert!(!ns.run(&["ip", "-br", "addr"]).1.contains("192.168.210."));
+    let isolated = ns.get("http://192.168.210.5:8080/");
+    assert!(isolated.is_err(), "the bridge network answered the host: {isolated:?}");
+    // Nor does one environment reach the other's VMs through the host, even routing through it.
+    let (rc, out) = a.shell("vm01", "ip route add 192.168.201.0/24 via 192.168.200.1 && ping -c 2 -W 2 192.168.201.2");
+    assert!(rc != 0 && out.contains("100% packet loss"), "vm01 of one environment reached the other's: {out}");
+
+    // The TAP goes with its switch, however the switch ends; the next command says so.
+    let pid = std::fs::read_to_string(b.home.path().join(".lago/default/run/switch-lan.pid")).unwrap();
+    assert!(Command::new("kill").args(["-9", pid.trim()]).status().unwrap().success());
+    let mut gone = false;
+    for _ in 0..50 {
+        gone = !ns.has_link(&tap_b);
+        if gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gone, "{tap_b} outlived its switch");
+    let words = b.status()["Prefix"]["Networks"]["lan"]["host leg"].as_str().unwrap_or_default().to_owned();
+    assert!(words.starts_with(&format!("down: {tap_b} is gone")), "{words}");
+    assert!(!ns.has_link(&tap_b));
+    b.ok(&["destroy", "--yes"]);
+
+    // `stop` takes the leg down, `start` brings it back, `destroy` removes it and its lease.
+    a.ok(&["stop"]);
+    assert!(!ns.has_link(&tap_a));
+    a.ok(&["start"]);
+    assert!(ns.has_link(&tap_a));
+    a.ok(&["destroy", "--yes"]);
+    assert!(!ns.has_link(&tap_a));
+    let left: Vec<_> = std::fs::read_dir(&leases)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".lease"))
+        .collect();
+    assert!(left.is_empty(), "leases left: {left:?}");
+}
