@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
             index: 0,
             forwards: record.forwards.iter().map(|f| (f.host.unwrap_or(40000), f.guest)).collect(),
             host_legs: Vec::new(),
-        };
+            paused: false,        };
         let _ = lago::provider::qemu_argv(&record, &ctx);
     }
 });

@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
         lease_dir: prefix.path.join("leases"),
         libvirt: lago::config::LibvirtOptions::default(),
         ssh_tries: 1,
+        resume: None,
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots();

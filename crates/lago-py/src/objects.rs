@@ -71,11 +71,27 @@ impl Env {
         self.workdir.clone()
     }
 
-    /// Starts the named VMs (all by default) and waits until each answers SSH.
-    #[pyo3(signature = (vm_names=None))]
-    fn start(&self, py: Python<'_>, vm_names: Option<Vec<String>>) -> PyResult<()> {
+    /// Starts the named VMs (all by default) and waits until each answers SSH; with
+    /// `from_snapshot`, the stopped environment comes up in the state of that live snapshot;
+    /// `boot` boots even when `[start] resume` names one. Returns the snapshot it came up from.
+    #[pyo3(signature = (vm_names=None, from_snapshot=None, boot=false))]
+    fn start(
+        &self,
+        py: Python<'_>,
+        vm_names: Option<Vec<String>>,
+        from_snapshot: Option<String>,
+        boot: bool,
+    ) -> PyResult<Option<String>> {
+        use lago::ops::resume::StartMode;
         let env = self.env.clone();
-        blocking(py, move || env.start(&names(vm_names), &Progress).map_err(to_py))
+        let mode = match (from_snapshot, boot) {
+            (Some(name), _) => StartMode::From(name),
+            (None, true) => StartMode::Boot,
+            (None, false) => StartMode::Configured,
+        };
+        blocking(py, move || {
+            env.start_as(&names(vm_names), &mode, &lago::host::process::SystemRunner, &Progress).map_err(to_py)
+        })
     }
 
     /// Powers the named VMs (all by default) off at once.

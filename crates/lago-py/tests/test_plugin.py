@@ -49,3 +49,51 @@ def test_env_fixture_without_an_init_file_is_a_usage_error(pytester) -> None:
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["*lago_env needs an init file*"])
     assert result.ret != 0
+
+
+RESET_INIT = """\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lab}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lab: {management: true}
+"""
+
+
+def test_each_test_gets_a_clean_environment(pytester, lago_config) -> None:
+    (pytester.path / "lab.yaml").write_text(RESET_INIT)
+    pytester.makeini(
+        f"""
+        [pytest]
+        lago_init_file = lab.yaml
+        lago_env_reset = revert
+        lago_init_options =
+            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
+            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
+        """
+    )
+    pytester.makepyfile(
+        test_reset="""
+        def test_1_deletes_a_file_and_powers_vm01_off(lago_env):
+            vm = lago_env.get_vms()["vm01"]
+            assert vm.ssh(["rm", "/bin/vi"]).code == 0
+            vm.stop()
+            assert not vm.running()
+
+        def test_2_finds_the_file_and_vm01_running(lago_env):
+            vm = lago_env.get_vms()["vm01"]
+            assert vm.running()
+            assert vm.ssh(["test", "-e", "/bin/vi"]).code == 0
+            assert vm.ssh(["rm", "/bin/vi"]).code == 0
+
+        def test_3_finds_it_again_after_a_revert(lago_env):
+            assert lago_env.get_vms()["vm01"].ssh(["test", "-e", "/bin/vi"]).code == 0
+        """
+    )
+    result = pytester.runpytest("-v", "-rA", "--junitxml=report.xml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*environment reset before the test: started from lago-pytest-clean (a VM was stopped) in * s*"])
+    result.stdout.fnmatch_lines(["*environment reset before the test: reverted to lago-pytest-clean in * s*"])
+    assert "lago_env_reset" in (pytester.path / "report.xml").read_text()

@@ -316,6 +316,13 @@ pub const SCHEMA: &[OptionDef] = &[
         kind: Kind::Bool,
     },
     OptionDef {
+        section: "start",
+        key: "resume",
+        help: "A live snapshot that a plain `lago start` of a stopped environment comes up from, when the environment has it (`lago start --boot` boots anyway)",
+        default: Default::Value(""),
+        kind: Kind::Text,
+    },
+    OptionDef {
         section: "init",
         key: "template_repo_path",
         help: "Repo file describing the templates",

@@ -302,7 +302,8 @@ impl Diagnose for SnapshotError {
             | SnapshotError::Exists { .. }
             | SnapshotError::Unknown { .. }
             | SnapshotError::Unsupported { .. }
-            | SnapshotError::NoDisk { .. } => Diagnosis::user(),
+            | SnapshotError::NoDisk { .. }
+            | SnapshotError::Running { .. } => Diagnosis::user(),
             _ => Diagnosis::host(),
         }
     }

@@ -8,11 +8,24 @@ use crate::error::CliError;
 pub(crate) struct StartArgs {
     /// VMs to start (default: all); running VMs are left as they are
     vm_names: Vec<String>,
+    /// Bring the stopped environment up in the state of this live snapshot (disks, memory,
+    /// devices) instead of booting it
+    #[arg(long = "from", value_name = "SNAPSHOT", conflicts_with_all = ["boot", "vm_names"])]
+    from: Option<String>,
+    /// Boot, even when `[start] resume` names a snapshot
+    #[arg(long)]
+    boot: bool,
 }
 
 pub(crate) fn cmd_start(ctx: &mut Context, args: &StartArgs) -> Result<(), CliError> {
+    use lago::ops::resume::StartMode;
     let env = ctx.env()?;
-    env.start(&args.vm_names, &ctx.reporter)?;
+    let mode = match (&args.from, args.boot) {
+        (Some(name), _) => StartMode::From(name.clone()),
+        (None, true) => StartMode::Boot,
+        (None, false) => StartMode::Configured,
+    };
+    env.start_as(&args.vm_names, &mode, &lago::host::process::SystemRunner, &ctx.reporter)?;
     Ok(())
 }
 

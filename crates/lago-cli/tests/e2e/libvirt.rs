@@ -155,6 +155,13 @@ fn libvirt_snapshot_revert_export_and_reimport() {
     lab.ok(&["revert", "s1"]);
     assert_eq!(lab.shell("vm01", "cat /root/f"), (0, "before".into()));
 
+    // Stopped, then started from the live snapshot: in its moment, without a boot.
+    lab.shell("vm01", "echo again > /root/f; sync");
+    lab.ok(&["stop"]);
+    lab.ok(&["start", "--from", "s1"]);
+    assert_eq!(lab.shell("vm01", "cat /root/f"), (0, "before".into()));
+    assert_eq!(boot_id(&lab), boot, "started from the snapshot, yet the VM booted");
+
     // A stopped VM gets a disk snapshot; reverting the running VM to it restarts it.
     lab.shell("vm01", "echo stopped > /root/f; echo exported > /root/data; sync");
     lab.ok(&["stop"]);

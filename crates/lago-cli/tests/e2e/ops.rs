@@ -72,6 +72,56 @@ fn check_forwards(lab: &Lab) -> (u16, u16) {
     (from_init, live)
 }
 
+/// Seconds the guest has run, from `/proc/uptime`.
+fn uptime(lab: &Lab) -> f64 {
+    lab.shell("vm01", "cut -d' ' -f1 /proc/uptime").1.parse().unwrap()
+}
+
+/// `start --from`: the stopped VM comes back in the snapshot's running moment — its file, its
+/// process (same pid), its uptime, the guest HTTP server behind the init file's forward — and
+/// takes further snapshots and reverts; `[start] resume` does the same for a plain `start`,
+/// `--boot` boots.
+fn check_start_from(lab: &Lab, forwarded: u16) {
+    let pid = lab
+        .shell("vm01", "mkdir -p /root/www && echo hello-from-vm01 > /root/www/index.html && httpd -p 8080 -h /root/www; echo resumed > /root/r; (sleep 100000 </dev/null >/dev/null 2>&1 &); sleep 0.3; pidof sleep")
+        .1;
+    assert!(!pid.is_empty());
+    let boot = boot_id(lab);
+    lab.ok(&["snapshot", "live"]);
+    let at_snapshot = uptime(lab);
+    lab.ok(&["stop"]);
+    fails_with(lab, &["start", "--from", "nope"], "No snapshot \"nope\" for VM vm01");
+    lab.ok(&["start", "--from", "live"]);
+    assert_eq!(lab.shell("vm01", "cat /root/r; pidof sleep"), (0, format!("resumed\n{pid}")));
+    assert_eq!(boot_id(lab), boot, "started from the snapshot, yet the VM booted");
+    let after = uptime(lab);
+    assert!(
+        after >= at_snapshot - 1.0 && after < at_snapshot + 60.0,
+        "uptime {after} s, {at_snapshot} s at the snapshot"
+    );
+    assert!(http_get(forwarded).unwrap().contains("hello-from-vm01"), "the guest's httpd behind the forward");
+    fails_with(lab, &["start", "--from", "live"], "VM vm01 runs");
+    // Further snapshots and reverts of the resumed VM.
+    lab.ok(&["snapshot", "after"]);
+    lab.shell("vm01", "rm /root/r");
+    lab.ok(&["revert", "after"]);
+    assert_eq!(lab.shell("vm01", "cat /root/r"), (0, "resumed".into()));
+    // `[start] resume`: a plain start comes up from the snapshot and says so; `--boot` boots.
+    lab.ok(&["stop"]);
+    let out = lab.command(&["start"]).env("LAGO__START__RESUME", "live").output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("Starting from snapshot live (`[start] resume`)"), "{said}");
+    assert_eq!(boot_id(lab), boot);
+    lab.ok(&["stop"]);
+    let out = lab.command(&["start", "--boot"]).env("LAGO__START__RESUME", "live").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(boot_id(lab), boot, "--boot boots");
+    for name in ["live", "after"] {
+        lab.ok(&["snapshot", "--delete", name]);
+    }
+}
+
 fn boot_id(lab: &Lab) -> String {
     lab.shell("vm01", "cat /proc/sys/kernel/random/boot_id").1
 }
@@ -171,6 +221,8 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     assert!(stderr.contains("VM ext answers SSH and refuses lago's login"), "{stderr}");
     assert!(stderr.contains("ssh-password"), "the hint names the key to set:\n{stderr}");
     bad.ok(&["destroy", "--yes"]);
+
+    check_start_from(&lab, from_init);
 
     // A stopped VM gets a disk snapshot; reverting the running VM to it restarts the VM.
     lab.shell("vm01", "echo stopped > /root/f; sync");

@@ -50,8 +50,12 @@ class Prefix:
         return self.paths
 
     @sdk_utils.expose
-    def start(self, vm_names: Optional[List[str]] = None) -> None:
-        self._native.start(vm_names)
+    def start(self, vm_names: Optional[List[str]] = None, from_snapshot: Optional[str] = None,
+              boot: bool = False) -> None:
+        """Starts the VMs (all by default) and waits for SSH. lago's own: ``from_snapshot`` brings
+        the stopped environment up in the state of that live snapshot instead of booting it;
+        ``boot`` boots even when ``[start] resume`` names one."""
+        self._native.start(vm_names, from_snapshot, boot)
 
     @sdk_utils.expose
     def stop(self, vm_names: Optional[List[str]] = None) -> None:

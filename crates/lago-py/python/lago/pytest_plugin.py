@@ -13,6 +13,13 @@ Fixtures:
 ``lago_vm``
     One VM of that environment: a test that takes ``lago_vm`` runs once per VM of the init file.
 
+A clean environment per test: with the ini option ``lago_env_reset = revert`` (or the marker
+``@pytest.mark.lago_env_reset("revert")`` on a test, class or module), a live snapshot of
+``lago_env`` is taken before the first test that uses it, and before every later one the
+environment goes back to it: ``revert`` when every VM runs, else (a test powered a VM off) the
+environment is stopped and started from the snapshot (``start(from_snapshot=...)``). The time
+each reset took is in the test's report (section ``lago``) and its ``user_properties``.
+
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
 ``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
 report says where.
@@ -20,6 +27,7 @@ report says where.
 
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
@@ -33,11 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it)", default="")
     parser.addini("lago_env_scope", "scope of lago_env: function, class, module, package or session", default="module")
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
+    parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up) or none", default="none")
     parser.addini("lago_artifacts_dir", "directory (under the rootdir) for the artifacts of failed tests", default="lago-artifacts")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
+    config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'none' does not")
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
@@ -92,6 +102,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("lago_vm", names, indirect=True, ids=names)
 
 
+#: The live snapshot per-test resets go back to.
+CLEAN_SNAPSHOT = "lago-pytest-clean"
+
+
+def _reset_mode(item: Any) -> str:
+    marker = item.get_closest_marker("lago_env_reset")
+    mode = str(marker.args[0]) if marker is not None and marker.args else item.config.getini("lago_env_reset") or "none"
+    if mode not in ("revert", "none"):
+        raise pytest.UsageError(f"lago_env_reset: {mode!r} is not 'revert' or 'none'")
+    return mode
+
+
+@pytest.fixture(autouse=True)
+def _lago_env_reset(request: pytest.FixtureRequest) -> None:
+    """Takes ``lago_env`` back to its clean snapshot before the test (see the module)."""
+    if "lago_env" not in request.fixturenames or _reset_mode(request.node) == "none":
+        return
+    env = request.getfixturevalue("lago_env")
+    began = time.monotonic()
+    if not getattr(env, "_lago_clean_snapshot", False):
+        env._prefix.create_snapshots(CLEAN_SNAPSHOT)
+        env._lago_clean_snapshot = True
+        what = f"clean snapshot {CLEAN_SNAPSHOT} taken"
+    elif all(vm.running() for vm in env.get_vms().values()):
+        env._prefix.revert_snapshots(CLEAN_SNAPSHOT)
+        what = f"reverted to {CLEAN_SNAPSHOT}"
+    else:
+        env.stop()
+        env.start(from_snapshot=CLEAN_SNAPSHOT)
+        what = f"started from {CLEAN_SNAPSHOT} (a VM was stopped)"
+    line = f"{what} in {time.monotonic() - began:.2f} s"
+    request.node.user_properties.append(("lago_env_reset", line))
+    request.node.stash[_RESET] = line
+
+
+_RESET = pytest.StashKey[str]()
+
+
 def _artifacts_dir(item: pytest.Item) -> Path:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")
     return Path(str(item.config.rootpath)) / item.config.getini("lago_artifacts_dir") / name
@@ -101,6 +149,9 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    reset = item.stash.get(_RESET, None)
+    if reset is not None and report.when == "call":
+        report.sections.append(("lago", f"environment reset before the test: {reset}"))
     if report.when != "call" or not report.failed:
         return
     env: Optional[sdk.SDK] = getattr(item, "funcargs", {}).get("lago_env")

@@ -68,8 +68,9 @@ class VirtEnv:
     def virt_path(self, *args: str) -> str:
         return self.prefix.paths.virt(*args)
 
-    def start(self, vm_names: Optional[List[str]] = None) -> None:
-        self.prefix._native.start(vm_names)
+    def start(self, vm_names: Optional[List[str]] = None, from_snapshot: Optional[str] = None,
+              boot: bool = False) -> None:
+        self.prefix._native.start(vm_names, from_snapshot, boot)
 
     def stop(self, vm_names: Optional[List[str]] = None) -> None:
         self.prefix._native.stop(vm_names)

@@ -43,6 +43,9 @@ impl Provider for Fake {
         let before = started.iter().filter(|s| **s == vm.name).count();
         started.push(vm.name.clone());
         self.calls.accel.lock().unwrap().push((vm.name.clone(), ctx.accel));
+        if ctx.paused {
+            self.calls.ops.lock().unwrap().push(format!("start paused {}", vm.name));
+        }
         if !(vm.name == self.crashes.0 && before < self.crashes.1) {
             self.calls.running.lock().unwrap().push(vm.name.clone());
         }
@@ -175,6 +178,7 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         lease_dir: dir.join("leases"),
         libvirt: Default::default(),
         ssh_tries: 3,
+        resume: None,
     };
     Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
 }

@@ -149,6 +149,9 @@ pub struct EnvOptions {
     pub libvirt: LibvirtOptions,
     /// Connection attempts of a command in a VM when the caller does not say (`ssh_tries`).
     pub ssh_tries: u32,
+    /// `[start] resume`: the live snapshot a plain `start` of the stopped environment comes up
+    /// from, when it has it.
+    pub resume: Option<String>,
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -175,6 +178,7 @@ impl EnvOptions {
             lease_dir: config.lease_dir(),
             libvirt: config.libvirt_options(),
             ssh_tries: config.lago_u64("ssh_tries")?.map_or(100, |n| n.clamp(1, u64::from(u32::MAX)) as u32),
+            resume: config.get("start", "resume").map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
         })
     }
 }
@@ -187,7 +191,7 @@ pub struct Env {
     pub vms: Vec<VmRecord>,
     /// Its networks: name and type.
     pub nets: Vec<(String, String)>,
-    options: EnvOptions,
+    pub(crate) options: EnvOptions,
     pub(crate) providers: Providers,
 }
 
@@ -332,6 +336,7 @@ impl Env {
             index: 0,
             forwards: Vec::new(),
             host_legs: Vec::new(),
+            paused: false,
         }
     }
 }

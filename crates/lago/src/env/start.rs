@@ -67,6 +67,20 @@ const LOGIN_GRACE: Duration = Duration::from_secs(20);
 impl Env {
     /// Starts the named VMs (all when empty) and waits until each answers SSH.
     pub fn start(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        self.select(names)?;
+        let _lock = self.lock("start", reporter)?;
+        self.start_locked(names, &[], reporter)
+    }
+
+    /// [`Env::start`], the prefix lock held by the caller. The VMs named in `paused` are started
+    /// with their CPUs paused before their first instruction (to load a live snapshot into them,
+    /// `ops/resume.rs`), and are not waited for; if the start fails, they are stopped too.
+    pub(crate) fn start_locked(
+        &self,
+        names: &[String],
+        paused: &[String],
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
         let targets = self.select(names)?;
         for vm in &targets {
             if let Some(p) = vm.vm_provider.as_deref().filter(|p| !crate::plan::VM_PROVIDERS.contains(p)) {
@@ -74,7 +88,6 @@ impl Env {
             }
         }
         let groups = self.providers.group(&targets)?;
-        let _lock = self.lock("start", reporter)?;
         let title = if names.is_empty() { "Start Prefix" } else { "Start specified VMs" };
         task(reporter, title, || {
             let mut state = State::load(&self.prefix.path)?;
@@ -102,19 +115,25 @@ impl Env {
             let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
                 targets.iter().copied().partition(|v| running.contains(&v.name) || v.is_ssh());
             let mut started: Vec<Booting<'_>> = Vec::new();
+            let mut held: Vec<String> = Vec::new();
             let launched = task(reporter, "Start vms", || {
                 for vm in &to_start {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
                         let console_from = self.console_len(vm);
                         let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
-                        let launched = self.launch(vm, &env_id, accel.resolved, &previous)?;
+                        let pause = paused.contains(&vm.name);
+                        let launched = self.launch(vm, &env_id, accel.resolved, &previous, pause)?;
                         self.reapply_cuts(vm)?;
                         // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
                         // A fresh boot: its clock is the host's again.
                         state.clock.remove(&vm.name);
                         launched.record(&vm.name, &mut state);
                         state.save(&self.prefix.path)?;
-                        started.push(Booting { vm, accel: accel.clone(), console_from });
+                        if pause {
+                            held.push(vm.name.clone());
+                        } else {
+                            started.push(Booting { vm, accel: accel.clone(), console_from });
+                        }
                         Ok::<_, EnvError>(())
                     })?;
                 }
@@ -132,8 +151,8 @@ impl Env {
                 task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
             if let Err(e) = ready {
-                for b in &started {
-                    let _ = self.kill(&b.vm.name);
+                for vm in started.iter().map(|b| &b.vm.name).chain(&held) {
+                    let _ = self.kill(vm);
                 }
                 let _ = self.stop_unused_nets(&crate::report::NoopReporter);
                 return Err(e);
@@ -181,7 +200,14 @@ impl Env {
     /// qemu finds it taken), which is returned, and the VM's other forwarded ports: the init
     /// file's `forwards` and those `previous` holds (the VM's forwards before it was started
     /// again), on the host ports they had or were given, else on free ones.
-    fn launch(&self, vm: &VmRecord, env_id: &str, accel: Accel, previous: &[Forward]) -> Result<Launched, EnvError> {
+    fn launch(
+        &self,
+        vm: &VmRecord,
+        env_id: &str,
+        accel: Accel,
+        previous: &[Forward],
+        paused: bool,
+    ) -> Result<Launched, EnvError> {
         let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
             && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat"));
@@ -206,6 +232,7 @@ impl Env {
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
                 forwards: if uplink { chosen.iter().map(|f| (f.host, f.guest)).collect() } else { Vec::new() },
+                paused,
                 ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
@@ -316,7 +343,7 @@ impl Env {
         let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut state = State::load(&self.prefix.path)?;
         let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
-        let launched = self.launch(vm, &self.env_id()?, accel, &previous)?;
+        let launched = self.launch(vm, &self.env_id()?, accel, &previous, false)?;
         self.reapply_cuts(vm)?;
         launched.record(&vm.name, &mut state);
         state.save(&self.prefix.path)?;

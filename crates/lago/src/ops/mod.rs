@@ -14,6 +14,7 @@ pub mod faults;
 pub mod forward;
 pub mod guest;
 pub mod init;
+pub mod resume;
 pub mod service;
 pub mod snapshot;
 pub mod status;

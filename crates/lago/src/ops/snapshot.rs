@@ -94,6 +94,16 @@ pub enum SnapshotError {
     /// A VM's record could not be written.
     #[error(transparent)]
     Io(#[from] PathError),
+    /// `start --from` of an environment whose VM runs.
+    #[error(
+        "VM {vm} runs: `lago start --from {name}` starts a stopped environment (`lago revert {name}` takes running VMs back)"
+    )]
+    Running {
+        /// The VM.
+        vm: String,
+        /// The snapshot.
+        name: String,
+    },
 }
 
 /// Checks a snapshot name: letters, digits, `.`, `_`, `-`, at most 64, not only digits (qemu
@@ -148,7 +158,7 @@ fn is_pending(disks: &Value) -> bool {
 }
 
 /// The disks a snapshot covers: every disk but CD-ROMs; all must be qcow2.
-fn snapshot_disks(env: &Env, vm: &VmRecord) -> Result<Vec<(usize, PathBuf, String)>, SnapshotError> {
+pub(super) fn snapshot_disks(env: &Env, vm: &VmRecord) -> Result<Vec<(usize, PathBuf, String)>, SnapshotError> {
     let mut out = Vec::new();
     for (i, d) in vm.disks.iter().enumerate() {
         if d.format == "iso" {
@@ -182,7 +192,7 @@ fn drop_stray_tags(runner: &dyn CommandRunner, vm: &str, name: &str, disks: &[(u
     }
 }
 
-fn qemu_img(
+pub(super) fn qemu_img(
     runner: &dyn CommandRunner,
     vm: &str,
     command: SnapshotCommand,
@@ -207,7 +217,7 @@ fn qemu_img(
 }
 
 /// A live snapshot operation through the VM's provider.
-fn live_op(env: &Env, vm: &VmRecord, op: SnapshotOp, name: &str) -> Result<(), SnapshotError> {
+pub(super) fn live_op(env: &Env, vm: &VmRecord, op: SnapshotOp, name: &str) -> Result<(), SnapshotError> {
     let disks = snapshot_disks(env, vm)?;
     env.provider_of(vm)?.live_snapshot(&env.prefix.path, vm, op, name, &disks)?;
     Ok(())
@@ -244,7 +254,7 @@ fn pause_together(env: &Env, vms: &[&VmRecord]) -> Result<std::time::Duration, S
 }
 
 /// Resumes `vms` together.
-fn resume_together(env: &Env, vms: &[&VmRecord]) -> Result<(), SnapshotError> {
+pub(super) fn resume_together(env: &Env, vms: &[&VmRecord]) -> Result<(), SnapshotError> {
     let with: Vec<(&VmRecord, std::sync::Arc<dyn crate::provider::Provider>)> =
         vms.iter().map(|vm| Ok((*vm, env.provider_of(vm)?))).collect::<Result<_, EnvError>>()?;
     if with.is_empty() {
@@ -260,7 +270,7 @@ fn resume_together(env: &Env, vms: &[&VmRecord]) -> Result<(), SnapshotError> {
 
 /// Sets the clocks of `vms` to the host's time through their guest agents; returns the VMs
 /// whose clock could not be set, with why.
-fn set_clocks(env: &Env, vms: &[&VmRecord]) -> Vec<(String, String)> {
+pub(super) fn set_clocks(env: &Env, vms: &[&VmRecord]) -> Vec<(String, String)> {
     let failed = std::sync::Mutex::new(Vec::new());
     let _ = for_each_parallel(vms, |vm| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -549,9 +559,32 @@ impl Env {
         self.set_entry(vm, name, None)
     }
 
+    /// After live snapshots were loaded into `vms` and they were resumed: waits until they answer
+    /// (libvirt may give a reverted VM a new qemu and tap device: its address answers a moment
+    /// later), and sets their clocks, which went back with them, to the host's time where an
+    /// agent answers; the others are recorded for `status`.
+    pub(super) fn settle_loaded(&self, vms: &[String]) -> Result<(), SnapshotError> {
+        if vms.is_empty() {
+            return Ok(());
+        }
+        self.wait_ready(vms, &crate::report::NoopReporter)?;
+        let records: Vec<&VmRecord> = self.select(vms)?;
+        let failed = set_clocks(self, &records);
+        let mut state = crate::prefix::state::State::load(&self.prefix.path).map_err(EnvError::from)?;
+        for vm in vms {
+            state.clock.remove(vm);
+        }
+        for (vm, why) in failed {
+            tracing::info!("clock of VM {vm} not set after loading its snapshot: {why}");
+            state.clock.insert(vm, why);
+        }
+        state.save(&self.prefix.path).map_err(EnvError::from)?;
+        Ok(())
+    }
+
     /// Every VM of lago's with whether its snapshot `name` is live; an error names the first VM
     /// without it.
-    fn check_known(&self, names: &[String], name: &str) -> Result<Vec<(&VmRecord, bool)>, SnapshotError> {
+    pub(super) fn check_known(&self, names: &[String], name: &str) -> Result<Vec<(&VmRecord, bool)>, SnapshotError> {
         let mut out = Vec::new();
         for vm in self.select(names)?.into_iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
@@ -633,24 +666,8 @@ impl Env {
             reverted?;
             resumed?;
         }
-        // libvirt may give a reverted VM a new qemu and tap device: its address answers again
-        // a moment later.
         let reverted_live = reverted_live.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !reverted_live.is_empty() {
-            self.wait_ready(&reverted_live, &crate::report::NoopReporter)?;
-            // Their clocks went back with them: set to the host's time where an agent answers.
-            let records: Vec<&VmRecord> = self.select(&reverted_live)?;
-            let failed = set_clocks(self, &records);
-            let mut state = crate::prefix::state::State::load(&self.prefix.path).map_err(EnvError::from)?;
-            for vm in &reverted_live {
-                state.clock.remove(vm);
-            }
-            for (vm, why) in failed {
-                tracing::info!("clock of VM {vm} not set after the revert: {why}");
-                state.clock.insert(vm, why);
-            }
-            state.save(&self.prefix.path).map_err(EnvError::from)?;
-        }
+        self.settle_loaded(&reverted_live)?;
         let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !restart.is_empty() {
             self.start(&restart, reporter)?;

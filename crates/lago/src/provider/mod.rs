@@ -286,6 +286,9 @@ pub struct LaunchContext {
     pub forwards: Vec<(u16, u16)>,
     /// The host legs the networks get when they start: `(net, leg)`.
     pub host_legs: Vec<(String, crate::provider::qemu::switch::HostLeg)>,
+    /// Whether the VM starts with its CPUs paused before their first instruction (a live
+    /// snapshot is loaded into it next).
+    pub paused: bool,
 }
 
 /// The last `n` lines of a text file.

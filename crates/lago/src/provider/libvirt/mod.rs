@@ -238,7 +238,8 @@ impl Provider for LibvirtProvider {
         if let Some(old) = self.domain(&ctx.prefix, &vm.name) {
             let _ = old.destroy();
         }
-        Domain::create_xml(&self.conn, &definition, 0)
+        let flags = if ctx.paused { virt::sys::VIR_DOMAIN_START_PAUSED } else { 0 };
+        Domain::create_xml(&self.conn, &definition, flags)
             .map_err(|e| self.err(format!("Cannot start VM {}", vm.name), &e))?;
         Ok(())
     }

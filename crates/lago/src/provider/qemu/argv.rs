@@ -19,6 +19,10 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
     a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
+    if ctx.paused {
+        // Stopped before the first instruction: a live snapshot is loaded next (QMP).
+        a.push("-S".into());
+    }
     // TCG runs all vCPUs of a VM on one thread: qemu 10.0's multi-threaded TCG loses a
     // timer interrupt's end now and then in a 2-vCPU guest (the vCPU halts with the
     // interrupt still in service and the guest hangs at boot) and aborts in
@@ -164,6 +168,7 @@ mod tests {
             index: 0,
             forwards: Vec::new(),
             host_legs: Vec::new(),
+            paused: false,
         };
         // Files gone from the store: the disk's own boot loader.
         let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
@@ -206,6 +211,7 @@ mod tests {
             index: 0,
             forwards: vec![(40080, 8080)],
             host_legs: Vec::new(),
+            paused: false,
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
@@ -234,6 +240,7 @@ mod tests {
             index: 0,
             forwards: Vec::new(),
             host_legs: Vec::new(),
+            paused: false,
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

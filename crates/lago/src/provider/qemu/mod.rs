@@ -534,6 +534,7 @@ mod tests {
             index: 0,
             forwards: Vec::new(),
             host_legs: Vec::new(),
+            paused: false,
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
