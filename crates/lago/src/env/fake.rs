@@ -182,3 +182,11 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
     };
     Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
 }
+
+/// `qemu-img` that answers every command, with no snapshot tag on any disk.
+pub(crate) fn qemu_img_runner() -> crate::host::process::FakeRunner {
+    crate::host::process::FakeRunner::new(|inv| {
+        let info = inv.args.first().is_some_and(|a| a == "info");
+        Ok(crate::host::process::Output { stdout: if info { b"{}".to_vec() } else { Vec::new() }, stderr: Vec::new() })
+    })
+}

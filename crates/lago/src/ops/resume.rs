@@ -117,16 +117,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::env::fake::{Calls, Fake, env};
-    use crate::host::process::{FakeRunner, Output};
+    use crate::env::fake::{Calls, Fake, env, qemu_img_runner};
     use crate::report::NoopReporter;
-
-    fn qemu_img_runner() -> FakeRunner {
-        FakeRunner::new(|inv| {
-            let info = inv.args.first().is_some_and(|a| a == "info");
-            Ok(Output { stdout: if info { b"{}".to_vec() } else { Vec::new() }, stderr: Vec::new() })
-        })
-    }
 
     /// An environment whose `vm00` has the live snapshot `s1` (the others its disk-only one),
     /// all stopped again.

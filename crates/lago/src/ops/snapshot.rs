@@ -681,17 +681,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::env::fake::{Calls, Fake, env};
-    use crate::host::process::{FakeRunner, Output};
+    use crate::env::fake::{Calls, Fake, env, qemu_img_runner};
     use crate::report::NoopReporter;
-
-    /// `qemu-img` that answers every command, with no snapshot tag on any disk.
-    fn qemu_img_runner() -> FakeRunner {
-        FakeRunner::new(|inv| {
-            let info = inv.args.first().is_some_and(|a| a == "info");
-            Ok(Output { stdout: if info { b"{}".to_vec() } else { Vec::new() }, stderr: Vec::new() })
-        })
-    }
 
     fn snapshots_of(env: &Env, vm: &str) -> Value {
         read_record(env, vm).unwrap().get("snapshots").cloned().unwrap_or(Value::Null)

@@ -835,8 +835,18 @@ mod tests {
         set_launcher(vec!["false".into()]);
         let config = Config { socket: p.socket.clone(), control: p.control.clone(), ..config(&["vm01"]) };
         // The new switch cannot start here (`false`); what matters is that the stuck one is gone.
-        let _ = ensure(prefix, &config);
-        let status = stuck.wait().unwrap();
-        assert!(!status.success(), "{status}");
+        let outcome = ensure(prefix, &config);
+        let ended = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = stuck.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > ended {
+                let _ = stuck.kill();
+                panic!("the stuck switch still runs after ensure, which returned {outcome:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{status}; ensure returned {outcome:?}");
     }
 }
