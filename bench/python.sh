@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of the Python SDK (not a test): `import lago.sdk` (target < 100 ms: the import alone,
 # python3's own start-up subtracted) and a warm `vm.ssh(['true'])` on a running tiny VM (target
-# < 50 ms, as the Rust SDK), median of 30. Needs what `bash scripts/setup.sh` installs.
+# < 15 ms: the VM's session stays open in the process), median of 30. Needs what `bash scripts/setup.sh` installs.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh" python
 "$lago" --loglevel error template build tiny --repo-dir "$work/repo" >/dev/null

@@ -314,6 +314,8 @@ fn run_switch(py: Python<'_>, args: Vec<String>) -> PyResult<i32> {
 #[pymodule]
 fn _lago(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logging::install();
+    // A process of the SDK runs many commands in the same VMs: each VM's session stays open.
+    lago::host::ssh_session::keep_sessions(true);
     // Switches run through this interpreter (`lago` itself may not be installed), finding this
     // package where it is now, whatever the environment of the program (pytester changes HOME,
     // and with it the user's site-packages).

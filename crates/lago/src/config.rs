@@ -359,6 +359,13 @@ pub const SCHEMA: &[OptionDef] = &[
     },
     OptionDef {
         section: "init",
+        key: "store_warn_gib",
+        help: "Size of the template store, in GiB, above which `lago doctor` warns (0: never; `lago template prune` frees it)",
+        default: Default::Value("20"),
+        kind: Kind::Int { min: 0, max: 1_000_000 },
+    },
+    OptionDef {
+        section: "init",
         key: "download_timeout",
         help: "Seconds a template download may take in all (0: no limit)",
         default: Default::Value("3600"),

@@ -16,6 +16,8 @@ use crate::prefix::workdir::WorkdirError;
 use crate::provider::{AccelUse, ProviderError};
 use crate::sdk::SdkError;
 use crate::template::build::BuildError;
+use crate::template::import::ImportError;
+use crate::template::prune::PruneError;
 
 /// What a person should know about an error.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -327,6 +329,28 @@ impl Diagnose for BuildError {
     fn diagnose(&self) -> Diagnosis {
         match self {
             BuildError::Unknown { .. } | BuildError::Repo(_) => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for ImportError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            ImportError::NotBootable { .. } => Diagnosis::user().with_hint(
+                "import the whole disk of a VM (a distribution's cloud image is one), not one of its partitions",
+            ),
+            ImportError::Publish(e) => e.diagnose(),
+            e if e.is_bad_input() => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for PruneError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            PruneError::Repo(e) => e.diagnose(),
             _ => Diagnosis::host(),
         }
     }

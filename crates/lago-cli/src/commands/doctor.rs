@@ -30,6 +30,13 @@ pub(crate) struct DoctorArgs {
 pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCode, CliError> {
     let paths = Paths {
         template_store: ctx.session.config.path("init", "template_store").unwrap_or_default(),
+        store_warn_bytes: ctx
+            .session
+            .config
+            .get("init", "store_warn_gib")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(20)
+            << 30,
         template_repo: ctx.session.config.get("init", "template_repo_path").unwrap_or_default().to_owned(),
         lease_dir: ctx.session.config.path("lago", "lease_dir").unwrap_or_default(),
         libvirt_url: ctx.session.config.libvirt_options().url,

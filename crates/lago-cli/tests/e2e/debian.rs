@@ -56,6 +56,77 @@ fn debian12_cloud_is_configured_by_cloud_init_from_the_seed() {
     checks_of_the_seed(&lab);
 }
 
+/// A cloud image a user brings, as `docs/templates.md` walks through it: `debian12-cloud`
+/// exported from a VM that never started (flattened, as a distribution publishes its image),
+/// imported under a name of its own, then an environment of it, booted from the image's boot
+/// loader, configured by cloud-init from lago's NoCloud seed.
+#[test]
+fn a_cloud_image_brought_by_the_user_is_imported_and_configured_by_cloud_init() {
+    let built = built_repo("debian12-cloud", "repo-debian12-cloud");
+    let export = Lab::sharing_leases(
+        "domains:\n  e1:\n    disks: [{template_name: debian12-cloud, type: template, name: root}]\n    nics: [{net: n}]\nnets:\n  n: {}\n",
+        &built,
+        None,
+    );
+    export.ok(&["init"]);
+    let out = export.home.path().join("export");
+    export.ok(&["export", "--standalone", "--dst-dir", out.to_str().unwrap()]);
+    export.ok(&["destroy", "--yes"]);
+    let image = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "qcow2"))
+        .unwrap_or_else(|| panic!("no qcow2 exported into {}", out.display()));
+
+    let lab = Lab::sharing_leases(
+        "domains:\n  c1:\n    memory: 768\n    disks: [{template_name: mycloud, type: template, name: root, dev: vda}]\n    nics: [{net: lab, ip: 192.168.200.20}]\nnets:\n  lab: {management: true, dns_domain_name: lab.test}\n",
+        &export.home.path().join("repo"),
+        None,
+    );
+    let repo = export.home.path().join("repo");
+    let imported = lab.ok(&[
+        "-f",
+        "json",
+        "template",
+        "import",
+        image.to_str().unwrap(),
+        "--name",
+        "mycloud",
+        "--distro",
+        "debian12",
+        "--repo-dir",
+        repo.to_str().unwrap(),
+    ]);
+    let imported: serde_json::Value = serde_json::from_str(&imported).unwrap();
+    assert_eq!(imported["version"], "v1", "{imported}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("mycloud-v1.qcow2.metadata")).unwrap()).unwrap();
+    assert_eq!((meta["bootstrap"].as_str(), meta["partition-table"].as_str()), (Some("cloud-init"), Some("mbr")));
+    assert!(meta.get("boot").is_none(), "an imported image boots from its own loader: {meta}");
+
+    lab.ok(&["init"]);
+    let t = Instant::now();
+    lab.ok(&["start"]);
+    eprintln!("imported cloud image: 1 VM answered SSH after {:.1} s", t.elapsed().as_secs_f64());
+    assert!(!lab.booted_directly("c1"));
+    let (code, out) = lab.shell("c1", "cloud-init status --wait --long");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("status: done") && out.contains("DataSourceNoCloud"), "{out}");
+    // The host name, the address and the environment's key (this very shell) are the seed's.
+    assert_eq!(lab.shell("c1", "hostname -f"), (0, "c1.lab.test".into()));
+    assert_eq!(lab.shell("c1", "ip -4 -o addr show eth0 | awk '{print $4}'").1, "192.168.200.20/24");
+    let key = std::fs::read_to_string(lab.home.path().join(".lago/default/id_rsa.pub")).unwrap();
+    let key_body = key.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(lab.shell("c1", &format!("grep -c {key_body} /root/.ssh/authorized_keys")).1, "1");
+    let listed: serde_json::Value = serde_json::from_str(&lab.ok(&["-f", "json", "template", "list"])).unwrap();
+    assert_eq!(
+        listed["templates"]["mycloud"]["v1"]["used_by"][0],
+        lab.home.path().join(".lago/default").display().to_string()
+    );
+    lab.ok(&["destroy", "--yes"]);
+}
+
 /// Two VMs of `template` (built once per recipe), started.
 fn environment_of(template: &str) -> Lab {
     let repo = built_repo(template, &format!("repo-{template}"));

@@ -324,7 +324,12 @@ fn template_build_interrupted_then_killed_then_swept() {
     let env = [("LAGO__TEMPLATE__BUILD_CACHE", cache.display().to_string())];
     let metadata = std::fs::read(repo.join("repo.metadata")).unwrap();
     let build = |sig: Signal| {
-        let child = spawn_in(home.path(), &["template", "build", "tiny", "--repo-dir", repo.to_str().unwrap()], &env);
+        // Forced: the inputs are the shared build's, which would end the build at once.
+        let child = spawn_in(
+            home.path(),
+            &["template", "build", "tiny", "--force", "--repo-dir", repo.to_str().unwrap()],
+            &env,
+        );
         std::thread::sleep(Duration::from_secs(2));
         kill(&child, sig);
         finish(child)
@@ -345,10 +350,22 @@ fn template_build_interrupted_then_killed_then_swept() {
     let (code, _) = build(Signal::SIGKILL);
     assert_eq!(code, None);
     assert!(!stray(&cache).is_empty(), "a killed build leaves its work directory");
-    let out = crate::lago(home.path(), &["template", "build", "tiny", "--repo-dir", repo.to_str().unwrap()], &env);
+    let out =
+        crate::lago(home.path(), &["template", "build", "tiny", "--force", "--repo-dir", repo.to_str().unwrap()], &env);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("left by an interrupted template build"), "{stderr}");
+    // Built again with nothing changed, it publishes nothing, and says so.
+    let out = crate::lago(
+        home.path(),
+        &["-f", "json", "template", "build", "tiny", "--repo-dir", repo.to_str().unwrap()],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing changed since v2") && stderr.contains("nothing was published"), "{stderr}");
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((built["version"].as_str(), built["published"].as_bool()), (Some("v2"), Some(false)), "{built}");
     assert!(stray(&repo).is_empty() && stray(&cache).is_empty(), "{:?} {:?}", stray(&repo), stray(&cache));
     let listed = crate::lago(
         home.path(),

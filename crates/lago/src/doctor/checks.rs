@@ -139,6 +139,30 @@ fn core(c: &mut Checks<'_>, paths: &Paths) {
             .map(|()| format!("{} is writable", store.display()))
             .map_err(|why| (why, dir_fix(store, c.sudo, c.host))),
     );
+    if paths.store_warn_bytes > 0 {
+        let bytes = crate::template::prune::dir_bytes(store);
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        c.push(
+            Group::Core,
+            "template store size",
+            false,
+            "old template versions are removed by `lago template prune` (`store_warn_gib`)",
+            if bytes <= paths.store_warn_bytes {
+                Ok(format!("{:.1} GiB", gib(bytes)))
+            } else {
+                Err((
+                    format!(
+                        "{:.1} GiB, more than {:.0} GiB (`store_warn_gib`)",
+                        gib(bytes),
+                        gib(paths.store_warn_bytes)
+                    ),
+                    Fix::Advice(
+                        "run `lago template prune` (it keeps what environments use), or raise `store_warn_gib`".into(),
+                    ),
+                ))
+            },
+        );
+    }
     c.push(
         Group::Core,
         "lease directory",

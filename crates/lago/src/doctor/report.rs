@@ -177,6 +177,8 @@ impl Report {
 pub struct Paths {
     /// `[init] template_store`.
     pub template_store: PathBuf,
+    /// `[init] store_warn_gib` in bytes: a store holding more is warned about (0: never).
+    pub store_warn_bytes: u64,
     /// `[init] template_repo_path` (a local file or a URL).
     pub template_repo: String,
     /// `[lago] lease_dir`.

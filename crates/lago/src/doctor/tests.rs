@@ -123,6 +123,7 @@ impl Host for FakeHost {
 fn paths() -> Paths {
     Paths {
         template_store: "/var/lib/lago/store".into(),
+        store_warn_bytes: 0,
         template_repo: "/var/lib/lago/repos/local/repo.metadata".into(),
         lease_dir: "/var/lib/lago/subnets".into(),
         libvirt_url: "qemu:///system".into(),
@@ -217,6 +218,20 @@ fn unwritable_directories_get_an_owned_directory() {
     let http = examine(&host, &Paths { template_repo: "http://templates/repo.metadata".into(), ..paths() });
     let repo = http.checks.iter().find(|c| c.name == "template repository").unwrap();
     assert!(repo.ok, "{}", repo.detail);
+}
+
+#[test]
+fn a_store_over_its_size_is_warned_about_with_prune_as_the_fix() {
+    let store = tempfile::tempdir().unwrap();
+    std::fs::write(store.path().join("local:tiny:v1"), vec![1u8; 3 << 20]).unwrap();
+    let host = FakeHost::complete();
+    let over = examine(&host, &Paths { template_store: store.path().into(), store_warn_bytes: 1 << 20, ..paths() });
+    let check = over.checks.iter().find(|c| c.name == "template store size").unwrap();
+    assert!(!check.ok && check.detail.contains("more than 0 GiB"), "{}", check.detail);
+    assert!(check.fix.as_ref().unwrap().command().contains("lago template prune"));
+    assert!(over.ready, "a big store does not make the host unready");
+    let under = examine(&host, &Paths { template_store: store.path().into(), store_warn_bytes: 1 << 30, ..paths() });
+    assert!(under.checks.iter().find(|c| c.name == "template store size").unwrap().ok);
 }
 
 #[test]

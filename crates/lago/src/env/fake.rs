@@ -17,6 +17,8 @@ pub(crate) struct Calls {
     pub(crate) accel: Mutex<Vec<(String, Accel)>>,
     /// Live snapshot operations, pauses and resumes, in order: `save vm00 clean`, `pause vm00`.
     pub(crate) ops: Mutex<Vec<String>>,
+    /// The VMs whose SSH was checked, once per check.
+    pub(crate) probed: Mutex<Vec<String>>,
 }
 
 #[derive(Default)]
@@ -129,8 +131,12 @@ impl Provider for Fake {
         Ok(())
     }
     fn probe(&self, target: &Target, _banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
+        self.calls.probed.lock().unwrap().push(target.vm.clone());
         let stopped_by_kvm = target.vm == self.kvm_fails && self.accel_of(&target.vm) == Some(Accel::Kvm);
         Ok(target.vm != self.never_ready && !stopped_by_kvm && self.calls.running.lock().unwrap().contains(&target.vm))
+    }
+    fn login(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
+        self.probe(target, banner)
     }
     fn kill(&self, _prefix: &Path, vm: &VmRecord) {
         self.calls.killed.lock().unwrap().push(vm.name.clone());

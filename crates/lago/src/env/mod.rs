@@ -467,7 +467,13 @@ impl Env {
         self.stop(&[], reporter)?;
         crate::host::ssh::close_masters(&self.prefix.join("run"));
         release_leases(&self.prefix, &self.options.lease_dir)?;
+        let used = std::fs::read_to_string(self.prefix.join(crate::prefix::STORE_USES)).unwrap_or_default();
         self.prefix.remove(reporter)?;
+        for image in used.lines().filter(|l| !l.is_empty()) {
+            if let Err(e) = crate::template::store::set_user(std::path::Path::new(image), &self.prefix.path, false) {
+                tracing::warn!("cannot take {} off the users of {image}: {e}", self.prefix.path.display());
+            }
+        }
         lock.remove_file();
         drop(lock);
         self.prefix.repair_workdir()?;

@@ -31,6 +31,9 @@ struct Booting<'a> {
     vm: &'a VmRecord,
     accel: AccelUse,
     console_from: u64,
+    /// A live snapshot was just loaded into it: its SSH server most likely listened when the
+    /// snapshot was taken, so `ssh` is tried at once (no banner wait), then checked every 20 ms.
+    loaded: bool,
 }
 
 /// Whether a VM that failed to boot is started once more, under which acceleration, and why:
@@ -132,7 +135,7 @@ impl Env {
                         if pause {
                             held.push(vm.name.clone());
                         } else {
-                            started.push(Booting { vm, accel: accel.clone(), console_from });
+                            started.push(Booting { vm, accel: accel.clone(), console_from, loaded: false });
                         }
                         Ok::<_, EnvError>(())
                     })?;
@@ -147,6 +150,7 @@ impl Env {
                     vm,
                     accel: accel.clone(),
                     console_from: self.console_len(vm),
+                    loaded: false,
                 }));
                 task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
             });
@@ -325,6 +329,7 @@ impl Env {
                 vm,
                 accel: AccelUse { resolved: accel, ..booting.accel.clone() },
                 console_from: self.console_len(vm),
+                loaded: false,
             };
             result = self.relaunch(vm, accel, saving).and_then(|t| {
                 target = t;
@@ -369,9 +374,18 @@ impl Env {
         let began = Instant::now();
         let mut said_silent = false;
         let mut banner = crate::host::ssh::BannerProbe::new();
+        // After a load, `ssh` straight away (which opens the master connection the next command
+        // reuses); the banner wait of a boot only once that failed.
+        let mut direct = booting.loaded;
         loop {
             crate::host::interrupt::check()?;
-            match provider.probe(target, &mut banner) {
+            let probed = if direct {
+                direct = false;
+                provider.login(target, &mut banner)
+            } else {
+                provider.probe(target, &mut banner)
+            };
+            match probed {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
                 Err(source) => return Err(EnvError::Ssh { vm: vm.name.clone(), source }),
@@ -435,18 +449,29 @@ impl Env {
                 }
                 .into());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(if booting.loaded { 20 } else { 100 }));
         }
     }
 
     /// Waits until the named running VMs answer SSH (each within its `boot_time_sec`).
     pub fn wait_ready(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        self.wait_running(names, false, reporter)
+    }
+
+    /// [`Env::wait_ready`] of VMs a live snapshot was just loaded into.
+    pub(crate) fn wait_loaded(&self, names: &[String], reporter: &dyn Reporter) -> Result<(), EnvError> {
+        self.wait_running(names, true, reporter)
+    }
+
+    fn wait_running(&self, names: &[String], loaded: bool, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let targets = self.select(names)?;
         let state = State::load(&self.prefix.path)?;
         // They run already, under what an earlier start chose: no KVM fallback here.
         let accel = AccelUse { resolved: Accel::Tcg, setting: self.options.accel.clone() };
-        let waiting: Vec<Booting<'_>> =
-            targets.iter().map(|vm| Booting { vm, accel: accel.clone(), console_from: self.console_len(vm) }).collect();
+        let waiting: Vec<Booting<'_>> = targets
+            .iter()
+            .map(|vm| Booting { vm, accel: accel.clone(), console_from: self.console_len(vm), loaded })
+            .collect();
         task(reporter, "Wait for ssh connectivity", || self.wait_ssh(&waiting, &state, reporter))
     }
 }

@@ -180,6 +180,17 @@ impl<'a> Images<'a> {
         self.run(inv.arg(src).arg(dest), "convert image", src)
     }
 
+    /// The first `sectors` 512-byte sectors of the disk `src` (of `format`) as the guest sees
+    /// them, written raw to `dest` (`qemu-img dd`): its partition table.
+    pub fn head(&self, src: &Path, format: &str, sectors: u32, dest: &Path) -> Result<(), ImageError> {
+        let inv = Invocation::new("qemu-img")
+            .args(["dd", "-f", format, "-O", "raw", "bs=512"])
+            .arg(format!("count={sectors}"))
+            .arg(format!("if={}", src.display()))
+            .arg(format!("of={}", dest.display()));
+        self.run(inv, "read the partition table of", src)
+    }
+
     /// Points `path`'s backing file at `backing` (of `format`) without touching the data
     /// (`rebase -u`: the new file holds the same clusters).
     pub fn rebase_unsafe(&self, path: &Path, backing: &str, format: &str) -> Result<(), ImageError> {

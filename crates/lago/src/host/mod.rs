@@ -2,7 +2,7 @@
 //!
 //! Processes and programs ([`process`], the only place that builds a `Command`), interrupts,
 //! files ([`pathio`]), locks ([`lock`]), the QMP and qemu-guest-agent wire ([`qmp`]), the OpenSSH
-//! client ([`ssh`]), `qemu-img` ([`images`], the only place that builds its arguments),
+//! client ([`ssh`], and the sessions the SDKs keep open: [`ssh_session`]), `qemu-img` ([`images`], the only place that builds its arguments),
 //! downloads ([`fetch`]), host network interfaces ([`netdev`]: the TAP of a network's host leg),
 //! the per-prefix log file and the cpio format of initramfs images. Nothing
 //! here knows what an environment, a prefix or a VM record is: callers pass paths.
@@ -18,6 +18,7 @@ pub mod pathio;
 pub mod process;
 pub mod qmp;
 pub mod ssh;
+pub mod ssh_session;
 
 /// A free TCP port on 127.0.0.1 (for an SSH forward).
 pub fn free_port() -> std::io::Result<u16> {

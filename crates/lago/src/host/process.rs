@@ -273,6 +273,15 @@ fn spawn_logged(inv: &Invocation, log: &Path, detached: bool) -> Result<std::pro
     cmd.spawn().map_err(spawn_err)
 }
 
+/// Starts a child whose standard input, output and error are pipes of the caller's (an SSH
+/// session the SDK keeps open). It ends when its input is closed or it is killed.
+pub fn spawn_piped(inv: &Invocation) -> Result<std::process::Child, ProcessError> {
+    tracing::debug!(command = %inv, "starting");
+    command_of(inv).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|source| {
+        ProcessError::Spawn { program: inv.program.clone(), hint: package_hint(&inv.program).to_owned(), source }
+    })
+}
+
 /// Runs an interactive program on this process's terminal (standard input, output and error
 /// inherited) and returns its exit status.
 pub fn run_interactive(inv: &Invocation) -> Result<ExitStatus, ProcessError> {

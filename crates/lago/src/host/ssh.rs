@@ -276,8 +276,14 @@ impl Target {
         self.exec_line(&remote, stdin, 10)
     }
 
-    /// Runs a command line (interpreted by the guest's shell).
+    /// Runs a command line (interpreted by the guest's shell): through this process's session to the VM when the SDK keeps one (see
+    /// [`crate::host::ssh_session`]).
     pub fn exec_line(&self, line: &str, stdin: Option<&[u8]>, connect_timeout: u64) -> std::io::Result<CommandStatus> {
+        if stdin.is_none()
+            && let Some(done) = crate::host::ssh_session::run(self, line)
+        {
+            return done;
+        }
         let mut inv = self.command(line, connect_timeout);
         if let Some(data) = stdin {
             inv = inv.input(data.to_vec());
@@ -362,8 +368,15 @@ impl Target {
         a
     }
 
+    /// Whether the master connection runs (its control socket accepts): the VM answered SSH
+    /// when it was opened and it has not failed since. No process is started.
+    pub fn master_alive(&self) -> bool {
+        self.control.as_ref().is_some_and(|cp| std::os::unix::net::UnixStream::connect(cp).is_ok())
+    }
+
     /// Closes the reused master connection, if any.
     pub fn close(&self) {
+        crate::host::ssh_session::forget(self);
         if let Some(cp) = self.control.as_ref().filter(|p| p.exists()) {
             close_master(cp);
         }

@@ -289,6 +289,11 @@ pub(super) fn set_clocks(env: &Env, vms: &[&VmRecord]) -> Vec<(String, String)> 
     failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Whether the VM's record says it answered SSH when its live snapshot `name` was taken.
+fn ssh_ready(record: &Map<String, Value>, name: &str) -> bool {
+    record["snapshots"][name].get(0).and_then(|d| d.get("ssh_ready")).and_then(Value::as_bool).unwrap_or(false)
+}
+
 /// Whether the VM's record says the snapshot holds memory state.
 fn is_live(record: &Map<String, Value>, name: &str) -> bool {
     record["snapshots"][name].get(0).and_then(|d| d.get("live")).and_then(Value::as_bool).unwrap_or(false)
@@ -408,6 +413,14 @@ impl Env {
             // 2. The tags. Running VMs are paused first, all at one instant, and resumed together
             // afterwards: the environment is captured as it was at that instant.
             let live_vms: Vec<&VmRecord> = vms.iter().copied().filter(|v| running.contains(&v.name)).collect();
+            // Those whose master SSH connection runs answered SSH at that instant: a revert to
+            // the snapshot need not wait for their SSH server (see `revert_vms`).
+            let layout = crate::prefix::Layout::new(&self.prefix.path);
+            let answered: Vec<String> = live_vms
+                .iter()
+                .filter(|v| layout.ssh_target(&v.name, "", "127.0.0.1", 0).master_alive())
+                .map(|v| v.name.clone())
+                .collect();
             let spread = match pause_together(self, &live_vms) {
                 Ok(spread) => spread,
                 Err(e) => {
@@ -443,7 +456,11 @@ impl Env {
             if result.is_ok() {
                 result = vms.iter().try_for_each(|vm| {
                     let live = running.contains(&vm.name);
-                    self.set_entry(vm, name, Some((live, created, false, live.then_some(spread_ms))))
+                    self.set_entry(vm, name, Some((live, created, false, live.then_some(spread_ms))))?;
+                    if answered.contains(&vm.name) {
+                        self.mark_answered(vm, name)?;
+                    }
+                    Ok(())
                 });
             }
             if result.is_err() {
@@ -458,6 +475,17 @@ impl Env {
             }
             result
         })
+    }
+
+    /// Records that the VM answered SSH when its live snapshot `name` was taken (`ssh_ready`).
+    fn mark_answered(&self, vm: &VmRecord, name: &str) -> Result<(), SnapshotError> {
+        let mut record = read_record(self, &vm.name)?;
+        if let Some(disks) = record.get_mut("snapshots").and_then(|s| s.get_mut(name)).and_then(Value::as_array_mut) {
+            for d in disks {
+                d["ssh_ready"] = Value::Bool(true);
+            }
+        }
+        write_record(self, &vm.name, &record)
     }
 
     /// Writes (or, with `None`, removes) the record of snapshot `name` of a VM: `(live,
@@ -567,7 +595,16 @@ impl Env {
         if vms.is_empty() {
             return Ok(());
         }
-        self.wait_ready(vms, &crate::report::NoopReporter)?;
+        self.wait_loaded(vms, &crate::report::NoopReporter)?;
+        self.set_loaded_clocks(vms)
+    }
+
+    /// Sets the clocks of `vms`, which a live snapshot was loaded into, where an agent answers,
+    /// and records the others for `status`.
+    fn set_loaded_clocks(&self, vms: &[String]) -> Result<(), SnapshotError> {
+        if vms.is_empty() {
+            return Ok(());
+        }
         let records: Vec<&VmRecord> = self.select(vms)?;
         let failed = set_clocks(self, &records);
         let mut state = crate::prefix::state::State::load(&self.prefix.path).map_err(EnvError::from)?;
@@ -643,11 +680,16 @@ impl Env {
                     task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {
                         let is_running = running.contains(&vm.name);
                         if is_running && *live {
-                            live_op(self, vm, SnapshotOp::Load, name)?;
-                            // The guest's TCP state went back in time: reconnect.
-                            crate::prefix::Layout::new(&self.prefix.path)
-                                .ssh_target(&vm.name, "", "127.0.0.1", 0)
-                                .close();
+                            // The guest's TCP state goes back in time: the master connection is
+                            // closed (while the snapshot loads) and the next command reconnects.
+                            std::thread::scope(|s| {
+                                s.spawn(|| {
+                                    crate::prefix::Layout::new(&self.prefix.path)
+                                        .ssh_target(&vm.name, "", "127.0.0.1", 0)
+                                        .close()
+                                });
+                                live_op(self, vm, SnapshotOp::Load, name)
+                            })?;
                             reverted_live
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -667,7 +709,19 @@ impl Env {
             resumed?;
         }
         let reverted_live = reverted_live.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.settle_loaded(&reverted_live)?;
+        // A local-qemu VM that answered SSH when the snapshot was taken answers again as soon as
+        // it runs (its server listens in the state just loaded; the next command connects):
+        // no wait. libvirt may give a reverted VM a new qemu and tap device, and a VM snapshotted
+        // while it booted may not listen yet: those are waited for.
+        let (ready, waited): (Vec<String>, Vec<String>) = reverted_live.into_iter().partition(|vm| {
+            vms.iter().any(|(r, _)| {
+                r.name == *vm
+                    && r.provider() == "local-qemu"
+                    && read_record(self, vm).is_ok_and(|rec| ssh_ready(&rec, name))
+            })
+        });
+        self.settle_loaded(&waited)?;
+        self.set_loaded_clocks(&ready)?;
         let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !restart.is_empty() {
             self.start(&restart, reporter)?;
@@ -763,6 +817,27 @@ mod tests {
         let state = crate::prefix::state::State::load(&env.prefix.path).unwrap();
         assert!(state.clock.contains_key("vm00"), "{state:?}");
         assert!(matches!(env.revert("nope", &runner, &NoopReporter), Err(SnapshotError::Unknown { .. })));
+    }
+
+    #[test]
+    fn a_revert_waits_for_ssh_only_where_it_did_not_answer_when_the_snapshot_was_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = Arc::new(Calls::default());
+        calls.running.lock().unwrap().extend(["vm00".to_owned(), "vm02".to_owned()]);
+        let env = env(dir.path(), Fake { calls: calls.clone(), ..Fake::default() });
+        // vm00's master connection runs (its control socket accepts); vm02 has none.
+        let layout = crate::prefix::Layout::new(&env.prefix.path);
+        let control = layout.ssh_target("vm00", "", "127.0.0.1", 0).control.unwrap();
+        std::fs::create_dir_all(control.parent().unwrap()).unwrap();
+        let master = std::os::unix::net::UnixListener::bind(&control).unwrap();
+        // It hangs up on whoever connects (the revert's `ssh -O exit` among them).
+        std::thread::spawn(move || master.incoming().for_each(drop));
+        env.snapshot("s1", &qemu_img_runner(), &NoopReporter).unwrap();
+        assert_eq!(snapshots_of(&env, "vm00")["s1"][0]["ssh_ready"], json!(true));
+        assert_eq!(snapshots_of(&env, "vm02")["s1"][0].get("ssh_ready"), None);
+        calls.probed.lock().unwrap().clear();
+        env.revert("s1", &qemu_img_runner(), &NoopReporter).unwrap();
+        assert_eq!(*calls.probed.lock().unwrap(), ["vm02"], "vm00 listened when the snapshot was taken");
     }
 
     #[test]

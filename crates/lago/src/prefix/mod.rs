@@ -279,6 +279,10 @@ impl Prefix {
     }
 }
 
+/// The prefix's file naming the store images its disks are backed by, one a line (written by
+/// `init`, read by `destroy` to take the prefix off their users).
+pub const STORE_USES: &str = "store-uses";
+
 /// Whether `pid` is alive and is the process whose pid file is `pid_file`: one of its
 /// arguments is exactly that path (qemu's `-pidfile`), so neither a reused pid nor a process of
 /// another prefix whose path merely starts the same (`default` and `default2`) is taken.

@@ -365,6 +365,11 @@ pub trait Provider: Send + Sync {
             None => Ok(false),
         }
     }
+    /// One readiness check without awaiting the server's banner first (a VM a live snapshot
+    /// was just loaded into, whose server most likely listens): whether `true` runs over SSH.
+    fn login(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
+        banner.login(target, 2)
+    }
     /// Powers the VM off at once and removes its runtime files.
     fn kill(&self, prefix: &Path, vm: &VmRecord);
     /// Asks the VM to power off (ACPI); returns at once.

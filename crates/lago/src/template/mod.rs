@@ -2,6 +2,8 @@
 //! DESIGN §5).
 
 pub mod build;
+pub mod import;
+pub mod prune;
 pub mod repo;
 pub mod store;
 

@@ -182,6 +182,51 @@ impl Drop for Cleanup {
     }
 }
 
+/// The prefixes recorded as using the store image at `image` (its `.users` file, one path a
+/// line), those that no longer exist left out.
+pub fn users(image: &Path) -> Vec<PathBuf> {
+    read_users(image).into_iter().filter(|p| p.join("uuid").is_file()).collect()
+}
+
+fn users_file(image: &Path) -> PathBuf {
+    let mut name = image.as_os_str().to_owned();
+    name.push(".users");
+    PathBuf::from(name)
+}
+
+fn read_users(image: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string(users_file(image))
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default()
+}
+
+/// Records (`add`) or forgets prefix `prefix` as a user of the store image at `image`, under the
+/// image's lock; prefixes that no longer exist are dropped on the way.
+pub fn set_user(image: &Path, prefix: &Path, add: bool) -> Result<(), StoreError> {
+    let mut lock_path = image.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let _lock = FileLock::acquire(
+        Path::new(&lock_path),
+        &crate::report::NoopReporter,
+        "Waiting for another lago to update the users of a template",
+        None,
+    )?;
+    let mut all: Vec<PathBuf> =
+        read_users(image).into_iter().filter(|p| p != prefix && p.join("uuid").is_file()).collect();
+    if add {
+        all.push(prefix.to_owned());
+    }
+    let file = users_file(image);
+    if all.is_empty() {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &file)(e).into()),
+            _ => return Ok(()),
+        }
+    }
+    let text: String = all.iter().map(|p| format!("{}\n", p.display())).collect();
+    write_atomic(&file, text.as_bytes())
+}
+
 impl Store {
     /// A store rooted at `root` (created on first use).
     pub fn new(root: &Path) -> Self {

@@ -60,6 +60,17 @@ impl Build<'_> {
         task(r, "Initialize and populate prefix", || {
             task(r, "Initialize prefix", || self.keys())?;
             let stored = self.store_templates()?;
+            // A VM whose first template disk takes no seed (an image imported with
+            // `--bootstrap none`) gets none.
+            let mut seen = std::collections::BTreeSet::new();
+            for (&(v, _), t) in self.uses {
+                let none = stored.get(&t.store_name()).is_some_and(|(st, _)| {
+                    st.metadata.get("bootstrap").and_then(serde_json::Value::as_str) == Some("none")
+                });
+                if seen.insert(v) && none {
+                    plan.vms[v].bootstrap = false;
+                }
+            }
             self.create_disks(plan, &stored)?;
             if !self.opts.skip_bootstrap {
                 self.write_seeds(plan)?;
@@ -112,9 +123,15 @@ impl Build<'_> {
             if let Some(backing) = info.backing {
                 return Err(InitError::TemplateHasBacking { name, path: st.path, backing });
             }
+            // The store keeps what this prefix uses (`lago template prune` leaves it), and the
+            // prefix which images it recorded itself in (`destroy` takes it back).
+            crate::template::store::set_user(&st.path, self.prefix, true)?;
             stored.insert(name, (st, info.format));
         }
-
+        if !stored.is_empty() {
+            let lines: String = stored.values().map(|(st, _)| format!("{}\n", st.path.display())).collect();
+            write(&self.staging.join(crate::prefix::STORE_USES), &lines)?;
+        }
         Ok(stored)
     }
 

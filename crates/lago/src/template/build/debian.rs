@@ -15,8 +15,8 @@
 
 use std::path::Path;
 
-use super::BuildError;
 use super::disk::{DiskLayout, Image, boot_files, write_disk, write_file};
+use super::{BuildError, Gate, fingerprint};
 use crate::host::pathio::at as io;
 use crate::host::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
@@ -107,6 +107,7 @@ pub(crate) fn build_image(
     work: &Path,
     cache_dir: &Path,
     flavour: Flavour,
+    gate: &Gate,
     runner: &dyn CommandRunner,
     reporter: &dyn Reporter,
 ) -> Result<Image, BuildError> {
@@ -149,6 +150,8 @@ pub(crate) fn build_image(
             .arg(&rootfs);
         runner.run(&inv).map_err(|source| BuildError::Tool { step: "install Debian 12 with mmdebstrap".into(), source })
     })?;
+    let inputs = recipe_inputs(&rootfs, flavour)?;
+    gate.check(&inputs)?;
     task(reporter, "Configure for lago", || configure(&rootfs, flavour, runner))?;
     let boot = rootfs.join("boot");
     let kernel = std::fs::read_dir(&boot)
@@ -168,7 +171,36 @@ pub(crate) fn build_image(
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
     let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
-    Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot) })
+    let bootstrap = if flavour == Flavour::Cloud { "cloud-init" } else { "lago-seed" };
+    Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot), inputs, bootstrap, guest_agent: true })
+}
+
+/// The fingerprint of a Debian 12 image: the flavour, this recipe and the disk's (their source),
+/// lago's files, and every installed package with its exact version (dpkg's status database of
+/// the freshly installed root filesystem).
+fn recipe_inputs(rootfs: &Path, flavour: Flavour) -> Result<String, BuildError> {
+    let status_path = rootfs.join("var/lib/dpkg/status");
+    let status = std::fs::read_to_string(&status_path).map_err(io("read", &status_path))?;
+    let mut installed: Vec<String> = Vec::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+        if let (Some(package), Some(version)) = (field("Package:"), field("Version:")) {
+            let arch = field("Architecture:").unwrap_or("");
+            installed.push(format!("{package}:{arch}={version}"));
+        }
+    }
+    installed.sort();
+    let flavour_name: &[u8] = if flavour == Flavour::Cloud { b"debian12-cloud" } else { b"debian12" };
+    let mut parts: Vec<&[u8]> =
+        vec![flavour_name, include_str!("debian.rs").as_bytes(), include_str!("disk.rs").as_bytes()];
+    for (path, content) in EARLY_FILES.iter().chain(FILES).chain(CLOUD_FILES) {
+        parts.extend([path.as_bytes(), content.as_bytes()]);
+    }
+    for (path, content, _) in LAGO_FILES {
+        parts.extend([path.as_bytes(), content.as_bytes()]);
+    }
+    parts.extend(installed.iter().map(|p| p.as_bytes()));
+    Ok(fingerprint(parts))
 }
 
 fn configure(rootfs: &Path, flavour: Flavour, runner: &dyn CommandRunner) -> Result<(), BuildError> {

@@ -28,6 +28,12 @@ pub(crate) struct Image {
     pub distro: &'static str,
     /// The kernel, initramfs and command line for a direct boot (the same as on the disk).
     pub boot: Option<BootFiles>,
+    /// The fingerprint of its inputs (see [`super::Gate`]).
+    pub inputs: String,
+    /// How the guest takes the seed `init` writes: `lago-seed` or `cloud-init`.
+    pub bootstrap: &'static str,
+    /// Whether qemu-guest-agent runs in it.
+    pub guest_agent: bool,
 }
 
 /// What a template offers for direct kernel boot (`-kernel/-initrd/-append`).

@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub repo_dir: PathBuf,
     /// Downloaded packages are kept here between builds.
     pub cache_dir: PathBuf,
+    /// Publish even when the inputs are the latest version's (`--force`).
+    pub force: bool,
 }
 
 /// A published template version.
@@ -58,6 +60,74 @@ pub struct Built {
     pub hash: String,
     /// Its size, bytes.
     pub size: u64,
+    /// Whether this build published it; `false`: its inputs were those of this version, which
+    /// was there already, and nothing was published.
+    pub published: bool,
+}
+
+/// The fingerprint of what goes into an image, as a build of `name` says it once it knows it:
+/// the recipe (its source and lago's files that go into the image) and the exact packages.
+/// A fingerprint equal to the latest version's (its metadata's `inputs`) ends the build: the
+/// image would be that version again.
+pub(crate) struct Gate {
+    latest: Option<Built>,
+    latest_inputs: Option<String>,
+    force: bool,
+}
+
+impl Gate {
+    fn of(opts: &BuildOptions) -> Self {
+        let latest = latest_version(&opts.repo_dir, &opts.name);
+        let latest_inputs = latest.as_ref().and_then(|b| {
+            let text = std::fs::read_to_string(b.path.with_file_name(format!(
+                "{}.metadata",
+                b.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            )))
+            .ok()?;
+            serde_json::from_str::<Value>(&text).ok()?.get("inputs")?.as_str().map(str::to_owned)
+        });
+        Self { latest, latest_inputs, force: opts.force }
+    }
+
+    /// `Err(Unchanged)` when `inputs` are the latest version's (and the build is not forced).
+    pub(crate) fn check(&self, inputs: &str) -> Result<(), BuildError> {
+        match (&self.latest, &self.latest_inputs) {
+            (Some(latest), Some(prev)) if prev == inputs && !self.force => {
+                Err(BuildError::Unchanged { version: latest.version.clone() })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The sha1 of `parts`, each length-prefixed (a recipe's inputs).
+pub(crate) fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The latest version of template `name` in the local repository at `repo_dir`, if its image is
+/// there.
+pub fn latest_version(repo_dir: &Path, name: &str) -> Option<Built> {
+    let text = std::fs::read_to_string(repo_dir.join("repo.metadata")).ok()?;
+    let repo: Value = serde_json::from_str(&text).ok()?;
+    let versions = repo["templates"][name]["versions"].as_object()?;
+    let (version, entry) = versions
+        .iter()
+        .filter_map(|(v, e)| Some((v.strip_prefix('v')?.parse::<u64>().ok()?, v, e)))
+        .max_by_key(|(n, _, _)| *n)
+        .map(|(_, v, e)| (v.clone(), e))?;
+    let path = repo_dir.join(entry["handle"].as_str()?);
+    let size = std::fs::metadata(&path).ok()?.len();
+    let hash = std::fs::read_to_string(path.with_file_name(format!("{}.hash", entry["handle"].as_str()?)))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    Some(Built { name: name.to_owned(), version, path, hash, size, published: false })
 }
 
 /// Builds the template and publishes it as a new version of the local repository.
@@ -99,14 +169,24 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
         .tempdir_in(&opts.cache_dir)
         .map_err(io("create", &opts.cache_dir))?;
     let work = work.path();
-    task(reporter, &format!("Build template {}", opts.name), || {
+    let gate = Gate::of(opts);
+    let built = task(reporter, &format!("Build template {}", opts.name), || {
         let image = match opts.name.as_str() {
-            "debian12" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Lago, runner, reporter)?,
-            "debian12-cloud" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Cloud, runner, reporter)?,
-            _ => tiny::build_image(work, &opts.cache_dir, runner, reporter)?,
+            "debian12" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Lago, &gate, runner, reporter)?,
+            "debian12-cloud" => {
+                debian::build_image(work, &opts.cache_dir, debian::Flavour::Cloud, &gate, runner, reporter)?
+            }
+            _ => tiny::build_image(work, &opts.cache_dir, &gate, runner, reporter)?,
         };
         task(reporter, "Publish into the local repository", || publish(opts, &image, runner))
-    })
+    });
+    match built {
+        Err(BuildError::Unchanged { version }) => {
+            let latest = gate.latest.filter(|l| l.version == version);
+            latest.ok_or_else(|| BuildError::Repo(format!("version {version} of {} went away meanwhile", opts.name)))
+        }
+        other => other,
+    }
 }
 
 /// Removes `dir` and everything in it, again and again while something still writes into it,
@@ -169,63 +249,105 @@ pub fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, 
 }
 
 fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
-    let (raw, kernel) = (&image.raw, &image.kernel);
-    let meta_path = opts.repo_dir.join("repo.metadata");
+    let metadata = json!({
+        "distro": image.distro, "arch": "x86_64",
+        "root-partition": "/dev/vda2", "root-password": "123456", "kernel": image.kernel,
+        "base": "debian:bookworm", "inputs": image.inputs,
+        "bootstrap": image.bootstrap, "guest-agent": image.guest_agent,
+    });
+    let boot = image.boot.as_ref().map(|b| (b.vmlinux.as_path(), b.initrd.as_path(), b.cmdline.as_str()));
+    publish_into(&opts.repo_dir, &opts.name, None, &image.raw, metadata, boot, runner)
+}
+
+/// Publishes image `source` (any format qemu-img reads) as version `version` (`None`: the next
+/// `vN`) of template `name` in the local repository at `repo_dir`, under the repository's lock:
+/// the image converted to qcow2, its `.hash`, its `.metadata` (`metadata` with `name`, `version`,
+/// `sha1` and `size` added), its direct-boot files (`boot`: kernel, initrd, command line) and
+/// its `repo.metadata` entry. A failed or interrupted publication leaves nothing.
+pub(crate) fn publish_into(
+    repo_dir: &Path,
+    name: &str,
+    version: Option<&str>,
+    source: &Path,
+    mut metadata: Value,
+    boot: Option<(&Path, &Path, &str)>,
+    runner: &dyn CommandRunner,
+) -> Result<Built, BuildError> {
+    std::fs::create_dir_all(repo_dir).map_err(io("create", repo_dir))?;
+    let meta_path = repo_dir.join("repo.metadata");
     // One publication at a time per repository: the version number is decided under the lock.
     let lock = FileLock::acquire(
-        &opts.repo_dir.join(".repo.metadata.lock"),
+        &repo_dir.join(".repo.metadata.lock"),
         &crate::report::NoopReporter,
         "Waiting for another publication into the repository",
         None,
     )?;
-    let mut repo = read_repo_for_update(&meta_path, &opts.repo_dir)?;
-    let versions = repo["templates"][&opts.name]["versions"].as_object().cloned().unwrap_or_default();
-    let next =
-        versions.keys().filter_map(|v| v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok())).max().unwrap_or(0) + 1;
-    let version = format!("v{next}");
-    let handle = format!("{}-{version}.qcow2", opts.name);
-    let dest = opts.repo_dir.join(&handle);
-    let tmp = opts.repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
+    let mut repo = read_repo_for_update(&meta_path, repo_dir)?;
+    let versions = repo["templates"][name]["versions"].as_object().cloned().unwrap_or_default();
+    let version = match version {
+        Some(v) if versions.contains_key(v) => {
+            return Err(BuildError::Repo(format!(
+                "template {name} has a version {v} already in {}; choose another `--version`",
+                meta_path.display()
+            )));
+        }
+        Some(v) => v.to_owned(),
+        None => {
+            let next = versions
+                .keys()
+                .filter_map(|v| v.strip_prefix('v').and_then(|n| n.parse::<u64>().ok()))
+                .max()
+                .unwrap_or(0)
+                + 1;
+            format!("v{next}")
+        }
+    };
+    let handle = format!("{name}-{version}.qcow2");
+    let dest = repo_dir.join(&handle);
+    let tmp = repo_dir.join(format!(".{handle}.{}.tmp", std::process::id()));
     let mut partial = Partial(vec![tmp.clone()]);
-    crate::host::images::Images::new(runner).convert(raw, &tmp, "qcow2", false, None)?;
+    crate::host::images::Images::new(runner).convert(source, &tmp, "qcow2", false, None)?;
     crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
     let hash = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
     let size = std::fs::metadata(&tmp).map_err(io("stat", &tmp))?.len();
-    let mut metadata = json!({
-        "name": opts.name, "version": version, "distro": image.distro, "arch": "x86_64",
-        "root-partition": "/dev/vda2", "root-password": "123456", "kernel": kernel,
-        "base": "debian:bookworm", "sha1": hash, "size": size,
-    });
-    if let Some(boot) = &image.boot {
+    for (key, value) in
+        [("name", json!(name)), ("version", json!(version)), ("sha1", json!(hash)), ("size", json!(size))]
+    {
+        metadata[key] = value;
+    }
+    if let Some((vmlinux, initrd, cmdline)) = boot {
         // Beside the image: `<handle>.vmlinux` and `<handle>.initrd`, named in `boot`.
-        let mut entry = json!({"cmdline": boot.cmdline});
-        for (key, from) in [("kernel", &boot.vmlinux), ("initrd", &boot.initrd)] {
-            let name = format!("{handle}.{}", if key == "kernel" { "vmlinux" } else { "initrd" });
-            let tmp = opts.repo_dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let mut entry = json!({"cmdline": cmdline});
+        for (key, from) in [("kernel", vmlinux), ("initrd", initrd)] {
+            let file = format!("{handle}.{}", if key == "kernel" { "vmlinux" } else { "initrd" });
+            let tmp = repo_dir.join(format!(".{file}.{}.tmp", std::process::id()));
             partial.0.push(tmp.clone());
             std::fs::copy(from, &tmp).map_err(io("copy", from))?;
             let sha1 = crate::template::store::sha1_file(&tmp).map_err(|e| BuildError::Missing(e.to_string()))?;
-            let dest = opts.repo_dir.join(&name);
+            let dest = repo_dir.join(&file);
             partial.0.push(dest.clone());
             std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
-            entry[key] = json!(name);
+            entry[key] = json!(file);
             entry[format!("{key}_sha1")] = json!(sha1);
         }
         metadata["boot"] = entry;
     }
+    let (meta_file, hash_file) = (repo_dir.join(format!("{handle}.metadata")), repo_dir.join(format!("{handle}.hash")));
+    partial.0.extend([meta_file.clone(), hash_file.clone()]);
     let text = serde_json::to_string_pretty(&metadata).unwrap_or_default();
-    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.metadata")), text.as_bytes())?;
-    crate::host::pathio::write_atomic(&opts.repo_dir.join(format!("{handle}.hash")), hash.as_bytes())?;
+    crate::host::pathio::write_atomic(&meta_file, text.as_bytes())?;
+    crate::host::pathio::write_atomic(&hash_file, hash.as_bytes())?;
     crate::host::interrupt::check().map_err(BuildError::Interrupted)?;
+    partial.0.push(dest.clone());
     std::fs::rename(&tmp, &dest).map_err(io("rename", &tmp))?;
     let timestamp =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    repo["templates"][&opts.name]["versions"][&version] =
+    repo["templates"][name]["versions"][&version] =
         json!({"source": "local", "handle": handle, "timestamp": timestamp});
     let text = serde_json::to_string_pretty(&repo).unwrap_or_default();
     crate::host::pathio::write_atomic(&meta_path, text.as_bytes())?;
     partial.0.clear();
     drop(partial);
     drop(lock);
-    Ok(Built { name: opts.name.clone(), version, path: dest, hash, size })
+    Ok(Built { name: name.to_owned(), version, path: dest, hash, size, published: true })
 }

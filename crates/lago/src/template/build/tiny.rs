@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::BuildError;
 use super::disk::{DISK_SIZE, DiskLayout, Image, boot_files, write_disk, write_file};
+use super::{BuildError, Gate, fingerprint};
 use crate::host::pathio::at as io;
 use crate::host::process::{CommandRunner, Invocation};
 use crate::report::{Reporter, task};
@@ -54,10 +54,13 @@ const KERNEL_CMDLINE: &str =
 pub(super) fn build_image(
     work: &Path,
     cache_dir: &Path,
+    gate: &Gate,
     runner: &dyn CommandRunner,
     reporter: &dyn Reporter,
 ) -> Result<Image, BuildError> {
     let debs = task(reporter, "Download packages", || download(cache_dir, runner))?;
+    let inputs = recipe_inputs(&debs);
+    gate.check(&inputs)?;
     let pkgs = work.join("pkgs");
     task(reporter, "Extract packages", || {
         for deb in &debs {
@@ -86,7 +89,26 @@ pub(super) fn build_image(
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
     let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
-    Ok(Image { raw, kernel, distro: "lago-tiny", boot: Some(boot) })
+    Ok(Image { raw, kernel, distro: "lago-tiny", boot: Some(boot), inputs, bootstrap: "lago-seed", guest_agent: false })
+}
+
+/// The fingerprint of a `tiny` image: this recipe and the disk's (their source), the guest
+/// files, and the packages (a `.deb`'s name holds its exact version).
+fn recipe_inputs(debs: &[PathBuf]) -> String {
+    let mut names: Vec<String> =
+        debs.iter().filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    names.sort();
+    let mut parts: Vec<&[u8]> = vec![
+        b"tiny",
+        include_str!("tiny.rs").as_bytes(),
+        include_str!("disk.rs").as_bytes(),
+        include_str!("tiny/init").as_bytes(),
+    ];
+    for (path, content, _) in GUEST_FILES {
+        parts.extend([path.as_bytes(), content.as_bytes()]);
+    }
+    parts.extend(names.iter().map(|n| n.as_bytes()));
+    fingerprint(parts)
 }
 
 /// `apt-get download`s what is missing from the cache; returns every `.deb` to extract.
