@@ -9,7 +9,10 @@
 //! ended is noticed before a command is written to it, and the command then runs through a new
 //! `ssh` as without sessions. Each command runs as `ssh` would run it: by the user's login shell
 //! (`$SHELL -c LINE`), standard input empty, in a process of its own; its end is told by a
-//! marker of this process's own on both outputs, after which its exit code follows.
+//! marker of this process's own on both outputs, after which its exit code follows. One
+//! difference remains: a command that leaves a process in the background writing to its outputs
+//! returns when the command itself ends (a plain `ssh` waits until that process closes them),
+//! and what that process writes later is dropped.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -160,8 +163,16 @@ impl Session {
         if !matches!(self.child.try_wait(), Ok(None)) {
             return false;
         }
-        // Output between commands: only an ending is possible (the shell prints nothing else).
-        !matches!(self.chunks.try_recv(), Ok(Chunk::Ended) | Err(std::sync::mpsc::TryRecvError::Disconnected))
+        // Output between commands is that of a process an earlier command left running in the
+        // background with its outputs open (where a plain `ssh` would have waited for it): it
+        // belongs to no command and is dropped.
+        loop {
+            match self.chunks.try_recv() {
+                Ok(Chunk::Out(_) | Chunk::Err(_)) => {}
+                Ok(Chunk::Ended) | Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+            }
+        }
     }
 
     fn run(&mut self, line: &str) -> std::io::Result<Option<CommandStatus>> {
@@ -272,6 +283,12 @@ mod tests {
         assert_eq!((st.code, st.out.as_slice(), st.err.as_slice()), (3, &b"no newline"[..], &b"oops"[..]));
         let st = s.run("echo 'it'\\''s'; cat").unwrap().unwrap();
         assert_eq!((st.code, st.stdout()), (0, "it's\n".to_owned()), "quotes kept, stdin empty");
+        // What a process left in the background writes later belongs to no command.
+        let st = s.run("(sleep 0.2; echo late) &").unwrap().unwrap();
+        assert_eq!((st.code, st.stdout()), (0, String::new()));
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(s.alive());
+        assert_eq!(s.run("echo next").unwrap().unwrap().stdout(), "next\n");
         let st = s.run("X=1; export X").unwrap().unwrap();
         assert_eq!(st.code, 0);
         let st = s.run("echo \"${X:-unset}\"").unwrap().unwrap();
