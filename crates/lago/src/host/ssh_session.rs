@@ -26,7 +26,7 @@ use std::time::Duration;
 use super::ssh::{CommandStatus, Target, quote};
 
 static KEEP: AtomicBool = AtomicBool::new(false);
-static SESSIONS: Mutex<Option<HashMap<Key, Session>>> = Mutex::new(None);
+static SESSIONS: Mutex<Option<HashMap<Key, Slot>>> = Mutex::new(None);
 static SERIAL: AtomicU64 = AtomicU64::new(0);
 
 /// How long a new session may take to say it is ready before `ssh` is used instead.
@@ -67,19 +67,39 @@ enum Chunk {
 }
 
 struct Session {
-    child: Child,
-    stdin: ChildStdin,
+    /// `None` once dropped.
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
     chunks: Receiver<Chunk>,
 }
 
+/// A VM's session: there to be taken, or taken by a thread running a command in it.
+enum Slot {
+    Idle(Session),
+    Busy,
+}
+
 impl Drop for Session {
+    /// Ends it gently: the end of its input ends the guest's shell, the channel closes and `ssh`
+    /// exits. Killed only if it has not within 2 s (a mux client killed while the master serves
+    /// it can make the master drop a channel another command is opening); a thread of its own
+    /// waits, so nothing blocks here.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            std::thread::spawn(move || {
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            });
+        }
     }
 }
 
-fn sessions<T>(f: impl FnOnce(&mut HashMap<Key, Session>) -> T) -> T {
+fn sessions<T>(f: impl FnOnce(&mut HashMap<Key, Slot>) -> T) -> T {
     let mut guard = SESSIONS.lock().unwrap_or_else(PoisonError::into_inner);
     f(guard.get_or_insert_with(HashMap::new))
 }
@@ -103,16 +123,32 @@ pub fn run(target: &Target, line: &str) -> Option<std::io::Result<CommandStatus>
     if !key.control.exists() {
         return None;
     }
-    // Taken out while in use: a second thread meanwhile runs its command through `ssh`.
-    let kept = sessions(|map| map.remove(&key)).and_then(|mut s| s.alive().then_some(s));
-    let mut session = match kept {
+    // Marked busy while in use: a second thread meanwhile runs its command through `ssh`.
+    let taken = sessions(|map| match map.insert(key.clone(), Slot::Busy) {
+        Some(Slot::Busy) => Err(()),
+        Some(Slot::Idle(s)) => Ok(Some(s)),
+        None => Ok(None),
+    });
+    let kept = taken.ok()?;
+    let release = |session: Option<Session>| {
+        let gone = sessions(|map| match session {
+            Some(s) => map.insert(key.clone(), Slot::Idle(s)),
+            None => map.remove(&key),
+        });
+        drop(gone);
+    };
+    let mut session = match kept.and_then(|mut s| s.alive().then_some(s)) {
         Some(s) => s,
-        None => Session::open(target)?,
+        None => match Session::open(target) {
+            Some(s) => s,
+            None => {
+                release(None);
+                return None;
+            }
+        },
     };
     let result = session.run(line);
-    if session.alive() {
-        sessions(|map| map.insert(key, session));
-    }
+    release(session.alive().then_some(session));
     match result {
         Ok(Some(st)) => Some(Ok(st)),
         // Written to a session that had ended: nothing ran; `ssh` runs it.
@@ -141,7 +177,7 @@ impl Session {
                 return None;
             }
         };
-        let stdin = child.stdin.take()?;
+        let stdin = child.stdin.take();
         let (tx, chunks) = std::sync::mpsc::channel();
         if let Some(out) = child.stdout.take() {
             pump(out, tx.clone(), Chunk::Out);
@@ -149,7 +185,7 @@ impl Session {
         if let Some(err) = child.stderr.take() {
             pump(err, tx, Chunk::Err);
         }
-        let mut session = Self { child, stdin, chunks };
+        let mut session = Self { child: Some(child), stdin, chunks };
         match session.run_within("true", Some(READY_WITHIN)) {
             Ok(Some(st)) if st.code == 0 => Some(session),
             other => {
@@ -160,7 +196,7 @@ impl Session {
     }
 
     fn alive(&mut self) -> bool {
-        if !matches!(self.child.try_wait(), Ok(None)) {
+        if !self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))) {
             return false;
         }
         // Output between commands is that of a process an earlier command left running in the
@@ -175,6 +211,12 @@ impl Session {
         }
     }
 
+    fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+        }
+    }
+
     fn run(&mut self, line: &str) -> std::io::Result<Option<CommandStatus>> {
         self.run_within(line, None)
     }
@@ -186,7 +228,8 @@ impl Session {
             "\"${{SHELL:-/bin/sh}}\" -c {} </dev/null; printf '{end} %s\\n' \"$?\"; printf '{end}' >&2\n",
             quote(line)
         );
-        if self.stdin.write_all(script.as_bytes()).and_then(|()| self.stdin.flush()).is_err() {
+        let Some(stdin) = self.stdin.as_mut() else { return Ok(None) };
+        if stdin.write_all(script.as_bytes()).and_then(|()| stdin.flush()).is_err() {
             return Ok(None);
         }
         let deadline = within.map(|d| std::time::Instant::now() + d);
@@ -195,7 +238,7 @@ impl Session {
         let needle = end.as_bytes();
         while code.is_none() || !err_done {
             if let Some(signal) = crate::host::interrupt::received() {
-                let _ = self.child.kill();
+                self.kill();
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::Interrupted,
                     crate::host::interrupt::Interrupted { signal },
@@ -227,7 +270,7 @@ impl Session {
                 Ok(Chunk::Ended) | Err(RecvTimeoutError::Disconnected) => {
                     // The connection ended while the command ran (it powered the VM off, or the
                     // master was closed): as `ssh` says it, exit code 255.
-                    let _ = self.child.kill();
+                    self.kill();
                     err.extend_from_slice(b"lago: the ssh session ended while the command ran\n");
                     return Ok(Some(CommandStatus { code: 255, out, err }));
                 }
@@ -269,11 +312,11 @@ mod tests {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
+        let stdin = child.stdin.take();
         let (tx, chunks) = std::sync::mpsc::channel();
         pump(child.stdout.take().unwrap(), tx.clone(), Chunk::Out);
         pump(child.stderr.take().unwrap(), tx, Chunk::Err);
-        Session { child, stdin, chunks }
+        Session { child: Some(child), stdin, chunks }
     }
 
     #[test]
@@ -294,6 +337,18 @@ mod tests {
         let st = s.run("echo \"${X:-unset}\"").unwrap().unwrap();
         assert_eq!(st.stdout(), "unset\n", "each command in a process of its own");
         assert!(s.alive());
+    }
+
+    #[test]
+    fn a_dropped_session_ends_by_the_end_of_its_input_not_a_kill() {
+        let s = local_session();
+        let pid = s.child.as_ref().unwrap().id();
+        drop(s);
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        });
+        assert!(gone, "the shell did not end within 1 s of its input's end (the kill comes after 2 s)");
     }
 
     #[test]

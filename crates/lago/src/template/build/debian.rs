@@ -102,7 +102,7 @@ const MASKED: &[&str] = &[
     "systemd-timesyncd.service",
 ];
 
-/// Builds the raw disk of `debian12` in `work`.
+/// Builds the raw disk of `debian12` in `work`; `None` when the gate finds it unchanged.
 pub(crate) fn build_image(
     work: &Path,
     cache_dir: &Path,
@@ -110,7 +110,7 @@ pub(crate) fn build_image(
     gate: &Gate,
     runner: &dyn CommandRunner,
     reporter: &dyn Reporter,
-) -> Result<Image, BuildError> {
+) -> Result<Option<Image>, BuildError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(BuildError::Missing(
             "building debian12 needs root: mmdebstrap runs in its root mode and the image keeps file ownership".into(),
@@ -151,7 +151,9 @@ pub(crate) fn build_image(
         runner.run(&inv).map_err(|source| BuildError::Tool { step: "install Debian 12 with mmdebstrap".into(), source })
     })?;
     let inputs = recipe_inputs(&rootfs, flavour)?;
-    gate.check(&inputs)?;
+    if gate.unchanged(&inputs) {
+        return Ok(None);
+    }
     task(reporter, "Configure for lago", || configure(&rootfs, flavour, runner))?;
     let boot = rootfs.join("boot");
     let kernel = std::fs::read_dir(&boot)
@@ -172,7 +174,7 @@ pub(crate) fn build_image(
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
     let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
     let bootstrap = if flavour == Flavour::Cloud { "cloud-init" } else { "lago-seed" };
-    Ok(Image { raw, kernel, distro: "debian12", boot: Some(boot), inputs, bootstrap, guest_agent: true })
+    Ok(Some(Image { raw, kernel, distro: "debian12", boot: Some(boot), inputs, bootstrap, guest_agent: true }))
 }
 
 /// The fingerprint of a Debian 12 image: the flavour, this recipe and the disk's (their source),

@@ -38,13 +38,6 @@ pub enum BuildError {
     /// The repository's `repo.metadata` cannot be updated.
     #[error("{0}")]
     Repo(String),
-    /// The build's inputs are those of the latest version (not an error to the user: the
-    /// build ends there and publishes nothing).
-    #[error("Nothing changed since version {version}")]
-    Unchanged {
-        /// The latest version.
-        version: String,
-    },
     /// lago was interrupted; the repository is as it was.
     #[error("Template build stopped")]
     Interrupted(#[source] crate::host::interrupt::Interrupted),

@@ -70,33 +70,23 @@ pub struct Built {
 /// A fingerprint equal to the latest version's (its metadata's `inputs`) ends the build: the
 /// image would be that version again.
 pub(crate) struct Gate {
-    latest: Option<Built>,
     latest_inputs: Option<String>,
     force: bool,
 }
 
 impl Gate {
-    fn of(opts: &BuildOptions) -> Self {
-        let latest = latest_version(&opts.repo_dir, &opts.name);
-        let latest_inputs = latest.as_ref().and_then(|b| {
-            let text = std::fs::read_to_string(b.path.with_file_name(format!(
-                "{}.metadata",
-                b.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            )))
-            .ok()?;
+    fn of(opts: &BuildOptions, latest: Option<&Built>) -> Self {
+        let latest_inputs = latest.and_then(|b| {
+            let text = std::fs::read_to_string(format!("{}.metadata", b.path.display())).ok()?;
             serde_json::from_str::<Value>(&text).ok()?.get("inputs")?.as_str().map(str::to_owned)
         });
-        Self { latest, latest_inputs, force: opts.force }
+        Self { latest_inputs, force: opts.force }
     }
 
-    /// `Err(Unchanged)` when `inputs` are the latest version's (and the build is not forced).
-    pub(crate) fn check(&self, inputs: &str) -> Result<(), BuildError> {
-        match (&self.latest, &self.latest_inputs) {
-            (Some(latest), Some(prev)) if prev == inputs && !self.force => {
-                Err(BuildError::Unchanged { version: latest.version.clone() })
-            }
-            _ => Ok(()),
-        }
+    /// Whether `inputs` are the latest version's (and the build is not forced): the recipe then
+    /// ends, building nothing more.
+    pub(crate) fn unchanged(&self, inputs: &str) -> bool {
+        !self.force && self.latest_inputs.as_deref() == Some(inputs)
     }
 }
 
@@ -124,9 +114,8 @@ pub fn latest_version(repo_dir: &Path, name: &str) -> Option<Built> {
         .map(|(_, v, e)| (v.clone(), e))?;
     let path = repo_dir.join(entry["handle"].as_str()?);
     let size = std::fs::metadata(&path).ok()?.len();
-    let hash = std::fs::read_to_string(path.with_file_name(format!("{}.hash", entry["handle"].as_str()?)))
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
+    let hash =
+        std::fs::read_to_string(format!("{}.hash", path.display())).map(|h| h.trim().to_owned()).unwrap_or_default();
     Some(Built { name: name.to_owned(), version, path, hash, size, published: false })
 }
 
@@ -169,8 +158,9 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
         .tempdir_in(&opts.cache_dir)
         .map_err(io("create", &opts.cache_dir))?;
     let work = work.path();
-    let gate = Gate::of(opts);
-    let built = task(reporter, &format!("Build template {}", opts.name), || {
+    let latest = latest_version(&opts.repo_dir, &opts.name);
+    let gate = Gate::of(opts, latest.as_ref());
+    task(reporter, &format!("Build template {}", opts.name), || {
         let image = match opts.name.as_str() {
             "debian12" => debian::build_image(work, &opts.cache_dir, debian::Flavour::Lago, &gate, runner, reporter)?,
             "debian12-cloud" => {
@@ -178,15 +168,13 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
             }
             _ => tiny::build_image(work, &opts.cache_dir, &gate, runner, reporter)?,
         };
-        task(reporter, "Publish into the local repository", || publish(opts, &image, runner))
-    });
-    match built {
-        Err(BuildError::Unchanged { version }) => {
-            let latest = gate.latest.filter(|l| l.version == version);
-            latest.ok_or_else(|| BuildError::Repo(format!("version {version} of {} went away meanwhile", opts.name)))
+        match (image, latest) {
+            (Some(image), _) => task(reporter, "Publish into the local repository", || publish(opts, &image, runner)),
+            // The gate saw the latest version's inputs, so there is one.
+            (None, Some(latest)) => Ok(latest),
+            (None, None) => Err(BuildError::Repo(format!("the latest version of {} went away", opts.name))),
         }
-        other => other,
-    }
+    })
 }
 
 /// Removes `dir` and everything in it, again and again while something still writes into it,

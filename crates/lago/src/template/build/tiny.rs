@@ -51,16 +51,19 @@ const OPTIONAL_MODULES: &[&str] = &["ata_piix", "sr_mod", "isofs"];
 const KERNEL_CMDLINE: &str =
     "console=ttyS0,115200 root=LABEL=lago-root rw quiet loglevel=3 panic=10 random.trust_cpu=on cryptomgr.notests";
 
+/// Builds `tiny`'s raw disk in `work`; `None` when the gate finds it unchanged.
 pub(super) fn build_image(
     work: &Path,
     cache_dir: &Path,
     gate: &Gate,
     runner: &dyn CommandRunner,
     reporter: &dyn Reporter,
-) -> Result<Image, BuildError> {
+) -> Result<Option<Image>, BuildError> {
     let debs = task(reporter, "Download packages", || download(cache_dir, runner))?;
     let inputs = recipe_inputs(&debs);
-    gate.check(&inputs)?;
+    if gate.unchanged(&inputs) {
+        return Ok(None);
+    }
     let pkgs = work.join("pkgs");
     task(reporter, "Extract packages", || {
         for deb in &debs {
@@ -89,7 +92,15 @@ pub(super) fn build_image(
     };
     task(reporter, "Write disk image", || write_disk(&layout, &raw, runner))?;
     let boot = task(reporter, "Extract the kernel for direct boot", || boot_files(&layout, work, runner))?;
-    Ok(Image { raw, kernel, distro: "lago-tiny", boot: Some(boot), inputs, bootstrap: "lago-seed", guest_agent: false })
+    Ok(Some(Image {
+        raw,
+        kernel,
+        distro: "lago-tiny",
+        boot: Some(boot),
+        inputs,
+        bootstrap: "lago-seed",
+        guest_agent: false,
+    }))
 }
 
 /// The fingerprint of a `tiny` image: this recipe and the disk's (their source), the guest
