@@ -289,6 +289,20 @@ pub(super) fn set_clocks(env: &Env, vms: &[&VmRecord]) -> Vec<(String, String)> 
     failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// What the record of one VM's snapshot says, on each of its disks.
+struct Entry {
+    /// It holds memory state.
+    live: bool,
+    /// When it was taken, ms since the epoch.
+    created: i64,
+    /// Being taken (an interrupted `lago snapshot` leaves it so).
+    pending: bool,
+    /// The spread between the first and the last pause of the VMs taken together.
+    spread_ms: Option<f64>,
+    /// The VM answered SSH when it was taken (`ssh_ready`).
+    ssh_ready: bool,
+}
+
 /// Whether the VM's record says it answered SSH when its live snapshot `name` was taken.
 fn ssh_ready(record: &Map<String, Value>, name: &str) -> bool {
     record["snapshots"][name].get(0).and_then(|d| d.get("ssh_ready")).and_then(Value::as_bool).unwrap_or(false)
@@ -402,7 +416,8 @@ impl Env {
             let mut marked: Vec<&VmRecord> = Vec::new();
             for vm in &vms {
                 let live = running.contains(&vm.name);
-                if let Err(e) = self.set_entry(vm, name, Some((live, created, true, None))) {
+                let intent = Entry { live, created, pending: true, spread_ms: None, ssh_ready: false };
+                if let Err(e) = self.set_entry(vm, name, Some(intent)) {
                     for done in &marked {
                         let _ = self.set_entry(done, name, None);
                     }
@@ -456,11 +471,14 @@ impl Env {
             if result.is_ok() {
                 result = vms.iter().try_for_each(|vm| {
                     let live = running.contains(&vm.name);
-                    self.set_entry(vm, name, Some((live, created, false, live.then_some(spread_ms))))?;
-                    if answered.contains(&vm.name) {
-                        self.mark_answered(vm, name)?;
-                    }
-                    Ok(())
+                    let done = Entry {
+                        live,
+                        created,
+                        pending: false,
+                        spread_ms: live.then_some(spread_ms),
+                        ssh_ready: answered.contains(&vm.name),
+                    };
+                    self.set_entry(vm, name, Some(done))
                 });
             }
             if result.is_err() {
@@ -477,25 +495,8 @@ impl Env {
         })
     }
 
-    /// Records that the VM answered SSH when its live snapshot `name` was taken (`ssh_ready`).
-    fn mark_answered(&self, vm: &VmRecord, name: &str) -> Result<(), SnapshotError> {
-        let mut record = read_record(self, &vm.name)?;
-        if let Some(disks) = record.get_mut("snapshots").and_then(|s| s.get_mut(name)).and_then(Value::as_array_mut) {
-            for d in disks {
-                d["ssh_ready"] = Value::Bool(true);
-            }
-        }
-        write_record(self, &vm.name, &record)
-    }
-
-    /// Writes (or, with `None`, removes) the record of snapshot `name` of a VM: `(live,
-    /// created, pending, pause spread in ms)`.
-    fn set_entry(
-        &self,
-        vm: &VmRecord,
-        name: &str,
-        entry: Option<(bool, i64, bool, Option<f64>)>,
-    ) -> Result<(), SnapshotError> {
+    /// Writes (or, with `None`, removes) the record of snapshot `name` of a VM.
+    fn set_entry(&self, vm: &VmRecord, name: &str, entry: Option<Entry>) -> Result<(), SnapshotError> {
         let mut record = read_record(self, &vm.name)?;
         let snaps = record.entry("snapshots").or_insert_with(|| json!({}));
         if !snaps.is_object() {
@@ -506,7 +507,7 @@ impl Env {
             None => {
                 map.remove(name);
             }
-            Some((live, created, pending, spread)) => {
+            Some(Entry { live, created, pending, spread_ms, ssh_ready }) => {
                 let disks: Vec<Value> = snapshot_disks(self, vm)?
                     .iter()
                     .map(|(i, _, dev)| {
@@ -515,8 +516,11 @@ impl Env {
                         if pending {
                             d["pending"] = json!(true);
                         }
-                        if let Some(ms) = spread {
+                        if let Some(ms) = spread_ms {
                             d["pause_spread_ms"] = json!((ms * 10.0).round() / 10.0);
+                        }
+                        if ssh_ready {
+                            d["ssh_ready"] = json!(true);
                         }
                         d
                     })

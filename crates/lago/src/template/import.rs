@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::host::fetch::Fetcher;
 use crate::host::images::Images;
 use crate::host::pathio::at as io;
-use crate::host::process::{CommandRunner, Invocation};
+use crate::host::process::CommandRunner;
 use crate::template::build::{BuildError, Built, publish_into};
 
 /// How an imported image takes the environment's seed.
@@ -194,8 +194,7 @@ pub fn import(opts: &ImportOptions, fetcher: &dyn Fetcher, runner: &dyn CommandR
         if path != copy {
             std::fs::copy(&path, &copy).map_err(io("copy", &path))?;
         }
-        runner
-            .run(&Invocation::new("xz").args(["--decompress", "--threads=0", "--force"]).arg(&copy))
+        crate::template::store::unxz(runner, &copy)
             .map_err(|source| ImportError::Decompress { image: opts.image.clone(), source })?;
         path = copy.with_extension("");
     }

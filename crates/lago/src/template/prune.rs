@@ -86,13 +86,9 @@ fn repo_files(repo_dir: &Path, handle: &str) -> Vec<PathBuf> {
 
 /// The files of one store entry.
 fn store_files(image: &Path) -> Vec<PathBuf> {
-    ["", ".hash", ".metadata", ".stamp", ".vmlinux", ".initrd", ".users", ".lock"]
-        .iter()
-        .map(|ext| {
-            let mut p = image.as_os_str().to_owned();
-            p.push(ext);
-            PathBuf::from(p)
-        })
+    let sidecars = ["hash", "metadata", "stamp", "vmlinux", "initrd", "users", "lock"];
+    std::iter::once(image.to_owned())
+        .chain(sidecars.iter().map(|ext| crate::template::store::beside(image, ext)))
         .collect()
 }
 
@@ -113,6 +109,7 @@ pub fn prune(opts: &PruneOptions) -> Result<Pruned, PruneError> {
     let mut repo = crate::template::build::read_repo_for_update(&meta_path, &opts.repo_dir)?;
     let repo_name = repo["name"].as_str().unwrap_or("local").to_owned();
     let mut out = Pruned { store_bytes: (dir_bytes(&opts.store), 0), ..Pruned::default() };
+    let mut freed_in_store = 0;
     let names: Vec<String> = repo["templates"].as_object().map(|t| t.keys().cloned().collect()).unwrap_or_default();
     for name in names {
         let Some(versions) = repo["templates"][&name]["versions"].as_object().cloned() else { continue };
@@ -127,6 +124,7 @@ pub fn prune(opts: &PruneOptions) -> Result<Pruned, PruneError> {
             let image = opts.store.join(format!("{repo_name}:{name}:{version}"));
             let users = crate::template::store::users(&image);
             let mut files = store_files(&image);
+            let in_store = bytes_of(&files);
             if entry["source"].as_str().is_none_or(|s| s == "local")
                 && let Some(handle) = entry["handle"].as_str()
             {
@@ -151,19 +149,12 @@ pub fn prune(opts: &PruneOptions) -> Result<Pruned, PruneError> {
                     }
                 }
             }
+            freed_in_store += in_store;
             out.removed.push(one);
         }
     }
-    out.store_bytes.1 = if opts.dry_run {
-        out.store_bytes.0.saturating_sub(
-            out.removed
-                .iter()
-                .map(|r| bytes_of(&store_files(&opts.store.join(format!("{repo_name}:{}:{}", r.name, r.version)))))
-                .sum(),
-        )
-    } else {
-        dir_bytes(&opts.store)
-    };
+    out.store_bytes.1 =
+        if opts.dry_run { out.store_bytes.0.saturating_sub(freed_in_store) } else { dir_bytes(&opts.store) };
     Ok(out)
 }
 

@@ -188,14 +188,21 @@ pub fn users(image: &Path) -> Vec<PathBuf> {
     read_users(image).into_iter().filter(|p| p.join("uuid").is_file()).collect()
 }
 
-fn users_file(image: &Path) -> PathBuf {
+/// The sidecar `<image>.<ext>` of a store image (`.hash`, `.users`, `.lock`...).
+pub(crate) fn beside(image: &Path, ext: &str) -> PathBuf {
     let mut name = image.as_os_str().to_owned();
-    name.push(".users");
+    name.push(".");
+    name.push(ext);
     PathBuf::from(name)
 }
 
+/// Decompresses `path` (`<name>.xz`) into `<name>` with `xz`, in place.
+pub(crate) fn unxz(runner: &dyn CommandRunner, path: &Path) -> Result<(), ProcessError> {
+    runner.run(&Invocation::new("xz").args(["--decompress", "--threads=0", "--force"]).arg(path)).map(drop)
+}
+
 fn read_users(image: &Path) -> Vec<PathBuf> {
-    std::fs::read_to_string(users_file(image))
+    std::fs::read_to_string(beside(image, "users"))
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).map(PathBuf::from).collect())
         .unwrap_or_default()
 }
@@ -203,20 +210,17 @@ fn read_users(image: &Path) -> Vec<PathBuf> {
 /// Records (`add`) or forgets prefix `prefix` as a user of the store image at `image`, under the
 /// image's lock; prefixes that no longer exist are dropped on the way.
 pub fn set_user(image: &Path, prefix: &Path, add: bool) -> Result<(), StoreError> {
-    let mut lock_path = image.as_os_str().to_owned();
-    lock_path.push(".lock");
     let _lock = FileLock::acquire(
-        Path::new(&lock_path),
+        &beside(image, "lock"),
         &crate::report::NoopReporter,
         "Waiting for another lago to update the users of a template",
         None,
     )?;
-    let mut all: Vec<PathBuf> =
-        read_users(image).into_iter().filter(|p| p != prefix && p.join("uuid").is_file()).collect();
+    let mut all: Vec<PathBuf> = users(image).into_iter().filter(|p| p != prefix).collect();
     if add {
         all.push(prefix.to_owned());
     }
-    let file = users_file(image);
+    let file = beside(image, "users");
     if all.is_empty() {
         match std::fs::remove_file(&file) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("remove", &file)(e).into()),
@@ -239,7 +243,7 @@ impl Store {
     }
 
     fn sidecar(&self, t: &ResolvedTemplate, ext: &str) -> PathBuf {
-        self.root.join(format!("{}.{ext}", t.store_name()))
+        beside(&self.path_of(t), ext)
     }
 
     /// Whether the version is cached.
@@ -445,9 +449,7 @@ impl Store {
         if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
             let xz = self.sidecar(t, "tmp.xz");
             std::fs::rename(&tmp, &xz).map_err(io("rename", &tmp))?;
-            runner
-                .run(&Invocation::new("xz").args(["--decompress", "--threads=0", "--force"]).arg(&xz))
-                .map_err(|source| StoreError::Decompress { name: name.clone(), source })?;
+            unxz(runner, &xz).map_err(|source| StoreError::Decompress { name: name.clone(), source })?;
         }
         let actual = sha1_file(&tmp)?;
         if actual != expected {
