@@ -17,6 +17,7 @@ export LAGO_ACCEL=tcg LAGO_VM_OUTBOUND=false LAGO_HOST_LEG=off LAGO_LEASE_DIR="$
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+best() { sort -n | head -n 1; }
 # Waits for an SSH server's banner on 127.0.0.1:PORT on fresh connections of 400 ms each, as
 # lago's first ones (lago keeps those not greeted yet open: see ssh::BannerProbe).
 wait_banner() {

@@ -216,6 +216,9 @@ impl Diagnose for EnvError {
             EnvError::HostLeg { .. } => Diagnosis::host().with_hint(
                 "run lago as root (or give it CAP_NET_ADMIN), or set `host_leg = auto` (a host leg where lago may make one) or `off` (VMs reached through ports forwarded on 127.0.0.1)",
             ),
+            EnvError::ControlCut { vm, net, .. } => Diagnosis::user().of_kind(Kind::SshTimeout).with_hint(format!(
+                "`lago net restore {vm} {net}` puts the link back (libvirt and `ssh` VMs are reached on their management network; `local-qemu` VMs through an uplink of lago's that no fault touches)"
+            )),
             EnvError::ForwardTaken { .. } => Diagnosis::user().with_hint(
                 "free that port, or change `host` of the VM's `forwards` in the init file (without `host`, a free port is chosen at each start)",
             ),

@@ -127,6 +127,36 @@ fn two_nets_static_ips_gateways_and_dns() {
     insta::assert_snapshot!("two_nets_vm01", env.read(".lago/default/virt/vm-vm01"));
 }
 
+/// With host legs allowed, `nat` subnets are leased host-wide at `init`; a `gw` given stays the
+/// gateway (the original's SDK test `test_custom_gateway`), its subnet is the one leased, and
+/// nets without one get `.1` of a free subnet.
+#[test]
+fn a_gw_given_is_the_gateway_of_its_leased_subnet() {
+    let mut env = TestEnv::with_repo();
+    env.env.retain(|(k, _)| k != "LAGO_HOST_LEG");
+    env.env.push(("LAGO_HOST_LEG".into(), "auto".into()));
+    env.write(
+        "LagoInitFile",
+        "domains:\n  vm01:\n    nics: [{net: net-02}, {net: net-01}]\n    disks: [{template_name: tiny, type: template, name: root}]\n\
+         nets:\n  net-01: {type: nat, management: true}\n  net-02: {type: nat, gw: 192.168.210.4}\n",
+    );
+    env.lago(&["init"]).ok();
+    let net = |n: &str| -> serde_json::Value {
+        serde_json::from_str(&env.read(&format!(".lago/default/virt/net-{n}"))).unwrap()
+    };
+    assert_eq!(net("net-02")["gw"], "192.168.210.4");
+    assert_eq!(net("net-01")["gw"], "192.168.200.1");
+    let vm: serde_json::Value = serde_json::from_str(&env.read(".lago/default/virt/vm-vm01")).unwrap();
+    assert_eq!(vm["nics"][0]["ip"], "192.168.210.2", "{vm:#}");
+    let mut leases: Vec<String> = std::fs::read_dir(env.root().join("leases"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".lease"))
+        .collect();
+    leases.sort();
+    assert_eq!(leases, ["200.lease", "210.lease"]);
+}
+
 #[test]
 fn file_and_empty_disks_and_json_init_file() {
     let env = TestEnv::with_repo();

@@ -73,6 +73,29 @@ nets:
   lan: {management: true}
 ";
 
+/// `lago shell VM CMD`, ended after 10 s: its exit code (`None` when it had to be ended) and
+/// how long it took.
+fn shell_timed(lab: &Lab, vm: &str, cmd: &str) -> (Option<i32>, f64) {
+    let t0 = std::time::Instant::now();
+    let mut child = lab
+        .command(&["shell", vm, cmd])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), t0.elapsed().as_secs_f64());
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, t0.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn in_netns(lab: &mut Lab, ns: &Netns) {
     lab.netns = Some(ns.0.clone());
     lab.env.retain(|(k, _)| *k != "LAGO_HOST_LEG");
@@ -113,9 +136,24 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
         a.shell("vm01", "mkdir -p /tmp/www && echo from-vm01 > /tmp/www/index.html && httpd -p 8080 -h /tmp/www");
     assert_eq!(rc, 0, "{out}");
     assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01");
-    // SSH and the inventory use the address, as the original did.
+    // The inventory uses the address, as the original's did.
     let inventory = a.ok(&["ansible_hosts"]);
     assert!(inventory.contains("vm01 ansible_host=192.168.200.2 ansible_port=22"), "{inventory}");
+
+    // lago's own connections do not ride on the test's networks: with every network of vm01
+    // cut, or lan partitioned, `lago shell` still answers at once (through the uplink).
+    a.ok(&["net", "cut", "vm01"]);
+    let (rc, secs) = shell_timed(&a, "vm01", "true");
+    eprintln!("lago shell vm01 true, every link cut: {secs:.2} s");
+    assert_eq!(rc, Some(0), "lago shell after `net cut` of every network: {secs:.1} s");
+    assert!(ns.get("http://192.168.200.2:8080/").is_err(), "the cut link still carried the host's request");
+    a.ok(&["net", "restore", "vm01"]);
+    a.ok(&["net", "partition", "lan", "vm01"]);
+    let (rc, secs) = shell_timed(&a, "vm01", "true");
+    eprintln!("lago shell vm01 true, lan partitioned: {secs:.2} s");
+    assert_eq!(rc, Some(0), "lago shell after `net partition`: {secs:.1} s");
+    a.ok(&["net", "heal", "lan"]);
+    assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01");
 
     // VM -> host at the gateway: a server of the test bound to it.
     let www = a.home.path().join("www");
@@ -166,6 +204,22 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     assert!(words.starts_with(&format!("down: {tap_b} is gone")), "{words}");
     assert!(!ns.has_link(&tap_b));
     b.ok(&["destroy", "--yes"]);
+
+    // A VM without a seed (`init --skip-bootstrap`, as the original's basic.bats does) only
+    // asks DHCP, which lago's networks do not serve: it is still reached through its uplink,
+    // and comes up in its normal time, not after `boot_time_sec`.
+    let mut c = Lab::sharing_leases(
+        &OTHER.replace("memory: 256", "memory: 256\n    boot_time_sec: 60"),
+        &crate::tiny_repo(),
+        Some(&leases),
+    );
+    in_netns(&mut c, &ns);
+    c.ok(&["init", "--skip-bootstrap"]);
+    let t0 = std::time::Instant::now();
+    c.ok(&["start"]);
+    eprintln!("lago start of a VM without a seed: {:.2} s", t0.elapsed().as_secs_f64());
+    assert_eq!(c.shell("vm01", "cat /etc/hostname").0, 0);
+    c.ok(&["destroy", "--yes"]);
 
     // `stop` takes the leg down, `start` brings it back, `destroy` removes it and its lease.
     a.ok(&["stop"]);

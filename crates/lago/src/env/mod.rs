@@ -101,6 +101,19 @@ pub enum EnvError {
         /// `ssh`'s words on the last one.
         stderr: String,
     },
+    /// lago's connection to a VM rides on one of the environment's networks (libvirt and `ssh`
+    /// VMs have no uplink of lago's), and a fault in force there takes it away.
+    #[error("VM {vm} cannot be reached: lago connects to it at {address}, on network {net}, and {fault}")]
+    ControlCut {
+        /// The VM.
+        vm: String,
+        /// The address lago connects to.
+        address: String,
+        /// The network that carries the connection.
+        net: String,
+        /// The fault in force (`its NIC eth0 is cut (lago net cut)`).
+        fault: String,
+    },
     /// `host_leg = on` and a network cannot have its host leg.
     #[error("Network {net} cannot have its host leg ({reason}), and `host_leg = on` is set ({origin})")]
     HostLeg {
@@ -448,7 +461,10 @@ impl Env {
         if !self.state(vm).is_running() {
             return Err(EnvError::NotRunning { vm: vm.to_owned() });
         }
-        self.target(record, &State::load(&self.prefix.path)?)
+        let state = State::load(&self.prefix.path)?;
+        let target = self.target(record, &state)?;
+        control_fault(record, &target, &state)?;
+        Ok(target)
     }
 
     /// Whether `vm` answers SSH now (one try).
@@ -479,6 +495,26 @@ impl Env {
         self.prefix.repair_workdir()?;
         Ok(())
     }
+}
+
+/// An error when lago's connection to `vm` (`target`) goes over one of the environment's
+/// networks and a fault in force there cuts it: lago then says so at once instead of waiting
+/// for a connection that cannot come. VMs reached through their uplink (`local-qemu`, on
+/// 127.0.0.1) are never concerned: no fault of `lago net` touches the uplink.
+pub(crate) fn control_fault(vm: &VmRecord, target: &Target, state: &State) -> Result<(), EnvError> {
+    if target.host == crate::provider::LOOPBACK {
+        return Ok(());
+    }
+    let Some(nic) = vm.nics.iter().position(|n| n.net == vm.mgmt_net) else { return Ok(()) };
+    if state.cut.get(&vm.name).is_some_and(|c| c.contains(&nic)) {
+        return Err(EnvError::ControlCut {
+            vm: vm.name.clone(),
+            address: target.host.clone(),
+            net: vm.mgmt_net.clone(),
+            fault: format!("its NIC eth{nic} is cut (`lago net cut`)"),
+        });
+    }
+    Ok(())
 }
 
 /// Releases the network leases of a prefix (segment ports, libvirt subnets) without loading it

@@ -142,6 +142,17 @@ impl Env {
         Ok(legs)
     }
 
+    /// The address at which the host reaches `vm` on its management network through that
+    /// network's host leg (while the leg runs), for the tests' own connections
+    /// (`ansible_hosts`); `None` where there is no leg. lago's own connections never use it
+    /// (they go through the uplink: see `Provider::target`).
+    pub fn leg_address(&self, vm: &crate::prefix::records::VmRecord) -> Option<std::net::Ipv4Addr> {
+        if vm.provider() != "local-qemu" {
+            return None;
+        }
+        vm.ip().filter(|_| crate::provider::qemu::switch::running_host_leg(&self.prefix.path, &vm.mgmt_net).is_some())
+    }
+
     /// What `status` says of network `name`'s host leg: its interface and address while it is
     /// up, why it has none, that it is gone while VMs on the network run (its switch was
     /// killed), or nothing (a network that has none, or is down, or `host_leg = off`: what was

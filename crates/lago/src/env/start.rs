@@ -303,6 +303,7 @@ impl Env {
         let vm = booting.vm;
         let provider = self.providers.of(vm)?;
         let mut target = self.target(vm, state)?;
+        super::control_fault(vm, &target, state)?;
         let deadline = t0 + Duration::from_secs(vm.boot_time_sec);
         reporter.vm_boot(&vm.name, BootPhase::Booting, t0.elapsed());
         let mut result = self.wait_loop(&provider, booting, &target, deadline, t0, reporter);

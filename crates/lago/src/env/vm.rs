@@ -104,9 +104,11 @@ impl Vm<'_> {
         use std::io::IsTerminal;
         let target = self.env.ssh_target(&self.record.name)?;
         let tty = std::io::stdin().is_terminal() && (command.is_none() || std::io::stdout().is_terminal());
-        let status = crate::host::process::run_interactive(&target.interactive(command, tty)).map_err(|e| {
-            EnvError::Ssh { vm: self.record.name.clone(), source: std::io::Error::other(e.to_string()) }
-        })?;
+        let status = crate::host::process::run_interactive_without(
+            &target.interactive(command, tty),
+            crate::host::ssh::is_mux_noise,
+        )
+        .map_err(|e| EnvError::Ssh { vm: self.record.name.clone(), source: std::io::Error::other(e.to_string()) })?;
         Ok(status.code().unwrap_or(255))
     }
 

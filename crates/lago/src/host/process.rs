@@ -293,6 +293,40 @@ pub fn run_interactive(inv: &Invocation) -> Result<ExitStatus, ProcessError> {
     })
 }
 
+/// [`run_interactive`], with the program's standard error passed on as it comes except its
+/// first lines while `noise` says they are noise (a tool's words about its own plumbing).
+pub fn run_interactive_without(inv: &Invocation, noise: fn(&[u8]) -> bool) -> Result<ExitStatus, ProcessError> {
+    use std::io::{BufRead, Write};
+    tracing::debug!(command = %inv, "running interactively");
+    let spawn_error = |source| ProcessError::Spawn {
+        program: inv.program.clone(),
+        hint: package_hint(&inv.program).to_owned(),
+        source,
+    };
+    let mut child = command_of(inv).stderr(Stdio::piped()).spawn().map_err(spawn_error)?;
+    let stderr = child.stderr.take().map(std::io::BufReader::new);
+    let relay = std::thread::spawn(move || {
+        let Some(mut stderr) = stderr else { return };
+        let mut out = std::io::stderr();
+        let mut line = Vec::new();
+        // Line by line while the lines are noise, then everything as it comes.
+        loop {
+            line.clear();
+            match stderr.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if noise(&line) => {}
+                Ok(_) => break,
+            }
+        }
+        let _ = out.write_all(&line);
+        let _ = out.flush();
+        let _ = std::io::copy(&mut stderr, &mut out);
+    });
+    let status = child.wait().map_err(spawn_error);
+    let _ = relay.join();
+    status
+}
+
 /// Replaces this process by the program (the CLI's hand-over to `ssh`, `virsh console` or a
 /// plugin, which then own the terminal); returns only if it could not be run.
 pub fn exec(inv: &Invocation) -> ProcessError {

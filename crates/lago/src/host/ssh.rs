@@ -228,7 +228,15 @@ impl Target {
         if !self.key.as_os_str().is_empty() {
             opt("IdentitiesOnly=yes".into());
         }
-        opt("ServerAliveInterval=15".into());
+        // A connection that stops answering ends within seconds: a VM reached on one of the
+        // environment's networks (libvirt, `ssh`) may lose it to a test's fault or a firewall,
+        // and a command must then fail, not hang. Loopback forwards end with their qemu.
+        if self.host == "127.0.0.1" {
+            opt("ServerAliveInterval=15".into());
+        } else {
+            opt("ServerAliveInterval=2".into());
+            opt("ServerAliveCountMax=4".into());
+        }
         opt(format!("ConnectTimeout={connect_timeout}"));
         opt(format!("UserKnownHostsFile={}", self.known_hosts.display()));
         opt(format!("HostKeyAlias={}", self.vm));
@@ -442,9 +450,32 @@ pub fn connection_failed(status: &CommandStatus) -> bool {
     }
 }
 
-/// The outcome of an `ssh` or `scp` run as a [`CommandStatus`] (255 when ssh itself died).
+/// Whether a line of `ssh`'s standard error is its multiplexing client's words about a master
+/// connection that died under it (it then connects on its own).
+pub fn is_mux_noise(line: &[u8]) -> bool {
+    [&b"mux_client_"[..], b"muxclient: ", b"Control socket connect("].iter().any(|p| line.starts_with(p))
+}
+
+/// The outcome of an `ssh` or `scp` run as a [`CommandStatus`] (255 when ssh itself died),
+/// without what `ssh` said of lago's master connection (see [`without_mux_noise`]).
 fn status_of(out: std::process::Output) -> CommandStatus {
-    CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: out.stderr }
+    CommandStatus { code: out.status.code().unwrap_or(255), out: out.stdout, err: without_mux_noise(out.stderr) }
+}
+
+/// `stderr` of `ssh` without the lines its multiplexing client writes first when the master
+/// connection it found died under it (`mux_client_request_session: read from master failed:
+/// Broken pipe`): `ssh` then connects on its own, and those words are lago's plumbing, not the
+/// command's. Only leading lines are dropped: the command's own output is never touched.
+fn without_mux_noise(stderr: Vec<u8>) -> Vec<u8> {
+    let mut start = 0;
+    while start < stderr.len() {
+        let end = stderr[start..].iter().position(|&b| b == b'\n').map_or(stderr.len(), |i| start + i + 1);
+        if !is_mux_noise(&stderr[start..end]) {
+            break;
+        }
+        start = end;
+    }
+    if start == 0 { stderr } else { stderr[start..].to_vec() }
 }
 
 /// Ends the master connection on control socket `control` and removes the socket.
@@ -485,6 +516,29 @@ mod tests {
             control: Some("/p/run/vm01.ssh".into()),
             password: None,
         }
+    }
+
+    #[test]
+    fn what_ssh_says_of_a_dead_master_is_not_the_commands() {
+        let err = b"mux_client_request_session: read from master failed: Broken pipe\nmy error\n".to_vec();
+        assert_eq!(without_mux_noise(err), b"my error\n");
+        let err = b"Control socket connect(/run/x.ssh): Connection refused\n".to_vec();
+        assert_eq!(without_mux_noise(err), b"");
+        // The command's own lines are kept, whatever they say.
+        let err = b"first\nmux_client_request_session: kept\n".to_vec();
+        assert_eq!(without_mux_noise(err.clone()), err);
+    }
+
+    #[test]
+    fn a_vm_reached_off_loopback_loses_a_dead_connection_within_seconds() {
+        let mut t = target("vm01", 22);
+        assert!(t.options(10, true, true).contains(&"ServerAliveInterval=15".to_owned()));
+        t.host = "192.168.200.2".into();
+        let o = t.options(10, true, true);
+        assert!(
+            o.contains(&"ServerAliveInterval=2".to_owned()) && o.contains(&"ServerAliveCountMax=4".to_owned()),
+            "{o:?}"
+        );
     }
 
     #[test]

@@ -50,7 +50,13 @@ fn entry(env: &Env, name: &str, spec: &Map<String, Value>, running: bool) -> Str
     let key = env.prefix.layout().ssh_key().display().to_string();
     let user = spec.get("ssh-user").and_then(Value::as_str).unwrap_or("root");
     match env.ssh_target(name).ok().filter(|_| running) {
-        Some(target) => {
+        Some(mut target) => {
+            // Where the host has a leg on the VM's management network, the VM's own address,
+            // as the original's inventory had it; else lago's forwarded port.
+            if let Some(ip) = vm.and_then(|v| env.leg_address(v)) {
+                target.host = ip.to_string();
+                target.port = 22;
+            }
             // The options lago's own ssh uses: known_hosts of the prefix, keyed by VM name.
             let opts: Vec<String> = target
                 .options(10, false, true)

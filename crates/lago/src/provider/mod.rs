@@ -20,6 +20,10 @@ use std::sync::Arc;
 use crate::config::{Accel, AccelSetting, LibvirtOptions};
 use crate::host::ssh::Target;
 
+/// Where lago reaches `local-qemu` VMs: their SSH port (and `lago forward`'s ports) forwarded
+/// on the host's loopback through the uplink.
+pub const LOOPBACK: &str = "127.0.0.1";
+
 /// A VM's state, as its provider sees it; shown as the original showed it (`running`, `down`,
 /// and libvirt's own words for the other states).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -322,9 +322,10 @@ pub(super) fn lease_subnets(
             .map_err(|source| InitError::Subnet { net: names[0].clone(), source })
     })?;
     let mut leased = spec.clone();
+    // A `gw` given is the gateway (its subnet is what was leased); the others get `.1` of theirs.
     for (name, octet) in names.iter().zip(&octets) {
         if let Some(net) = leased.nets.iter_mut().find(|n| &n.name == name) {
-            net.gw = Some(std::net::Ipv4Addr::new(192, 168, *octet, 1));
+            net.gw.get_or_insert(std::net::Ipv4Addr::new(192, 168, *octet, 1));
         }
     }
     // Static addresses keep their last octet on the leased subnet, as in the original.

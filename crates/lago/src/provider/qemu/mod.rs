@@ -256,16 +256,18 @@ impl Provider for QemuProvider {
             .collect()
     }
 
-    /// The VM's own address, port 22, where its management network has a host leg (as the
-    /// original reached VMs); else its SSH port forwarded on 127.0.0.1.
+    /// lago's own path to the VM: its SSH port forwarded on 127.0.0.1 through the uplink, which
+    /// every VM has and which none of the environment's networks carry, so that `lago net cut`,
+    /// `partition`, `degrade`, a firewall on the guest's lago networks or a guest with no
+    /// address on them never take lago's control away. The VM's addresses (and a host leg) are
+    /// the tests' (`vm.ip()`, `ansible_hosts`).
     fn target(&self, prefix: &Path, vm: &VmRecord, ssh_port: Option<u16>) -> Target {
-        let layout = crate::prefix::Layout::new(prefix);
-        let direct =
-            vm.ip().filter(|_| crate::provider::qemu::switch::running_host_leg(prefix, &vm.mgmt_net).is_some());
-        let mut target = match direct {
-            Some(ip) => layout.ssh_target(&vm.name, &vm.ssh_user, &ip.to_string(), 22),
-            None => layout.ssh_target(&vm.name, &vm.ssh_user, "127.0.0.1", ssh_port.unwrap_or(0)),
-        };
+        let mut target = crate::prefix::Layout::new(prefix).ssh_target(
+            &vm.name,
+            &vm.ssh_user,
+            crate::provider::LOOPBACK,
+            ssh_port.unwrap_or(0),
+        );
         target.password = vm.password();
         target
     }
