@@ -18,8 +18,9 @@ use crate::{blocking, to_py};
 
 type Shared = Arc<lago::env::Env>;
 
-/// A command's outcome as the original's `lago.utils.CommandStatus(code, out, err)`: bytes, and
-/// true when the command failed.
+/// A command's outcome as the original's `lago.utils.CommandStatus(code, out, err)`, true when the
+/// command failed: the outputs go as bytes, which the class keeps as `lago.utils.CommandOutput`
+/// (text that also decodes as those bytes).
 pub(crate) fn command_status(py: Python<'_>, code: i32, out: &[u8], err: &[u8]) -> PyResult<Py<PyAny>> {
     let class = py.import("lago.utils")?.getattr("CommandStatus")?;
     Ok(class.call1((code, PyBytes::new(py, out), PyBytes::new(py, err)))?.unbind())

@@ -28,16 +28,24 @@ def test_ssh_joins_the_command_for_the_guests_shell(vms) -> None:
     vm = vms["vm01"]
     # The list is joined with spaces, as the original did: pipes, globs, && and $(...) work.
     res = vm.ssh(["echo", "a", "b", "|", "wc", "-w"])
-    assert res == (0, b"2\n", b"")
+    assert res == (0, b"2\n", b"") and res == (0, "2\n", "")
     assert vm.ssh(["ls", "/etc/host*", "&&", "echo", "$((6 * 7))"]).out.decode().split()[-1] == "42"
     assert vm.ssh("echo whole line").out == b"whole line\n"
-    # CommandStatus: bytes, true when the command failed (`if ret: raise`).
+    # CommandStatus: true when the command failed (`if ret: raise`); out and err are text that keeps
+    # the bytes (the seed's `out='...'` and the last original's `out.decode()` both work).
     failed = vm.ssh(["false"])
     assert isinstance(failed, utils.CommandStatus) and failed and failed.code == 1
     assert not vm.ssh(["true"])
     code, out, err = vm.ssh(["echo oops >&2; exit 4"])
     assert (code, out, err) == (4, b"", b"oops\n")
     assert vm.ssh(["echo", "x"]).out.decode("utf-8") == "x\n"
+    # Output that is not UTF-8: the text has U+FFFD, the bytes are the guest's.
+    res = vm.ssh(["printf", "'a\\377b\\n'", "&&", "printf", "'\\200'", ">&2"], show_output=False)
+    assert not res and bytes(res.out) == b"a\xffb\n" and bytes(res.err) == b"\x80"
+    assert res.out == "a\ufffdb\n" and res.err == "\ufffd" and res.out.decode("latin-1") == "a\xffb\n"
+    with pytest.raises(UnicodeDecodeError):
+        res.out.decode("utf-8")
+    assert bytes(vm.ssh(["cat"], data=res.out, show_output=False).out) == b"a\xffb\n"
 
 
 def test_ssh_takes_the_originals_arguments(vms, capsys) -> None:

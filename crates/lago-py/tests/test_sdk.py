@@ -52,7 +52,18 @@ def test_the_documented_example(tmp_path: Path) -> None:
     try:
         env.start()
         vm = env.get_vms()["vm01"]
-        assert vm.ssh(["hostname", "-f"]) == sdk.CommandStatus(code=0, out=b"vm01.lago.local\n", err=b"")
+        res = vm.ssh(["hostname", "-f"])
+        # As the example prints it (text), and as the last original's suites read it (bytes).
+        assert repr(res) == "CommandStatus(code=0, out='vm01.lago.local\\n', err='')"
+        assert res == sdk.CommandStatus(code=0, out="vm01.lago.local\n", err="")
+        assert res.out == "vm01.lago.local\n" and str.strip(res.out) == "vm01.lago.local" and "lago" in res.out
+        assert res.out.splitlines() == ["vm01.lago.local"] and res.err == ""
+        assert res == sdk.CommandStatus(code=0, out=b"vm01.lago.local\n", err=b"")
+        assert res.out.decode("utf-8") == res.out.decode() == res.out.decode("utf-8", "replace") == "vm01.lago.local\n"
+        assert res.out.decode("utf-8").strip() == "vm01.lago.local" and res.err.decode("utf-8") == ""
+        assert bytes(res.out) == b"vm01.lago.local\n" and res.out.strip() == b"vm01.lago.local"
+        code, out, err = res
+        assert not res and code == 0 and res[1] is out and err == b""
         res = vm.interactive_ssh(["true"])
         assert res.code == 0
     finally:

@@ -7,7 +7,7 @@
                    logfile='/tmp/lago.log', loglevel=logging.DEBUG)
     env.start()
     vm = env.get_vms()['vm01']
-    vm.ssh(['hostname', '-f'])   # CommandStatus(code=0, out=b'vm01.lago.local\\n', err=b'')
+    vm.ssh(['hostname', '-f'])   # CommandStatus(code=0, out='vm01.lago.local\\n', err='')
     env.destroy()
 
 Everything runs in lago's Rust library (``lago._lago``); this module sets Python's logging up

@@ -1,7 +1,8 @@
 """The original's ``lago.ssh``: commands on machines by address.
 
 ``ssh(ip_addr, command, ...)`` joins ``command`` with spaces for the remote shell, as the
-original did, and returns a ``lago.utils.CommandStatus`` (bytes). Commands run with the system's
+original did, and returns a ``lago.utils.CommandStatus`` (its ``out``/``err`` text that also
+decodes as bytes, ``lago.utils.CommandOutput``). Commands run with the system's
 OpenSSH through lago's Rust library, not paramiko. An address of a VM of an environment this
 process loaded (``sdk.init``, ``sdk.load_env``) is reached the way lago reaches that VM (its
 address where the host has a leg on its network, else its forwarded port on 127.0.0.1; the
@@ -41,7 +42,7 @@ def _line(command: Union[str, Sequence[str]]) -> str:
 def _echo(result: "utils.CommandStatus") -> None:
     for data, stream in ((result.out, sys.stdout), (result.err, sys.stderr)):
         if data:
-            stream.write(data.decode("utf-8", errors="replace"))
+            stream.write(data)
             stream.flush()
 
 
@@ -54,8 +55,7 @@ def ssh(ip_addr: str, command: Union[str, Sequence[str]], host_name: Optional[st
     as well. The connection is tried ``tries`` times a second apart (``None``: the
     configuration's ``ssh_tries``, 100) and :class:`LagoSSHTimeoutException` is raised when none
     connects. ``propagate_fail`` is accepted for the original's callers."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    data = utils._stdin(data)
     line = _line(command)
     host_name = host_name or ip_addr
     vm = _VMS.get(ip_addr)

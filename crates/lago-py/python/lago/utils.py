@@ -1,8 +1,10 @@
 """The original's ``lago.utils``: the helpers test suites import (``from lago import utils``).
 
 Threads (``invoke_in_parallel``, ``VectorThread``, ``func_vector``) and ``CommandStatus`` keep
-the original's code and semantics: ``CommandStatus`` is a ``(code, out, err)`` namedtuple with
-bytes ``out``/``err``, and it is *true when the command failed* (``if ret: raise ...``).
+the original's code and semantics: ``CommandStatus`` is a ``(code, out, err)`` namedtuple, *true
+when the command failed* (``if ret: raise ...``), whose ``out``/``err`` are
+:class:`CommandOutput`: text, as the seed's SDK example shows them, that also has the last
+original's bytes (``res.out.decode('utf-8')``, ``bytes(res.out)``).
 Commands run through lago's Rust library (``run_command``, ``get_qemu_info``).
 """
 
@@ -35,12 +37,168 @@ class TimerException(Exception):
     """A timeout was reached."""
 
 
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def _bytes_operand(value: Any) -> bool:
+    """Whether a search's operand is bytes (or, for ``startswith``/``endswith``, a tuple of them)."""
+    if isinstance(value, tuple):
+        return bool(value) and all(isinstance(v, _BYTES_LIKE) for v in value)
+    return isinstance(value, _BYTES_LIKE)
+
+
+def _search(name: str) -> Callable[..., Any]:
+    """``str.<name>`` on the text; ``bytes.<name>`` on the raw output when the operand is bytes."""
+    on_text, on_raw = getattr(str, name), getattr(bytes, name)
+
+    def method(self: "CommandOutput", sub: Any, *args: Any) -> Any:
+        if _bytes_operand(sub):
+            return on_raw(self._raw, sub, *args)
+        return on_text(self, sub, *args)
+
+    method.__name__, method.__qualname__ = name, "CommandOutput." + name
+    method.__doc__ = "``str.%s``; with a bytes operand, ``bytes.%s`` of the raw output." % (name, name)
+    return method
+
+
+def _lossless(value: Any) -> Any:
+    """A pieces method's argument in the lossless view (bytes and outputs decoded with surrogateescape)."""
+    if isinstance(value, CommandOutput):
+        return value._raw.decode("utf-8", "surrogateescape")
+    if isinstance(value, _BYTES_LIKE):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return value
+
+
+def _pieces(name: str) -> Callable[..., Any]:
+    """``str.<name>`` whose results are outputs too, cut from the raw output."""
+    on_text = getattr(str, name)
+
+    def method(self: "CommandOutput", *args: Any, **kwargs: Any) -> Any:
+        result = on_text(self._raw.decode("utf-8", "surrogateescape"), *map(_lossless, args),
+                         **{k: _lossless(v) for k, v in kwargs.items()})
+        if isinstance(result, str):
+            return CommandOutput(result)
+        return type(result)(CommandOutput(piece) for piece in result)
+
+    method.__name__, method.__qualname__ = name, "CommandOutput." + name
+    method.__doc__ = ("``str.%s``, giving :class:`CommandOutput` pieces of the raw output (so ``out.%s()`` "
+                      "also compares with bytes and decodes); bytes arguments are taken as UTF-8." % (name, name))
+    return method
+
+
+class CommandOutput(str):
+    """A command's standard output (or error) as both kinds of suites read it.
+
+    It *is* a ``str``, the output decoded as UTF-8 with each invalid sequence replaced by U+FFFD
+    (the seed's SDK example: ``res.out == 'vm01.lago.local\\n'``, ``'lago' in res.out``,
+    ``repr`` ``'vm01.lago.local\\n'``), and it keeps the raw bytes, for suites of the last
+    original, which had bytes: ``decode(encoding='utf-8', errors='strict')`` is ``bytes.decode``
+    of them (raising on invalid UTF-8 as bytes would), ``bytes(out)`` gives them, and ``==``,
+    ``!=``, ``in``, ``count``, ``find``, ``rfind``, ``index``, ``rindex``, ``startswith`` and
+    ``endswith`` with a bytes operand compare or search them. ``strip``, ``lstrip``, ``rstrip``,
+    ``split``, ``rsplit``, ``splitlines``, ``partition`` and ``rpartition`` give outputs too, cut
+    from the raw bytes (``out.strip() == b'5'``, ``out.strip().decode()``); every other ``str``
+    operation gives a plain ``str``. It hashes as its text; pickles and copies keep the raw
+    bytes. ``CommandOutput(b"...")``, or ``CommandOutput("...")`` for a text (encoded as UTF-8,
+    lone surrogates as ``surrogateescape`` makes them)."""
+
+    __slots__ = ("_raw",)
+    _raw: bytes
+
+    def __new__(cls, data: Any = b"") -> "CommandOutput":
+        if isinstance(data, CommandOutput):
+            raw = data._raw
+        elif isinstance(data, _BYTES_LIKE):
+            raw = bytes(data)
+        elif isinstance(data, str):
+            try:
+                raw = data.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raw = data.encode("utf-8", "surrogatepass")
+        else:
+            raise TypeError("CommandOutput takes bytes or str, not %s" % type(data).__name__)
+        self = super().__new__(cls, raw.decode("utf-8", "replace"))
+        self._raw = raw
+        return self
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """The raw output decoded, as ``bytes.decode`` decodes it (the last original's ``out``)."""
+        return self._raw.decode(encoding, errors)
+
+    def __bytes__(self) -> bytes:
+        return self._raw
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CommandOutput):
+            return self._raw == other._raw
+        if isinstance(other, _BYTES_LIKE):
+            return self._raw == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+    def __contains__(self, item: object) -> bool:
+        if isinstance(item, _BYTES_LIKE):
+            return item in self._raw
+        return str.__contains__(self, item)  # type: ignore[operator]
+
+    def __reduce__(self) -> Any:
+        return (CommandOutput, (self._raw,))
+
+    count = _search("count")
+    find = _search("find")
+    rfind = _search("rfind")
+    index = _search("index")
+    rindex = _search("rindex")
+    startswith = _search("startswith")
+    endswith = _search("endswith")
+
+    strip = _pieces("strip")
+    lstrip = _pieces("lstrip")
+    rstrip = _pieces("rstrip")
+    split = _pieces("split")
+    rsplit = _pieces("rsplit")
+    splitlines = _pieces("splitlines")
+    partition = _pieces("partition")
+    rpartition = _pieces("rpartition")
+
+
+def _output(value: Any) -> Any:
+    """A ``CommandStatus`` field as a :class:`CommandOutput` (``None`` and others as they are)."""
+    if isinstance(value, CommandOutput) or not isinstance(value, _BYTES_LIKE + (str,)):
+        return value
+    return CommandOutput(value)
+
+
+def _stdin(data: Any) -> Any:
+    """A command's standard input as bytes: an output's raw bytes (another command's output goes
+    on as it came), a text as UTF-8; bytes and ``None`` as they are."""
+    if isinstance(data, CommandOutput):
+        return bytes(data)
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    return data
+
+
 _CommandStatus = collections.namedtuple("CommandStatus", ("code", "out", "err"))
 
 
 class CommandStatus(_CommandStatus):
-    """The outcome of a command: ``code``, ``out`` and ``err`` (bytes). Its truth value is
-    ``bool(code)``: true when the command *failed*, as in the original."""
+    """The outcome of a command: ``code``, ``out`` and ``err``, the two outputs as
+    :class:`CommandOutput` (text that also decodes as bytes; ``None`` stays ``None``). Its truth
+    value is ``bool(code)``: true when the command *failed*, as in the original."""
+
+    def __new__(cls, code: Any, out: Any, err: Any) -> "CommandStatus":
+        return super().__new__(cls, code, _output(out), _output(err))
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> "CommandStatus":
+        return cls(*iterable)
 
     def __bool__(self) -> bool:
         return bool(self.code)
@@ -123,12 +281,11 @@ def _environment(env: Optional[Dict[str, str]]) -> List[Any]:
 def run_command(command: Sequence[str], input_data: Any = None, out_pipe: Any = None, err_pipe: Any = None,
                 env: Optional[Dict[str, str]] = None, **kwargs: Any) -> CommandStatus:
     """Runs ``command`` (a list: the program, then its arguments) and returns its
-    ``CommandStatus`` (bytes). ``input_data`` (str or bytes) is its standard input; ``env``
+    ``CommandStatus``. ``input_data`` (str or bytes) is its standard input; ``env``
     its environment (with the caller's ``PATH`` added, as the original did); ``cwd=`` its
     directory. ``out_pipe``/``err_pipe`` are accepted for the original's callers: the output is
     always collected."""
-    if isinstance(input_data, str):
-        input_data = input_data.encode("utf-8")
+    input_data = _stdin(input_data)
     line = _shell_line(command)
     LOGGER.debug("Run command: %s", line)
     result = run_shell(line, input_data, _environment(env), kwargs.get("cwd"))
@@ -145,7 +302,7 @@ def run_interactive_command(command: Sequence[str], env: Optional[Dict[str, str]
 def service_is_enabled(name: str) -> bool:
     """Whether systemd service ``name`` of this host is enabled."""
     ret, out, _ = run_command(["systemctl", "is-enabled", name])
-    return ret == 0 and out.strip() == b"enabled"
+    return ret == 0 and out.strip() == "enabled"
 
 
 def get_qemu_info(path: str, backing_chain: bool = False, fail_on_error: bool = True) -> Any:
@@ -287,6 +444,6 @@ def with_logging(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 __all__ = ["LagoException", "LagoUserException", "LagoInitException", "TimerException", "CommandStatus",
-           "func_vector", "VectorThread", "invoke_in_parallel", "invoke_different_funcs_in_parallel", "run_command",
+           "CommandOutput", "func_vector", "VectorThread", "invoke_in_parallel", "invoke_different_funcs_in_parallel", "run_command",
            "run_interactive_command", "service_is_enabled", "get_qemu_info", "ipv4_to_mac", "ver_cmp", "deepcopy",
            "RollbackContext", "TemporaryDirectory", "EggTimer", "in_prefix", "with_logging"]

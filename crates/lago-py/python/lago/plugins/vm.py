@@ -5,8 +5,9 @@ A subclass adds methods, or changes them and calls ``super()``.
 
 Every operation is lago's Rust library's (``self._native``); this class gives them the
 original's names, arguments and return shapes: ``ssh(command, ...)`` joins a list with spaces for
-the guest's shell and returns a ``lago.utils.CommandStatus`` with bytes, true when the command
-failed.
+the guest's shell and returns a ``lago.utils.CommandStatus``, true when the command failed, whose
+``out`` and ``err`` are text that also decodes as the original's bytes
+(``lago.utils.CommandOutput``).
 """
 
 import copy
@@ -69,7 +70,7 @@ def check_running(func: Any) -> Any:
 def _echo(result: "utils.CommandStatus") -> None:
     for data, stream in ((result.out, sys.stdout), (result.err, sys.stderr)):
         if data:
-            stream.write(data.decode("utf-8", errors="replace"))
+            stream.write(data)
             stream.flush()
 
 
@@ -216,8 +217,7 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
         tried ``tries`` times (``None``: ``ssh_tries``). Raises ``LagoVMNotRunningError`` (a
         ``RuntimeError``) when the VM does not run. ``propagate_fail`` is accepted for the
         original's callers."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        data = utils._stdin(data)
         line = command if isinstance(command, str) else " ".join(command)
         result = self._native.exec_line(line, data, tries)
         if show_output:
@@ -227,8 +227,7 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
     def run(self, argv: Sequence[str], data: Any = None) -> "utils.CommandStatus":
         """lago's own call: runs ``argv`` with each argument quoted (``["echo", "a b"]`` prints
         ``a b``), where :meth:`ssh` joins them with spaces. Prints nothing."""
-        if isinstance(data, str):
-            data = data.encode("utf-8")
+        data = utils._stdin(data)
         return self._native.run(list(argv), data)
 
     def ssh_script(self, path: str, show_output: bool = True) -> "utils.CommandStatus":
