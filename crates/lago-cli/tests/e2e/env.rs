@@ -90,6 +90,23 @@ pub fn lifecycle(lab: &Lab, via: Via<'_>) {
     assert_eq!(lab.shell("vm02", "ping -c 1 -W 5 192.168.200.2 >/dev/null && echo ok").1, "ok");
     assert_eq!(lab.shell("vm01", "ping -c 1 -W 5 vm02.lab.test >/dev/null && echo ok").1, "ok");
     assert_ne!(lab.shell("vm01", "ping -c 1 -W 2 vm03").0, 0);
+    // A service in a VM, reached as tests reach one: busybox's httpd, fetched with `wget -T`
+    // (Debian's busybox crashes on -T; tiny's wget runs it under `timeout`) from the VM itself and
+    // from its peer. A server that never answers (nc) runs out of time instead of hanging.
+    let serve = "mkdir -p /tmp/www && echo served-by-vm02 > /tmp/www/index.html && httpd -p 8080 -h /tmp/www && \
+                 (setsid sh -c 'sleep 120 | nc -l -p 8081' </dev/null >/dev/null 2>&1 &) && echo ok";
+    assert_eq!(lab.shell("vm02", serve), (0, "ok".into()));
+    assert_eq!(lab.shell("vm02", "wget -T 5 -q -O- http://127.0.0.1:8080/"), (0, "served-by-vm02".into()));
+    assert_eq!(lab.shell("vm01", "wget -T 5 -q -O- http://vm02:8080/"), (0, "served-by-vm02".into()));
+    let (_, late) =
+        lab.shell("vm01", "s=$(date +%s); wget -T 2 -q -O- http://vm02:8081/ 2>&1; echo $? $(($(date +%s) - s))");
+    let (message, took) = late.rsplit_once('\n').unwrap_or_else(|| panic!("{late:?}"));
+    assert_eq!(message, "wget: download timed out", "{late:?}");
+    let (status, secs) = took.split_once(' ').unwrap_or_else(|| panic!("{late:?}"));
+    assert!(status == "1" && (2..=8).contains(&secs.parse::<u32>().unwrap()), "status and seconds: {late:?}");
+    // The other tools tests bound in time: nc -w (a connection's timeout) and timeout.
+    let bounded = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 vm02 8080 | tail -n 1; timeout 1 sleep 10; echo $?";
+    assert_eq!(lab.shell("vm01", bounded), (0, "served-by-vm02\n143".into()));
     // Exit codes come back; a local script file runs in the VM.
     assert_eq!(lab.shell("vm02", "exit 7").0, 7);
     std::fs::write(lab.home.path().join("probe.sh"), "echo from-script $(hostname)\nexit 4\n").unwrap();

@@ -67,6 +67,12 @@ fn tiny_image_layout_files_and_metadata() {
         let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
         assert!(!text.contains("File not found"), "{path} missing from the root filesystem: {text}");
     }
+    // lago's wget and Debian's dynamic busybox as /bin/sh (which looks wget up in PATH) are files,
+    // not links to busybox-static.
+    for path in ["/usr/bin/wget", "/bin/sh"] {
+        let stat = run("debugfs", &["-R", &format!("stat {path}"), &ext4]);
+        assert!(stat.contains("Type: regular"), "{path}: {stat}");
+    }
     let os_release = run("debugfs", &["-R", "cat /etc/os-release", &ext4]);
     assert!(os_release.contains("ID=lago-tiny"), "{os_release}");
     // No SSH host key in the template: every clone makes its own.
