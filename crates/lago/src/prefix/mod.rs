@@ -303,6 +303,27 @@ pub fn running_pid(pid_file: &Path) -> Option<i32> {
     owns(pid, pid_file).then_some(pid)
 }
 
+/// Ends the process `pid_file` names, if it runs: SIGTERM, then SIGKILL when it still runs
+/// after `grace`. Returns once it is gone (a zombie is gone), or a second after the SIGKILL.
+/// It waits on the process, not on its pid file: lago's helpers (switches, relays) remove their
+/// own pid file as they end, and a Python interpreter (the SDK runs them through it) still runs
+/// for a while after that.
+pub fn terminate(pid_file: &Path, grace: Duration) {
+    use nix::sys::signal::{Signal, kill};
+    let Some(pid) = running_pid(pid_file) else { return };
+    let wait = |until: Instant| {
+        while owns(pid, pid_file) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+    wait(Instant::now() + grace);
+    if owns(pid, pid_file) {
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        wait(Instant::now() + Duration::from_secs(1));
+    }
+}
+
 /// Reads a record (`virt/vm-*`, `virt/net-*`): a JSON object.
 pub fn read_document(path: &Path) -> Result<Map<String, Value>, PrefixError> {
     match read_json(path)? {
@@ -340,6 +361,30 @@ pub fn read_json(path: &Path) -> Result<Value, PrefixError> {
 mod tests {
     use super::*;
     use crate::report::NoopReporter;
+
+    /// A helper that removes its own pid file when told to end and still runs a while after
+    /// (a Python interpreter winding down): `terminate` returns only once it is gone.
+    #[test]
+    fn terminate_waits_for_the_process_not_its_pid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("switch-n.pid");
+        let script = "trap 'rm -f \"$0\"; sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done";
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", script])
+            .arg(&pid_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        while running_pid(&pid_file).is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        terminate(&pid_file, Duration::from_secs(5));
+        let ended = child.try_wait().unwrap();
+        assert!(ended.is_some(), "terminate returned while the process still ran");
+        assert!(ended.unwrap().success(), "it was killed, not ended by its SIGTERM: {ended:?}");
+    }
 
     /// A process whose arguments name `pid_file`, as qemu's `-pidfile` does.
     fn process_with(pid_file: &Path) -> std::process::Child {

@@ -128,13 +128,7 @@ pub fn stop_all(prefix: &Path, vm: &str) {
 }
 
 fn end(pid_file: &Path) {
-    if let Some(pid) = crate::prefix::running_pid(pid_file) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while crate::prefix::running_pid(pid_file).is_some() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    crate::prefix::terminate(pid_file, Duration::from_secs(2));
     let _ = std::fs::remove_file(pid_file);
 }
 

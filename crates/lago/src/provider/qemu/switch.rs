@@ -265,19 +265,8 @@ pub fn ensure(prefix: &Path, config: &Config) -> Result<(), SwitchError> {
 
 /// Ends the switch of `net` (SIGTERM, then SIGKILL after 2 s) and removes its files.
 pub fn stop(prefix: &Path, net: &str) {
-    use nix::sys::signal::{Signal, kill};
     let p = paths(prefix, net);
-    if let Some(pid) = crate::prefix::running_pid(&p.pid) {
-        let pid = nix::unistd::Pid::from_raw(pid);
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while crate::prefix::running_pid(&p.pid).is_some() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if crate::prefix::running_pid(&p.pid).is_some() {
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-    }
+    crate::prefix::terminate(&p.pid, Duration::from_secs(2));
     for f in [&p.config, &p.pid, &p.socket, &p.control] {
         let _ = std::fs::remove_file(f);
     }
@@ -820,10 +809,16 @@ mod tests {
         std::fs::create_dir_all(prefix.join("run")).unwrap();
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
         let p = paths(prefix, "n");
-        // A process that owns the pid file (names it exactly) but has no control socket.
-        let mut stuck = std::process::Command::new("python3")
-            .args(["-c", "import time; time.sleep(30)"])
+        // A process that owns the pid file (names it exactly) but has no control socket. It
+        // must not execute another program once started: while a process executes one, its
+        // command line reads empty for a moment, and it owns nothing then (`python3` is a
+        // shim here that executes three more: `ensure` could come in such a moment and leave
+        // it running, this test's old flake).
+        let mut stuck = std::process::Command::new("sh")
+            .args(["-c", "while :; do sleep 1; done"])
             .arg(&p.pid)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         std::fs::write(&p.pid, stuck.id().to_string()).unwrap();
