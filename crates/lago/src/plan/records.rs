@@ -153,3 +153,70 @@ impl VmPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{Value, json};
+
+    use crate::plan::{PlanDefaults, plan};
+
+    fn records(text: &str) -> (Value, Value) {
+        let spec = crate::spec::parse(text, Path::new("LagoInitFile")).unwrap();
+        let p = plan(&spec, &PlanDefaults::default()).unwrap();
+        (p.vms[0].to_json(), p.nets[0].to_json())
+    }
+
+    #[test]
+    fn a_vm_record_is_the_domain_as_written_with_what_the_original_added() {
+        let (vm, net) = records(
+            "\
+domains:
+  vm01:
+    comment: web
+    root-password: 123456
+    groups: web
+    nics: [{net: lago, ip: 10.0.0.7, comment: first}]
+    disks:
+      - {template_name: tiny, type: template, name: root, comment: root disk, metadata: {owner: me}}
+      - {type: empty, name: data, size: 1G, dev: vdc, format: raw}
+nets:
+  lago: {comment: only net, mtu: 9000}
+",
+        );
+        assert_eq!(vm["comment"], "web");
+        // As written: a number stays a number, a single group a string.
+        assert_eq!((&vm["root-password"], &vm["groups"]), (&json!(123456), &json!("web")));
+        // `root-password` given: no `ssh-password` added.
+        assert!(vm.get("ssh-password").is_none(), "{vm}");
+        // The address in the network's subnet (only its last octet kept), the network's MTU.
+        assert_eq!(vm["nics"][0], json!({"net": "lago", "ip": "192.168.200.7", "comment": "first", "mtu": 9000}));
+        // lago's defaults only where the init file left them out; no key of lago's otherwise.
+        assert_eq!(
+            vm["disks"][0],
+            json!({"template_name": "tiny", "type": "template", "name": "root", "comment": "root disk",
+                   "metadata": {"owner": "me"}, "dev": "vda", "format": "qcow2",
+                   "path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2"})
+        );
+        assert_eq!(
+            vm["disks"][1],
+            json!({"type": "empty", "name": "data", "size": "1G", "dev": "vdc", "format": "raw",
+                   "path": "$LAGO_PREFIX_PATH/images/vm01_data.raw", "metadata": {}})
+        );
+        assert_eq!((&vm["metadata"], &vm["snapshots"], &vm["mgmt_net"]), (&json!({}), &json!({}), &json!("lago")));
+        assert_eq!(net["comment"], "only net");
+        assert_eq!((&net["name"], &net["type"], &net["gw"]), (&json!("lago"), &json!("nat"), &json!("192.168.200.1")));
+    }
+
+    #[test]
+    fn a_vm_metadata_gets_deploy_scripts_as_the_originals_did() {
+        let (vm, _) = records("domains:\n  vm01:\n    metadata: {role: web}\n    nics: [{net: n}]\nnets:\n  n: {}\n");
+        assert_eq!(vm["metadata"], json!({"role": "web", "deploy-scripts": []}));
+        assert_eq!(vm["ssh-password"], "123456");
+        let (vm, _) =
+            records("domains:\n  vm01:\n    metadata: {ovirt-scripts: [a.sh]}\n    nics: [{net: n}]\nnets:\n  n: {}\n");
+        // Before `init` copies them, the scripts as written.
+        assert_eq!(vm["metadata"], json!({"ovirt-scripts": ["a.sh"], "deploy-scripts": ["a.sh"]}));
+    }
+}

@@ -220,3 +220,57 @@ impl VmRecord {
         self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn values_written_as_the_init_file_had_them_are_read() {
+        let vm: VmRecord = serde_json::from_value(json!({
+            "name": "vm01", "root-password": 123456, "cpu_model": "Westmere",
+            "nics": [{"net": "n", "ip": "192.168.200.2", "mtu": "9000", "comment": "first"}],
+            "disks": [{"path": "/x.qcow2", "comment": "root", "owner": "web"}]
+        }))
+        .unwrap();
+        assert_eq!(vm.root_password.as_deref(), Some("123456"));
+        assert_eq!(vm.password().as_deref(), Some("123456"));
+        assert_eq!(vm.nics[0].mtu, Some(9000));
+        assert_eq!(vm.disks[0].format, "qcow2");
+    }
+
+    #[test]
+    fn direct_boot_files_are_found_beside_the_store_image_of_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store/local:tiny:v1");
+        std::fs::create_dir_all(dir.path().join("store")).unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        crate::host::images::write_qcow2_header(
+            &dir.path().join("images/vm01_root.qcow2"),
+            &store.display().to_string(),
+        );
+        let disk = |boot: Value| -> DiskRecord {
+            serde_json::from_value(
+                json!({"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "metadata": {"boot": boot}}),
+            )
+            .unwrap()
+        };
+        let published =
+            disk(json!({"kernel": "tiny-v1.qcow2.vmlinux", "initrd": "tiny-v1.qcow2.initrd", "cmdline": "rw"}));
+        assert_eq!(published.direct_boot(dir.path()), None, "not in the store");
+        let (kernel, initrd) = (beside(&store, "vmlinux"), beside(&store, "initrd"));
+        std::fs::write(&kernel, b"").unwrap();
+        assert_eq!(published.direct_boot(dir.path()), None, "one of the two only");
+        std::fs::write(&initrd, b"").unwrap();
+        let found = DirectBoot { kernel: kernel.clone(), initrd: initrd.clone(), cmdline: "rw".into() };
+        assert_eq!(published.direct_boot(dir.path()), Some(found.clone()));
+        // Without a command line, no direct boot.
+        assert_eq!(disk(json!({"kernel": "k", "initrd": "i"})).direct_boot(dir.path()), None);
+        // A record of an earlier lago: the files at their absolute place in the store.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let old = disk(json!({"kernel": kernel, "initrd": initrd, "cmdline": "rw"}));
+        assert_eq!(old.direct_boot(elsewhere.path()), Some(found));
+    }
+}
