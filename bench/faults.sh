@@ -35,7 +35,7 @@ echo "net heal:                       $(printf '%s\n' "${heals[@]}" | median) ms
 snaps=() spreads=() reverts=()
 for i in 1 2 3; do
   t0=$(now); "$lago" --loglevel error snapshot "s$i"; snaps+=("$(secs "$t0" "$(now)")")
-  spreads+=("$("$lago" -f json snapshot --list | python3 -c "import json,sys; print(json.load(sys.stdin)['vm01']['s$i'][0]['pause_spread_ms'])")")
+  spreads+=("$("$lago" -f json snapshot --list --extra | python3 -c "import json,sys; print(json.load(sys.stdin)['vm01']['s$i'][0]['pause_spread_ms'])")")
   t0=$(now); "$lago" --loglevel error revert "s$i"; reverts+=("$(secs "$t0" "$(now)")")
 done
 echo "snapshot, 3 running VMs:        $(printf '%s\n' "${snaps[@]}" | median) s (median of 3; target < 2 s)"

@@ -226,10 +226,10 @@ impl Env {
         blocking(py, move || env.revert(&name, &SystemRunner, &Progress).map_err(to_py))
     }
 
-    /// `{vm: {snapshot: [disk, ...]}}`.
+    /// `{vm: {snapshot: [disk, ...]}}`, in the original's shape.
     fn snapshots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let env = self.env.clone();
-        let value = blocking(py, move || env.snapshots().map_err(to_py))?;
+        let value = blocking(py, move || env.snapshots(false).map_err(to_py))?;
         to_python(py, &value)
     }
 

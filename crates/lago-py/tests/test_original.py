@@ -160,7 +160,7 @@ def test_vm_members(vms, tmp_path: Path) -> None:
     assert vm.mgmt_name == "front"
     assert vm.mgmt_net.spec["dns_domain_name"] == "py.test"
     assert vm.mgmt_net.resolve("vm01") == vm.ip()
-    assert vm.spec["metadata"] == vm.metadata == {"role": "web"}
+    assert vm.spec["metadata"] == vm.metadata == {"role": "web", "deploy-scripts": []}
     assert vm.disks[0]["name"] == "root"
     assert [n["net"] for n in vm.nics()] == vm.nets() == ["front", "back"]
     assert vm.vm_type == "default" and vm.groups == ["web"]

@@ -96,7 +96,8 @@ def test_vms_and_nets_match_the_init_file(lab) -> None:
     vm01, vm02 = vms["vm01"], vms["vm02"]
     assert vm01.name() == "vm01"
     assert vm01.nets() == ["front", "back"]
-    assert vm01.metadata == {"role": "web"}
+    # As the original kept it: the written metadata, with the copied deploy scripts (none here).
+    assert vm01.metadata == {"role": "web", "deploy-scripts": []}
     assert vm02.groups == ["db", "backup"]
     assert vm01.mgmt_name == "front" and vm01.mgmt_net.name() == "front"
     assert vm01.vm_type == "default"

@@ -12,6 +12,10 @@ pub(crate) struct SnapshotArgs {
     /// List the snapshots of every VM
     #[arg(short, long, conflicts_with_all = ["snapshot_name", "delete"])]
     list: bool,
+    /// With --list: also show lago's own fields on each disk, whether the snapshot is `live`
+    /// (memory and device state) and the spread of its VMs' pauses (`pause_spread_ms`)
+    #[arg(long, requires = "list")]
+    extra: bool,
     /// Delete the snapshot NAME of every VM
     #[arg(short, long, value_name = "NAME", conflicts_with = "snapshot_name")]
     delete: Option<String>,
@@ -22,7 +26,7 @@ pub(crate) struct SnapshotArgs {
 pub(crate) fn cmd_snapshot(ctx: &mut Context, args: &SnapshotArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
     if args.list {
-        let list = env.snapshots()?;
+        let list = env.snapshots(args.extra)?;
         ctx.print(&list)?;
     } else if let Some(name) = &args.delete {
         env.delete_snapshot(name, &SystemRunner, &ctx.reporter)?;

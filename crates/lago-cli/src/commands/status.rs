@@ -2,12 +2,20 @@ use crate::context::Context;
 use crate::error::CliError;
 
 /// Show the status of the prefix: networks, VMs, addresses
+///
+/// Prints the original Lago's status (its keys, order and values) in every output format.
 #[derive(Debug, clap::Args)]
-pub(crate) struct StatusArgs {}
+pub(crate) struct StatusArgs {
+    /// Also show lago's own additions: a network's partition (`partition`), libvirt name
+    /// (`libvirt_name`) and host leg (`host leg`), a VM's forwarded ports (`forwards`) and clock
+    /// not set after a revert (`clock`), a NIC's cut link (`link`) and degradation (`degraded`)
+    #[arg(long)]
+    extra: bool,
+}
 
-pub(crate) fn cmd_status(ctx: &mut Context, _args: &StatusArgs) -> Result<(), CliError> {
+pub(crate) fn cmd_status(ctx: &mut Context, args: &StatusArgs) -> Result<(), CliError> {
     let env = ctx.env()?;
-    let info = lago::ops::status::status(&env)?;
+    let info = lago::ops::status::status(&env, args.extra)?;
     ctx.print(&info)?;
     Ok(())
 }

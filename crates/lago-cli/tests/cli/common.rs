@@ -224,3 +224,54 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         }
     }
 }
+
+/// Processes standing in for the qemu of VMs and the switches of networks: what `lago status`
+/// looks for is a process whose arguments name the pid file it is written in. Killed (their
+/// process group) when dropped.
+pub struct Stand {
+    children: Vec<(PathBuf, std::process::Child)>,
+}
+
+impl Stand {
+    pub fn new() -> Self {
+        Self { children: Vec::new() }
+    }
+
+    /// A process that owns `run/<name>.pid` of `prefix` (`name`: a VM, or `switch-<net>`).
+    pub fn run(&mut self, prefix: &Path, name: &str) {
+        use std::os::unix::process::CommandExt;
+        let pid_file = prefix.join(format!("run/{name}.pid"));
+        let child = Command::new("sh")
+            .args(["-c", "sleep 300; :", "lago-test-stand"])
+            .arg(&pid_file)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::fs::create_dir_all(pid_file.parent().unwrap()).unwrap();
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        self.children.push((pid_file, child));
+    }
+
+    /// Stops the stand-in of `run/<name>.pid` (its pid file stays, as a crashed qemu's would).
+    pub fn stop(&mut self, prefix: &Path, name: &str) {
+        let pid_file = prefix.join(format!("run/{name}.pid"));
+        if let Some(at) = self.children.iter().position(|(p, _)| *p == pid_file) {
+            end(self.children.remove(at).1);
+        }
+    }
+}
+
+/// Kills a stand-in's process group and reaps it.
+fn end(mut child: std::process::Child) {
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+impl Drop for Stand {
+    fn drop(&mut self) {
+        for (_, child) in self.children.drain(..) {
+            end(child);
+        }
+    }
+}

@@ -7,6 +7,7 @@ mod test_doctor;
 mod test_init;
 mod test_invalid;
 mod test_ops;
+mod test_records;
 mod test_reliability;
 mod test_status;
 mod test_store;

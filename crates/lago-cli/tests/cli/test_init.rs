@@ -262,7 +262,7 @@ fn deploy_scripts_are_copied_and_paths_expanded() {
         vm["metadata"]["deploy-scripts"],
         serde_json::json!([
             format!("$LAGO_PREFIX_PATH/scripts/{work}_sub_.._scripts_setup.sh"),
-            format!("$LAGO_PREFIX_PATH/scripts/{work}_scripts_setup.sh"),
+            "$LAGO_PREFIX_PATH/scripts/scripts_setup.sh".to_owned(),
         ])
     );
     let copied = std::fs::read_dir(env.work().join(".lago/default/scripts")).unwrap().next().unwrap().unwrap().path();

@@ -138,7 +138,8 @@ pub fn snapshot_at_one_instant(lab: &Lab) {
     start_counters(lab);
     std::thread::sleep(std::time::Duration::from_secs(3));
     lab.ok(&["snapshot", "instant"]);
-    let list: serde_json::Value = serde_json::from_str(&lab.ok(&["-f", "json", "snapshot", "--list"])).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-f", "json", "snapshot", "--list", "--extra"])).unwrap();
     let spread = list["vm01"]["instant"][0]["pause_spread_ms"].as_f64().unwrap();
     eprintln!("pause spread of 3 VMs: {spread} ms");
     std::thread::sleep(std::time::Duration::from_secs(3));

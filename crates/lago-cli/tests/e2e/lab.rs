@@ -137,7 +137,7 @@ impl Lab {
     }
 
     pub fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.ok(&["-f", "json", "status"])).unwrap()
+        serde_json::from_str(&self.ok(&["-f", "json", "status", "--extra"])).unwrap()
     }
 }
 

@@ -149,7 +149,8 @@ fn snapshot_revert_services_inventory_and_the_ssh_provider() {
     lab.ok(&["revert", "s1"]);
     assert_eq!(lab.shell("vm01", "cat /root/f; test -e /bin/vi && echo vi"), (0, "before\nvi".into()));
     assert_eq!(boot_id(&lab), boot, "the VM rebooted");
-    let list: serde_json::Value = serde_json::from_str(&lab.ok(&["-f", "json", "snapshot", "--list"])).unwrap();
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["-f", "json", "snapshot", "--list", "--extra"])).unwrap();
     assert_eq!(list["vm01"]["s1"][0]["live"], true, "{list}");
     assert_eq!(list["vm01"]["s1"][0]["dev"], "vda", "{list}");
     fails_with(&lab, &["snapshot", "s1"], "already exists");

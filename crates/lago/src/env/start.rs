@@ -174,7 +174,10 @@ impl Env {
         let resolved = match setting.accel {
             Accel::Auto if vms.is_empty() => Accel::Tcg,
             Accel::Auto => {
-                let kernel = self.options.kvm.kernel_for(vms.iter().find_map(|v| v.direct_boot()).map(|b| b.kernel));
+                let kernel = self
+                    .options
+                    .kvm
+                    .kernel_for(vms.iter().find_map(|v| v.direct_boot(&self.prefix.path)).map(|b| b.kernel));
                 let verdict = match self.options.kvm.cached(kernel.as_deref()) {
                     Some(v) => v,
                     None => {

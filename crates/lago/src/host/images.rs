@@ -53,6 +53,50 @@ pub fn parse_info(json: &[u8], path: &Path) -> Result<ImageInfo, ImageError> {
     serde_json::from_slice(json).map_err(|e| ImageError::Parse { path: path.to_owned(), reason: e.to_string() })
 }
 
+/// The backing file a qcow2 image names in its header (the file itself is not opened, nor is
+/// qemu-img run): `None` for an image of another format, or without a backing file, or whose
+/// backing is not a plain file name (a `json:` or protocol specification). A relative name is
+/// relative to the image's directory, as qemu reads it.
+pub fn qcow2_backing(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let mut header = [0u8; 20];
+    if f.read_exact(&mut header).is_err() || header[..4] != *b"QFI\xfb" {
+        return Ok(None);
+    }
+    let offset = u64::from_be_bytes(header[8..16].try_into().unwrap_or_default());
+    let size = u32::from_be_bytes(header[16..20].try_into().unwrap_or_default());
+    // The name is at most 1023 bytes (qcow2's specification).
+    if offset == 0 || size == 0 || size > 1023 {
+        return Ok(None);
+    }
+    let mut name = vec![0u8; size as usize];
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(&mut name)?;
+    let Ok(name) = String::from_utf8(name) else { return Ok(None) };
+    let name = name.strip_prefix("file:").unwrap_or(&name);
+    if name.starts_with("json:") || name.contains("://") {
+        return Ok(None);
+    }
+    let named = Path::new(name);
+    Ok(Some(if named.is_absolute() { named.to_owned() } else { path.parent().unwrap_or(Path::new(".")).join(named) }))
+}
+
+/// Writes at `path` the header of a qcow2 image naming `backing` (an empty name: none), for
+/// tests that need an overlay without running qemu-img.
+#[cfg(test)]
+pub(crate) fn write_qcow2_header(path: &Path, backing: &str) {
+    let mut data = vec![0u8; 1024];
+    data[..4].copy_from_slice(b"QFI\xfb");
+    data[4..8].copy_from_slice(&3u32.to_be_bytes());
+    if !backing.is_empty() {
+        data[8..16].copy_from_slice(&512u64.to_be_bytes());
+        data[16..20].copy_from_slice(&u32::try_from(backing.len()).unwrap_or(0).to_be_bytes());
+        data[512..512 + backing.len()].copy_from_slice(backing.as_bytes());
+    }
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
 /// `qemu-img` operations.
 pub struct Images<'a> {
     runner: &'a dyn CommandRunner,
@@ -203,6 +247,26 @@ impl<'a> Images<'a> {
 mod tests {
     use super::*;
     use crate::host::process::{FakeRunner, Output};
+
+    #[test]
+    fn the_backing_file_named_in_a_qcow2_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("vm_root.qcow2");
+        write_qcow2_header(&image, "/store/local:tiny:v1");
+        assert_eq!(qcow2_backing(&image).unwrap(), Some(PathBuf::from("/store/local:tiny:v1")));
+        // Relative to the image's directory, as qemu reads it.
+        write_qcow2_header(&image, "./tiny:v1");
+        assert_eq!(qcow2_backing(&image).unwrap(), Some(dir.path().join("./tiny:v1")));
+        write_qcow2_header(&image, "file:/store/x");
+        assert_eq!(qcow2_backing(&image).unwrap(), Some(PathBuf::from("/store/x")));
+        for none in ["", "json:{\"driver\": \"qcow2\"}", "nbd://host/export"] {
+            write_qcow2_header(&image, none);
+            assert_eq!(qcow2_backing(&image).unwrap(), None, "{none}");
+        }
+        std::fs::write(&image, b"a raw image, no header").unwrap();
+        assert_eq!(qcow2_backing(&image).unwrap(), None);
+        assert!(qcow2_backing(&dir.path().join("gone")).is_err());
+    }
 
     #[test]
     fn overlay_names_backing_format() {

@@ -17,6 +17,15 @@ pub struct PathError {
     pub source: std::io::Error,
 }
 
+/// The sidecar `<path>.<ext>` of a file: the store's `.hash`, `.users`, `.lock`, and the
+/// direct-boot files `.vmlinux` and `.initrd` of a stored image.
+pub fn beside(path: &Path, ext: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    PathBuf::from(name)
+}
+
 /// For `map_err`: `std::fs::read(p).map_err(at("read", p))?`.
 pub fn at(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PathError {
     let path = path.to_owned();

@@ -125,8 +125,13 @@ fn s<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
 }
 
+/// `skip-export` of a VM or disk record, as written (`true`, or `yes`/`true` in words).
 fn skip_export(m: &Map<String, Value>) -> bool {
-    matches!(m.get("skip-export"), Some(Value::Bool(true)))
+    match m.get("skip-export") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(w)) => matches!(w.to_ascii_lowercase().as_str(), "true" | "yes"),
+        _ => false,
+    }
 }
 
 impl Env {
@@ -190,14 +195,21 @@ impl Env {
                         out.insert("template_type".into(), json!("qcow2"));
                         out.insert("format".into(), json!("qcow2"));
                         if !opts.standalone {
-                            let (name, version) = (s(disk, "template_name"), s(disk, "template_version"));
-                            if s(disk, "template_type") == "qcow2" || name.is_empty() || version.is_empty() {
+                            // Layered on the template it is an overlay of, named as the
+                            // original did: its store image's name without the repository
+                            // (`<repo>:<template>:<version>` → `<template>:<version>`).
+                            let layered_on = (s(disk, "template_type") != "qcow2")
+                                .then(|| crate::host::images::qcow2_backing(&src).ok().flatten())
+                                .flatten()
+                                .and_then(|b| Some(b.file_name()?.to_string_lossy().split_once(':')?.1.to_owned()))
+                                .filter(|t| t.contains(':'));
+                            let Some(template) = layered_on else {
                                 return Err(ExportError::NotLayered {
                                     vm: vm.name.clone(),
                                     disk: s(disk, "name").to_owned(),
                                 });
-                            }
-                            base = Some(format!("{name}:{version}"));
+                            };
+                            base = Some(template);
                         }
                     }
                     "empty" => {

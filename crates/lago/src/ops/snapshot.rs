@@ -315,11 +315,15 @@ fn is_live(record: &Map<String, Value>, name: &str) -> bool {
 
 impl Env {
     /// The snapshots of every VM as `snapshot --list` prints them, in the original's shape:
-    /// `{vm: {name: [disk, ...]}}`, each disk the VM's disk as its record has it (`dev`,
-    /// `format`, `metadata`, `name`, `path` made absolute, `template_name`, `type`...) and
-    /// whether the snapshot is `live` (memory and device state too).
-    pub fn snapshots(&self) -> Result<Value, SnapshotError> {
+    /// `{vm: {name: [disk, ...]}}`, each disk the VM's disk as its record has it (the init file's
+    /// keys, `path` made absolute, `metadata`). With `extra`, lago's own fields follow the
+    /// original's on each disk: whether the snapshot is `live` (memory and device state too)
+    /// and, for a live snapshot of the whole environment, the spread of its pauses
+    /// (`pause_spread_ms`).
+    pub fn snapshots(&self, extra: bool) -> Result<Value, SnapshotError> {
         let prefix_dir = self.prefix.path.display().to_string();
+        // Earlier versions of lago added keys of their own to the disks of their records.
+        let legacy = !self.prefix.records_as_written();
         let mut out = Map::new();
         for vm in self.vms.iter().filter(|v| !v.is_ssh()) {
             let record = read_record(self, &vm.name)?;
@@ -345,19 +349,20 @@ impl Env {
                             return t.clone();
                         };
                         let mut d = (*disk).clone();
-                        // What lago adds to the record is not the disk as the init file had it.
-                        d.remove("template_version");
-                        if d.get("template_type").and_then(Value::as_str) == Some("lago") {
-                            d.remove("template_type");
+                        if legacy {
+                            d.remove("template_version");
+                            if d.get("template_type").and_then(Value::as_str) == Some("lago") {
+                                d.remove("template_type");
+                            }
                         }
                         if let Some(Value::String(p)) = d.get_mut("path") {
                             *p = p.replace("$LAGO_PREFIX_PATH", &prefix_dir);
                         }
-                        // lago's own, after the original's fields: live or not, and for a live
-                        // snapshot of the whole environment, the spread of its pauses.
-                        d.insert("live".into(), t.get("live").cloned().unwrap_or(Value::Bool(false)));
-                        if let Some(spread) = t.get("pause_spread_ms") {
-                            d.insert("pause_spread_ms".into(), spread.clone());
+                        if extra {
+                            d.insert("live".into(), t.get("live").cloned().unwrap_or(Value::Bool(false)));
+                            if let Some(spread) = t.get("pause_spread_ms") {
+                                d.insert("pause_spread_ms".into(), spread.clone());
+                            }
                         }
                         Value::Object(d)
                     })
@@ -774,10 +779,15 @@ mod tests {
         assert_eq!((live["live"].clone(), live.get("pending")), (json!(true), None));
         assert!(live["pause_spread_ms"].is_number(), "{live}");
         assert_eq!(snapshots_of(&env, "vm01")["clean"][0]["live"], json!(false));
-        // The list: each disk as the record has it, then lago's own fields.
-        let listed = env.snapshots().unwrap();
+        // The list: each disk as the record has it; with `extra`, then lago's own fields.
+        let listed = env.snapshots(true).unwrap();
         assert_eq!(listed["vm00"]["clean"][0]["pause_spread_ms"], live["pause_spread_ms"], "{listed}");
+        assert_eq!(listed["vm00"]["clean"][0]["live"], json!(true), "{listed}");
         assert_eq!(listed["vm00"]["clean"][0]["dev"], json!("vda"), "{listed}");
+        let plain = env.snapshots(false).unwrap();
+        let disk = plain["vm00"]["clean"][0].as_object().unwrap();
+        assert!(!disk.contains_key("live") && !disk.contains_key("pause_spread_ms"), "{plain}");
+        assert_eq!(disk["dev"], json!("vda"), "{plain}");
         assert!(matches!(env.snapshot("clean", &runner, &NoopReporter), Err(SnapshotError::Exists { .. })));
     }
 

@@ -1,5 +1,6 @@
 //! `lago status`: the original's information structure (reference §1.5), reconciled with what is
-//! actually running, as each VM's provider reports it.
+//! actually running, as each VM's provider reports it; lago's own additions (faults, host legs,
+//! forwards, clocks) only when asked for (`lago status --extra`).
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -10,6 +11,7 @@ use crate::provider::VmState;
 /// The status of an environment, shaped like the original's `info_dict` (its keys, their
 /// order and their spelling): each VM's state as its provider sees it, each network up when its
 /// provider keeps it up (or, for providers without networks of their own, when a VM on it runs).
+/// The fields marked lago's own are `None` unless [`status`] was asked for them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     /// The prefix.
@@ -43,7 +45,7 @@ pub struct NetStatus {
     pub status: &'static str,
     /// Whether it is a management network.
     pub management: bool,
-    /// Its partition in force (`vm01 | vm02,vm03`).
+    /// lago's own: its partition in force (`vm01 | vm02,vm03`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<String>,
     /// lago's own: the network's name in libvirt, for the networks of `local-libvirt` VMs.
@@ -72,10 +74,10 @@ pub struct VmStatus {
     /// Its NICs, `eth<i>` in `nics` order.
     #[serde(rename = "NICs", serialize_with = "in_order")]
     pub nics: Vec<(String, NicStatus)>,
-    /// Why its clock is off (not set after a revert).
+    /// lago's own: why its clock is off (not set after a revert).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
-    /// Its forwarded ports while it runs: `127.0.0.1:40123 -> 8080`, `, `-separated.
+    /// lago's own: its forwarded ports while it runs: `127.0.0.1:40123 -> 8080`, `, `-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwards: Option<String>,
 }
@@ -87,10 +89,10 @@ pub struct NicStatus {
     pub network: String,
     /// Its address (`N/A` when it has none).
     pub ip: Value,
-    /// `cut` when its link is cut.
+    /// lago's own: `cut` when its link is cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<&'static str>,
-    /// How its link is degraded.
+    /// lago's own: how its link is degraded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub degraded: Option<String>,
 }
@@ -105,8 +107,10 @@ fn in_order<S: serde::Serializer, T: Serialize>(entries: &[(String, T)], s: S) -
     map.end()
 }
 
-/// The status of `env` (see [`Status`]).
-pub fn status(env: &Env) -> Result<Status, EnvError> {
+/// The status of `env` (see [`Status`]): the original's keys and values only, or with `extra`
+/// lago's own additions too (`partition`, `libvirt_name` and `host leg` of networks, `clock` and
+/// `forwards` of VMs, `link` and `degraded` of NICs), each where it has something to say.
+pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
     let prefix = &env.prefix;
     let virt = prefix.virt_env()?;
     let states: std::collections::HashMap<String, VmState> =
@@ -127,9 +131,10 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                 partition: faults
                     .partitions
                     .get(name)
+                    .filter(|_| extra)
                     .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
-                libvirt_name: libvirt_name(env, name),
-                host_leg: env.host_leg_words(name),
+                libvirt_name: libvirt_name(env, name).filter(|_| extra),
+                host_leg: if extra { env.host_leg_words(name) } else { None },
             };
             (name.clone(), status)
         })
@@ -149,8 +154,13 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                     let status = NicStatus {
                         network: net.to_owned(),
                         ip: nic.get("ip").cloned().unwrap_or_else(|| json!("N/A")),
-                        link: faults.cut.get(name).is_some_and(|c| c.contains(&i)).then_some("cut"),
-                        degraded: faults.impairments.get(net).and_then(|m| m.get(name)).map(|how| how.describe()),
+                        link: (extra && faults.cut.get(name).is_some_and(|c| c.contains(&i))).then_some("cut"),
+                        degraded: faults
+                            .impairments
+                            .get(net)
+                            .and_then(|m| m.get(name))
+                            .filter(|_| extra)
+                            .map(|how| how.describe()),
                     };
                     (format!("eth{i}"), status)
                 })
@@ -179,15 +189,17 @@ pub fn status(env: &Env) -> Result<Status, EnvError> {
                 snapshots: crate::ops::snapshot::names_of(spec).join(", "),
                 metadata: spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 nics,
-                clock: faults.clock.get(name).map(|why| format!("not set after the last revert: {why}")),
-                forwards: faults.forwards.get(name).filter(|_| states.get(name).is_some_and(|s| s.is_running())).map(
-                    |fs| {
-                        fs.iter()
-                            .map(|f| format!("{}:{} -> {}", crate::ops::forward::FORWARD_ADDRESS, f.host, f.guest))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    },
-                ),
+                clock: faults
+                    .clock
+                    .get(name)
+                    .filter(|_| extra)
+                    .map(|why| format!("not set after the last revert: {why}")),
+                forwards: faults.forwards.get(name).filter(|_| extra && vm_running(name)).map(|fs| {
+                    fs.iter()
+                        .map(|f| format!("{}:{} -> {}", crate::ops::forward::FORWARD_ADDRESS, f.host, f.guest))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
             };
             (name.clone(), status)
         })

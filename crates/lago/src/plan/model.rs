@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Map, Value};
 
+use crate::spec::written::Written;
 use crate::spec::{DiskSpec, DomainSpec, NetType};
 
 /// VM providers this build can run.
@@ -117,6 +118,8 @@ pub struct NetPlan {
     pub mapping: Vec<(String, Ipv4Addr)>,
     /// The host bridge a `bridge` network joins (libvirt hosts).
     pub bridge: Option<String>,
+    /// The network as written in the init file.
+    pub written: Written,
 }
 
 impl NetPlan {
@@ -151,7 +154,7 @@ pub struct DiskPlan {
     pub path: String,
     /// Metadata: the init file's, completed with the template's at init.
     pub metadata: Map<String, Value>,
-    /// Resolved template version (filled in at init).
+    /// The template version asked for (the repository's latest when `None`).
     pub template_version: Option<String>,
 }
 

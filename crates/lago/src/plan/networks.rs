@@ -26,6 +26,7 @@ pub(super) fn expand(spec: &Spec, issues: &mut Vec<Issue>) -> (Vec<NetPlan>, Vec
             mtu: n.mtu.unwrap_or(DEFAULT_MTU),
             mapping: Vec::new(),
             bridge: n.bridge.clone(),
+            written: n.written.clone(),
         })
         .collect();
 

@@ -46,7 +46,7 @@ impl Layout {
         self.root.join("initialized")
     }
 
-    /// `metadata`: `{"lago_version": ...}`.
+    /// `metadata`: `{"lago_version": ..., "records_as_written": true}`.
     pub fn metadata(&self) -> PathBuf {
         self.root.join("metadata")
     }

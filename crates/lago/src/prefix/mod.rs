@@ -71,6 +71,10 @@ pub enum PrefixError {
     },
 }
 
+/// The key of a prefix's `metadata` saying that its records keep every key of the init file
+/// and add none of lago's to disks (see [`Prefix::records_as_written`]).
+pub const RECORDS_AS_WRITTEN: &str = "records_as_written";
+
 /// An environment on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prefix {
@@ -129,6 +133,18 @@ impl Prefix {
     pub fn uuid(&self) -> Result<String, PrefixError> {
         let p = self.layout().uuid();
         std::fs::read_to_string(&p).map(|s| s.trim().to_owned()).map_err(|source| PrefixError::Read { path: p, source })
+    }
+
+    /// Whether its records keep the init file as written (`records_as_written` in its
+    /// `metadata`, from this version of lago on). Earlier versions of lago added keys of their
+    /// own to the disks (`template_version`, `template_type`), which their readers leave out
+    /// where the original's shapes are shown; prefixes of the original have no such keys.
+    pub fn records_as_written(&self) -> bool {
+        crate::host::pathio::read_text(&self.layout().metadata(), 64 * 1024)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|m| m.get(RECORDS_AS_WRITTEN).and_then(Value::as_bool))
+            .unwrap_or(false)
     }
 
     /// Reads `virt/env` and the documents it names.

@@ -2,9 +2,11 @@
 //! fields lago's providers and operations read.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+use crate::host::pathio::beside;
 
 /// A VM as persisted in `virt/vm-<name>` (the fields the provider needs).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -18,7 +20,7 @@ pub struct VmRecord {
     #[serde(default = "default_vcpu", deserialize_with = "number_or_string")]
     pub vcpu: u64,
     /// `cpu_model`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     pub cpu_model: Option<String>,
     /// `cpu_custom` (libvirt's `<cpu>` element as a mapping).
     #[serde(default)]
@@ -37,10 +39,10 @@ pub struct VmRecord {
     pub ssh_user: String,
     /// SSH password (the original's `ssh-password`), offered by the `ssh` provider and
     /// `lago.ssh` when a key is refused.
-    #[serde(rename = "ssh-password", default)]
+    #[serde(rename = "ssh-password", default, deserialize_with = "text")]
     pub ssh_password: Option<String>,
-    /// `root-password` of the domain.
-    #[serde(rename = "root-password", default)]
+    /// `root-password` of the domain (kept as written: `root-password: 123456` is a number).
+    #[serde(rename = "root-password", default, deserialize_with = "text")]
     pub root_password: Option<String>,
     /// Seconds to wait for SSH.
     #[serde(default = "default_boot_time")]
@@ -75,6 +77,29 @@ fn default_boot_time() -> u64 {
     crate::plan::DEFAULT_BOOT_TIME_SEC
 }
 
+/// A text the init file may have written as a number (`root-password: 123456`), kept so in the
+/// record as the original kept it.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(if b { "True" } else { "False" }.to_owned()),
+        _ => None,
+    })
+}
+
+/// A NIC's `mtu` as written: a number, or what the init file wrote (the original set it only
+/// when its network's MTU was not 1500, and left one written on the NIC as it was).
+fn mtu<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match &v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok()))
+}
+
 fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
     match &v {
@@ -94,7 +119,7 @@ pub struct NicRecord {
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
     /// MTU, when not 1500.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "mtu")]
     pub mtu: Option<u32>,
 }
 
@@ -115,7 +140,7 @@ pub struct DiskRecord {
 }
 
 /// A kernel to boot directly, with its initramfs and command line: what a template disk's
-/// metadata names under `boot` (absolute paths in the template store).
+/// metadata offers under `boot`, found in the template store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectBoot {
     /// Uncompressed kernel (an ELF with a PVH entry).
@@ -142,22 +167,36 @@ impl VmRecord {
             .or_else(|| self.ssh_password.clone())
     }
 
-    /// The kernel to boot directly: the one its first disk (unless a CD-ROM) offers.
-    pub fn direct_boot(&self) -> Option<DirectBoot> {
-        self.disks.first().filter(|d| d.format != "iso").and_then(DiskRecord::direct_boot)
+    /// The kernel to boot directly: the one its first disk (unless a CD-ROM) offers. `prefix`
+    /// is the prefix's directory (the disks' `$LAGO_PREFIX_PATH`).
+    pub fn direct_boot(&self, prefix: &Path) -> Option<DirectBoot> {
+        self.disks.first().filter(|d| d.format != "iso").and_then(|d| d.direct_boot(prefix))
     }
 }
 
 impl DiskRecord {
-    /// The direct boot this disk offers, when its metadata names one whose files exist.
-    pub fn direct_boot(&self) -> Option<DirectBoot> {
+    /// The direct boot this disk offers: its metadata (the template's, as published) has `boot`
+    /// with a command line, and the store holds the kernel and initramfs beside the image the
+    /// disk is an overlay on (`<store image>.vmlinux`, `<store image>.initrd`; the store fetches
+    /// them with the image and keeps neither when one cannot be had). Records of earlier lago
+    /// versions name the two files by their absolute place in the store: these are used as
+    /// named.
+    pub fn direct_boot(&self, prefix: &Path) -> Option<DirectBoot> {
         let boot = self.metadata.get("boot")?;
-        let path = |k: &str| boot.get(k).and_then(serde_json::Value::as_str).map(PathBuf::from).filter(|p| p.is_file());
-        Some(DirectBoot {
-            kernel: path("kernel")?,
-            initrd: path("initrd")?,
-            cmdline: boot.get("cmdline").and_then(serde_json::Value::as_str)?.to_owned(),
-        })
+        let cmdline = boot.get("cmdline").and_then(serde_json::Value::as_str)?.to_owned();
+        let named = |k: &str| boot.get(k).and_then(serde_json::Value::as_str).map(PathBuf::from);
+        if let (Some(kernel), Some(initrd)) = (named("kernel"), named("initrd"))
+            && kernel.is_absolute()
+            && initrd.is_absolute()
+            && kernel.is_file()
+            && initrd.is_file()
+        {
+            return Some(DirectBoot { kernel, initrd, cmdline });
+        }
+        let image = PathBuf::from(self.path.replace("$LAGO_PREFIX_PATH", &prefix.display().to_string()));
+        let store_image = crate::host::images::qcow2_backing(&image).ok().flatten()?;
+        let (kernel, initrd) = (beside(&store_image, "vmlinux"), beside(&store_image, "initrd"));
+        (kernel.is_file() && initrd.is_file()).then_some(DirectBoot { kernel, initrd, cmdline })
     }
 }
 
@@ -179,5 +218,59 @@ impl VmRecord {
     /// The management address.
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn values_written_as_the_init_file_had_them_are_read() {
+        let vm: VmRecord = serde_json::from_value(json!({
+            "name": "vm01", "root-password": 123456, "cpu_model": "Westmere",
+            "nics": [{"net": "n", "ip": "192.168.200.2", "mtu": "9000", "comment": "first"}],
+            "disks": [{"path": "/x.qcow2", "comment": "root", "owner": "web"}]
+        }))
+        .unwrap();
+        assert_eq!(vm.root_password.as_deref(), Some("123456"));
+        assert_eq!(vm.password().as_deref(), Some("123456"));
+        assert_eq!(vm.nics[0].mtu, Some(9000));
+        assert_eq!(vm.disks[0].format, "qcow2");
+    }
+
+    #[test]
+    fn direct_boot_files_are_found_beside_the_store_image_of_the_overlay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store/local:tiny:v1");
+        std::fs::create_dir_all(dir.path().join("store")).unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        crate::host::images::write_qcow2_header(
+            &dir.path().join("images/vm01_root.qcow2"),
+            &store.display().to_string(),
+        );
+        let disk = |boot: Value| -> DiskRecord {
+            serde_json::from_value(
+                json!({"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "metadata": {"boot": boot}}),
+            )
+            .unwrap()
+        };
+        let published =
+            disk(json!({"kernel": "tiny-v1.qcow2.vmlinux", "initrd": "tiny-v1.qcow2.initrd", "cmdline": "rw"}));
+        assert_eq!(published.direct_boot(dir.path()), None, "not in the store");
+        let (kernel, initrd) = (beside(&store, "vmlinux"), beside(&store, "initrd"));
+        std::fs::write(&kernel, b"").unwrap();
+        assert_eq!(published.direct_boot(dir.path()), None, "one of the two only");
+        std::fs::write(&initrd, b"").unwrap();
+        let found = DirectBoot { kernel: kernel.clone(), initrd: initrd.clone(), cmdline: "rw".into() };
+        assert_eq!(published.direct_boot(dir.path()), Some(found.clone()));
+        // Without a command line, no direct boot.
+        assert_eq!(disk(json!({"kernel": "k", "initrd": "i"})).direct_boot(dir.path()), None);
+        // A record of an earlier lago: the files at their absolute place in the store.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let old = disk(json!({"kernel": kernel, "initrd": initrd, "cmdline": "rw"}));
+        assert_eq!(old.direct_boot(elsewhere.path()), Some(found));
     }
 }

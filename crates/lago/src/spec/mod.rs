@@ -7,6 +7,7 @@
 pub mod cpu;
 pub mod model;
 pub mod tree;
+pub mod written;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use serde_json::{Map, Value};
 
 use super::Issue;
+use super::written::Written;
 use crate::suggest::did_you_mean;
 
 /// Default memory of a VM, MiB (the original's).
@@ -163,6 +164,8 @@ pub struct DomainSpec {
     pub libvirt_url: Option<String>,
     /// `forwards`: TCP ports of the VM reachable on the host's loopback (lago's own key).
     pub forwards: Vec<ForwardSpec>,
+    /// The domain as written (its `based-on` keys merged), every key kept for its record.
+    pub written: Written,
 }
 
 /// One entry of a domain's `forwards`: a TCP port of the VM forwarded from `127.0.0.1:host` (a
@@ -183,6 +186,8 @@ pub struct NicSpec {
     pub net: String,
     /// Static address, as written.
     pub ip: Option<Ipv4Addr>,
+    /// The NIC as written.
+    pub written: Written,
 }
 
 /// Kind of disk.
@@ -239,6 +244,8 @@ pub struct DiskSpec {
     pub build: Vec<BuildStep>,
     /// `skip-export`.
     pub skip_export: bool,
+    /// The disk as written.
+    pub written: Written,
 }
 
 /// Where a template disk comes from.
@@ -301,6 +308,8 @@ pub struct NetSpec {
     pub mtu: Option<u32>,
     /// An existing host bridge a `bridge` network joins (`bridge`), shared by the hosts it spans.
     pub bridge: Option<String>,
+    /// The network as written.
+    pub written: Written,
 }
 
 /// Reads a typed [`Spec`] from the tree, recording problems in `issues`.
@@ -527,7 +536,7 @@ fn string_list(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Vec<String> {
 fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<DomainSpec> {
     let merged = with_base(path, v, issues);
     let map = object(path, merged.as_ref().unwrap_or(v), DOMAIN_KEYS, issues)?;
-    let mut d = DomainSpec { name: name.to_owned(), ..DomainSpec::default() };
+    let mut d = DomainSpec { name: name.to_owned(), written: Written::new(map), ..DomainSpec::default() };
     for (key, why) in IGNORED_DOMAIN_KEYS {
         if map.contains_key(*key) {
             issues.push(Issue::note(
@@ -662,7 +671,7 @@ fn read_nics(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> V
                     }
                 };
                 let ip = m.get("ip").and_then(|v| ipv4(&format!("{p}.ip"), v, issues));
-                found.push(NicSpec { net, ip });
+                found.push(NicSpec { net, ip, written: Written::new(m) });
             }
         }
         Some(other) => issues.push(expected(&format!("{path}.nics"), "a list of NICs", other)),
@@ -975,6 +984,7 @@ fn read_disk(path: &str, index: usize, v: &Value, issues: &mut Vec<Issue>) -> Op
         make_a_copy: opt_bool(map, path, "make_a_copy", issues).unwrap_or(false),
         build,
         skip_export: opt_bool(map, path, "skip-export", issues).unwrap_or(false),
+        written: Written::new(map),
     })
 }
 
@@ -1104,6 +1114,7 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
                 true
             }
         }),
+        written: Written::new(map),
     })
 }
 

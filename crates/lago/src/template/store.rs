@@ -189,12 +189,7 @@ pub fn users(image: &Path) -> Vec<PathBuf> {
 }
 
 /// The sidecar `<image>.<ext>` of a store image (`.hash`, `.users`, `.lock`...).
-pub(crate) fn beside(image: &Path, ext: &str) -> PathBuf {
-    let mut name = image.as_os_str().to_owned();
-    name.push(".");
-    name.push(ext);
-    PathBuf::from(name)
-}
+pub(crate) use crate::host::pathio::beside;
 
 /// Decompresses `path` (`<name>.xz`) into `<name>` with `xz`, in place.
 pub(crate) fn unxz(runner: &dyn CommandRunner, path: &Path) -> Result<(), ProcessError> {
@@ -323,39 +318,25 @@ impl Store {
         Ok(true)
     }
 
+    /// The stored template, with its metadata as the repository published it (`.metadata`): a
+    /// disk's record carries it unchanged, `boot` included, as the original's did. Whether the
+    /// direct-boot files it names could be had is said by the store's `<name>.vmlinux` and
+    /// `<name>.initrd`, which the qemu and libvirt providers look for beside the image.
     fn stored(&self, t: &ResolvedTemplate, hash: String) -> Result<StoredTemplate, StoreError> {
-        let mut metadata = std::fs::read_to_string(self.sidecar(t, "metadata"))
+        let metadata = std::fs::read_to_string(self.sidecar(t, "metadata"))
             .ok()
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
-        // `boot` names the direct-boot files by their place in the store, when both are there.
-        if let Some(Value::Object(boot)) = metadata.get_mut("boot") {
-            let (kernel, initrd) = (self.sidecar(t, "vmlinux"), self.sidecar(t, "initrd"));
-            if kernel.is_file() && initrd.is_file() {
-                boot.insert("kernel".into(), Value::from(kernel.display().to_string()));
-                boot.insert("initrd".into(), Value::from(initrd.display().to_string()));
-            } else {
-                metadata.remove("boot");
-            }
-        } else {
-            metadata.remove("boot");
-        }
         Ok(StoredTemplate { path: self.path_of(t), hash, metadata })
     }
 
     /// Fetches the direct-boot files a template's metadata names (`boot.kernel`, `boot.initrd`,
     /// beside its image, with their sha1s) into the store as `<name>.vmlinux` and `<name>.initrd`.
-    /// Any that cannot be fetched or does not match its hash drops `boot` from the stored
-    /// metadata, with a warning: the VM then boots from its disk, only slower.
-    fn fetch_boot_files(
-        &self,
-        t: &ResolvedTemplate,
-        metadata: &mut Value,
-        fetcher: &dyn Fetcher,
-        reporter: &dyn Reporter,
-    ) {
-        let Some(boot) = metadata.get("boot").cloned() else { return };
+    /// When one cannot be fetched or does not match its hash, neither is kept, with a warning:
+    /// its VMs then boot from their disk, only slower. The metadata stays as published.
+    fn fetch_boot_files(&self, t: &ResolvedTemplate, metadata: &Value, fetcher: &dyn Fetcher, reporter: &dyn Reporter) {
+        let Some(boot) = metadata.get("boot") else { return };
         let name = t.store_name();
         let mut fetched = Vec::new();
         for (key, ext) in [("kernel", "vmlinux"), ("initrd", "initrd")] {
@@ -388,9 +369,6 @@ impl Store {
                     ));
                     for f in fetched.iter().chain([&dest]) {
                         let _ = std::fs::remove_file(f);
-                    }
-                    if let Some(m) = metadata.as_object_mut() {
-                        m.remove("boot");
                     }
                     return;
                 }
@@ -456,11 +434,11 @@ impl Store {
             return Err(StoreError::HashMismatch { name, expected: expected.to_owned(), actual });
         }
         let metadata = read_small(t, ".metadata", fetcher)?.unwrap_or_else(|| "{}".into());
-        let mut metadata: Value = serde_json::from_str(&metadata).unwrap_or_else(|e| {
+        let metadata: Value = serde_json::from_str(&metadata).unwrap_or_else(|e| {
             tracing::warn!("metadata of template {name} is not valid JSON ({e}), ignoring it");
             Value::Object(Map::new())
         });
-        self.fetch_boot_files(t, &mut metadata, fetcher, reporter);
+        self.fetch_boot_files(t, &metadata, fetcher, reporter);
         write_atomic(&self.sidecar(t, "metadata"), metadata.to_string().as_bytes())?;
         write_atomic(&self.sidecar(t, "hash"), expected.as_bytes())?;
         std::fs::rename(&tmp, self.path_of(t)).map_err(io("rename", &tmp))?;
@@ -589,31 +567,32 @@ mod tests {
     }
 
     #[test]
-    fn direct_boot_files_are_stored_beside_the_image() {
+    fn direct_boot_files_are_stored_beside_the_image_and_the_metadata_as_published() {
         let dir = tempfile::tempdir().unwrap();
         let t = repo_with_boot(dir.path(), &sha1(b"kernel")).resolve("t", None).unwrap();
         let store = Store::new(&dir.path().join("store"));
         let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
-        let boot = &got.metadata["boot"];
+        let published: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("img.metadata")).unwrap()).unwrap();
+        assert_eq!(Value::Object(got.metadata.clone()), published);
+        assert_eq!(got.metadata["boot"]["kernel"], "img.vmlinux");
         let kernel = dir.path().join("store/r:t:v1.vmlinux");
-        assert_eq!(boot["kernel"], kernel.display().to_string());
         assert_eq!(std::fs::read(&kernel).unwrap(), b"kernel");
         assert_eq!(std::fs::read(dir.path().join("store/r:t:v1.initrd")).unwrap(), b"initrd");
-        assert_eq!(boot["cmdline"], "root=LABEL=lago-root");
-        // A boot file gone from the store: the template is still usable, booting from its disk.
+        // A boot file gone from the store: the template is still usable (its VMs boot from
+        // their disk), its metadata still the published one.
         std::fs::remove_file(&kernel).unwrap();
         let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
-        assert!(!got.metadata.contains_key("boot"), "{:?}", got.metadata);
-        assert_eq!(got.metadata["distro"], "tiny");
+        assert_eq!(Value::Object(got.metadata), published);
     }
 
     #[test]
-    fn a_boot_file_with_the_wrong_hash_is_not_used() {
+    fn a_boot_file_with_the_wrong_hash_is_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let t = repo_with_boot(dir.path(), &sha1(b"another kernel")).resolve("t", None).unwrap();
         let store = Store::new(&dir.path().join("store"));
         let got = store.ensure(&t, &HttpFetcher::default(), &SystemRunner, &NoopReporter).unwrap();
-        assert!(!got.metadata.contains_key("boot"), "{:?}", got.metadata);
+        assert_eq!(got.metadata["boot"]["kernel_sha1"], sha1(b"another kernel"));
         assert_eq!(std::fs::read(&got.path).unwrap(), b"disk");
         let mut left: Vec<String> = std::fs::read_dir(dir.path().join("store"))
             .unwrap()

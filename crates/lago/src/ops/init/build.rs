@@ -161,7 +161,6 @@ impl Build<'_> {
                                 for (k, val) in &st.metadata {
                                     disk.metadata.insert(k.clone(), val.clone());
                                 }
-                                disk.template_version = Some(t.version.clone());
                                 Ok(())
                             }
                             (DiskType::Template, TemplateType::Qcow2) => {
@@ -251,7 +250,8 @@ impl Build<'_> {
     /// The records (`metadata`, `virt/*`) and, last, `initialized`.
     fn save(&self, plan: &Plan) -> Result<(), InitError> {
         let (r, staging) = (self.host.reporter, self.staging);
-        write(&staging.join("metadata"), &python_json(&json!({"lago_version": env!("CARGO_PKG_VERSION")}), false))?;
+        let metadata = json!({"lago_version": env!("CARGO_PKG_VERSION"), crate::prefix::RECORDS_AS_WRITTEN: true});
+        write(&staging.join("metadata"), &python_json(&metadata, false))?;
         for net in &plan.nets {
             write(&Layout::new(staging).net_record(&net.name), &python_json(&net.to_json(), false))?;
         }

@@ -144,7 +144,9 @@ pub(super) fn check(opts: &InitOptions) -> Result<Checked, InitError> {
                     format!("Script {} does not exist", p.display()),
                 ));
             }
-            vm_scripts.push((p, paths.written(s).display().to_string().replace('/', "_")));
+            // Named as the original named the copy: the path as written, variables expanded,
+            // `/` made `_` (`scripts/setup.sh` is `scripts_setup.sh`).
+            vm_scripts.push((p, paths.expand(s).replace('/', "_")));
         }
         scripts.push(vm_scripts);
         for (i, d) in vm.disks.iter().enumerate() {

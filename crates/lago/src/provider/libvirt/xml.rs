@@ -73,7 +73,7 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
     x.push_str(&cpu_xml(vm, spec, kvm));
     x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");
     // The template's own kernel, booted directly, when it carries one (as the qemu provider does).
-    if let Some(boot) = vm.direct_boot() {
+    if let Some(boot) = vm.direct_boot(ctx.prefix) {
         let _ = writeln!(x, "    <kernel>{}</kernel>", escape(&boot.kernel.display().to_string()));
         let _ = writeln!(x, "    <initrd>{}</initrd>", escape(&boot.initrd.display().to_string()));
         let _ = writeln!(x, "    <cmdline>{}</cmdline>", escape(&boot.cmdline));

@@ -67,7 +67,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     ]);
     // A template that carries its kernel boots it directly (no firmware boot loader, no
     // decompression: seconds under TCG); any other first disk boots through its own loader.
-    if let Some(boot) = vm.direct_boot() {
+    if let Some(boot) = vm.direct_boot(&ctx.prefix) {
         a.extend([
             "-kernel".into(),
             boot.kernel.display().to_string(),
@@ -152,13 +152,23 @@ mod tests {
     #[test]
     fn a_template_that_carries_its_kernel_is_booted_directly() {
         let dir = tempfile::tempdir().unwrap();
-        let (kernel, initrd) = (dir.path().join("t.vmlinux"), dir.path().join("t.initrd"));
-        let record = |root: &str| -> VmRecord {
+        let store_image = dir.path().join("store/local:tiny:v1");
+        std::fs::create_dir_all(dir.path().join("store")).unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        crate::host::images::write_qcow2_header(
+            &dir.path().join("images/vm01_root.qcow2"),
+            &store_image.display().to_string(),
+        );
+        let (kernel, initrd) =
+            (dir.path().join("store/local:tiny:v1.vmlinux"), dir.path().join("store/local:tiny:v1.initrd"));
+        // The template's metadata as published: the files by their names in the repository.
+        let record = |kernel: &str, initrd: &str| -> VmRecord {
             serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": [
-                {"path": root, "dev": "vda", "format": "qcow2", "metadata": {"distro": "lago-tiny",
+                {"path": "$LAGO_PREFIX_PATH/images/vm01_root.qcow2", "dev": "vda", "format": "qcow2", "metadata": {"distro": "lago-tiny",
                  "boot": {"kernel": kernel, "initrd": initrd, "cmdline": "root=LABEL=lago-root rw"}}}]}))
             .unwrap()
         };
+        let published = record("tiny-v1.qcow2.vmlinux", "tiny-v1.qcow2.initrd");
         let ctx = LaunchContext {
             prefix: dir.path().to_owned(),
             env_id: "0123abcd".into(),
@@ -170,26 +180,28 @@ mod tests {
             host_legs: Vec::new(),
             paused: false,
         };
-        // Files gone from the store: the disk's own boot loader.
-        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
+        // Files not in the store: the disk's own boot loader.
+        let argv = qemu_argv(&published, &ctx);
         assert!(!argv.contains(&"-kernel".to_owned()), "{argv:?}");
         std::fs::write(&kernel, b"").unwrap();
         std::fs::write(&initrd, b"").unwrap();
-        let argv = qemu_argv(&record("/w/root.qcow2"), &ctx);
+        let expected = [
+            "-kernel".to_owned(),
+            kernel.display().to_string(),
+            "-initrd".into(),
+            initrd.display().to_string(),
+            "-append".into(),
+            "root=LABEL=lago-root rw".into(),
+        ];
+        let argv = qemu_argv(&published, &ctx);
         let at = argv.iter().position(|a| a == "-kernel").expect("direct boot");
-        assert_eq!(
-            argv[at..at + 6],
-            [
-                "-kernel".to_owned(),
-                kernel.display().to_string(),
-                "-initrd".into(),
-                initrd.display().to_string(),
-                "-append".into(),
-                "root=LABEL=lago-root rw".into()
-            ]
-        );
+        assert_eq!(argv[at..at + 6], expected);
         // The disk stays first in the boot order, for a guest that reboots through firmware.
         assert!(argv.iter().any(|a| a.ends_with("bootindex=1")), "{argv:?}");
+        // A record of an earlier lago version names the files by their place in the store.
+        let argv = qemu_argv(&record(&kernel.display().to_string(), &initrd.display().to_string()), &ctx);
+        let at = argv.iter().position(|a| a == "-kernel").expect("direct boot");
+        assert_eq!(argv[at..at + 6], expected);
     }
 
     #[test]
