@@ -58,6 +58,10 @@ domains:
     memory: 256
     nics: [{net: lan}, {net: iso, ip: 192.168.210.5}]
     disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+  vm02:
+    memory: 256
+    nics: [{net: lan}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
 nets:
   lan: {management: true}
   iso: {type: bridge}
@@ -148,10 +152,12 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     assert_eq!(rc, Some(0), "lago shell after `net cut` of every network: {secs:.1} s");
     assert!(ns.get("http://192.168.200.2:8080/").is_err(), "the cut link still carried the host's request");
     a.ok(&["net", "restore", "vm01"]);
-    a.ok(&["net", "partition", "lan", "vm01"]);
+    a.ok(&["net", "partition", "lan", "vm01", "vm02"]);
     let (rc, secs) = shell_timed(&a, "vm01", "true");
     eprintln!("lago shell vm01 true, lan partitioned: {secs:.2} s");
     assert_eq!(rc, Some(0), "lago shell after `net partition`: {secs:.1} s");
+    let (rc, out) = a.shell("vm01", "ping -c 1 -W 1 vm02");
+    assert!(rc != 0, "vm01 reached vm02 across the partition: {out}");
     a.ok(&["net", "heal", "lan"]);
     assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01");
 
