@@ -282,6 +282,19 @@ fn libvirt_cut_restore_and_whole_environment_snapshot() {
     assert!(!pings(&lab, "vm01", "vm03"));
     assert!(pings_again(&lab, "vm01", "vm02"));
     assert_eq!(lab.status()["Prefix"]["VMs"]["vm03"]["NICs"]["eth0"]["link"], "cut");
+    // libvirt VMs are reached on their management network: with it cut, a command fails at
+    // once, naming the VM, the address tried and the fault (it never hangs).
+    let t0 = std::time::Instant::now();
+    let out = lab.lago(&["shell", "vm03", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("lago shell of a libvirt VM whose link is cut: {:.2} s", t0.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let ip = lab.status()["Prefix"]["VMs"]["vm03"]["NICs"]["eth0"]["ip"].as_str().unwrap().to_owned();
+    assert!(
+        stderr.contains(&format!("VM vm03 cannot be reached: lago connects to it at {ip}, on network lago, and its NIC eth0 is cut")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lago net restore vm03 lago"), "{stderr}");
     lab.ok(&["net", "restore", "vm03"]);
     assert!(pings_again(&lab, "vm01", "vm03"));
     // Partitions need lago's own switch: refused, with what works instead.
