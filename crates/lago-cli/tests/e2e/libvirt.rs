@@ -291,7 +291,9 @@ fn libvirt_cut_restore_and_whole_environment_snapshot() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let ip = lab.status()["Prefix"]["VMs"]["vm03"]["NICs"]["eth0"]["ip"].as_str().unwrap().to_owned();
     assert!(
-        stderr.contains(&format!("VM vm03 cannot be reached: lago connects to it at {ip}, on network lago, and its NIC eth0 is cut")),
+        stderr.contains(&format!(
+            "VM vm03 cannot be reached: lago connects to it at {ip}, on network lago, and its NIC eth0 is cut"
+        )),
         "{stderr}"
     );
     assert!(stderr.contains("lago net restore vm03 lago"), "{stderr}");

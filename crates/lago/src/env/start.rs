@@ -117,31 +117,39 @@ impl Env {
             self.recover_ports(&mut state, &running, reporter)?;
             let (up, to_start): (Vec<&VmRecord>, Vec<&VmRecord>) =
                 targets.iter().copied().partition(|v| running.contains(&v.name) || v.is_ssh());
-            let mut started: Vec<Booting<'_>> = Vec::new();
-            let mut held: Vec<String> = Vec::new();
+            // Launched in parallel (each qemu takes a few hundred ms to answer QMP), and the
+            // state saved by one at a time.
+            let shared = std::sync::Mutex::new((&mut state, Vec::<Booting<'_>>::new(), Vec::<String>::new()));
+            let lock = || shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let launched = task(reporter, "Start vms", || {
-                for vm in &to_start {
+                super::for_each_parallel(&to_start, |vm| {
                     task(reporter, &format!("Starting VM {}", vm.name), || {
                         let console_from = self.console_len(vm);
-                        let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
+                        let previous = lock().0.forwards.get(&vm.name).cloned().unwrap_or_default();
                         let pause = paused.contains(&vm.name);
-                        let launched = self.launch(vm, &env_id, accel.resolved, &previous, pause)?;
-                        self.reapply_cuts(vm)?;
-                        // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
-                        // A fresh boot: its clock is the host's again.
-                        state.clock.remove(&vm.name);
-                        launched.record(&vm.name, &mut state);
-                        state.save(&self.prefix.path)?;
+                        let launched = self.launch(vm, &env_id, accel.resolved, &previous, pause);
+                        let mut guard = lock();
+                        let (state, started, held) = &mut *guard;
+                        let launched = launched?;
+                        // Stopped again if anything fails from here on.
                         if pause {
                             held.push(vm.name.clone());
                         } else {
                             started.push(Booting { vm, accel: accel.clone(), console_from, loaded: false });
                         }
+                        self.reapply_cuts(vm)?;
+                        // Saved before waiting: an interrupted start leaves VMs `shell` reaches.
+                        // A fresh boot: its clock is the host's again.
+                        state.clock.remove(&vm.name);
+                        launched.record(&vm.name, state);
+                        state.save(&self.prefix.path)?;
                         Ok::<_, EnvError>(())
-                    })?;
-                }
-                Ok::<_, EnvError>(())
+                    })
+                })
             });
+            let (_, mut started, held) = shared.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // In the order of the init file, as before.
+            started.sort_by_key(|b| to_start.iter().position(|v| v.name == b.vm.name));
             // VMs that were running already are waited for too: a `start` that was interrupted
             // may have left them booting. Machines of the `ssh` provider only have to answer.
             let ready = launched.and_then(|()| {

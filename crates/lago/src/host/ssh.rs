@@ -35,12 +35,24 @@ impl CommandStatus {
 /// closing connections early would make it start over and over. At most [`MAX_PENDING`]
 /// connections are open (below sshd's `MaxStartups`, where it starts dropping them); when
 /// that many wait, the oldest is closed once it is older than the linger time, which then
-/// grows by half, up to 20 s.
+/// grows by half, up to 20 s, once the guest has shown it is on the network.
+///
+/// Before that (no connection was closed by the far end yet), the connections wait in qemu's
+/// user network for a guest that has no address yet: none reached a server, so closing the
+/// oldest takes nothing from anyone, and the linger time stays at its base. A fresh connection
+/// then goes out every 500 ms, whatever the guest's boot time, instead of at the growing
+/// intervals a slow server needs (which could leave a guest ready for seconds before the next
+/// connection). After [`QUIET_CLOSES`] such closes without a sign of the guest, the probe
+/// treats it as a slow server anyway.
 #[derive(Debug)]
 pub struct BannerProbe {
     pending: Vec<Pending>,
     next_open: std::time::Instant,
     linger: std::time::Duration,
+    /// Whether the guest answered on the network (a connection closed by the far end).
+    answered: bool,
+    /// Connections closed for their age before the guest answered.
+    quiet_closes: usize,
     /// Since when, and in what words, the server has refused every login (see [`Self::refused`]).
     refused: Option<(std::time::Instant, String)>,
 }
@@ -58,6 +70,9 @@ const CADENCE: std::time::Duration = std::time::Duration::from_millis(500);
 const AFTER_REFUSAL: std::time::Duration = std::time::Duration::from_millis(100);
 const BASE_LINGER: std::time::Duration = std::time::Duration::from_secs(3);
 const MAX_LINGER: std::time::Duration = std::time::Duration::from_secs(20);
+/// How many connections are closed for their age, at the base linger time, before the guest
+/// answered at all, until the probe lets the linger time grow anyway.
+pub const QUIET_CLOSES: usize = 4 * MAX_PENDING;
 
 enum Heard {
     Greeted,
@@ -88,7 +103,14 @@ impl Pending {
 
 impl Default for BannerProbe {
     fn default() -> Self {
-        Self { pending: Vec::new(), next_open: std::time::Instant::now(), linger: BASE_LINGER, refused: None }
+        Self {
+            pending: Vec::new(),
+            next_open: std::time::Instant::now(),
+            linger: BASE_LINGER,
+            answered: false,
+            quiet_closes: 0,
+            refused: None,
+        }
     }
 }
 
@@ -139,6 +161,7 @@ impl BannerProbe {
                         self.pending.swap_remove(i);
                         self.next_open = self.next_open.min(now + AFTER_REFUSAL);
                         self.linger = BASE_LINGER;
+                        self.answered = true;
                     }
                     Heard::Nothing => i += 1,
                 }
@@ -147,7 +170,11 @@ impl BannerProbe {
                 self.pending.sort_by_key(|p| p.opened);
                 if self.pending.len() >= MAX_PENDING && self.pending[0].opened.elapsed() >= self.linger {
                     self.pending.remove(0);
-                    self.linger = (self.linger * 3 / 2).min(MAX_LINGER);
+                    if self.answered || self.quiet_closes >= QUIET_CLOSES {
+                        self.linger = (self.linger * 3 / 2).min(MAX_LINGER);
+                    } else {
+                        self.quiet_closes += 1;
+                    }
                 }
                 if self.pending.len() < MAX_PENDING {
                     let opened = Instant::now();
@@ -584,6 +611,33 @@ mod tests {
         assert!(waited >= Duration::from_millis(2500), "{waited:?}");
         assert!(most.load(Ordering::SeqCst) <= MAX_PENDING, "{} connections at once", most.load(Ordering::SeqCst));
         assert_eq!(BannerProbe::connect_timeout(waited), 6);
+    }
+
+    /// A guest with no address yet: qemu's user network accepts each connection and nothing
+    /// ever answers it. Closing the oldest of them costs nothing, so the probe keeps sending
+    /// fresh ones at its cadence (the linger time does not grow), within its limit of open ones.
+    #[test]
+    fn connections_to_a_guest_that_never_answered_are_renewed_at_the_base_linger() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = held.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                keep.lock().unwrap().push(conn);
+            }
+        });
+        let mut probe = BannerProbe::new();
+        assert_eq!(probe.greeted(&target("vm01", port), Duration::from_secs(5)), None);
+        assert!(probe.pending.len() <= MAX_PENDING);
+        assert!(probe.quiet_closes >= 1, "no connection was renewed");
+        assert_eq!(probe.linger, BASE_LINGER);
+        // Once the guest answered (a connection closed by the far end), a server that is slow to
+        // greet gets more and more time per connection, as before.
+        probe.answered = true;
+        probe.pending.sort_by_key(|p| p.opened);
+        let _ = probe.greeted(&target("vm01", port), Duration::from_secs(2));
+        assert!(probe.linger > BASE_LINGER, "{:?}", probe.linger);
     }
 
     #[test]
