@@ -127,6 +127,29 @@ fn two_nets_static_ips_gateways_and_dns() {
     insta::assert_snapshot!("two_nets_vm01", env.read(".lago/default/virt/vm-vm01"));
 }
 
+/// The original's init files give VMs 64 MiB; a template that needs more (`min-memory`, which
+/// lago's built templates publish) runs them with that, and `init` says so. The record keeps
+/// what the init file wrote.
+#[test]
+fn a_vm_given_less_memory_than_its_template_needs_gets_it_with_a_note() {
+    let env = TestEnv::new();
+    env.add_template("tiny", "v1", 1, r#"{"distro": "lago-tiny", "min-memory": 128}"#);
+    env.write(
+        "LagoInitFile",
+        "domains:\n  vm01:\n    memory: 64\n    nics: [{net: n}]\n    disks: [{template_name: tiny, type: template, name: root}]\nnets:\n  n: {}\n",
+    );
+    let run = env.lago(&["init"]).ok();
+    assert!(
+        run.stderr.contains(
+            "VM vm01 asks for 64 MiB; template local:tiny:v1 needs at least 128 MiB to boot: it runs with 128 MiB"
+        ),
+        "{}",
+        run.stderr
+    );
+    let vm: serde_json::Value = serde_json::from_str(&env.read(".lago/default/virt/vm-vm01")).unwrap();
+    assert_eq!(vm["memory"], 64);
+}
+
 /// With host legs allowed, `nat` subnets are leased host-wide at `init`; a `gw` given stays the
 /// gateway (the original's SDK test `test_custom_gateway`), its subnet is the one leased, and
 /// nets without one get `.1` of a free subnet.
@@ -134,7 +157,7 @@ fn two_nets_static_ips_gateways_and_dns() {
 fn a_gw_given_is_the_gateway_of_its_leased_subnet() {
     let mut env = TestEnv::with_repo();
     env.env.retain(|(k, _)| k != "LAGO_HOST_LEG");
-    env.env.push(("LAGO_HOST_LEG".into(), "auto".into()));
+    env.env.push(("LAGO_HOST_LEG".into(), "on".into()));
     env.write(
         "LagoInitFile",
         "domains:\n  vm01:\n    nics: [{net: net-02}, {net: net-01}]\n    disks: [{template_name: tiny, type: template, name: root}]\n\

@@ -161,6 +161,18 @@ impl Build<'_> {
                                 for (k, val) in &st.metadata {
                                     disk.metadata.insert(k.clone(), val.clone());
                                 }
+                                let min = st
+                                    .metadata
+                                    .get(crate::prefix::records::MIN_MEMORY)
+                                    .and_then(serde_json::Value::as_u64);
+                                let numa = vm.spec.cpu_custom.as_ref().is_some_and(|c| c.get("numa").is_some());
+                                if let Some(min) = min.filter(|m| d == 0 && *m > vm.memory && !numa) {
+                                    r.warn(&format!(
+                                        "VM {vm_name} asks for {} MiB; template {} needs at least {min} MiB to boot: it runs with {min} MiB",
+                                        vm.memory,
+                                        t.store_name()
+                                    ));
+                                }
                                 Ok(())
                             }
                             (DiskType::Template, TemplateType::Qcow2) => {
