@@ -6,6 +6,7 @@ mod test_corpus;
 mod test_doctor;
 mod test_init;
 mod test_invalid;
+mod test_ipv6;
 mod test_ops;
 mod test_records;
 mod test_reliability;

@@ -384,7 +384,8 @@ mod tests {
     fn terminate_waits_for_the_process_not_its_pid_file() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("switch-n.pid");
-        let script = "trap 'rm -f \"$0\"; sleep 0.3; exit 0' TERM; while :; do sleep 0.05; done";
+        // It says when its trap is set (a SIGTERM before would end it at once).
+        let script = "trap 'rm -f \"$0\"; sleep 0.3; exit 0' TERM; : > \"$0.ready\"; while :; do sleep 0.05; done";
         let mut child = std::process::Command::new("sh")
             .args(["-c", script])
             .arg(&pid_file)
@@ -393,7 +394,7 @@ mod tests {
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, child.id().to_string()).unwrap();
-        while running_pid(&pid_file).is_none() {
+        while running_pid(&pid_file).is_none() || !dir.path().join("switch-n.pid.ready").exists() {
             std::thread::sleep(Duration::from_millis(5));
         }
         terminate(&pid_file, Duration::from_secs(5));

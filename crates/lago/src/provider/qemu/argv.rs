@@ -2,16 +2,10 @@
 //! tested. NICs are datagram links to their network's switch, in spec order; a last NIC on
 //! qemu's user-mode stack, the uplink, carries the SSH forward and outbound access.
 
-use std::net::Ipv4Addr;
-
 use super::vm_paths;
 use crate::config::Accel;
 use crate::prefix::records::VmRecord;
 use crate::provider::LaunchContext;
-
-fn mac_of(ip: Ipv4Addr) -> String {
-    crate::plan::mac_of(ip)
-}
 
 /// The qemu command line of a VM.
 pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
@@ -122,8 +116,8 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
             ),
         ]);
         let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
-        if let Some(ip) = nic.ip {
-            dev.push_str(&format!(",mac={}", mac_of(ip)));
+        if let Some(mac) = nic.mac() {
+            dev.push_str(&format!(",mac={mac}"));
         }
         if let Some(mtu) = nic.mtu {
             dev.push_str(&format!(",host_mtu={mtu}"));
