@@ -402,11 +402,17 @@ fn ipv6_through_the_legs_and_the_switches(a: &Lab, b: &Lab, ns: &Netns) {
     a.ok(&["net", "heal", "v6"]);
     let (rc, out) = eventually(a, "vm01", "ping -6 -c 1 -W 2 vm02 && ping -6 -c 1 -W 2 vm02-v6");
     assert_eq!(rc, 0, "IPv6 did not come back with heal: {out}");
-    // A cut link carries no IPv6 either.
+    // A cut link carries no IPv6 either, nor does a link that loses every frame.
     a.ok(&["net", "cut", "vm02", "v6"]);
     let (rc, out) = a.shell("vm01", "ping -6 -c 2 -W 1 vm02-v6");
     assert!(rc != 0, "the cut link carried IPv6: {out}");
     a.ok(&["net", "restore", "vm02", "v6"]);
+    a.ok(&["net", "degrade", "vm02", "v6", "--loss", "100"]);
+    let (rc, out) = a.shell("vm01", "ping -6 -c 2 -W 1 vm02-v6");
+    assert!(rc != 0, "the link that loses everything carried IPv6: {out}");
+    a.ok(&["net", "restore", "vm02", "v6"]);
+    let (rc, out) = eventually(a, "vm01", "ping -6 -c 1 -W 2 vm02-v6");
+    assert_eq!(rc, 0, "IPv6 did not come back with restore: {out}");
 
     // `b`: its VM's management network is IPv6-only. The host reaches its SSH server at its
     // IPv6 address through the leg, which is what the inventory names; `lago forward` works
