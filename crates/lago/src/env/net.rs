@@ -174,6 +174,23 @@ impl Env {
         }
     }
 
+    /// Brings up the networks the providers of `groups` need (their VMs are on them), with their
+    /// host legs; the caller holds the prefix lock.
+    pub(crate) fn bring_up_nets(
+        &self,
+        groups: &[crate::provider::Group<'_>],
+        env_id: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
+        let mut ctx = self.launch_context(env_id, Accel::Tcg);
+        for (provider, _) in groups {
+            let nets = self.nets_of(provider)?;
+            ctx.host_legs = self.host_legs(provider, env_id, &nets, reporter)?;
+            provider.start_nets(&ctx, &nets)?;
+        }
+        Ok(())
+    }
+
     /// Takes network `net` down: the VMs on it stay up, and lose it until it is started again.
     pub fn stop_net(&self, net: &str, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let carriers = self.carriers(net)?;

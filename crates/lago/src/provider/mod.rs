@@ -293,6 +293,28 @@ pub struct LaunchContext {
     /// Whether the VM starts with its CPUs paused before their first instruction (a live
     /// snapshot is loaded into it next).
     pub paused: bool,
+    /// Where its memory is.
+    pub memory: Memory,
+    /// Whether it starts paused and waiting for the device state of a frozen VM
+    /// ([`Provider::thaw`]), its memory mapped from that VM's frozen memory file.
+    pub incoming: bool,
+}
+
+/// Where a VM's memory is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Memory {
+    /// Ordinary memory of its hypervisor.
+    #[default]
+    Ram,
+    /// A file on a tmpfs: the VM's own, mapped shared (`shared`), from which it can be frozen at
+    /// any moment; or a frozen VM's, mapped privately, whose pages the VM shares with the
+    /// other copies of that VM until it writes them.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Mapped shared (the VM's own file) rather than privately (a frozen one).
+        shared: bool,
+    },
 }
 
 /// The last `n` lines of a text file.
@@ -464,6 +486,26 @@ pub trait Provider: Send + Sync {
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// Saves the device state of a paused VM whose memory is its own memory file
+    /// ([`Memory::File`], shared) to `state`: the file and `state` then hold the VM as it is, and
+    /// copies start from them ([`Provider::thaw`]). The VM stays paused.
+    fn freeze(&self, _prefix: &Path, vm: &VmRecord, _state: &Path) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "freezing it (`lago fork` copies local-qemu VMs)".into(),
+            provider: self.name(),
+        })
+    }
+    /// Loads the device state `state` of a frozen VM into a VM started with
+    /// [`LaunchContext::incoming`], its memory mapped from the frozen memory file; the VM stays
+    /// paused until [`Provider::resume`].
+    fn thaw(&self, _prefix: &Path, vm: &VmRecord, _state: &Path) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "starting it from a frozen state (`lago fork` copies local-qemu VMs)".into(),
+            provider: self.name(),
+        })
+    }
 }
 
 /// A libvirt host's provider, or why it could not be reached (what, libvirt's message).
@@ -489,6 +531,11 @@ impl Providers {
             libvirt: std::sync::Mutex::new(std::collections::HashMap::new()),
             libvirt_options,
         }
+    }
+
+    /// The provider of `local-qemu` VMs.
+    pub fn qemu(&self) -> Arc<dyn Provider> {
+        self.qemu.clone()
     }
 
     /// The libvirt host of `vm`: its own `libvirt_url`, else the default.

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use super::vm_paths;
 use crate::config::Accel;
 use crate::prefix::records::VmRecord;
-use crate::provider::LaunchContext;
+use crate::provider::{LaunchContext, Memory};
 
 fn mac_of(ip: Ipv4Addr) -> String {
     crate::plan::mac_of(ip)
@@ -19,9 +19,13 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
     a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
-    if ctx.paused {
-        // Stopped before the first instruction: a live snapshot is loaded next (QMP).
+    if ctx.paused || ctx.incoming {
+        // Stopped before the first instruction: a live snapshot is loaded next (QMP), or a
+        // frozen VM's device state (`-incoming defer`).
         a.push("-S".into());
+    }
+    if ctx.incoming {
+        a.extend(["-incoming".into(), "defer".into()]);
     }
     // TCG runs all vCPUs of a VM on one thread: qemu 10.0's multi-threaded TCG loses a
     // timer interrupt's end now and then in a 2-vCPU guest (the vCPU halts with the
@@ -36,6 +40,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
     a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), cpu.smp]);
     a.extend(cpu.extra);
+    a.extend(memory_args(&ctx.memory, vm.memory));
     a.extend([
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
@@ -53,6 +58,10 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "chardev:console".into(),
     ]);
     a.extend(["-device".into(), "virtio-rng-pci".into()]);
+    // A VM generation id: each start draws a new one, so a copy of a frozen VM (`lago fork`)
+    // tells its guest that it is a copy (Linux reseeds its random number generator). A copy's
+    // devices must be those of the VM it was frozen from: every VM has it from its start.
+    a.extend(["-device".into(), "vmgenid,guid=auto".into()]);
     // The port qemu-guest-agent listens on, when the guest has one.
     a.extend([
         "-device".into(),
@@ -143,6 +152,25 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     a
 }
 
+/// The memory backend of a VM of `mib` MiB. Its id is the RAM block name qemu gives the
+/// memory of a `pc` machine by default (`pc.ram`), so live snapshots load whichever memory the VM
+/// had when they were taken.
+fn memory_args(memory: &Memory, mib: u64) -> Vec<String> {
+    match memory {
+        Memory::Ram => Vec::new(),
+        Memory::File { path, shared } => vec![
+            "-object".into(),
+            format!(
+                "memory-backend-file,id=pc.ram,size={mib}M,mem-path={},share={}",
+                path.display(),
+                if *shared { "on" } else { "off" }
+            ),
+            "-machine".into(),
+            "memory-backend=pc.ram".into(),
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -179,6 +207,8 @@ mod tests {
             forwards: Vec::new(),
             host_legs: Vec::new(),
             paused: false,
+            memory: Default::default(),
+            incoming: false,
         };
         // Files not in the store: the disk's own boot loader.
         let argv = qemu_argv(&published, &ctx);
@@ -224,10 +254,56 @@ mod tests {
             forwards: vec![(40080, 8080)],
             host_legs: Vec::new(),
             paused: false,
+            memory: Default::default(),
+            incoming: false,
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
         insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n").replace(&run, "[RUN]"));
+    }
+
+    /// A VM's own memory file, mapped shared; a copy's, the frozen VM's mapped privately and
+    /// waiting for its device state.
+    #[test]
+    fn memory_in_a_file_on_a_tmpfs() {
+        let vm: VmRecord = serde_json::from_str(r#"{"name": "vm01", "memory": 512}"#).unwrap();
+        let mut ctx = LaunchContext {
+            prefix: "/w/.lago/default".into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Tcg,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+            forwards: Vec::new(),
+            host_legs: Vec::new(),
+            paused: false,
+            memory: Memory::File { path: "/dev/shm/lago-0/ab/vm01.mem".into(), shared: true },
+            incoming: false,
+        };
+        let around = |argv: Vec<String>, what: &str| -> Vec<String> {
+            let at = argv.iter().position(|a| a == what).unwrap();
+            argv[at..at + 4].to_vec()
+        };
+        assert_eq!(
+            around(qemu_argv(&vm, &ctx), "-object"),
+            [
+                "-object",
+                "memory-backend-file,id=pc.ram,size=512M,mem-path=/dev/shm/lago-0/ab/vm01.mem,share=on",
+                "-machine",
+                "memory-backend=pc.ram"
+            ]
+        );
+        assert!(!qemu_argv(&vm, &ctx).contains(&"-incoming".to_owned()));
+        ctx.memory = Memory::File { path: "/dev/shm/lago-0/frozen-x/vm01.mem".into(), shared: false };
+        ctx.incoming = true;
+        let argv = qemu_argv(&vm, &ctx);
+        assert!(around(argv.clone(), "-object")[1].ends_with("mem-path=/dev/shm/lago-0/frozen-x/vm01.mem,share=off"));
+        let at = argv.iter().position(|a| a == "-S").unwrap();
+        assert_eq!(argv[at..at + 3], ["-S", "-incoming", "defer"]);
+        assert!(argv.windows(2).any(|w| w == ["-device", "vmgenid,guid=auto"]));
+        // Ordinary memory: `-m` alone, as before.
+        ctx.memory = Memory::Ram;
+        assert!(!qemu_argv(&vm, &ctx).contains(&"-object".to_owned()));
     }
 
     /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.
@@ -253,6 +329,8 @@ mod tests {
             forwards: Vec::new(),
             host_legs: Vec::new(),
             paused: false,
+            memory: Default::default(),
+            incoming: false,
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

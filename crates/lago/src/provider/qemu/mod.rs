@@ -10,6 +10,7 @@
 
 pub mod accel;
 pub mod argv;
+pub mod freeze;
 pub mod switch;
 
 pub use argv::qemu_argv;
@@ -277,6 +278,11 @@ impl Provider for QemuProvider {
         let vm = vm.name.as_str();
         let (qmp, pid_file, _) = vm_paths(prefix, vm);
         let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+        // Its own memory file goes with it (not a frozen VM's, which it maps privately).
+        let memory = pid
+            .filter(|p| crate::prefix::owns(*p, &pid_file))
+            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .and_then(|c| crate::prefix::memory::own_memory_file(&c));
         let quit = Qmp::connect(&qmp, Duration::from_secs(2)).is_ok_and(|mut q| q.execute("quit", None).is_ok());
         if let Some(pid) = pid {
             // Without its control socket, qemu is asked to end by SIGTERM instead.
@@ -294,6 +300,9 @@ impl Provider for QemuProvider {
         crate::prefix::Layout::new(prefix).ssh_target(vm, "", "127.0.0.1", 0).close();
         for f in [qmp, pid_file, Layout::new(prefix).console(vm), Layout::new(prefix).guest_agent(vm)] {
             let _ = std::fs::remove_file(f);
+        }
+        if let Some(file) = memory {
+            let _ = std::fs::remove_file(file);
         }
     }
 
@@ -406,6 +415,14 @@ impl Provider for QemuProvider {
 
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         self.qmp_simple(prefix, vm, "cont")
+    }
+
+    fn freeze(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+        freeze::freeze(prefix, vm, state)
+    }
+
+    fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+        freeze::thaw(prefix, vm, state)
     }
 
     /// QOM of the first vCPU: its type (`max-x86_64-cpu`) and its `vendor` property.
@@ -537,6 +554,8 @@ mod tests {
             forwards: Vec::new(),
             host_legs: Vec::new(),
             paused: false,
+            memory: Default::default(),
+            incoming: false,
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();

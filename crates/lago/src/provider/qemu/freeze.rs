@@ -1,0 +1,109 @@
+//! Freezing a `local-qemu` VM and starting copies of it (`lago fork`, `docs/design.md` "Forks"),
+//! qemu's side: the migration of a VM's device state to a file, and from it.
+//!
+//! A VM whose memory is its own file on a tmpfs, mapped shared, is frozen by saving its device
+//! state with the capability `x-ignore-shared` (qemu then writes no page of memory that is a
+//! shared file: about half a megabyte for a 256 MiB VM). A copy is a qemu with the same devices,
+//! its memory that file mapped privately (`share=off`: its pages stay shared with the other
+//! copies until it writes them), started with `-incoming defer`, into which the state is
+//! loaded. The capability is switched off again afterwards, so that a later live snapshot of
+//! either VM (`snapshot-save`) keeps its memory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::vm_paths;
+use crate::host::qmp::Qmp;
+use crate::prefix::records::VmRecord;
+use crate::provider::ProviderError;
+
+/// Longest a migration of device state to or from a file may take.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Sets the capability `x-ignore-shared`.
+fn ignore_shared(qmp: &mut Qmp, on: bool) -> Result<(), crate::host::qmp::QmpError> {
+    qmp.execute(
+        "migrate-set-capabilities",
+        Some(json!({"capabilities": [{"capability": "x-ignore-shared", "state": on}]})),
+    )?;
+    Ok(())
+}
+
+/// Waits until the migration of `qmp`'s VM is over; its error when it failed.
+fn wait_migration(qmp: &mut Qmp, vm: &str, job: &str) -> Result<(), ProviderError> {
+    let qerr = |source| ProviderError::Qmp { vm: vm.to_owned(), source };
+    let deadline = Instant::now() + MIGRATION_TIMEOUT;
+    loop {
+        let info = qmp.execute("query-migrate", None).map_err(qerr)?;
+        match info.get("status").and_then(Value::as_str).unwrap_or("none") {
+            "completed" => return Ok(()),
+            "failed" | "cancelled" => {
+                let why = info.get("error-desc").and_then(Value::as_str).unwrap_or("no reason given");
+                return Err(ProviderError::Job { vm: vm.to_owned(), job: job.to_owned(), message: why.to_owned() });
+            }
+            _ if Instant::now() > deadline => {
+                return Err(ProviderError::Job {
+                    vm: vm.to_owned(),
+                    job: job.to_owned(),
+                    message: format!("not done after {} s", MIGRATION_TIMEOUT.as_secs()),
+                });
+            }
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+}
+
+/// Saves the device state of the paused VM to `state` (its memory stays in its shared file).
+pub fn freeze(prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+    let (qmp_path, _, _) = vm_paths(prefix, &vm.name);
+    let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).map_err(qerr)?;
+    ignore_shared(&mut qmp, true).map_err(qerr)?;
+    let saved = qmp
+        .execute("migrate", Some(json!({"uri": format!("file:{}", state.display())})))
+        .map_err(qerr)
+        .and_then(|_| wait_migration(&mut qmp, &vm.name, "saving its device state"));
+    let reset = ignore_shared(&mut qmp, false).map_err(qerr);
+    saved.and(reset)
+}
+
+/// Loads the device state `state` into the VM, started with `-incoming defer`; it stays paused.
+pub fn thaw(prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+    let (qmp_path, _, _) = vm_paths(prefix, &vm.name);
+    let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).map_err(qerr)?;
+    ignore_shared(&mut qmp, true).map_err(qerr)?;
+    qmp.execute("migrate-incoming", Some(json!({"uri": format!("file:{}", state.display())}))).map_err(qerr)?;
+    wait_migration(&mut qmp, &vm.name, "loading the frozen device state")?;
+    ignore_shared(&mut qmp, false).map_err(qerr)
+}
+
+/// What a running qemu runs its guest under, from its command line (`-accel kvm`, `-accel
+/// tcg,...`): TCG unless it says KVM.
+pub fn accel_of(cmdline: &[u8]) -> crate::config::Accel {
+    let mut args = cmdline.split(|b| *b == 0);
+    while let Some(arg) = args.next() {
+        if arg == b"-accel" {
+            return match args.next() {
+                Some(v) if v.starts_with(b"kvm") => crate::config::Accel::Kvm,
+                _ => crate::config::Accel::Tcg,
+            };
+        }
+    }
+    crate::config::Accel::Tcg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_qemu_runs_under_is_read_from_its_command_line() {
+        use crate::config::Accel;
+        assert_eq!(accel_of(b"qemu\0-accel\0kvm\0-cpu\0host\0"), Accel::Kvm);
+        assert_eq!(accel_of(b"qemu\0-accel\0tcg,thread=single\0"), Accel::Tcg);
+        assert_eq!(accel_of(b"qemu\0"), Accel::Tcg);
+    }
+}
