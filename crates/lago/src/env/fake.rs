@@ -65,9 +65,16 @@ impl Provider for Fake {
         }
         Ok(())
     }
-    fn freeze(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+    fn freeze(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        state: &Path,
+        helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
         std::fs::write(state, b"device state").unwrap();
-        self.calls.ops.lock().unwrap().push(format!("freeze {}", key(prefix, &vm.name)));
+        let how = if helper.is_some() { "freeze through a helper" } else { "freeze" };
+        self.calls.ops.lock().unwrap().push(format!("{how} {}", key(prefix, &vm.name)));
         Ok(())
     }
     fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {

@@ -386,6 +386,7 @@ impl Env {
             paused: false,
             memory: crate::provider::Memory::Ram,
             incoming: false,
+            scratch: None,
         }
     }
 }

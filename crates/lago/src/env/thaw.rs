@@ -11,6 +11,30 @@ use crate::prefix::records::VmRecord;
 use crate::prefix::state::Forward;
 
 impl Env {
+    /// What a helper qemu beside `vm`'s own is started with to take its memory into `memory`, a
+    /// new file of its own on a tmpfs, mapped shared (see [`Provider::freeze`]): `vm`'s devices,
+    /// under `accel`, waiting for its state; its control files in a directory of the prefix's
+    /// runtime directory, no port forwarded.
+    ///
+    /// [`Provider::freeze`]: crate::provider::Provider::freeze
+    pub(crate) fn helper_context(
+        &self,
+        vm: &VmRecord,
+        accel: Accel,
+        memory: &Path,
+    ) -> Result<crate::provider::LaunchContext, EnvError> {
+        let scratch = crate::prefix::runtime_dir(&self.prefix.path).join(format!("helper-{}", vm.name));
+        Ok(crate::provider::LaunchContext {
+            outbound: self.options.vm_outbound
+                && vm.nics.iter().any(|n| self.nets.iter().any(|(name, kind)| *name == n.net && kind == "nat")),
+            index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
+            memory: crate::provider::Memory::File { path: memory.to_owned(), shared: true },
+            incoming: true,
+            scratch: Some(scratch),
+            ..self.launch_context(&self.env_id()?, accel)
+        })
+    }
+
     /// Starts `vm` (its disks in place) as a copy of the frozen VM whose memory file is `memory`
     /// and device state `state`, under `accel` (the frozen VM's), with its SSH port `ssh_port`
     /// when free and its forwards `previous` (on their host ports when free); returns what it

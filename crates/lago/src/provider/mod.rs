@@ -298,6 +298,10 @@ pub struct LaunchContext {
     /// Whether it starts paused and waiting for the device state of a frozen VM
     /// ([`Provider::thaw`]), its memory mapped from that VM's frozen memory file.
     pub incoming: bool,
+    /// A helper qemu beside the VM's own (one that copies a VM's memory into a file of its own
+    /// to freeze it: [`Provider::freeze`]): its control files go to this directory, and it
+    /// forwards no port.
+    pub scratch: Option<PathBuf>,
 }
 
 /// Where a VM's memory is.
@@ -486,10 +490,19 @@ pub trait Provider: Send + Sync {
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
-    /// Saves the device state of a paused VM whose memory is its own memory file
-    /// ([`Memory::File`], shared) to `state`: the file and `state` then hold the VM as it is, and
-    /// copies start from them ([`Provider::thaw`]). The VM stays paused.
-    fn freeze(&self, _prefix: &Path, vm: &VmRecord, _state: &Path) -> Result<(), ProviderError> {
+    /// Saves the device state of a paused VM to `state`; its memory is its own memory file
+    /// ([`Memory::File`], shared): the file and `state` then hold the VM as it is, and copies
+    /// start from them ([`Provider::thaw`]). The memory of a VM that maps a frozen VM's file
+    /// privately (a copy) is first moved, with its device state, into a helper started with
+    /// `helper` (its memory a new file of its own, shared), which is frozen instead. The VM
+    /// stays paused.
+    fn freeze(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _state: &Path,
+        _helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
         Err(ProviderError::Unsupported {
             vm: vm.name.clone(),
             what: "freezing it (`lago fork` copies local-qemu VMs)".into(),

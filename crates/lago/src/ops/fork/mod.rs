@@ -171,6 +171,11 @@ pub fn cow_estimate(mib: u64) -> u64 {
     (32 << 20) + ((mib << 20) / 16)
 }
 
+/// Whether VM `vm`'s memory is its own file (rather than a frozen VM's, mapped privately).
+fn own_memory(state: &State, vm: &str) -> bool {
+    state.memory.get(vm).is_some_and(|m| m.shared)
+}
+
 /// The names of `count` copies of `origin` in `dir`: `<origin>-<n>`, the lowest free numbers.
 fn chosen_names(dir: &Path, origin: &str, count: usize) -> Vec<String> {
     (1..).map(|n| format!("{origin}-{n}")).filter(|n| !dir.join(n).exists()).take(count).collect()
@@ -233,11 +238,6 @@ impl Env {
                     "it runs with ordinary memory: {}",
                     m.why_not.as_deref().unwrap_or("no tmpfs could hold its memory file")
                 ));
-            }
-            Some(m) if !m.shared => {
-                return refuse(
-                    "it runs as a copy of a frozen VM (its memory is that VM's file, mapped privately); `lago fork --from-frozen` makes more copies of that frozen state".into(),
-                );
             }
             Some(_) => {}
         }
@@ -458,7 +458,15 @@ impl Env {
             .collect();
         let saved = for_each_parallel(&vms, |vm| {
             let provider = self.provider_of(vm)?;
-            provider.freeze(&self.prefix.path, vm, &frozen.state_file(&vm.name)).map_err(ForkError::from)
+            let accel = accel.iter().find(|(n, _)| *n == vm.name).map_or(Accel::Tcg, |(_, a)| *a);
+            // A copy's memory is a frozen VM's file, which must not change: a helper takes it
+            // into a file of its own (the whole memory, once).
+            let helper = (!own_memory(state, &vm.name))
+                .then(|| self.helper_context(vm, accel, &frozen.memory_file(&vm.name)))
+                .transpose()?;
+            provider
+                .freeze(&self.prefix.path, vm, &frozen.state_file(&vm.name), helper.as_ref())
+                .map_err(ForkError::from)
         });
         if let Err(e) = saved {
             let _ = resume_together(self, &vms);
@@ -467,7 +475,7 @@ impl Env {
         // From here on the origin's VMs end: what they were is in the frozen state.
         let moved = std::sync::Mutex::new(Vec::new());
         let _ = for_each_parallel(&vms, |vm| {
-            let own = state.memory.get(&vm.name).and_then(|m| m.file.clone());
+            let own = state.memory.get(&vm.name).filter(|m| m.shared).and_then(|m| m.file.clone());
             let memory = frozen.memory_file(&vm.name);
             if let Some(own) = &own {
                 // Before qemu ends: it takes its own memory file with it.

@@ -121,9 +121,7 @@ fn a_fork_freezes_the_vms_together_and_starts_the_origin_and_each_copy_from_the_
         assert_ne!(State::load(&copy.prefix.path).unwrap().ssh_ports.get("vm00"), Some(&40022));
     }
 
-    // A VM on a frozen VM's memory is not frozen again; more copies of the frozen state are made.
-    let err = origin.fork(&ForkOptions::default(), &runner, &NoopReporter).err().unwrap();
-    assert!(err.to_string().contains("runs as a copy of a frozen VM"), "{err}");
+    // More copies of the frozen state, the origin left alone.
     let more = origin
         .fork(
             &ForkOptions { names: vec!["extra".into()], from_frozen: true, ..ForkOptions::default() },
@@ -141,14 +139,31 @@ fn a_fork_freezes_the_vms_together_and_starts_the_origin_and_each_copy_from_the_
     assert!(calls.killed.lock().unwrap().contains(&"p-1/vm00".to_owned()));
     assert!(matches!(origin.renew(&runner, &NoopReporter), Err(ForkError::NotACopy { .. })));
 
-    // The frozen state lives as long as a prefix uses it.
+    // A copy forks again: its VMs map the frozen memory privately, a helper takes each VM's
+    // memory into a file of the new frozen state, which builds on the first.
+    let grand = copies[1].fork(&ForkOptions::default(), &runner, &NoopReporter).unwrap();
+    assert_eq!(grand[0].prefix.name(), "p-2-1");
+    let again = std::mem::take(&mut *calls.ops.lock().unwrap());
+    assert_eq!(steps(&again, "p-2").iter().filter(|s| *s == "freeze through a helper").count(), 3, "{again:?}");
+    let second = Frozen::load(ForkRecord::load(&copies[1].prefix.path).unwrap().last.as_ref().unwrap()).unwrap();
+    assert_ne!(second.dir, frozen.dir);
+    assert_eq!(second.manifest.parents, std::slice::from_ref(&frozen.dir));
+    assert_eq!(
+        crate::host::images::qcow2_backing(&second.disk_file("vm00", "vda")).unwrap().unwrap(),
+        frozen.disk_file("vm00", "vda"),
+        "the second frozen disk is an overlay on the first"
+    );
+
+    // A frozen state lives as long as a prefix, or a frozen state built on it, uses it.
     for env in copies.iter().chain(&more) {
         env.destroy(&NoopReporter).unwrap();
         assert!(frozen.dir.is_dir());
     }
     origin.destroy(&NoopReporter).unwrap();
-    assert!(!frozen.dir.exists(), "gone with the last prefix that used it");
-    assert!(!frozen.manifest.memory_dir.exists());
+    assert!(frozen.dir.is_dir(), "the second frozen state builds on it");
+    grand[0].destroy(&NoopReporter).unwrap();
+    assert!(!second.dir.exists() && !frozen.dir.exists(), "gone with the last prefix that used them");
+    assert!(!frozen.manifest.memory_dir.exists() && !second.manifest.memory_dir.exists());
 }
 
 #[test]

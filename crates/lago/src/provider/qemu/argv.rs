@@ -3,6 +3,7 @@
 //! qemu's user-mode stack, the uplink, carries the SSH forward and outbound access.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use super::vm_paths;
 use crate::config::Accel;
@@ -13,9 +14,65 @@ fn mac_of(ip: Ipv4Addr) -> String {
     crate::plan::mac_of(ip)
 }
 
+/// Where a qemu keeps its control files: the prefix's (its runtime directory, `run/`, `logs/`),
+/// or, for a helper qemu beside the VM's own ([`LaunchContext::scratch`]), a directory of its own.
+pub struct Files {
+    /// The QMP socket.
+    pub qmp: PathBuf,
+    /// The pid file.
+    pub pid: PathBuf,
+    /// The console's log.
+    pub console_log: PathBuf,
+    /// The console's socket.
+    pub console: PathBuf,
+    /// The guest agent's socket.
+    pub qga: PathBuf,
+    /// qemu's own log.
+    pub qemu_log: PathBuf,
+    dir: Option<PathBuf>,
+}
+
+impl Files {
+    /// The files of `vm` started with `ctx`.
+    pub fn of(vm: &str, ctx: &LaunchContext) -> Self {
+        match &ctx.scratch {
+            None => {
+                let (qmp, pid, console_log) = vm_paths(&ctx.prefix, vm);
+                Self {
+                    qmp,
+                    pid,
+                    console_log,
+                    console: crate::prefix::socket_path(&ctx.prefix, &format!("{vm}.console")),
+                    qga: crate::prefix::socket_path(&ctx.prefix, &format!("{vm}.qga")),
+                    qemu_log: crate::prefix::Layout::new(&ctx.prefix).qemu_log(vm),
+                    dir: None,
+                }
+            }
+            Some(dir) => Self {
+                qmp: dir.join("qmp"),
+                pid: dir.join("pid"),
+                console_log: dir.join("console.log"),
+                console: dir.join("console"),
+                qga: dir.join("qga"),
+                qemu_log: dir.join("qemu.log"),
+                dir: Some(dir.clone()),
+            },
+        }
+    }
+
+    /// qemu's end of the link of NIC `nic` to its switch.
+    pub fn nic(&self, prefix: &std::path::Path, vm: &str, nic: usize) -> PathBuf {
+        match &self.dir {
+            None => crate::provider::qemu::switch::nic_socket(prefix, vm, nic),
+            Some(dir) => dir.join(format!("{nic}.nic")),
+        }
+    }
+}
+
 /// The qemu command line of a VM.
 pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
-    let (qmp, pid, console_log) = vm_paths(&ctx.prefix, &vm.name);
+    let files = Files::of(&vm.name, ctx);
+    let (qmp, pid, console_log) = (&files.qmp, &files.pid, &files.console_log);
     let mut a: Vec<String> =
         vec!["-name".into(), format!("guest=lago-{}-{},process=lago-{}", ctx.env_id, vm.name, vm.name)];
     a.extend(["-nodefaults".into(), "-no-user-config".into(), "-display".into(), "none".into()]);
@@ -51,7 +108,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "-chardev".into(),
         format!(
             "socket,id=console,path={},server=on,wait=off,logfile={},logappend=on",
-            crate::prefix::socket_path(&ctx.prefix, &format!("{}.console", vm.name)).display(),
+            files.console.display(),
             console_log.display()
         ),
         "-serial".into(),
@@ -67,10 +124,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         "-device".into(),
         "virtio-serial-pci,id=vser0".into(),
         "-chardev".into(),
-        format!(
-            "socket,id=qga,path={},server=on,wait=off",
-            crate::prefix::socket_path(&ctx.prefix, &format!("{}.qga", vm.name)).display()
-        ),
+        format!("socket,id=qga,path={},server=on,wait=off", files.qga.display()),
         "-device".into(),
         "virtserialport,bus=vser0.0,chardev=qga,name=org.qemu.guest_agent.0".into(),
     ]);
@@ -126,7 +180,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
             "-netdev".into(),
             format!(
                 "dgram,id=net{i},local.type=unix,local.path={},remote.type=unix,remote.path={}",
-                crate::provider::qemu::switch::nic_socket(&ctx.prefix, &vm.name, i).display(),
+                files.nic(&ctx.prefix, &vm.name, i).display(),
                 switch.socket.display()
             ),
         ]);
@@ -140,9 +194,13 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         a.extend(["-device".into(), dev]);
     }
     let restrict = if ctx.outbound { "off" } else { "on" };
-    let mut uplink = format!("user,id=uplink,restrict={restrict},hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port);
-    for (host, guest) in &ctx.forwards {
-        uplink.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    let mut uplink = format!("user,id=uplink,restrict={restrict}");
+    // A helper qemu beside the VM's own forwards nothing: the VM's has the ports.
+    if ctx.scratch.is_none() {
+        uplink.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:22", ctx.ssh_port));
+        for (host, guest) in &ctx.forwards {
+            uplink.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
     }
     a.extend(["-netdev".into(), uplink]);
     a.extend([
@@ -209,6 +267,7 @@ mod tests {
             paused: false,
             memory: Default::default(),
             incoming: false,
+            scratch: None,
         };
         // Files not in the store: the disk's own boot loader.
         let argv = qemu_argv(&published, &ctx);
@@ -256,6 +315,7 @@ mod tests {
             paused: false,
             memory: Default::default(),
             incoming: false,
+            scratch: None,
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
@@ -279,6 +339,7 @@ mod tests {
             paused: false,
             memory: Memory::File { path: "/dev/shm/lago-0/ab/vm01.mem".into(), shared: true },
             incoming: false,
+            scratch: None,
         };
         let around = |argv: Vec<String>, what: &str| -> Vec<String> {
             let at = argv.iter().position(|a| a == what).unwrap();
@@ -331,6 +392,7 @@ mod tests {
             paused: false,
             memory: Default::default(),
             incoming: false,
+            scratch: None,
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::vm_paths;
 use crate::host::qmp::Qmp;
 use crate::prefix::records::VmRecord;
-use crate::provider::ProviderError;
+use crate::provider::{LaunchContext, ProviderError};
 
 /// Longest a migration of device state to or from a file may take.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -55,11 +55,11 @@ fn wait_migration(qmp: &mut Qmp, vm: &str, job: &str) -> Result<(), ProviderErro
     }
 }
 
-/// Saves the device state of the paused VM to `state` (its memory stays in its shared file).
-pub fn freeze(prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
-    let (qmp_path, _, _) = vm_paths(prefix, &vm.name);
+/// Saves the device state of the paused VM whose QMP socket is `qmp_path` to `state` (its memory
+/// stays in its shared file).
+pub fn freeze(qmp_path: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
     let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
-    let mut qmp = Qmp::connect(&qmp_path, Duration::from_secs(10)).map_err(qerr)?;
+    let mut qmp = Qmp::connect(qmp_path, Duration::from_secs(10)).map_err(qerr)?;
     ignore_shared(&mut qmp, true).map_err(qerr)?;
     let saved = qmp
         .execute("migrate", Some(json!({"uri": format!("file:{}", state.display())})))
@@ -67,6 +67,41 @@ pub fn freeze(prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), Provider
         .and_then(|_| wait_migration(&mut qmp, &vm.name, "saving its device state"));
     let reset = ignore_shared(&mut qmp, false).map_err(qerr);
     saved.and(reset)
+}
+
+/// Freezes the paused VM whose memory is a frozen VM's file mapped privately (a copy): a helper
+/// qemu with the same devices is started with `helper` (its memory a new file of its own,
+/// mapped shared, and `-incoming defer`), the VM migrates into it over a Unix socket (its memory
+/// and device state: the helper's file then holds its memory), and the helper is frozen to
+/// `state` and ends. The VM stays paused, its disks inactive (it ends next).
+pub fn freeze_through_helper(
+    program: &Path,
+    prefix: &Path,
+    vm: &VmRecord,
+    state: &Path,
+    helper: &LaunchContext,
+) -> Result<(), ProviderError> {
+    let qerr = |source| ProviderError::Qmp { vm: vm.name.clone(), source };
+    let scratch = helper.scratch.clone().unwrap_or_else(|| state.with_extension("helper"));
+    std::fs::create_dir_all(&scratch).map_err(|source| ProviderError::Log { path: scratch.clone(), source })?;
+    let mut child = super::launch(program, vm, helper)?;
+    let done = (|| {
+        let files = super::argv::Files::of(&vm.name, helper);
+        let mut to = Qmp::connect(&files.qmp, Duration::from_secs(10)).map_err(qerr)?;
+        let socket = scratch.join("migration");
+        let uri = format!("unix:{}", socket.display());
+        to.execute("migrate-incoming", Some(json!({ "uri": uri }))).map_err(qerr)?;
+        let mut from = Qmp::connect(&vm_paths(prefix, &vm.name).0, Duration::from_secs(10)).map_err(qerr)?;
+        from.execute("migrate", Some(json!({ "uri": uri }))).map_err(qerr)?;
+        wait_migration(&mut from, &vm.name, "moving its memory into a file of its own")?;
+        wait_migration(&mut to, &vm.name, "moving its memory into a file of its own")?;
+        drop(to);
+        freeze(&files.qmp, vm, state)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&scratch);
+    done
 }
 
 /// Loads the device state `state` into the VM, started with `-incoming defer`; it stays paused.

@@ -38,12 +38,13 @@ pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
 /// process runs in its own process group and outlives the caller; the returned handle tells how
 /// it ended, if it ends while the caller still runs.
 pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
-    let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
+    let files = argv::Files::of(&vm.name, ctx);
+    let (qmp, pid_file) = (files.qmp.clone(), files.pid.clone());
     crate::prefix::ensure_runtime_dir(&ctx.prefix)
         .map_err(|source| ProviderError::RuntimeDir { path: crate::prefix::runtime_dir(&ctx.prefix), source })?;
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
-    let log_path = Layout::new(&ctx.prefix).qemu_log(&vm.name);
+    let log_path = files.qemu_log.clone();
     let inv = crate::host::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
     let mut child = crate::host::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
         crate::host::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
@@ -417,8 +418,17 @@ impl Provider for QemuProvider {
         self.qmp_simple(prefix, vm, "cont")
     }
 
-    fn freeze(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
-        freeze::freeze(prefix, vm, state)
+    fn freeze(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        state: &Path,
+        helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
+        match helper {
+            None => freeze::freeze(&vm_paths(prefix, &vm.name).0, vm, state),
+            Some(ctx) => freeze::freeze_through_helper(&self.program, prefix, vm, state, ctx),
+        }
     }
 
     fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
@@ -556,6 +566,7 @@ mod tests {
             paused: false,
             memory: Default::default(),
             incoming: false,
+            scratch: None,
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
