@@ -30,18 +30,22 @@ pub(crate) struct ForkArgs {
     renew: bool,
     /// When the copies would not fit the host's memory, fail at once naming the shortfall
     /// (default: wait in line until they fit)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "renew")]
     no_wait: bool,
 }
 
 pub(crate) fn cmd_fork(ctx: &mut Context, args: &ForkArgs) -> Result<(), CliError> {
-    let mut env = ctx.env()?;
-    env.set_memory_wait(!args.no_wait);
+    let env = ctx.env()?;
     if args.renew {
         env.renew(&SystemRunner, &ctx.reporter)?;
         return Ok(());
     }
-    let opts = ForkOptions { names: args.names.clone(), count: args.count, from_frozen: args.from_frozen };
+    let opts = ForkOptions {
+        names: args.names.clone(),
+        count: args.count,
+        from_frozen: args.from_frozen,
+        no_wait: args.no_wait,
+    };
     let copies = env.fork(&opts, &SystemRunner, &ctx.reporter)?;
     let names: Vec<String> = copies.iter().map(|c| c.prefix.name()).collect();
     if ctx.is_default_format() {

@@ -162,10 +162,11 @@ impl Env {
         }
     }
 
-    /// Waits in line until `need` fits the host (see the module), or, without
-    /// `memory_wait`, fails at once when it does not fit. The returned ticket keeps the place
+    /// Waits in line until `need` fits the host (see the module), or, without `wait` (or
+    /// `memory_wait`), fails at once when it does not fit. The returned ticket keeps the place
     /// until the caller's VMs run.
-    pub(crate) fn admit(&self, need: &Need, reporter: &dyn Reporter) -> Result<Option<Ticket>, EnvError> {
+    pub(crate) fn admit(&self, need: &Need, wait: bool, reporter: &dyn Reporter) -> Result<Option<Ticket>, EnvError> {
+        let wait = wait && self.options.memory_wait;
         if need.memory == 0 && need.tmpfs.is_none() {
             return Ok(None);
         }
@@ -188,8 +189,8 @@ impl Env {
             match (&short, ahead) {
                 (None, 0) => break Ok(()),
                 // Without waiting, the line does not matter: it fits now or it fails.
-                (None, _) if !self.options.memory_wait => break Ok(()),
-                (Some(why), _) if !self.options.memory_wait => {
+                (None, _) if !wait => break Ok(()),
+                (Some(why), _) if !wait => {
                     break Err(EnvError::NoRoom { why: why.clone() });
                 }
                 _ => {}

@@ -100,7 +100,7 @@ impl Env {
                 targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
             let accel = self.accel_for(&launching, reporter);
             // Held until the VMs run: the next command in line counts them then.
-            let _ticket = self.admit(&self.boot_need(&launching, accel.resolved == Accel::Kvm), reporter)?;
+            let _ticket = self.admit(&self.boot_need(&launching, accel.resolved == Accel::Kvm), true, reporter)?;
             let nets = task(reporter, "Start nets", || self.bring_up_nets(&groups, &env_id, reporter));
             if let Err(e) = nets {
                 // Networks this start made on the other hosts do not stay behind.

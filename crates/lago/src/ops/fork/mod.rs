@@ -55,6 +55,9 @@ pub struct ForkOptions {
     /// Copies of the frozen state of the prefix's last fork (for a copy: the one it was made
     /// from), instead of freezing the environment now.
     pub from_frozen: bool,
+    /// When the copies would not fit the host's memory, fail at once naming the shortfall
+    /// (else wait in line until they fit).
+    pub no_wait: bool,
 }
 
 /// Fork failures.
@@ -302,7 +305,7 @@ impl Env {
             need.what,
             crate::host::memory::human(per_copy),
         ));
-        let ticket = self.admit(&need, reporter)?;
+        let ticket = self.admit(&need, !opts.no_wait, reporter)?;
         let (frozen, fresh) = match earlier {
             Some(f) => (f, false),
             None => {
