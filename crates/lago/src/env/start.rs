@@ -227,7 +227,7 @@ impl Env {
         // qemu forwards through the uplink given at launch; libvirt VMs get relays once started.
         let uplink = provider.name() == "local-qemu";
         let relays = provider.name() == "local-libvirt";
-        let wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
+        let mut wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
         let (memory, memory_use) = match mode {
             Boot::Thaw(file) => (
                 Memory::File { path: file.to_owned(), shared: false },
@@ -286,7 +286,11 @@ impl Env {
                 // A port was free when picked and taken before qemu bound it.
                 Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
                     attempts += 1;
+                    // The ports of before are given up: free ones are chosen.
                     ssh_port = None;
+                    for w in wanted.iter_mut().filter(|w| !w.fixed) {
+                        w.host = None;
+                    }
                     tracing::info!(vm = %vm.name, "a forwarded port was taken meanwhile; trying others");
                 }
                 Err(e) => return Err(e.into()),
@@ -554,6 +558,8 @@ struct Wanted {
     guest: u16,
     host: Option<u16>,
     live: bool,
+    /// The init file fixes the host port (else it is the port of before, given up when taken).
+    fixed: bool,
 }
 
 /// The init file's `forwards` of `vm` and the live ones of `previous`; a host port the init file
@@ -569,14 +575,14 @@ fn wanted_forwards(vm: &VmRecord, previous: &[Forward]) -> Result<Vec<Wanted>, E
                 }
                 Some(h)
             }
-            // The port it had, if nothing took it meanwhile.
-            None => before.filter(|h| port_is_free(*h)),
+            // The port it had (0: none, a copy's), if nothing took it meanwhile.
+            None => before.filter(|h| *h != 0 && port_is_free(*h)),
         };
-        wanted.push(Wanted { guest: f.guest, host, live: false });
+        wanted.push(Wanted { guest: f.guest, host, live: false, fixed: f.host.is_some() });
     }
     for p in previous.iter().filter(|p| p.live && !vm.forwards.iter().any(|f| f.guest == p.guest)) {
-        let host = Some(p.host).filter(|h| port_is_free(*h));
-        wanted.push(Wanted { guest: p.guest, host, live: true });
+        let host = Some(p.host).filter(|h| *h != 0 && port_is_free(*h));
+        wanted.push(Wanted { guest: p.guest, host, live: true, fixed: false });
     }
     Ok(wanted)
 }
@@ -606,6 +612,10 @@ mod forward_tests {
         ];
         let wanted = wanted_forwards(&vm(serde_json::json!([{"guest": 80}, {"guest": 81}])), &previous).unwrap();
         let got: Vec<(u16, Option<u16>, bool)> = wanted.iter().map(|w| (w.guest, w.host, w.live)).collect();
+        // A copy's forwards (host 0) get free ports.
+        let copy = [Forward { guest: 80, host: 0, live: false }, Forward { guest: 9000, host: 0, live: true }];
+        let fresh = wanted_forwards(&vm(serde_json::json!([{"guest": 80}])), &copy).unwrap();
+        assert!(fresh.iter().all(|w| w.host.is_none()));
         assert_eq!(got, vec![(80, Some(free), false), (81, None, false), (9000, Some(free), true)]);
         drop(taken);
     }

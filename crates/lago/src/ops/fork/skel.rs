@@ -70,12 +70,17 @@ pub(super) fn write_skel(origin: &Prefix, frozen: &Frozen) -> Result<(), ForkErr
         }
     }
     let state = State::load(&origin.path)?;
+    // Copies forward the same ports of their guests, on host ports of their own (0: none yet).
+    let mut forwards = state.forwards;
+    for f in forwards.values_mut().flatten() {
+        f.host = 0;
+    }
     let kept = State {
         version: state.version,
         partitions: state.partitions,
         impairments: state.impairments,
         cut: state.cut,
-        forwards: state.forwards,
+        forwards,
         clock: state.clock,
         ..State::default()
     };
