@@ -243,7 +243,7 @@ impl Env {
         blocking(py, move || {
             let opts =
                 lago::ops::fork::ForkOptions { names: names.unwrap_or_default(), count, from_frozen, no_wait: !wait };
-            let copies = env.fork(&opts, &SystemRunner, &Progress).map_err(to_py)?;
+            let copies = env.fork_with(&opts, &SystemRunner, &Progress).map_err(to_py)?;
             Ok(copies.iter().map(|c| c.prefix.name()).collect())
         })
     }

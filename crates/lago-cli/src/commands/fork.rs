@@ -46,7 +46,7 @@ pub(crate) fn cmd_fork(ctx: &mut Context, args: &ForkArgs) -> Result<(), CliErro
         from_frozen: args.from_frozen,
         no_wait: args.no_wait,
     };
-    let copies = env.fork(&opts, &SystemRunner, &ctx.reporter)?;
+    let copies = env.fork_with(&opts, &SystemRunner, &ctx.reporter)?;
     let names: Vec<String> = copies.iter().map(|c| c.prefix.name()).collect();
     if ctx.is_default_format() {
         for name in &names {

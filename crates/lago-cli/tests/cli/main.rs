@@ -4,6 +4,7 @@ mod common;
 mod test_config;
 mod test_corpus;
 mod test_doctor;
+mod test_fork;
 mod test_init;
 mod test_invalid;
 mod test_ops;

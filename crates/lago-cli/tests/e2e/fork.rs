@@ -128,6 +128,14 @@ fn a_running_environment_forks_into_copies_of_its_own() {
     assert_eq!(lab.shell_in("again", "vm01", "cat /root/www/index.html").1, "origin");
     lab.ok_in("default-1", &["fork", "--renew"]);
     assert_eq!(lab.shell_in("default-1", "vm01", "test -e /root/mine").0, 1, "renewed, yet its file is there");
+    // A copy's VM that reboots boots anew (its qemu came from the frozen state, with no kernel
+    // to boot), with memory of its own.
+    let boot_id = lab.shell_in("default-1", "vm02", "cat /proc/sys/kernel/random/boot_id").1;
+    lab.ok_in("default-1", &["shutdown", "-r", "vm02"]);
+    assert_ne!(lab.shell_in("default-1", "vm02", "cat /proc/sys/kernel/random/boot_id").1, boot_id);
+    let status: serde_json::Value =
+        serde_json::from_str(&lab.ok_in("default-1", &["-f", "json", "status", "--extra"])).unwrap();
+    assert!(status["Prefix"]["VMs"]["vm02"]["memory"].as_str().unwrap().starts_with("file "), "{status}");
     // A copy forks too (its memory is moved into a frozen state of its own first).
     assert_eq!(lab.ok_in("default-2", &["fork"]), "default-2-1\n");
     assert_eq!(

@@ -387,6 +387,7 @@ impl Env {
             memory: crate::provider::Memory::Ram,
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         }
     }
 }

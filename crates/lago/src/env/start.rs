@@ -229,7 +229,7 @@ impl Env {
         let relays = provider.name() == "local-libvirt";
         let mut wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
         let (memory, memory_use) = match mode {
-            Boot::Thaw(file) => (
+            Boot::Thaw(file, _) => (
                 Memory::File { path: file.to_owned(), shared: false },
                 Some(MemoryUse { file: Some(file.to_owned()), shared: false, why_not: None }),
             ),
@@ -263,7 +263,11 @@ impl Env {
                 forwards: if uplink { chosen.iter().map(|f| (f.host, f.guest)).collect() } else { Vec::new() },
                 paused: matches!(mode, Boot::Paused),
                 memory: memory.clone(),
-                incoming: matches!(mode, Boot::Thaw(_)),
+                incoming: matches!(mode, Boot::Thaw(..)),
+                kernel_stub: match mode {
+                    Boot::Thaw(_, stub) => Some(stub.to_owned()),
+                    _ => None,
+                },
                 ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
@@ -520,8 +524,9 @@ pub(crate) enum Boot<'a> {
     Fresh,
     /// Its CPUs are paused before their first instruction (a live snapshot is loaded next).
     Paused,
-    /// As a copy of a frozen VM whose memory is this file: paused, waiting for its device state.
-    Thaw(&'a std::path::Path),
+    /// As a copy of a frozen VM whose memory is this file: paused, waiting for its device state;
+    /// a kernel it boots directly replaced by the stub of the directory (see `LaunchContext`).
+    Thaw(&'a std::path::Path, &'a std::path::Path),
 }
 
 /// What [`Env::launch`] started a VM with.

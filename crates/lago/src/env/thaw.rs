@@ -22,6 +22,7 @@ impl Env {
         vm: &VmRecord,
         accel: Accel,
         memory: &Path,
+        stub: &Path,
     ) -> Result<crate::provider::LaunchContext, EnvError> {
         let scratch = crate::prefix::runtime_dir(&self.prefix.path).join(format!("helper-{}", vm.name));
         Ok(crate::provider::LaunchContext {
@@ -31,26 +32,27 @@ impl Env {
             memory: crate::provider::Memory::File { path: memory.to_owned(), shared: true },
             incoming: true,
             scratch: Some(scratch),
+            kernel_stub: Some(stub.to_owned()),
             ..self.launch_context(&self.env_id()?, accel)
         })
     }
 
     /// Starts `vm` (its disks in place) as a copy of the frozen VM whose memory file is `memory`
-    /// and device state `state`, under `accel` (the frozen VM's), with its SSH port `ssh_port`
-    /// when free and its forwards `previous` (on their host ports when free); returns what it
-    /// was started with, for the state file. It is stopped again if the state cannot be loaded.
+    /// and device state `state` (a kernel it boots directly replaced by the stub of directory
+    /// `stub`), under `accel` (the frozen VM's), with its SSH port `ssh_port` when free and its
+    /// forwards `previous` (on their host ports when free); returns what it was started with,
+    /// for the state file. It is stopped again if the state cannot be loaded.
     #[allow(clippy::too_many_arguments, reason = "what a copy of a frozen VM starts with")]
     pub(crate) fn thaw_vm(
         &self,
         vm: &VmRecord,
         env_id: &str,
         accel: Accel,
-        memory: &Path,
-        state: &Path,
+        (memory, state, stub): (&Path, &Path, &Path),
         ssh_port: Option<u16>,
         previous: &[Forward],
     ) -> Result<Launched, EnvError> {
-        let launched = self.launch(vm, env_id, accel, previous, ssh_port, Boot::Thaw(memory))?;
+        let launched = self.launch(vm, env_id, accel, previous, ssh_port, Boot::Thaw(memory, stub))?;
         let provider = self.provider_of(vm)?;
         if let Err(e) = provider.thaw(&self.prefix.path, vm, state) {
             provider.kill(&self.prefix.path, vm);

@@ -302,6 +302,10 @@ pub struct LaunchContext {
     /// to freeze it: [`Provider::freeze`]): its control files go to this directory, and it
     /// forwards no port.
     pub scratch: Option<PathBuf>,
+    /// For a VM that goes on from a frozen state (`incoming`) and boots its kernel directly: the
+    /// directory of a stub kernel and an empty initramfs, given to qemu instead of the real ones
+    /// (see `provider/qemu/freeze.rs`); the VM then powers off when its guest reboots.
+    pub kernel_stub: Option<PathBuf>,
 }
 
 /// Where a VM's memory is.

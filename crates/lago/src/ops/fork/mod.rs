@@ -72,7 +72,10 @@ pub enum ForkError {
         reason: String,
     },
     /// The count and the names disagree.
-    #[error("{names} names and `--count {count}` given: give as many names as the count, or only one of the two")]
+    #[error(
+        "{names} name{} and `--count {count}` given: give as many names as the count, or only one of the two",
+        if *names == 1 { "" } else { "s" }
+    )]
     Count {
         /// The count.
         count: usize,
@@ -254,10 +257,18 @@ impl Env {
         skel::freezable_disks(&self.prefix.path, vm).map(|_| ()).or_else(refuse)
     }
 
+    /// Makes `n` copies of the running environment, frozen now (see the module); its VMs go on
+    /// as copies of the frozen state too. Returns the copies, running. [`Env::fork_with`] takes
+    /// names, `--from-frozen`, the memory line's choice, a runner and a reporter.
+    pub fn fork(&self, n: usize) -> Result<Vec<Env>, ForkError> {
+        let opts = ForkOptions { count: Some(n), ..ForkOptions::default() };
+        self.fork_with(&opts, &crate::host::process::SystemRunner, &crate::report::NoopReporter)
+    }
+
     /// Makes copies of the environment (see the module): with `opts.from_frozen`, of the frozen
     /// state of its last fork; else it is frozen now, and its VMs go on as copies of that state.
     /// Returns the copies, running.
-    pub fn fork(
+    pub fn fork_with(
         &self,
         opts: &ForkOptions,
         runner: &dyn CommandRunner,
@@ -316,7 +327,10 @@ impl Env {
                     vm: self.vms.first().map(|v| v.name.clone()).unwrap_or_default(),
                     reason: "it has no memory file".into(),
                 })?;
-                (Frozen::create(&dir, &self.prefix.name(), &base)?, true)
+                let frozen = Frozen::create(&dir, &self.prefix.name(), &base)?;
+                crate::provider::qemu::freeze::write_stub(&frozen.dir)
+                    .map_err(crate::host::pathio::at("write", &frozen.dir))?;
+                (frozen, true)
             }
         };
         let result = self.fork_locked(&frozen, fresh, &names, &state, runner, reporter);
@@ -362,25 +376,50 @@ impl Env {
                 let _ = c.destroy(&crate::report::NoopReporter);
             }
         };
+        crate::host::interrupt::check().map_err(EnvError::from)?;
+        // From the freeze until every VM runs again, an interrupt waits: the origin's VMs must
+        // not be left frozen.
         let mut frozen = frozen.clone();
-        if fresh && let Err(e) = task(reporter, "Freeze VMs", || self.freeze_into(&mut frozen, state, reporter)) {
-            undo(&copies);
-            return Err(e);
-        }
-        // The origin and every copy start from the frozen state at once.
-        let origin: Option<&Env> = fresh.then_some(self);
-        let all: Vec<(&Env, bool)> =
-            origin.into_iter().map(|e| (e, true)).chain(copies.iter().map(|c| (c, false))).collect();
-        let outcome = std::sync::Mutex::new(Vec::new());
-        task(reporter, "Start copies of the frozen VMs", || {
-            let _ = for_each_parallel(&all, |(env, keep_ports)| {
-                let result = thaw_env(env, &frozen, *keep_ports, runner);
-                outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((env.prefix.name(), result));
+        let outcome = crate::host::interrupt::shield(|| {
+            if fresh {
+                task(reporter, "Freeze VMs", || self.freeze_into(&mut frozen, state, reporter))?;
+            }
+            // The origin and every copy start from the frozen state at once.
+            let origin: Option<&Env> = fresh.then_some(self);
+            let all: Vec<(&Env, bool)> =
+                origin.into_iter().map(|e| (e, true)).chain(copies.iter().map(|c| (c, false))).collect();
+            let outcome = std::sync::Mutex::new(Vec::new());
+            task(reporter, "Start copies of the frozen VMs", || {
+                let _ = for_each_parallel(&all, |(env, keep_ports)| {
+                    let result = load_env(env, &frozen, *keep_ports, runner);
+                    outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((env.prefix.name(), result));
+                    Ok::<_, ForkError>(())
+                });
                 Ok::<_, ForkError>(())
-            });
-            Ok::<_, ForkError>(())
-        })?;
-        let outcome = outcome.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            })?;
+            let outcome = outcome.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // All of them go on at one instant; if one failed, the copies go, the origin goes on.
+            let failed = outcome.iter().any(|(_, r)| r.is_err());
+            let going: Vec<&Env> = all
+                .iter()
+                .map(|(e, _)| *e)
+                .filter(|e| !failed || (fresh && e.prefix.path == self.prefix.path))
+                .filter(|e| outcome.iter().any(|(n, r)| *n == e.prefix.name() && r.is_ok()))
+                .collect();
+            let resumed = resume_all(&going);
+            for env in &going {
+                settle(env)?;
+            }
+            resumed?;
+            Ok::<_, ForkError>(outcome)
+        });
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                undo(&copies);
+                return Err(e);
+            }
+        };
         let mut failure = None;
         for (name, result) in outcome {
             if let Err(e) = result {
@@ -465,7 +504,7 @@ impl Env {
             // A copy's memory is a frozen VM's file, which must not change: a helper takes it
             // into a file of its own (the whole memory, once).
             let helper = (!own_memory(state, &vm.name))
-                .then(|| self.helper_context(vm, accel, &frozen.memory_file(&vm.name)))
+                .then(|| self.helper_context(vm, accel, &frozen.memory_file(&vm.name), &frozen.dir))
                 .transpose()?;
             provider
                 .freeze(&self.prefix.path, vm, &frozen.state_file(&vm.name), helper.as_ref())
@@ -528,45 +567,52 @@ impl Env {
         let frozen = Frozen::load(&copy_of)?;
         let _hold = frozen.hold()?;
         let _lock = self.lock("fork --renew", reporter)?;
-        task(reporter, "Renew prefix from its frozen state", || {
-            let running = self.running();
-            for_each_parallel(&self.vms, |vm| {
-                if running.contains(&vm.name) {
-                    self.kill(&vm.name)?;
+        crate::host::interrupt::check().map_err(EnvError::from)?;
+        // Once its VMs end, an interrupt waits until new ones run.
+        crate::host::interrupt::shield(|| {
+            task(reporter, "Renew prefix from its frozen state", || {
+                let running = self.running();
+                for_each_parallel(&self.vms, |vm| {
+                    if running.contains(&vm.name) {
+                        self.kill(&vm.name)?;
+                    }
+                    Ok::<_, ForkError>(())
+                })?;
+                // The records, faults and forwards as frozen; the ports kept where they can be.
+                let skel = Prefix { path: frozen.skel() };
+                for vm in &self.vms {
+                    self.prefix.save_vm_document(&vm.name, &skel::for_copies(skel.vm_document(&vm.name)?))?;
                 }
-                Ok::<_, ForkError>(())
-            })?;
-            // The records, faults and forwards as frozen; the ports kept where they can be.
-            let skel = Prefix { path: frozen.skel() };
-            for vm in &self.vms {
-                self.prefix.save_vm_document(&vm.name, &skel::for_copies(skel.vm_document(&vm.name)?))?;
-            }
-            let was = State::load(&self.prefix.path)?;
-            let frozen_state = skel::frozen_state(&frozen)?;
-            let mut forwards = frozen_state.forwards.clone();
-            for (vm, list) in forwards.iter_mut() {
-                for f in list.iter_mut() {
-                    if let Some(before) = was.forwards.get(vm).and_then(|l| l.iter().find(|b| b.guest == f.guest)) {
-                        f.host = before.host;
+                let was = State::load(&self.prefix.path)?;
+                let frozen_state = skel::frozen_state(&frozen)?;
+                let mut forwards = frozen_state.forwards.clone();
+                for (vm, list) in forwards.iter_mut() {
+                    for f in list.iter_mut() {
+                        if let Some(before) = was.forwards.get(vm).and_then(|l| l.iter().find(|b| b.guest == f.guest)) {
+                            f.host = before.host;
+                        }
                     }
                 }
-            }
-            let state =
-                State { ssh_ports: was.ssh_ports.clone(), memory: was.memory.clone(), forwards, ..frozen_state };
-            state.save(&self.prefix.path)?;
-            let all: Vec<&VmRecord> = self.vms.iter().collect();
-            let groups = self.providers.group(&all).map_err(EnvError::from)?;
-            self.bring_up_nets(&groups, &self.env_id()?, reporter)?;
-            thaw_env(self, &frozen, true, runner)
+                let state =
+                    State { ssh_ports: was.ssh_ports.clone(), memory: was.memory.clone(), forwards, ..frozen_state };
+                state.save(&self.prefix.path)?;
+                let all: Vec<&VmRecord> = self.vms.iter().collect();
+                let groups = self.providers.group(&all).map_err(EnvError::from)?;
+                self.bring_up_nets(&groups, &self.env_id()?, reporter)?;
+                load_env(self, &frozen, true, runner)?;
+                resume_all(&[self])?;
+                settle(self)
+            })
         })
     }
 }
 
 /// Starts the VMs of `env` (a copy of `frozen`, or the prefix it was frozen from) as copies of
-/// the frozen VMs: a fresh overlay on each frozen disk, at the disk's path; each VM thawed (on
-/// its SSH and forwarded ports of before when `keep_ports` and they are free); then resumed
-/// together. If one fails, those started are stopped.
-fn thaw_env(env: &Env, frozen: &Frozen, keep_ports: bool, runner: &dyn CommandRunner) -> Result<(), ForkError> {
+/// the frozen VMs, paused: a fresh overlay on each frozen disk, at the disk's path; each VM
+/// thawed (on its SSH and forwarded ports of before when `keep_ports` and they are free). If
+/// one fails, those started are stopped. The caller resumes them ([`resume_all`]) and settles
+/// them ([`settle`]).
+fn load_env(env: &Env, frozen: &Frozen, keep_ports: bool, runner: &dyn CommandRunner) -> Result<(), ForkError> {
     let env_id = env.env_id()?;
     let state = std::sync::Mutex::new(State::load(&env.prefix.path)?);
     let lock = || state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -594,8 +640,9 @@ fn thaw_env(env: &Env, frozen: &Frozen, keep_ports: bool, runner: &dyn CommandRu
             )
         };
         let accel = Accel::parse(&entry.accel).unwrap_or(Accel::Tcg);
+        let state_file = frozen.dir.join(&entry.state);
         let launched =
-            env.thaw_vm(vm, &env_id, accel, &entry.memory, &frozen.dir.join(&entry.state), ssh_port, &previous)?;
+            env.thaw_vm(vm, &env_id, accel, (&entry.memory, &state_file, &frozen.dir), ssh_port, &previous)?;
         started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(vm.name.clone());
         let mut st = lock();
         st.clock.remove(&vm.name);
@@ -603,19 +650,38 @@ fn thaw_env(env: &Env, frozen: &Frozen, keep_ports: bool, runner: &dyn CommandRu
         Ok::<_, ForkError>(())
     });
     let state = state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let saved = state.save(&env.prefix.path).map_err(ForkError::from);
-    let result = result.and(saved).and_then(|()| resume_together(env, &vms).map_err(ForkError::from));
-    if let Err(e) = result {
+    let result = result.and(state.save(&env.prefix.path).map_err(ForkError::from));
+    if result.is_err() {
         for vm in started.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
             let _ = env.kill(&vm);
         }
-        return Err(e);
     }
-    for vm in &vms {
+    result
+}
+
+/// Resumes every VM of `envs` at one instant (their threads released together): no guest takes
+/// the CPU from the starts of the others before every one is ready.
+fn resume_all(envs: &[&Env]) -> Result<(), ForkError> {
+    let mut all = Vec::new();
+    for env in envs {
+        for vm in &env.vms {
+            all.push((*env, vm, env.provider_of(vm)?));
+        }
+    }
+    let barrier = std::sync::Barrier::new(all.len());
+    for_each_parallel(&all, |(env, vm, provider)| {
+        barrier.wait();
+        provider.resume(&env.prefix.path, vm).map_err(ForkError::from)
+    })
+}
+
+/// After its VMs were resumed: their cut links cut again, their clocks set where an agent runs
+/// (they went back to the frozen instant), the others said in the state.
+fn settle(env: &Env) -> Result<(), ForkError> {
+    for vm in &env.vms {
         env.reapply_cuts(vm)?;
     }
-    // The guests' clocks went back to the frozen instant: set where an agent runs.
-    let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
+    let names: Vec<String> = env.vms.iter().map(|v| v.name.clone()).collect();
     env.set_loaded_clocks(&names, Some("it was forked (it goes on from the instant it was frozen)"))?;
     Ok(())
 }

@@ -65,7 +65,7 @@ fn a_fork_freezes_the_vms_together_and_starts_the_origin_and_each_copy_from_the_
     let (origin, calls) = running(dir.path(), shm.path());
     let runner = images();
     let copies =
-        origin.fork(&ForkOptions { count: Some(2), ..ForkOptions::default() }, &runner, &NoopReporter).unwrap();
+        origin.fork_with(&ForkOptions { count: Some(2), ..ForkOptions::default() }, &runner, &NoopReporter).unwrap();
     let names: Vec<String> = copies.iter().map(|c| c.prefix.name()).collect();
     assert_eq!(names, ["p-1", "p-2"]);
     let ops = ops(&calls);
@@ -123,7 +123,7 @@ fn a_fork_freezes_the_vms_together_and_starts_the_origin_and_each_copy_from_the_
 
     // More copies of the frozen state, the origin left alone.
     let more = origin
-        .fork(
+        .fork_with(
             &ForkOptions { names: vec!["extra".into()], from_frozen: true, ..ForkOptions::default() },
             &runner,
             &NoopReporter,
@@ -141,7 +141,7 @@ fn a_fork_freezes_the_vms_together_and_starts_the_origin_and_each_copy_from_the_
 
     // A copy forks again: its VMs map the frozen memory privately, a helper takes each VM's
     // memory into a file of the new frozen state, which builds on the first.
-    let grand = copies[1].fork(&ForkOptions::default(), &runner, &NoopReporter).unwrap();
+    let grand = copies[1].fork_with(&ForkOptions::default(), &runner, &NoopReporter).unwrap();
     assert_eq!(grand[0].prefix.name(), "p-2-1");
     let again = std::mem::take(&mut *calls.ops.lock().unwrap());
     assert_eq!(steps(&again, "p-2").iter().filter(|s| *s == "freeze through a helper").count(), 3, "{again:?}");
@@ -172,10 +172,10 @@ fn what_cannot_be_forked_is_refused_before_anything_changes() {
     let shm = tempfile::tempdir().unwrap();
     let (origin, calls) = running(dir.path(), shm.path());
     let runner = images();
-    let fork = |opts: ForkOptions| origin.fork(&opts, &runner, &NoopReporter).err().unwrap().to_string();
+    let fork = |opts: ForkOptions| origin.fork_with(&opts, &runner, &NoopReporter).err().unwrap().to_string();
     assert_eq!(
         fork(ForkOptions { names: vec!["a".into()], count: Some(2), ..ForkOptions::default() }),
-        "1 names and `--count 2` given: give as many names as the count, or only one of the two"
+        "1 name and `--count 2` given: give as many names as the count, or only one of the two"
     );
     assert_eq!(
         fork(ForkOptions { count: Some(0), ..ForkOptions::default() }),

@@ -131,14 +131,25 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     // A template that carries its kernel boots it directly (no firmware boot loader, no
     // decompression: seconds under TCG); any other first disk boots through its own loader.
     if let Some(boot) = vm.direct_boot(&ctx.prefix) {
+        // A VM that goes on from a frozen state has its kernel in its memory already: qemu gets
+        // a stub (the same devices and option ROM, without the megabytes of the kernel and
+        // initramfs kept in every qemu), and, having nothing to boot, ends when the guest
+        // reboots (`lago start` boots it).
+        let (kernel, initrd) = match &ctx.kernel_stub {
+            Some(dir) => (dir.join(super::freeze::STUB_KERNEL), dir.join(super::freeze::STUB_INITRD)),
+            None => (boot.kernel, boot.initrd),
+        };
         a.extend([
             "-kernel".into(),
-            boot.kernel.display().to_string(),
+            kernel.display().to_string(),
             "-initrd".into(),
-            boot.initrd.display().to_string(),
+            initrd.display().to_string(),
             "-append".into(),
             boot.cmdline,
         ]);
+        if ctx.kernel_stub.is_some() {
+            a.push("-no-reboot".into());
+        }
     }
     let mut scsi = false;
     for (i, d) in vm.disks.iter().enumerate() {
@@ -268,6 +279,7 @@ mod tests {
             memory: Default::default(),
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         };
         // Files not in the store: the disk's own boot loader.
         let argv = qemu_argv(&published, &ctx);
@@ -316,6 +328,7 @@ mod tests {
             memory: Default::default(),
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
@@ -340,6 +353,7 @@ mod tests {
             memory: Memory::File { path: "/dev/shm/lago-0/ab/vm01.mem".into(), shared: true },
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         };
         let around = |argv: Vec<String>, what: &str| -> Vec<String> {
             let at = argv.iter().position(|a| a == what).unwrap();
@@ -393,6 +407,7 @@ mod tests {
             memory: Default::default(),
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();

@@ -115,6 +115,64 @@ pub fn thaw(prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderEr
     ignore_shared(&mut qmp, false).map_err(qerr)
 }
 
+/// The name of the stub kernel in its directory ([`write_stub`]).
+pub const STUB_KERNEL: &str = "pvh-stub.elf";
+/// The name of the empty initramfs beside it.
+pub const STUB_INITRD: &str = "empty.initrd";
+
+/// A stub kernel for the qemu of a VM that goes on from a frozen state, whose kernel is in its
+/// memory already: an x86-64 ELF with a PVH entry note (`XEN_ELFNOTE_PHYS32_ENTRY`), so that
+/// qemu sets the VM up as it did for the real kernel (the same `pvh.bin` option ROM, which a
+/// migration carries), and 16 bytes of code (`hlt` in a loop). qemu keeps the kernel and the
+/// initramfs it boots in its own memory, about 60 MiB for `tiny`'s: the stub spares every copy
+/// that and the time it takes to read them.
+pub fn pvh_stub() -> Vec<u8> {
+    const ENTRY: u64 = 0x10_0000;
+    let code = [0xf4u8, 0xeb, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // hlt; jmp hlt
+    let mut note = Vec::new();
+    note.extend(4u32.to_le_bytes()); // name size
+    note.extend(8u32.to_le_bytes()); // descriptor size
+    note.extend(18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
+    note.extend(b"Xen\0");
+    note.extend(ENTRY.to_le_bytes());
+    let code_at = 64 + 2 * 56;
+    let note_at = code_at + code.len();
+    let mut elf: Vec<u8> = Vec::new();
+    elf.extend([0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // 64-bit, LE, SysV
+    elf.extend(2u16.to_le_bytes()); // ET_EXEC
+    elf.extend(0x3eu16.to_le_bytes()); // x86-64
+    elf.extend(1u32.to_le_bytes()); // version
+    elf.extend(ENTRY.to_le_bytes()); // entry
+    elf.extend(64u64.to_le_bytes()); // program headers
+    elf.extend(0u64.to_le_bytes()); // no section headers
+    elf.extend(0u32.to_le_bytes()); // flags
+    elf.extend(64u16.to_le_bytes()); // header size
+    elf.extend(56u16.to_le_bytes()); // program header size
+    elf.extend(2u16.to_le_bytes()); // two program headers
+    elf.extend([64, 0, 0, 0, 0, 0]); // section header size, count, names
+    let segment = |elf: &mut Vec<u8>, kind: u32, flags: u32, at: usize, addr: u64, size: usize, align: u64| {
+        elf.extend(kind.to_le_bytes());
+        elf.extend(flags.to_le_bytes());
+        elf.extend((at as u64).to_le_bytes());
+        elf.extend(addr.to_le_bytes());
+        elf.extend(addr.to_le_bytes());
+        elf.extend((size as u64).to_le_bytes());
+        elf.extend((size as u64).to_le_bytes());
+        elf.extend(align.to_le_bytes());
+    };
+    segment(&mut elf, 1, 5, code_at, ENTRY, code.len(), 16); // PT_LOAD, R + X
+    segment(&mut elf, 4, 4, note_at, 0, note.len(), 4); // PT_NOTE
+    elf.extend(code);
+    elf.extend(note);
+    elf
+}
+
+/// Writes the stub kernel and an empty initramfs into `dir` ([`STUB_KERNEL`], [`STUB_INITRD`]).
+pub fn write_stub(dir: &Path) -> std::io::Result<()> {
+    std::fs::write(dir.join(STUB_KERNEL), pvh_stub())?;
+    std::fs::write(dir.join(STUB_INITRD), b"")
+}
+
 /// What a running qemu runs its guest under, from its command line (`-accel kvm`, `-accel
 /// tcg,...`): TCG unless it says KVM.
 pub fn accel_of(cmdline: &[u8]) -> crate::config::Accel {
@@ -133,6 +191,17 @@ pub fn accel_of(cmdline: &[u8]) -> crate::config::Accel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stub_kernel_is_an_elf_with_a_pvh_entry_note() {
+        let elf = pvh_stub();
+        assert_eq!(&elf[..4], b"\x7fELF");
+        assert_eq!(u16::from_le_bytes([elf[56], elf[57]]), 2, "two program headers");
+        let note = &elf[elf.len() - 24..];
+        assert_eq!(u32::from_le_bytes(note[8..12].try_into().unwrap()), 18);
+        assert_eq!(&note[12..16], b"Xen\0");
+        assert_eq!(u64::from_le_bytes(note[16..].try_into().unwrap()), 0x10_0000);
+    }
 
     #[test]
     fn what_a_qemu_runs_under_is_read_from_its_command_line() {

@@ -567,6 +567,7 @@ mod tests {
             memory: Default::default(),
             incoming: false,
             scratch: None,
+            kernel_stub: None,
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
