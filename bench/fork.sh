@@ -4,13 +4,17 @@
 # `lago fork` under TCG: a 1-VM and a 3-VM `tiny` environment, each booted afresh for every run,
 # forked into 1, 4 and 8 copies; best of RUNS for each figure:
 #   - fork: the time of `lago fork --count N`, which returns once every VM of every copy (and of
-#     the origin) runs again (goal for 8 copies of 3 VMs: under 1.5 s),
-#   - first command: right after the fork returns, `lago shell vm01 true` in every copy at once;
-#     the slowest one's time from the fork's return (goal: at most 0.5 s in each copy),
-#   - PSS: after 5 s of idling, each copy's (the sum over its qemu processes), the slowest copy
-#     and all copies together, as a ratio to the origin's PSS just before the fork (goal for 8
-#     copies: at most 1.0x together, 0.125x each); and the frozen memory files' size on the
-#     tmpfs (pages no process maps are in no PSS);
+#     the origin) runs again (goal for 8 copies of 3 VMs: under 1.5 s);
+#   - first command, all copies at once: right after the fork returns, `lago shell vm01 true` in
+#     every copy at once (each tried again until it answers); the slowest one's end, from the
+#     fork's return (goal: at most 0.5 s in each copy);
+#   - first command, one copy at a time (3-VM copies): then, copy after copy, the first command
+#     in its vm02; the slowest one's own time;
+#   - PSS of idle copies: as many copies made again of the same frozen state (`--from-frozen`),
+#     left 5 s; the largest copy's PSS (the sum over its qemu processes) and all copies' together,
+#     as ratios to the origin's PSS before the fork (goal for 8 copies: at most 1.0x together,
+#     0.125x each); and the same for the first copies, 5 s after their first command;
+#   - the frozen memory files' size on the tmpfs (pages no process maps are in no PSS);
 # beside booting the same number of environments (`lago start` of N prefixes at once: the time
 # until every VM answers SSH, and their PSS), once per size;
 # then the pytest plugin's per-test reset with `lago_env_reset = fork` of the 3-VM environment,
@@ -60,19 +64,42 @@ for manifest in glob.glob(os.path.join(sys.argv[1], ".frozen-*", "frozen.json"))
 print(f"{total / 1048576:.0f}")
 PY
 }
-# `lago shell vm01 true` in each prefix NAMES... of the current workdir at once; the slowest
-# one's end, as seconds after T0.
+# `lago shell VM true` in prefix NAME until it answers (200 tries at most).
+try() {
+  local i
+  for i in $(seq 200); do
+    "$lago" --prefix-name "$1" shell "$2" true 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "no answer from $2 of $1" >&2
+  return 1
+}
+# `lago shell VM true` in each prefix NAMES... of the current workdir at once, each tried again
+# until it answers; the slowest one's end, as seconds after T0.
 first_commands() {
-  local t0="$1" name pids=() d
-  shift
+  local t0="$1" vm="$2" name pids=() d
+  shift 2
   d="$(mktemp -d)"
   for name in "$@"; do
-    ( "$lago" --prefix-name "$name" shell vm01 true && now > "$d/$name" ) &
+    ( try "$name" "$vm"; now > "$d/$name" ) &
     pids+=($!)
   done
   wait "${pids[@]}"
   cat "$d"/* | awk -v t0="$t0" 'BEGIN { m = 0 } { if ($1 - t0 > m) m = $1 - t0 } END { printf "%.2f", m }'
   rm -rf "$d"
+}
+# The first command in VM of each prefix NAMES..., one prefix after the other; the slowest one's
+# own time.
+one_by_one() {
+  local vm="$1" name t0 worst=0 took
+  shift
+  for name in "$@"; do
+    t0=$(now)
+    try "$name" "$vm"
+    took=$(secs "$t0" "$(now)")
+    worst=$(awk -v a="$worst" -v b="$took" 'BEGIN { print (b > a) ? b : a }')
+  done
+  printf '%.2f' "$worst"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 max_of() { tr ' ' '\n' | sort -n | tail -1; }
@@ -80,7 +107,7 @@ max_of() { tr ' ' '\n' | sort -n | tail -1; }
 rows=()
 for vms in 1 3; do
   for count in 1 4 8; do
-    forks=() firsts=() each=() alls=() ratios=() eachr=() frozen=()
+    forks=() firsts=() singles=() each=() alls=() ratios=() eachr=() used=() usedr=() frozen=()
     for run in $(seq "$runs"); do
       dir="$work/f$vms-$count-$run"
       tiny_init_file "$dir" "$vms"
@@ -94,7 +121,17 @@ for vms in 1 3; do
       t1=$(now)
       forks+=("$(secs "$t0" "$t1")")
       # shellcheck disable=SC2086
-      firsts+=("$(first_commands "$t1" $names)")
+      firsts+=("$(first_commands "$t1" vm01 $names)")
+      # shellcheck disable=SC2086
+      if [ "$vms" -gt 1 ]; then singles+=("$(one_by_one vm02 $names)"); fi
+      sleep 5
+      # shellcheck disable=SC2086
+      all=$(pss "$dir/.lago" $names | awk '{ print $NF }')
+      used+=("$all")
+      usedr+=("$(ratio "$all" "$origin")")
+      for name in $names; do "$lago" --loglevel error --prefix-name "$name" destroy -y; done
+      # Idle copies of the same frozen state.
+      names=$("$lago" --loglevel error fork --from-frozen --count "$count")
       sleep 5
       # shellcheck disable=SC2086
       figures=$(pss "$dir/.lago" $names)
@@ -108,7 +145,9 @@ for vms in 1 3; do
       "$lago" --loglevel error destroy -y --all-prefixes
       cd "$work"
     done
-    rows+=("| $vms | $count | $(printf '%s\n' "${forks[@]}" | best) s | $(printf '%s\n' "${firsts[@]}" | best) s | $(printf '%s\n' "${each[@]}" | best) MiB ($(printf '%s\n' "${eachr[@]}" | best)x) | $(printf '%s\n' "${alls[@]}" | best) MiB ($(printf '%s\n' "${ratios[@]}" | best)x) | $(printf '%s\n' "${frozen[@]}" | best) MiB |")
+    single="—"
+    [ ${#singles[@]} -gt 0 ] && single="$(printf '%s\n' "${singles[@]}" | best) s"
+    rows+=("| $vms | $count | $(printf '%s\n' "${forks[@]}" | best) s | $(printf '%s\n' "${firsts[@]}" | best) s | $single | $(printf '%s\n' "${each[@]}" | best) MiB ($(printf '%s\n' "${eachr[@]}" | best)x) | $(printf '%s\n' "${alls[@]}" | best) MiB ($(printf '%s\n' "${ratios[@]}" | best)x) | $(printf '%s\n' "${used[@]}" | best) MiB ($(printf '%s\n' "${usedr[@]}" | best)x) | $(printf '%s\n' "${frozen[@]}" | best) MiB |")
   done
   # Booting as many environments instead, all at once (once per size: they take a while).
   for count in 1 4 8; do
@@ -139,8 +178,8 @@ done
 
 echo "Forks (best of $runs; PSS ratios to the origin's PSS before the fork):"
 echo
-echo "| VMs | copies | fork: every VM running | first command in each copy, after the fork returned (slowest) | PSS of a copy (the largest) | PSS of all copies | frozen memory files |"
-echo "|---|---|---|---|---|---|---|"
+echo "| VMs | copies | fork: every VM running | first command, all copies at once (slowest, from the fork's return) | first command, one copy at a time (slowest) | PSS of an idle copy (the largest) | PSS of all idle copies | PSS of all copies after a first command | frozen memory files |"
+echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "Booting as many environments at once instead (one run each):"

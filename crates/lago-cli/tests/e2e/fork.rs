@@ -41,14 +41,14 @@ impl Drop for AllPrefixes<'_> {
 impl Lab {
     /// `lago --prefix-name PREFIX ARGS...`, which must succeed.
     #[track_caller]
-    fn ok_in(&self, prefix: &str, args: &[&str]) -> String {
+    pub(crate) fn ok_in(&self, prefix: &str, args: &[&str]) -> String {
         let mut all = vec!["--prefix-name", prefix];
         all.extend_from_slice(args);
         self.ok(&all)
     }
 
     /// A command in `vm` of `prefix`: its exit code and output.
-    fn shell_in(&self, prefix: &str, vm: &str, cmd: &str) -> (i32, String) {
+    pub(crate) fn shell_in(&self, prefix: &str, vm: &str, cmd: &str) -> (i32, String) {
         let out = self.lago(&["--prefix-name", prefix, "shell", vm, cmd]);
         (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }

@@ -89,8 +89,12 @@ impl Env {
         }
         let interface = crate::host::netdev::interface_name(env_id, &u.name);
         let subnet = std::net::Ipv4Addr::from(u32::from(gw) & 0xffff_ff00);
+        // A copy made by `lago fork` has its origin's subnets: it gets a leg only where no one
+        // else holds the subnet, and says why not.
+        let copy = crate::prefix::frozen::ForkRecord::load(&self.prefix.path).is_ok_and(|r| r.copy_of.is_some());
+        let of_copy = if copy { " (a copy made by `lago fork` shares its origin's subnets)" } else { "" };
         if let Some(other) = crate::host::netdev::subnet_user(subnet, 24, &interface) {
-            return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}"));
+            return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}{of_copy}"));
         }
         let octets = gw.octets();
         if octets[0] == 192 && octets[1] == 168 && crate::prefix::leases::SUBNET_OCTETS.contains(&octets[2]) {
@@ -102,7 +106,7 @@ impl Env {
                 leases.check(octets[2], &uuid)
             };
             if let Err(e) = held {
-                return LegPlan::Off(e.to_string());
+                return LegPlan::Off(format!("{e}{of_copy}"));
             }
         }
         LegPlan::Leg(HostLeg { interface, address: format!("{gw}/24") })
@@ -125,7 +129,8 @@ impl Env {
         for u in nets {
             match self.host_leg_plan(u, env_id, true) {
                 LegPlan::Leg(leg) => legs.push((u.name.clone(), leg)),
-                LegPlan::Off(reason) if self.options.host_leg.leg == Setting::On => {
+                // A copy's network whose subnet another holds goes without, whatever the setting.
+                LegPlan::Off(reason) if self.options.host_leg.leg == Setting::On && !reason.contains("lago fork") => {
                     return Err(EnvError::HostLeg {
                         net: u.name.clone(),
                         reason,
