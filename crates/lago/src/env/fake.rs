@@ -31,6 +31,8 @@ pub(crate) struct Fake {
     pub(crate) kvm_fails: &'static str,
     /// Live snapshot operations of this VM fail.
     pub(crate) live_fails: &'static str,
+    /// Loading a frozen state fails for this VM (`<prefix>/<vm>` for a copy's).
+    pub(crate) thaw_fails: &'static str,
 }
 
 /// The name the fake keeps a running VM under: its own for the prefix `p` of
@@ -79,6 +81,13 @@ impl Provider for Fake {
     }
     fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
         assert_eq!(std::fs::read(state).unwrap(), b"device state");
+        if key(prefix, &vm.name) == self.thaw_fails {
+            return Err(ProviderError::Job {
+                vm: vm.name.clone(),
+                job: "loading the frozen device state".into(),
+                message: "the stream ended".into(),
+            });
+        }
         self.calls.ops.lock().unwrap().push(format!("thaw {}", key(prefix, &vm.name)));
         Ok(())
     }

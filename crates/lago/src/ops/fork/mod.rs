@@ -338,9 +338,12 @@ impl Env {
         let result = self.fork_locked(&frozen, fresh, &names, &state, runner, reporter);
         drop(ticket);
         if result.is_err() && fresh {
-            // The origin does not use a frozen state that was never complete.
+            // The origin does not use a frozen state that was never complete (its VMs were not
+            // frozen: they run on as they were); one its VMs were frozen into, it does.
             let record = ForkRecord::load(&self.prefix.path).unwrap_or_default();
-            if !self.vms.iter().all(|v| frozen.manifest.vms.contains_key(&v.name)) {
+            let complete = Frozen::load(&frozen.dir)
+                .is_ok_and(|f| self.vms.iter().all(|v| f.manifest.vms.contains_key(&v.name)));
+            if !complete {
                 let mut record = record;
                 record.uses.retain(|u| *u != frozen.dir);
                 if record.last.as_ref() == Some(&frozen.dir) {

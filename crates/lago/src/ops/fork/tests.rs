@@ -26,9 +26,14 @@ fn images() -> FakeRunner {
 /// The environment of three running VMs of the fake, each with its memory file in `shm` and
 /// its disk.
 fn running(dir: &Path, shm: &Path) -> (Env, Arc<Calls>) {
+    running_with(dir, shm, "")
+}
+
+/// [`running`], loading a frozen state failing for `thaw_fails`.
+fn running_with(dir: &Path, shm: &Path, thaw_fails: &'static str) -> (Env, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
     calls.running.lock().unwrap().extend(["vm00", "vm01", "vm02"].map(String::from));
-    let env = env(dir, Fake { calls: calls.clone(), ..Fake::default() });
+    let env = env(dir, Fake { calls: calls.clone(), thaw_fails, ..Fake::default() });
     let mut state = State::load(&env.prefix.path).unwrap();
     std::fs::create_dir_all(env.prefix.join("images")).unwrap();
     for vm in ["vm00", "vm01", "vm02"] {
@@ -237,4 +242,25 @@ fn copies_of_a_libvirt_or_ssh_vm_are_refused_with_the_reason() {
     );
     vm.vm_provider = Some("ssh".into());
     assert!(origin.check_freezable(&vm, &State::default()).unwrap_err().to_string().contains("it is a ssh VM"));
+}
+
+#[test]
+fn a_copy_that_fails_goes_and_the_origin_goes_on_from_its_frozen_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let shm = tempfile::tempdir().unwrap();
+    let (origin, calls) = running_with(dir.path(), shm.path(), "p-1/vm01");
+    let err = origin.fork_with(&ForkOptions::default(), &images(), &NoopReporter).err().unwrap();
+    assert!(err.to_string().contains("vm01: loading the frozen device state failed"), "{err}");
+    assert!(!dir.path().join("p-1").exists(), "the copy went");
+    // The origin's VMs were frozen: they go on from the frozen state, which they use.
+    let mut running = origin.running();
+    running.sort();
+    assert_eq!(running, ["vm00", "vm01", "vm02"]);
+    assert!(steps(&ops(&calls), "p").ends_with(&["resume".to_owned(), "resume".into(), "resume".into()]));
+    let record = ForkRecord::load(&origin.prefix.path).unwrap();
+    let frozen = Frozen::load(record.last.as_ref().unwrap()).unwrap();
+    assert_eq!(frozen.manifest.vms.len(), 3);
+    assert_eq!(record.uses, std::slice::from_ref(&frozen.dir));
+    origin.destroy(&NoopReporter).unwrap();
+    assert!(!frozen.dir.exists());
 }
