@@ -34,3 +34,25 @@ def test_every_public_name_is_on_the_page_and_the_originals_are_marked() -> None
     assert not missing, "members of the original's surface missing from the page: " + ", ".join(missing)
     for mark in ("*the original's: same*", "*the original's: differs*", "*lago's own*"):
         assert mark in built.text, mark
+
+
+def test_the_link_checker_finds_broken_links_and_anchors(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location("check_links", REPO_ROOT / "scripts" / "docs" / "check_links.py")
+    links = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(links)
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "sdk").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="reference/cli.html#lago-graph">ok</a><a href="reference/cli.html#nope">bad anchor</a>'
+        '<a href="missing.html">bad file</a><a href="https://example.com/">away</a><img src="pictures/demo.svg">'
+        '<a href="#top" id="top">here</a><a href="sdk/lago/index.html">sdk</a>')
+    (tmp_path / "reference" / "cli.html").write_text('<h2 id="lago-graph">lago graph</h2><a href="../index.html">up</a>')
+    (tmp_path / "sdk" / "broken.html").write_text('<a href="nowhere.html">not crawled</a>')
+    broken, internal, external = links.check(tmp_path)
+    assert sorted(b.split(": ", 1)[1] for b in broken) == [
+        "<a> missing.html: no such file (missing.html)",
+        "<a> reference/cli.html#nope: no element #nope in reference/cli.html",
+        "<a> sdk/lago/index.html: no such file (sdk/lago/index.html)",
+        "<img> pictures/demo.svg: no such file (pictures/demo.svg)",
+    ]
+    assert (internal, external) == (7, 1)

@@ -266,22 +266,20 @@ pub(crate) fn init_file_page() -> String {
         if !section.checked && !section.path.is_empty() && section.path != "any mapping" {
             out.push_str("Other keys are kept as written.\n\n");
         }
-        out.push_str("| Key | Type | Default | What it does | Example | Whose |\n|---|---|---|---|---|---|\n");
+        out.push_str("| Key | Type | Default | What it does |\n|---|---|---|---|\n");
         for k in section.keys {
-            let whose = match k.origin {
-                Origin::Original => String::new(),
-                other => other.label().to_owned(),
+            let name = match k.origin {
+                Origin::Original => code(k.name),
+                other => format!("{} *({})*", code(k.name), other.label()),
             };
             let doc = if k.origin == Origin::Ignored { format!("Not read: {}.", k.doc) } else { k.doc.to_owned() };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
-                code(k.name),
+                "| {name} | {} | {} | {} Example: {} |",
                 cell(k.kind),
                 cell(k.default),
                 cell(&doc),
                 code(&format!("{}: {}", k.name, k.example)),
-                whose
             );
         }
         out.push('\n');
