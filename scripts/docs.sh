@@ -5,7 +5,8 @@
 # configuration), installing mdBook first when the pinned version is not on PATH:
 #   1. the pictures of the demo environment (demo/LagoInitFile on a blank `tiny` template, no VM
 #      booted): `lago status -f dot` rendered by Graphviz, as initialized and with a cut link, a
-#      partition and a degraded link in force (target/book-pictures, inlined by the pages);
+#      partition and a degraded link in force; and a running one, the picture of the library's
+#      test (target/book-pictures, inlined by the pages);
 #   2. `mdbook build` (a page that cannot include what it names fails the build);
 #   3. the Rust SDK's `cargo doc -p lago --no-deps`, into target/book/sdk.
 # The reference pages (docs/reference/*.md) are generated from the code and committed; the tests
@@ -13,8 +14,9 @@
 # crates/lago-py/tests/test_docs_page.py). --regen regenerates them first.
 # --check then checks the built site: every internal link and #anchor resolves (no network;
 # scripts/docs/check_links.py), and headless Chromium (Debian's package, installed when missing)
-# renders the index and a reference page, whose headings and picture are checked in the DOM it
-# built; its screenshots go to target/book-screenshots (CI keeps them as artefacts).
+# renders the index, the init-file reference and the pictures page, whose headings, sidebar and
+# pictures are checked in the DOM it built (scripts/docs/browser_check.py); its screenshots go to
+# target/book-screenshots (CI keeps them as artefacts).
 # Each step prints how long it took.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -81,17 +83,25 @@ trap 'rm -rf "$work"' EXIT
     LAGO_LEASE_DIR="$work/leases" LAGO_HOST_LEG=off LAGO_NO_PROGRESS=1 XDG_CONFIG_HOME="$work/config"
   bash "$repo/demo/blank-repo.sh" repo tiny 64M
   cp "$repo/demo/LagoInitFile" .
-  "$lago" init >"$work/init.log" 2>&1 || { cat "$work/init.log" >&2; exit 1; }
+  # A command whose output is shown only when it fails.
+  quiet() { local out; out="$("$@" 2>&1)" || { echo "$out" >&2; say "failed: $*"; return 1; }; }
   # The SVG without its XML prolog, so that a page can hold it as it is.
   picture() { "$lago" graph | sed -n '/^<svg/,$p' >"$pictures/$1"; }
+  quiet "$lago" init
   picture demo.svg
-  "$lago" net cut db back >/dev/null
-  "$lago" net partition front web app,db >/dev/null 2>&1
-  "$lago" net degrade app back --delay 200 --loss 5 >/dev/null 2>&1
+  quiet "$lago" net cut db back
+  quiet "$lago" net partition front web app,db
+  quiet "$lago" net degrade app back --delay 200 --loss 5
   picture demo-faults.svg
-  "$lago" destroy --yes >/dev/null 2>&1
+  quiet "$lago" destroy --yes
 )
+# A running environment with every addition (host leg, forwarded port, paused VM, clock): the
+# picture the library's test draws from a status of its own (its snapshot is the DOT text).
+awk 'n >= 2 { print } /^---$/ { n++ }' \
+  crates/lago/src/ops/snapshots/lago__ops__graph__tests__the_picture_shows_states_addresses_faults_legs_and_forwards.snap \
+  | dot -Tsvg | sed -n '/^<svg/,$p' >"$pictures/running.svg"
 grep -q 'partitioned: web | app,db' "$pictures/demo-faults.svg"
+grep -q 'this host' "$pictures/running.svg"
 step "pictures drawn (target/book-pictures)"
 
 # 2. The book.

@@ -6,8 +6,9 @@ built (after the pages' scripts ran) is checked:
 - the index: its title heading, the sidebar that the site's script fills (the reference's pages
   listed in it), and the demo environment's picture: an SVG with a node for each VM and network;
 - the init-file reference: its title and its sections' headings, the table of keys;
-- the pictures page: both pictures, the second with the cut link, the degraded link and the
-  partition it shows.
+- the pictures page: its three pictures, the second with the cut link, the degraded link and
+  the partition it shows, the third with a running VM, a paused one, the host and a forwarded
+  port.
 
 A screenshot of each page is written to OUT (`index.png`...), which CI keeps as artefacts.
 Chromium runs with a fresh profile, no network of its own (no updates, no sync), and is ended with
@@ -154,20 +155,25 @@ def check_reference(dom: Dom) -> List[str]:
 
 def check_pictures(dom: Dom) -> List[str]:
     problems = []
-    if len(dom.pictures) != 2:
-        return [f"expected two pictures, found {len(dom.pictures)}"]
+    if len(dom.pictures) != 3:
+        return [f"expected three pictures, found {len(dom.pictures)}"]
     faults = dom.pictures[1]["text"]
     for text in ("cut", "delay 200 ms, loss 5 %", "front · segment 1"):
         if text not in faults:
             problems.append(f"the picture with faults does not say `{text}` ({faults})")
     if not any("partitioned: web | app,db" in t for t in faults):
         problems.append("the picture with faults shows no partition")
+    running = dom.pictures[2]["text"]
+    for text in ("this host", "running · tiny", "paused · tiny", "127.0.0.1:40123 → 8080"):
+        if text not in running:
+            problems.append(f"the running environment's picture does not say `{text}` ({running})")
     return problems
 
 
-#: The pages looked at: path in the site, screenshot name, check.
-PAGES = [("index.html", "index", check_index), ("reference/init-file.html", "init-file", check_reference),
-         ("pictures.html", "pictures", check_pictures)]
+#: The pages looked at: path in the site, screenshot name, check, height of the screenshot (the
+#: pictures page's holds both pictures).
+PAGES = [("index.html", "index", check_index, 1600), ("reference/init-file.html", "init-file", check_reference, 1600),
+         ("pictures.html", "pictures", check_pictures, 3400)]
 
 
 def main(argv: List[str]) -> int:
@@ -182,7 +188,7 @@ def main(argv: List[str]) -> int:
     failed = False
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        for path, name, check in PAGES:
+        for path, name, check, height in PAGES:
             with tempfile.TemporaryDirectory(prefix="lago-chromium-") as profile:
                 dom_text = run_chromium(["--dump-dom", f"{base}/{path}"], Path(profile))
             dom = Dom()
@@ -190,7 +196,7 @@ def main(argv: List[str]) -> int:
             problems = check(dom)
             shot = shots / f"{name}.png"
             with tempfile.TemporaryDirectory(prefix="lago-chromium-") as profile:
-                run_chromium([f"--screenshot={shot.resolve()}", "--window-size=1280,1600", f"{base}/{path}"],
+                run_chromium([f"--screenshot={shot.resolve()}", f"--window-size=1280,{height}", f"{base}/{path}"],
                              Path(profile))
             if not shot.is_file() or shot.stat().st_size == 0:
                 problems.append(f"no screenshot written to {shot}")
