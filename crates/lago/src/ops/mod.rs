@@ -12,6 +12,7 @@ pub mod console;
 pub mod export;
 pub mod faults;
 pub mod forward;
+pub mod graph;
 pub mod guest;
 pub mod init;
 pub mod resume;
