@@ -871,23 +871,44 @@ fn expand_home(v: &str) -> PathBuf {
     }
 }
 
-/// Environment variables of lago's that are not options: the log filter, the progress switch,
-/// `LAGO_INITFILE_PATH` (of deploy scripts) and what the Python package's `lago` script passes
-/// on (`LAGO_PYTHON`...). (`LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` are options: the defaults
-/// of `--prefix-path` and `--workdir-path`, as in the original.)
-pub const NOT_OPTIONS: &[&str] = &[
-    "LAGO_LOG",
-    "LAGO_NO_PROGRESS",
-    "LAGO_INITFILE_PATH",
-    "LAGO_PYTHON",
-    "LAGO_PROG",
-    "LAGO_BIN",
-    "LAGO_ASKPASS_PASSWORD",
+/// Environment variables of lago's that are not options, and what they do: the log filter, the
+/// progress switch, `LAGO_INITFILE_PATH` (of deploy scripts) and what the Python package's `lago`
+/// script passes on (`LAGO_PYTHON`...). (`LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` are options:
+/// the defaults of `--prefix-path` and `--workdir-path`, as in the original.)
+pub const NOT_OPTIONS: &[(&str, &str)] = &[
+    (
+        "LAGO_LOG",
+        "What lago logs on standard error, as a `tracing` filter (`lago=debug`); the prefix's `logs/lago.log` always has everything",
+    ),
+    (
+        "LAGO_NO_PROGRESS",
+        "When set, progress is plain lines on standard error (no bars, no live lines), as when `CI` is set or standard error is not a terminal",
+    ),
+    (
+        "LAGO_INITFILE_PATH",
+        "The init file's directory: set for `$LAGO_INITFILE_PATH` in the init file's paths and for deploy scripts",
+    ),
+    (
+        "LAGO_PYTHON",
+        "The Python that has the `lago` package, which runs Python CLI plugins and output plugins (the package's `lago` script sets it; else `python3`)",
+    ),
+    (
+        "LAGO_PROG",
+        "The name lago was run as (`lagocli` makes it say so in its help), set by the Python package's scripts and `lagocli`",
+    ),
+    (
+        "LAGO_BIN",
+        "The `lago` program the Python package's scripts run (else the one in the package, else `lago` on `PATH`)",
+    ),
+    (
+        "LAGO_ASKPASS_PASSWORD",
+        "Internal: the password lago's `SSH_ASKPASS` helper gives `ssh`, in that helper's environment only",
+    ),
 ];
 
 /// `LAGO_FOO` → (`lago`, `foo`); `LAGO__INIT__TEMPLATE_STORE` → (`init`, `template_store`).
 pub fn parse_env_name(name: &str) -> Option<(String, String)> {
-    if NOT_OPTIONS.contains(&name) {
+    if NOT_OPTIONS.iter().any(|(n, _)| *n == name) {
         return None;
     }
     if let Some(rest) = name.strip_prefix("LAGO__") {

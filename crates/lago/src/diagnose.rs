@@ -316,6 +316,19 @@ impl Diagnose for crate::ops::forward::ForwardError {
     }
 }
 
+impl Diagnose for crate::ops::graph::GraphError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::graph::GraphError;
+        match self {
+            GraphError::DotMissing => Diagnosis::user().with_hint(
+                "install Graphviz: `sudo lago doctor --fix --all` (its `graphviz` check), or `apt-get install graphviz`; `lago status -f dot` prints the picture's text without it",
+            ),
+            GraphError::Format { .. } => Diagnosis::user(),
+            GraphError::Dot { .. } => Diagnosis::host(),
+        }
+    }
+}
+
 impl Diagnose for GuestError {
     fn diagnose(&self) -> Diagnosis {
         match self {

@@ -233,7 +233,14 @@ impl Session {
             state_dir: cfg.state_dir().to_owned(),
             cwd: self.cwd.clone(),
             lease_dir: cfg.lease_dir(),
-            lease_local_nets: cfg.host_leg()?.leg != crate::config::HostLeg::Off,
+            // Subnets are leased where a host leg can be made: never with `off`, always with
+            // `on` (its start fails without the privilege), with `auto` when lago may create
+            // interfaces (a normal user's environments keep the subnets they plan).
+            lease_local_nets: match cfg.host_leg()?.leg {
+                crate::config::HostLeg::Off => false,
+                crate::config::HostLeg::On => true,
+                crate::config::HostLeg::Auto => crate::host::netdev::may_create_interfaces().is_ok(),
+            },
         })
     }
 

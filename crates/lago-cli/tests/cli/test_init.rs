@@ -127,6 +127,60 @@ fn two_nets_static_ips_gateways_and_dns() {
     insta::assert_snapshot!("two_nets_vm01", env.read(".lago/default/virt/vm-vm01"));
 }
 
+/// The original's init files give VMs 64 MiB; a template that needs more (`min-memory`, which
+/// lago's built templates publish) runs them with that, and `init` says so. The record keeps
+/// what the init file wrote.
+#[test]
+fn a_vm_given_less_memory_than_its_template_needs_gets_it_with_a_note() {
+    let env = TestEnv::new();
+    env.add_template("tiny", "v1", 1, r#"{"distro": "lago-tiny", "min-memory": 128}"#);
+    env.write(
+        "LagoInitFile",
+        "domains:\n  vm01:\n    memory: 64\n    nics: [{net: n}]\n    disks: [{template_name: tiny, type: template, name: root}]\nnets:\n  n: {}\n",
+    );
+    let run = env.lago(&["init"]).ok();
+    assert!(
+        run.stderr.contains(
+            "VM vm01 asks for 64 MiB; template local:tiny:v1 needs at least 128 MiB to boot: it runs with 128 MiB"
+        ),
+        "{}",
+        run.stderr
+    );
+    let vm: serde_json::Value = serde_json::from_str(&env.read(".lago/default/virt/vm-vm01")).unwrap();
+    assert_eq!(vm["memory"], 64);
+}
+
+/// An exported image (a qcow2 template disk) brings its `.metadata`: what the init file's own
+/// `metadata` does not say comes from there, `min-memory` included.
+#[test]
+fn a_qcow2_template_disk_takes_the_metadata_published_beside_it() {
+    let env = TestEnv::new();
+    let image = env.work().join("exported/vm01_root.qcow2");
+    std::fs::create_dir_all(image.parent().unwrap()).unwrap();
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&image)
+        .arg("64M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        env.work().join("exported/vm01_root.qcow2.metadata"),
+        r#"{"distro": "lago-tiny", "min-memory": 128, "root-partition": "/dev/vda2"}"#,
+    )
+    .unwrap();
+    env.write(
+        "exported/LagoInitFile",
+        "domains:\n  vm01:\n    memory: 64\n    nics: [{net: n}]\n    disks:\n      - {type: template, template_type: qcow2, format: qcow2, name: root, dev: vda, path: $LAGO_INITFILE_PATH/vm01_root.qcow2, metadata: {distro: mine}}\nnets:\n  n: {}\n",
+    );
+    let run = env.lago_in(&env.work().join("exported"), &["init"]).ok();
+    assert!(run.stderr.contains("VM vm01 asks for 64 MiB;"), "{}", run.stderr);
+    let vm: serde_json::Value = serde_json::from_str(&env.read("exported/.lago/default/virt/vm-vm01")).unwrap();
+    let md = &vm["disks"][0]["metadata"];
+    assert_eq!(md["distro"], "mine", "{md}");
+    assert_eq!(md["min-memory"], 128, "{md}");
+}
+
 /// With host legs allowed, `nat` subnets are leased host-wide at `init`; a `gw` given stays the
 /// gateway (the original's SDK test `test_custom_gateway`), its subnet is the one leased, and
 /// nets without one get `.1` of a free subnet.
@@ -134,7 +188,7 @@ fn two_nets_static_ips_gateways_and_dns() {
 fn a_gw_given_is_the_gateway_of_its_leased_subnet() {
     let mut env = TestEnv::with_repo();
     env.env.retain(|(k, _)| k != "LAGO_HOST_LEG");
-    env.env.push(("LAGO_HOST_LEG".into(), "auto".into()));
+    env.env.push(("LAGO_HOST_LEG".into(), "on".into()));
     env.write(
         "LagoInitFile",
         "domains:\n  vm01:\n    nics: [{net: net-02}, {net: net-01}]\n    disks: [{template_name: tiny, type: template, name: root}]\n\

@@ -285,7 +285,7 @@ fn templates(c: &mut Checks<'_>, paths: &Paths) {
     );
 }
 
-/// What the debian12 templates, `build` steps and Ansible need.
+/// What the debian12 templates, `build` steps, Ansible and pictures need.
 fn extras(c: &mut Checks<'_>) {
     // Extras.
     c.push(
@@ -323,6 +323,13 @@ fn extras(c: &mut Checks<'_>) {
         false,
         "optional: drives VMs through `lago ansible_hosts` (the tests check it)",
         c.tool("ansible", c.install(&["ansible-core"])),
+    );
+    c.push(
+        Group::Extras,
+        "graphviz",
+        false,
+        "renders the picture of an environment (`lago graph`; `lago status -f dot` prints its text)",
+        c.tool(crate::ops::graph::DOT, c.install(&["graphviz"])),
     );
 }
 

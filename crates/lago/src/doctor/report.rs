@@ -13,7 +13,8 @@ pub enum Group {
     Core,
     /// `lago template build tiny`: what a first environment needs.
     Templates,
-    /// debian12 templates, `build` steps, Ansible: only some users and the tests need them.
+    /// debian12 templates, `build` steps, Ansible, pictures: only some users and the tests need
+    /// them.
     Extras,
     /// The `local-libvirt` provider: only its users and the tests need it.
     Libvirt,
@@ -25,7 +26,7 @@ impl Group {
         match self {
             Group::Core => "lago init and lago start",
             Group::Templates => "lago template build tiny",
-            Group::Extras => "extras: debian12 template, build steps, Ansible",
+            Group::Extras => "extras: debian12 template, build steps, Ansible, pictures",
             Group::Libvirt => "local-libvirt: VMs on libvirt hosts",
         }
     }

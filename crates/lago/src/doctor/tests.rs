@@ -35,6 +35,7 @@ impl FakeHost {
             ("virt-customize", ""),
             ("guestfish", ""),
             ("ansible", ""),
+            ("dot", ""),
             ("libvirtd", ""),
             ("dnsmasq", ""),
             ("virsh", ""),
@@ -285,7 +286,8 @@ fn json_has_the_fix_as_a_command() {
 
 #[test]
 fn fixes_install_qemu_before_what_depends_on_it() {
-    let host = FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "guestfish", "mcopy", "ansible"]);
+    let host =
+        FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "guestfish", "mcopy", "ansible", "dot"]);
     let r = examine(&host, &paths());
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     let done = fix(&r, &[Group::Core, Group::Templates], &host, &runner, &NoopReporter).unwrap();
@@ -304,7 +306,9 @@ fn fixes_install_qemu_before_what_depends_on_it() {
     fix(&r, &[Group::Core, Group::Templates, Group::Extras], &host, &runner, &NoopReporter).unwrap();
     let lines = runner.command_lines();
     assert!(
-        lines.ends_with("--no-install-recommends mtools guestfs-tools linux-image-amd64 guestfish ansible-core"),
+        lines.ends_with(
+            "--no-install-recommends mtools guestfs-tools linux-image-amd64 guestfish ansible-core graphviz"
+        ),
         "{lines}"
     );
     // libvirt too with --all; its host only gets advice.
@@ -313,7 +317,10 @@ fn fixes_install_qemu_before_what_depends_on_it() {
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     fix(&r, &[Group::Core, Group::Templates, Group::Extras, Group::Libvirt], &host, &runner, &NoopReporter).unwrap();
     let lines = runner.command_lines();
-    assert!(lines.ends_with("ansible-core libvirt-daemon-system libvirt-clients dnsmasq-base iptables"), "{lines}");
+    assert!(
+        lines.ends_with("ansible-core graphviz libvirt-daemon-system libvirt-clients dnsmasq-base iptables"),
+        "{lines}"
+    );
     let libvirt = r.checks.iter().find(|c| c.name == "libvirt host").unwrap();
     assert!(
         !libvirt.ok

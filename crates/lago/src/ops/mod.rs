@@ -13,6 +13,7 @@ pub mod export;
 pub mod faults;
 pub mod fork;
 pub mod forward;
+pub mod graph;
 pub mod guest;
 pub mod init;
 pub mod resume;

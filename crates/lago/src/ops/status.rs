@@ -49,9 +49,9 @@ pub struct NetStatus {
     pub status: &'static str,
     /// Whether it is a management network.
     pub management: bool,
-    /// lago's own: its partition in force (`vm01 | vm02,vm03`).
+    /// lago's own: its partition in force, shown `vm01 | vm02,vm03`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
+    pub partition: Option<Partition>,
     /// lago's own: the network's name in libvirt, for the networks of `local-libvirt` VMs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub libvirt_name: Option<String>,
@@ -81,13 +81,50 @@ pub struct VmStatus {
     /// lago's own: why its clock is off (not set after a revert).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
-    /// lago's own: its forwarded ports while it runs: `127.0.0.1:40123 -> 8080`, `, `-separated.
+    /// lago's own: its forwarded ports while it runs, shown `127.0.0.1:40123 -> 8080`,
+    /// `, `-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub forwards: Option<String>,
+    pub forwards: Option<Forwards>,
     /// lago's own: where its memory is while it runs (its file on a tmpfs, a frozen VM's, or
     /// ordinary memory and why).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+}
+
+/// A partition of a network: groups of VMs that cannot exchange a frame with one another (VMs
+/// of the network in no group form one more group). Shown as its groups, `vm01 | vm02,vm03`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition(pub Vec<Vec<String>>);
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | "))
+    }
+}
+
+impl Serialize for Partition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The ports of a VM forwarded to the host's loopback ([`crate::ops::forward::FORWARD_ADDRESS`]),
+/// as `(host port, guest port)`. Shown `127.0.0.1:40123 -> 8080, 127.0.0.1:40124 -> 5432`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwards(pub Vec<(u16, u16)>);
+
+impl std::fmt::Display for Forwards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let address = crate::ops::forward::FORWARD_ADDRESS;
+        let shown: Vec<String> = self.0.iter().map(|(host, guest)| format!("{address}:{host} -> {guest}")).collect();
+        f.write_str(&shown.join(", "))
+    }
+}
+
+impl Serialize for Forwards {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One NIC of [`VmStatus`].
@@ -136,11 +173,7 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                 gateway: spec.get("gw").cloned().unwrap_or(Value::Null),
                 status: if up { "up" } else { "down" },
                 management: spec.get("management").and_then(Value::as_bool).unwrap_or(false),
-                partition: faults
-                    .partitions
-                    .get(name)
-                    .filter(|_| extra)
-                    .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
+                partition: faults.partitions.get(name).filter(|_| extra).map(|groups| Partition(groups.clone())),
                 libvirt_name: libvirt_name(env, name).filter(|_| extra),
                 host_leg: if extra { env.host_leg_words(name) } else { None },
             };
@@ -204,12 +237,11 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                         format!("not set after the last revert: {why}")
                     }
                 }),
-                forwards: faults.forwards.get(name).filter(|_| extra && vm_running(name)).map(|fs| {
-                    fs.iter()
-                        .map(|f| format!("{}:{} -> {}", crate::ops::forward::FORWARD_ADDRESS, f.host, f.guest))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }),
+                forwards: faults
+                    .forwards
+                    .get(name)
+                    .filter(|_| extra && vm_running(name))
+                    .map(|fs| Forwards(fs.iter().map(|f| (f.host, f.guest)).collect())),
                 memory: faults.memory.get(name).filter(|_| extra && vm_running(name)).map(|m| m.describe()),
             };
             (name.clone(), status)

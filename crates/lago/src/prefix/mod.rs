@@ -395,9 +395,7 @@ mod tests {
     fn terminate_waits_for_the_process_not_its_pid_file() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("switch-n.pid");
-        // It writes its pid file once its trap is set, as a helper does once it serves: a
-        // SIGTERM before that would end it at once.
-        let script = "trap 'rm -f \"$0\"; sleep 0.3; exit 0' TERM; echo $$ > \"$0\"; while :; do sleep 0.05; done";
+        let script = "trap 'rm -f \"$0\"; sleep 0.3; : > \"$0.done\"; exit 0' TERM; : > \"$0.trapped\"; while :; do sleep 0.05; done";
         let mut child = std::process::Command::new("sh")
             .args(["-c", script])
             .arg(&pid_file)
@@ -405,13 +403,18 @@ mod tests {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        while running_pid(&pid_file).is_none() {
+        std::fs::write(&pid_file, child.id().to_string()).unwrap();
+        // Once its trap is set (a SIGTERM before would end it at once).
+        let trapped = dir.path().join("switch-n.pid.trapped");
+        while running_pid(&pid_file).is_none() || !trapped.exists() {
             std::thread::sleep(Duration::from_millis(5));
         }
         terminate(&pid_file, Duration::from_secs(5));
-        let ended = child.try_wait().unwrap();
-        assert!(ended.is_some(), "terminate returned while the process still ran");
-        assert!(ended.unwrap().success(), "it was killed, not ended by its SIGTERM: {ended:?}");
+        // It had done its last work (a process that is exiting reads as gone a moment before
+        // it can be reaped).
+        assert!(dir.path().join("switch-n.pid.done").exists(), "terminate returned while the process still ran");
+        let ended = child.wait().unwrap();
+        assert!(ended.success(), "it was killed, not ended by its SIGTERM: {ended:?}");
     }
 
     /// A process whose arguments name `pid_file`, as qemu's `-pidfile` does.

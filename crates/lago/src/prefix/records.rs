@@ -151,7 +151,25 @@ pub struct DirectBoot {
     pub cmdline: String,
 }
 
+/// The key of a template's metadata (lago's own) naming the least memory, in MiB, its VMs boot
+/// in.
+pub const MIN_MEMORY: &str = "min-memory";
+
 impl VmRecord {
+    /// The memory the VM runs with, in MiB: its `memory`, or the `min-memory` its first disk's
+    /// template needs when that is more (the original's init files give their VMs 64 MiB, which
+    /// its CirrOS images took and a Debian kernel does not: it panics before its console is
+    /// up). `init` says so when it happens. A VM with NUMA cells of its own keeps its `memory`
+    /// (the cells must add up to it).
+    pub fn run_memory(&self) -> u64 {
+        let numa = self.cpu_custom.as_ref().is_some_and(|c| c.get("numa").is_some());
+        let floor = self.disks.first().and_then(|d| d.metadata.get(MIN_MEMORY)).and_then(serde_json::Value::as_u64);
+        match floor {
+            Some(min) if !numa && min > self.memory => min,
+            _ => self.memory,
+        }
+    }
+
     /// The password SSH offers where no key is accepted (images that bring their own access):
     /// `ssh-password` of the VM's metadata, else its `root-password`, else the template's
     /// (`root-password` of the first disk's metadata), else its `ssh-password` (the
@@ -233,6 +251,25 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn a_vm_runs_with_at_least_the_memory_its_template_needs() {
+        let vm = |memory: u64, cpu_custom: Value| -> VmRecord {
+            serde_json::from_value(json!({
+                "name": "vm01", "memory": memory, "cpu_custom": cpu_custom,
+                "disks": [{"path": "/x.qcow2", "metadata": {"distro": "lago-tiny", "min-memory": 128}}]
+            }))
+            .unwrap()
+        };
+        assert_eq!(vm(64, Value::Null).run_memory(), 128);
+        assert_eq!(vm(512, Value::Null).run_memory(), 512);
+        // NUMA cells must add up to the memory given: it stays.
+        assert_eq!(vm(64, json!({"numa": {"cell": []}})).run_memory(), 64);
+        // Templates that say nothing: the memory given.
+        let plain: VmRecord =
+            serde_json::from_value(json!({"name": "vm01", "memory": 64, "disks": [{"path": "/x"}]})).unwrap();
+        assert_eq!(plain.run_memory(), 64);
+    }
 
     #[test]
     fn values_written_as_the_init_file_had_them_are_read() {

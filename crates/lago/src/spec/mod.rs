@@ -5,6 +5,7 @@
 //! [`crate::plan`] then adds the cross-checks that need the expanded networks.
 
 pub mod cpu;
+pub mod keys;
 pub mod model;
 pub mod tree;
 pub mod written;

@@ -147,6 +147,11 @@ impl Build<'_> {
         let images = Images::new(host.runner);
         for (v, vm) in plan.vms.iter_mut().enumerate() {
             let vm_name = vm.name.clone();
+            let asked = Asked {
+                vm: vm.name.clone(),
+                memory: vm.memory,
+                numa: vm.spec.cpu_custom.as_ref().is_some_and(|c| c.get("numa").is_some()),
+            };
             task(r, &format!("Create disks for VM {vm_name}"), || {
                 for (d, disk) in vm.disks.iter_mut().enumerate() {
                     let in_staging =
@@ -161,12 +166,27 @@ impl Build<'_> {
                                 for (k, val) in &st.metadata {
                                     disk.metadata.insert(k.clone(), val.clone());
                                 }
+                                if d == 0 {
+                                    note_min_memory(r, &asked, &st.metadata, &t.store_name());
+                                }
                                 Ok(())
                             }
                             (DiskType::Template, TemplateType::Qcow2) => {
                                 let base = resolve(disk.spec.path.as_deref().unwrap_or_default());
                                 resolve_parent(&base, opts, host, &store)?;
-                                images.create_overlay(&base, "qcow2", &in_staging).map_err(derr)
+                                images.create_overlay(&base, "qcow2", &in_staging).map_err(derr)?;
+                                // An exported image's `.metadata` (lago's and the original's
+                                // exports write one beside it) is its template's: what the init
+                                // file's own `metadata` does not say comes from there.
+                                if let Some(published) = sidecar_metadata(&base) {
+                                    for (k, val) in published {
+                                        disk.metadata.entry(k).or_insert(val);
+                                    }
+                                }
+                                if d == 0 {
+                                    note_min_memory(r, &asked, &disk.metadata, &base.display().to_string());
+                                }
+                                Ok(())
                             }
                             (DiskType::Empty, _) => images
                                 .create(&in_staging, &disk.format, disk.spec.size.as_deref().unwrap_or_default())
@@ -332,6 +352,38 @@ pub(super) fn lease_subnets(
     *plan = crate::plan::plan(&leased, defaults)
         .map_err(|issues| InitError::Spec(SpecError::Invalid { path: init_file.to_owned(), issues }))?;
     Ok(())
+}
+
+/// The metadata published beside image `image` (`<image>.metadata`, a JSON object), if any.
+fn sidecar_metadata(image: &Path) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let path = PathBuf::from(format!("{}.metadata", image.display()));
+    let text = crate::host::pathio::read_text(&path, 1 << 20).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text).ok()?.as_object().cloned()
+}
+
+/// The memory a VM asks for, for [`note_min_memory`].
+struct Asked {
+    vm: String,
+    memory: u64,
+    /// Whether it has NUMA cells of its own (its memory then stays as asked).
+    numa: bool,
+}
+
+/// Says when a VM asks for less memory than its first disk's template needs (`min-memory`):
+/// it runs with that much (see [`crate::prefix::records::VmRecord::run_memory`]).
+fn note_min_memory(
+    r: &dyn Reporter,
+    asked: &Asked,
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    template: &str,
+) {
+    let min = metadata.get(crate::prefix::records::MIN_MEMORY).and_then(serde_json::Value::as_u64);
+    if let Some(min) = min.filter(|m| *m > asked.memory && !asked.numa) {
+        r.warn(&format!(
+            "VM {} asks for {} MiB; template {template} needs at least {min} MiB to boot: it runs with {min} MiB",
+            asked.vm, asked.memory
+        ));
+    }
 }
 
 /// `virt-customize` argv for one build step (reference §5.3).

@@ -47,7 +47,7 @@ pub struct InitOptions {
     /// `lease_dir`: the host-wide subnet leases of libvirt networks.
     pub lease_dir: PathBuf,
     /// Whether `nat` networks of `local-qemu` VMs are leased too: they may get a host leg
-    /// (`host_leg` is not `off`).
+    /// (`host_leg = on`, or `auto` where lago may create interfaces).
     pub lease_local_nets: bool,
 }
 

@@ -68,7 +68,7 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
     let mut x = String::new();
     let _ = writeln!(x, "<domain type='{}'>", if kvm { "kvm" } else { "qemu" });
     let _ = writeln!(x, "  <name>{}</name>", escape(&domain_name(ctx.env_id, &vm.name)));
-    let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", vm.memory);
+    let _ = writeln!(x, "  <memory unit='MiB'>{}</memory>", vm.run_memory());
     let _ = writeln!(x, "  <vcpu>{}</vcpu>", vm.vcpu);
     x.push_str(&cpu_xml(vm, spec, kvm));
     x.push_str("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n");

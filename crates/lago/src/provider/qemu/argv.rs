@@ -95,7 +95,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
         crate::spec::cpu::qemu_cpu(vm.cpu_model.as_deref(), vm.cpu_custom.as_ref(), vm.vcpu, vm.memory, ctx.accel)
             .unwrap_or_else(|_| crate::spec::cpu::plain(None, vm.vcpu, ctx.accel));
     a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
-    a.extend(["-m".into(), vm.memory.to_string(), "-smp".into(), cpu.smp]);
+    a.extend(["-m".into(), vm.run_memory().to_string(), "-smp".into(), cpu.smp]);
     a.extend(cpu.extra);
     a.extend(memory_args(&ctx.memory, vm.memory));
     a.extend([

@@ -236,12 +236,21 @@ pub fn read_repo_for_update(meta_path: &Path, repo_dir: &Path) -> Result<Value, 
     Ok(repo)
 }
 
+/// The key of a template's metadata (lago's own) naming the least memory, in MiB, its VMs boot
+/// in: a VM given less runs with that much (see [`crate::prefix::records::VmRecord::run_memory`]).
+pub const MIN_MEMORY: &str = crate::prefix::records::MIN_MEMORY;
+
+/// What lago's built templates need: Debian's kernel spans 74 MiB of physical memory once
+/// loaded (it boots in 96 MiB, not in 80), and its VMs get some room to work.
+const BUILT_MIN_MEMORY: u64 = 128;
+
 fn publish(opts: &BuildOptions, image: &Image, runner: &dyn CommandRunner) -> Result<Built, BuildError> {
     let metadata = json!({
         "distro": image.distro, "arch": "x86_64",
         "root-partition": "/dev/vda2", "root-password": "123456", "kernel": image.kernel,
         "base": "debian:bookworm", "inputs": image.inputs,
         "bootstrap": image.bootstrap, "guest-agent": image.guest_agent,
+        MIN_MEMORY: BUILT_MIN_MEMORY,
     });
     let boot = image.boot.as_ref().map(|b| (b.vmlinux.as_path(), b.initrd.as_path(), b.cmdline.as_str()));
     publish_into(&opts.repo_dir, &opts.name, None, &image.raw, metadata, boot, runner)
