@@ -57,6 +57,7 @@ fuzz_target!(|data: &[u8]| {
         resume: None,
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
-        let _ = env.snapshots();
+        let _ = env.snapshots(false);
+        let _ = env.snapshots(true);
     }
 });
