@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::CliError;
 
 /// How the pages are regenerated (said by `--check` and in each page's first lines).
-pub(crate) const REGENERATE: &str = "cargo run -p lago-cli -- docgen docs/reference";
+pub(crate) const REGENERATE: &str = "cargo run -p lago-cli --bin lago -- docgen docs/reference";
 
 /// Write the reference pages of the documentation (command line, init file, configuration)
 #[derive(Debug, clap::Args)]

@@ -34,7 +34,7 @@ fn a_stale_page_is_named_with_the_command_that_regenerates_it() {
     assert!(run.stderr.contains("init-file.md"), "{}", run.render());
     assert!(!run.stderr.contains("cli.md"), "{}", run.render());
     assert!(
-        run.stderr.contains("Hint: regenerate them: `cargo run -p lago-cli -- docgen docs/reference`"),
+        run.stderr.contains("Hint: regenerate them: `cargo run -p lago-cli --bin lago -- docgen docs/reference`"),
         "{}",
         run.render()
     );
