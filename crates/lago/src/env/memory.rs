@@ -26,7 +26,7 @@ impl Env {
         let file = crate::prefix::memory::vm_file(base, &self.prefix.path, &vm.name);
         // A file left by a qemu that ended without lago: its pages are not this boot's.
         let _ = std::fs::remove_file(&file);
-        let bytes = vm.memory << 20;
+        let bytes = vm.run_memory() << 20;
         match crate::host::memory::space(&dir) {
             Ok(space) if space.total < bytes => ordinary(format!(
                 "the tmpfs of {} holds {}, less than its {}",
@@ -46,10 +46,10 @@ impl Env {
     /// and room for its memory file.
     pub(crate) fn boot_need(&self, vms: &[&VmRecord], kvm: bool) -> Need {
         let local: Vec<&&VmRecord> = vms.iter().filter(|v| v.provider() == "local-qemu").collect();
-        let memory = local.iter().map(|v| (v.memory << 20) + qemu_overhead(kvm)).sum();
+        let memory = local.iter().map(|v| (v.run_memory() << 20) + qemu_overhead(kvm)).sum();
         let tmpfs = match &self.options.memory_base {
             Ok(base) => {
-                let files: u64 = local.iter().filter(|v| !has_numa_cells(v)).map(|v| v.memory << 20).sum();
+                let files: u64 = local.iter().filter(|v| !has_numa_cells(v)).map(|v| v.run_memory() << 20).sum();
                 (files > 0).then(|| (files, base.clone()))
             }
             Err(_) => None,

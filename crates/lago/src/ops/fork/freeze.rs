@@ -79,7 +79,7 @@ impl Env {
             let accel = accel.iter().find(|(n, _)| *n == vm.name).map_or(Accel::Tcg, |(_, a)| *a);
             let entry = FrozenVm {
                 memory,
-                memory_mib: vm.memory,
+                memory_mib: vm.run_memory(),
                 state: PathBuf::from(format!("{}.state", vm.name)),
                 disks,
                 accel: accel.name().to_owned(),

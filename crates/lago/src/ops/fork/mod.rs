@@ -297,7 +297,7 @@ impl Env {
         // Copies are being made of it: it stays while they are.
         let _hold = earlier.as_ref().map(Frozen::hold).transpose()?;
         let vms: Vec<(String, u64)> = match &earlier {
-            None => self.vms.iter().map(|v| (v.name.clone(), v.memory)).collect(),
+            None => self.vms.iter().map(|v| (v.name.clone(), v.run_memory())).collect(),
             Some(f) => f.manifest.vms.iter().map(|(n, v)| (n.clone(), v.memory_mib)).collect(),
         };
         let per_copy: u64 = vms.iter().map(|(_, mib)| cow_estimate(*mib)).sum();
@@ -341,8 +341,8 @@ impl Env {
             // The origin does not use a frozen state that was never complete (its VMs were not
             // frozen: they run on as they were); one its VMs were frozen into, it does.
             let record = ForkRecord::load(&self.prefix.path).unwrap_or_default();
-            let complete = Frozen::load(&frozen.dir)
-                .is_ok_and(|f| self.vms.iter().all(|v| f.manifest.vms.contains_key(&v.name)));
+            let complete =
+                Frozen::load(&frozen.dir).is_ok_and(|f| self.vms.iter().all(|v| f.manifest.vms.contains_key(&v.name)));
             if !complete {
                 let mut record = record;
                 record.uses.retain(|u| *u != frozen.dir);

@@ -97,7 +97,7 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
     a.extend(["-accel".into(), accel.into(), "-cpu".into(), cpu.cpu]);
     a.extend(["-m".into(), vm.run_memory().to_string(), "-smp".into(), cpu.smp]);
     a.extend(cpu.extra);
-    a.extend(memory_args(&ctx.memory, vm.memory));
+    a.extend(memory_args(&ctx.memory, vm.run_memory()));
     a.extend([
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
@@ -379,6 +379,16 @@ mod tests {
         // Ordinary memory: `-m` alone, as before.
         ctx.memory = Memory::Ram;
         assert!(!qemu_argv(&vm, &ctx).contains(&"-object".to_owned()));
+        // A VM that asks for less than its template's `min-memory` runs with the minimum: its
+        // memory file is as large as `-m` says (qemu refuses a backend of another size).
+        let small: VmRecord = serde_json::from_str(
+            r#"{"name": "vm01", "memory": 64, "disks": [{"path": "/x.qcow2", "metadata": {"min-memory": 128}}]}"#,
+        )
+        .unwrap();
+        ctx.memory = Memory::File { path: "/dev/shm/lago-0/ab/vm01.mem".into(), shared: true };
+        let argv = qemu_argv(&small, &ctx);
+        assert_eq!(argv[argv.iter().position(|a| a == "-m").unwrap() + 1], "128");
+        assert!(around(argv, "-object")[1].contains(",size=128M,"));
     }
 
     /// `cpu_custom` as the documentation writes it (reference §6.3) on a KVM host.
