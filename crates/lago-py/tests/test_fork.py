@@ -2,6 +2,7 @@
 with its own copy of the environment booted once; ``lago_env_reset = fork``)."""
 
 import os
+import site
 from pathlib import Path
 
 from conftest import processes_naming
@@ -61,7 +62,10 @@ def test_env_fork_gives_copies_that_go_on_from_one_instant(tmp_path: Path, lago_
     assert not processes_naming(workdir)
 
 
-def test_xdist_workers_each_get_a_fork_and_each_test_a_fresh_one(pytester, lago_config) -> None:
+def test_xdist_workers_each_get_a_fork_and_each_test_a_fresh_one(pytester, lago_config, monkeypatch) -> None:
+    # pytester gives the run a HOME of its own: the packages installed for this user (pytest,
+    # pytest-xdist, lago, all `pip --user`) are found through the user base of this process.
+    monkeypatch.setenv("PYTHONUSERBASE", site.getuserbase())
     (pytester.path / "lab.yaml").write_text(ONE_VM)
     pytester.makeini(
         f"""
