@@ -55,6 +55,10 @@ fuzz_target!(|data: &[u8]| {
         libvirt: lago::config::LibvirtOptions::default(),
         ssh_tries: 1,
         resume: None,
+        memory_base: Err("the fuzzer".into()),
+        memory_reserve: 0,
+        memory_wait: false,
+        memory_line: prefix.path.join("memory-line"),
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots(false);

@@ -61,6 +61,26 @@ pub struct HostLegSetting {
     pub origin: String,
 }
 
+/// Where `local-qemu` VMs keep their memory (`[lago] memory_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryDir {
+    /// `/dev/shm`, else the runtime directory when it is a tmpfs.
+    Auto,
+    /// Ordinary memory: VMs cannot be forked.
+    Off,
+    /// This directory (it must be on a tmpfs).
+    Path(PathBuf),
+}
+
+/// The `memory_dir` in effect and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryDirSetting {
+    /// The value.
+    pub dir: MemoryDir,
+    /// Where it was set.
+    pub origin: String,
+}
+
 /// The setting in effect and where it was set, for the messages that depend on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccelSetting {
@@ -314,6 +334,20 @@ pub const SCHEMA: &[OptionDef] = &[
         help: "Whether VMs on nat networks may reach addresses outside the host",
         default: Default::Value("true"),
         kind: Kind::Bool,
+    },
+    OptionDef {
+        section: "lago",
+        key: "memory_dir",
+        help: "Where local-qemu VMs keep their memory, as a file on a tmpfs, so that a running environment can be forked (`lago fork`): auto (/dev/shm, else the runtime directory when it is a tmpfs), a directory on a tmpfs, or off (ordinary memory; `lago fork` is refused)",
+        default: Default::Value("auto"),
+        kind: Kind::Text,
+    },
+    OptionDef {
+        section: "lago",
+        key: "memory_reserve",
+        help: "Memory, in MiB, that `lago start` and `lago fork` leave to the host: one that would take more waits in line until there is room (`--no-wait`: fails at once)",
+        default: Default::Value("512"),
+        kind: Kind::Int { min: 0, max: 1_000_000_000 },
     },
     OptionDef {
         section: "start",
@@ -724,6 +758,22 @@ impl Config {
             }
         };
         Ok(HostLegSetting { leg, origin: self.origin("lago", "host_leg") })
+    }
+
+    /// `[lago] memory_dir` (`auto` when unset) and where it was set.
+    pub fn memory_dir(&self) -> MemoryDirSetting {
+        let value = self.lago("memory_dir").map(str::trim).unwrap_or("auto");
+        let dir = match value.to_ascii_lowercase().as_str() {
+            "" | "auto" => MemoryDir::Auto,
+            "off" | "false" | "no" | "none" => MemoryDir::Off,
+            _ => MemoryDir::Path(expand_home(value)),
+        };
+        MemoryDirSetting { dir, origin: self.origin("lago", "memory_dir") }
+    }
+
+    /// `[lago] memory_reserve`, in bytes (512 MiB when unset).
+    pub fn memory_reserve(&self) -> Result<u64, ConfigError> {
+        Ok(self.lago_u64("memory_reserve")?.unwrap_or(512).saturating_mul(1024 * 1024))
     }
 
     /// `[lago] accel` (`auto` when unset).

@@ -7,6 +7,7 @@ pub(crate) mod console;
 pub(crate) mod docgen;
 pub(crate) mod doctor;
 pub(crate) mod export;
+pub(crate) mod fork;
 pub(crate) mod forward;
 pub(crate) mod generate_config;
 pub(crate) mod graph;
@@ -49,6 +50,7 @@ pub(crate) enum Verb {
     Console(console::ConsoleArgs),
     Net(net::NetArgs),
     Forward(forward::ForwardArgs),
+    Fork(fork::ForkArgs),
     Snapshot(snapshot::SnapshotArgs),
     Revert(snapshot::RevertArgs),
     Export(export::ExportArgs),
@@ -108,6 +110,7 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
         Verb::Export(a) => export::cmd_export(ctx, a),
         Verb::Forward(a) => forward::cmd_forward(ctx, a),
+        Verb::Fork(a) => fork::cmd_fork(ctx, a),
         Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),

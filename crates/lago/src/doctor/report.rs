@@ -188,4 +188,6 @@ pub struct Paths {
     pub libvirt_url: String,
     /// `[lago] host_leg`: `auto`, `on` or `off`, and where it was set.
     pub host_leg: crate::config::HostLegSetting,
+    /// `[lago] memory_dir`: where VMs keep their memory, and where it was set.
+    pub memory_dir: crate::config::MemoryDirSetting,
 }

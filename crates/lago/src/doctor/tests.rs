@@ -84,6 +84,18 @@ impl Host for FakeHost {
     fn loopback(&self) -> Result<(), String> {
         Ok(())
     }
+    fn memory_dir(
+        &self,
+        setting: &crate::config::MemoryDirSetting,
+    ) -> Result<(PathBuf, crate::host::memory::Space), String> {
+        match &setting.dir {
+            crate::config::MemoryDir::Off => Err(format!("`memory_dir = off` is set ({})", setting.origin)),
+            crate::config::MemoryDir::Path(p) if p.starts_with("/small") => {
+                Ok((p.clone(), crate::host::memory::Space { total: 1 << 30, free: 200 << 20 }))
+            }
+            _ => Ok(("/dev/shm/lago-0".into(), crate::host::memory::Space { total: 12 << 30, free: 12 << 30 })),
+        }
+    }
     fn may_create_interfaces(&self) -> Result<(), String> {
         if self.root { Ok(()) } else { Err("lago runs without root or CAP_NET_ADMIN".into()) }
     }
@@ -129,7 +141,34 @@ fn paths() -> Paths {
         lease_dir: "/var/lib/lago/subnets".into(),
         libvirt_url: "qemu:///system".into(),
         host_leg: crate::config::HostLegSetting { leg: crate::config::HostLeg::Auto, origin: "the default".into() },
+        memory_dir: crate::config::MemoryDirSetting {
+            dir: crate::config::MemoryDir::Auto,
+            origin: "the default".into(),
+        },
     }
+}
+
+#[test]
+fn memory_files_are_on_a_tmpfs_or_vms_cannot_be_forked() {
+    let host = FakeHost::complete();
+    let check = |dir: crate::config::MemoryDir| {
+        let paths = Paths { memory_dir: crate::config::MemoryDirSetting { dir, origin: "the test".into() }, ..paths() };
+        examine(&host, &paths).checks.into_iter().find(|c| c.name == "memory files").unwrap()
+    };
+    let auto = check(crate::config::MemoryDir::Auto);
+    assert!(auto.ok && !auto.required, "{auto:?}");
+    assert_eq!(
+        auto.detail,
+        "/dev/shm/lago-0: a tmpfs with 12.0 GiB free of 12.0 GiB; running environments can be forked"
+    );
+    let off = check(crate::config::MemoryDir::Off);
+    assert!(!off.ok && !off.required);
+    assert_eq!(
+        off.detail,
+        "`memory_dir = off` is set (the test): VMs run with ordinary memory, and `lago fork` is refused"
+    );
+    let small = check(crate::config::MemoryDir::Path("/small/lago".into()));
+    assert!(!small.ok && small.detail.contains("has 200 MiB free of 1.0 GiB"), "{small:?}");
 }
 
 fn fixes(r: &Report) -> Vec<String> {

@@ -356,6 +356,7 @@ mod tests {
             nics: nics.into_iter().enumerate().map(|(i, n)| (format!("eth{i}"), n)).collect(),
             clock: None,
             forwards: None,
+            memory: None,
         }
     }
 
@@ -383,6 +384,7 @@ mod tests {
                 uuid: "0123456789abcdef0123456789abcdef".into(),
                 networks: vec![("front".into(), front), ("back".into(), back)],
                 vms: vec![("web".into(), web), ("app".into(), app), ("db".into(), db)],
+                fork: None,
             },
         }
     }

@@ -11,6 +11,7 @@ pub mod ansible;
 pub mod console;
 pub mod export;
 pub mod faults;
+pub mod fork;
 pub mod forward;
 pub mod graph;
 pub mod guest;

@@ -34,6 +34,10 @@ pub struct PrefixStatus {
     /// Its VMs, in `virt/env` order.
     #[serde(rename = "VMs", serialize_with = "in_order")]
     pub vms: Vec<(String, VmStatus)>,
+    /// lago's own: the frozen state the prefix is a copy of, or was last frozen into (`lago
+    /// fork`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fork: Option<String>,
 }
 
 /// One network of [`Status`].
@@ -81,6 +85,10 @@ pub struct VmStatus {
     /// `, `-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwards: Option<Forwards>,
+    /// lago's own: where its memory is while it runs (its file on a tmpfs, a frozen VM's, or
+    /// ordinary memory and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// A partition of a network: groups of VMs that cannot exchange a frame with one another (VMs
@@ -222,23 +230,47 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                 snapshots: crate::ops::snapshot::names_of(spec).join(", "),
                 metadata: spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 nics,
-                clock: faults
-                    .clock
-                    .get(name)
-                    .filter(|_| extra)
-                    .map(|why| format!("not set after the last revert: {why}")),
+                clock: faults.clock.get(name).filter(|_| extra).map(|why| {
+                    if why.starts_with("not set ") {
+                        why.clone()
+                    } else {
+                        format!("not set after the last revert: {why}")
+                    }
+                }),
                 forwards: faults
                     .forwards
                     .get(name)
                     .filter(|_| extra && vm_running(name))
                     .map(|fs| Forwards(fs.iter().map(|f| (f.host, f.guest)).collect())),
+                memory: faults.memory.get(name).filter(|_| extra && vm_running(name)).map(|m| m.describe()),
             };
             (name.clone(), status)
         })
         .collect();
+    let fork = extra.then(|| fork_words(&prefix.path)).flatten();
     Ok(Status {
-        prefix: PrefixStatus { base_directory: prefix.path.display().to_string(), uuid: prefix.uuid()?, networks, vms },
+        prefix: PrefixStatus {
+            base_directory: prefix.path.display().to_string(),
+            uuid: prefix.uuid()?,
+            networks,
+            vms,
+            fork,
+        },
     })
+}
+
+/// What `status --extra` says of the prefix's forks: the frozen state it is a copy of, or the
+/// one it was last frozen into.
+fn fork_words(prefix: &std::path::Path) -> Option<String> {
+    let record = crate::prefix::frozen::ForkRecord::load(prefix).ok()?;
+    let origin = |dir: &std::path::Path| {
+        crate::prefix::frozen::Frozen::load(dir).map(|f| f.manifest.origin).unwrap_or_else(|_| "?".into())
+    };
+    match (&record.copy_of, &record.last) {
+        (Some(of), _) => Some(format!("copy of prefix {} as frozen in {}", origin(of), of.display())),
+        (None, Some(last)) => Some(format!("forked: frozen in {}", last.display())),
+        (None, None) => None,
+    }
 }
 
 fn nic_nets(spec: &Map<String, Value>) -> impl Iterator<Item = &str> {

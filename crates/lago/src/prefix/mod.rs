@@ -8,8 +8,10 @@
 //! This module knows the paths, reads the persisted plan (`virt/`, in the original's JSON shape,
 //! so prefixes written by the original Lago can be read), and stops, cleans up and destroys.
 
+pub mod frozen;
 pub mod layout;
 pub mod leases;
+pub mod memory;
 pub mod records;
 pub mod state;
 pub mod workdir;
@@ -201,6 +203,12 @@ impl Prefix {
             use nix::sys::signal::{Signal, kill};
             use nix::unistd::Pid;
             let procs = self.processes();
+            // Their own memory files go with them.
+            let memory: Vec<PathBuf> = procs
+                .iter()
+                .filter_map(|(_, pid)| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+                .filter_map(|c| crate::prefix::memory::own_memory_file(&c))
+                .collect();
             for (what, pid) in &procs {
                 tracing::info!("stopping {what} (pid {pid})");
                 match kill(Pid::from_raw(*pid), Signal::SIGTERM) {
@@ -225,6 +233,9 @@ impl Prefix {
                     tracing::warn!("{what} (pid {pid}) ignored SIGTERM, killing it");
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
+            }
+            for file in &memory {
+                let _ = std::fs::remove_file(file);
             }
             crate::host::ssh::close_masters(&runtime_dir(&self.path));
             // Runtime files of processes; `state.json` (faults in force) stays until destroy.
