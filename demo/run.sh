@@ -17,24 +17,8 @@ export LAGO__INIT__TEMPLATE_REPO_PATH="$work/repo/repo.metadata" LAGO__INIT__TEM
 "$lago" template build tiny --repo-dir "$work/repo"
 "$lago" template list
 
-cat > LagoInitFile <<'YAML'
-base: &base
-  memory: 512
-  disks:
-    - {template_name: tiny, type: template, name: root, dev: vda}
-domains:
-  web:  {<<: *base, nics: [{net: front}]}
-  app:  {<<: *base, nics: [{net: front}, {net: back, ip: 192.168.201.10}]}
-  db:
-    <<: *base
-    nics: [{net: front}, {net: back}]
-    disks:
-      - {template_name: tiny, type: template, name: root, dev: vda}
-      - {type: empty, name: data, size: 10G, dev: vdb}
-nets:
-  front: {management: true, dns_domain_name: demo.local}
-  back: {}
-YAML
+# Three VMs on two networks (demo/LagoInitFile).
+cp "$repo/demo/LagoInitFile" .
 cat LagoInitFile
 set -x
 "$lago" init

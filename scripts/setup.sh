@@ -67,7 +67,7 @@ pip_user() {
   rm -f /tmp/lago-pip.$$
 }
 python_tools=(maturin==1.16.0)
-$tests && python_tools+=(pytest)
+$tests && python_tools+=(pytest pytest-xdist)
 say "installing ${python_tools[*]} for $($python --version 2>&1) (pip --user): they build and test the Python SDK"
 pip_user "${python_tools[@]}" >&2
 maturin="$("$python" -c 'import sysconfig, os; print(os.path.join(sysconfig.get_path("scripts", "posix_user"), "maturin"))')"

@@ -29,7 +29,12 @@ fuzz_target!(|data: &[u8]| {
             index: 0,
             forwards: record.forwards.iter().map(|f| (f.host.unwrap_or(40000), f.guest)).collect(),
             host_legs: Vec::new(),
-            paused: false,        };
+            paused: false,
+            memory: lago::provider::Memory::File { path: "/dev/shm/lago-0/ab/vm.mem".into(), shared: true },
+            incoming: false,
+            scratch: None,
+            kernel_stub: None,
+        };
         let _ = lago::provider::qemu_argv(&record, &ctx);
     }
 });

@@ -55,8 +55,13 @@ fuzz_target!(|data: &[u8]| {
         libvirt: lago::config::LibvirtOptions::default(),
         ssh_tries: 1,
         resume: None,
+        memory_base: Err("the fuzzer".into()),
+        memory_reserve: 0,
+        memory_wait: false,
+        memory_line: prefix.path.join("memory-line"),
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
-        let _ = env.snapshots();
+        let _ = env.snapshots(false);
+        let _ = env.snapshots(true);
     }
 });

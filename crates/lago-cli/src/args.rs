@@ -14,15 +14,19 @@ pub(crate) enum OutFormat {
     Json,
     /// YAML
     Yaml,
+    /// Graphviz DOT: the picture of an environment (`lago status` only; lago's own)
+    Dot,
 }
 
 impl OutFormat {
-    pub(crate) fn to_lib(self) -> lago::output::Format {
+    /// The library's format of the same name (`None` for `dot`, which only `status` prints).
+    pub(crate) fn to_lib(self) -> Option<lago::output::Format> {
         match self {
-            OutFormat::Default => lago::output::Format::Default,
-            OutFormat::Flat => lago::output::Format::Flat,
-            OutFormat::Json => lago::output::Format::Json,
-            OutFormat::Yaml => lago::output::Format::Yaml,
+            OutFormat::Default => Some(lago::output::Format::Default),
+            OutFormat::Flat => Some(lago::output::Format::Flat),
+            OutFormat::Json => Some(lago::output::Format::Json),
+            OutFormat::Yaml => Some(lago::output::Format::Yaml),
+            OutFormat::Dot => None,
         }
     }
 }
@@ -45,7 +49,7 @@ fn out_format_choice(name: &str) -> Result<OutFormatChoice, String> {
     if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         return Ok(OutFormatChoice::Plugin(name.to_owned()));
     }
-    Err(format!("{name:?} is not an output format (default, flat, json, yaml, or an output plugin's name)"))
+    Err(format!("{name:?} is not an output format (default, flat, json, yaml, dot, or an output plugin's name)"))
 }
 
 /// The global options.
@@ -58,7 +62,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) logdepth: Option<i64>,
     /// Output format of information commands: default, flat, json, yaml, or an output plugin's
-    /// name (`lago.plugins.output`)
+    /// name (`lago.plugins.output`); `dot` for `lago status` (the environment as a Graphviz graph)
     #[arg(short = 'f', long, value_parser = out_format_choice, value_name = "FORMAT")]
     pub(crate) out_format: Option<OutFormatChoice>,
     /// Path to the prefix to use, will be deprecated, use --workdir-path instead

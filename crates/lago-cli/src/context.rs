@@ -13,6 +13,8 @@ pub(crate) struct Context {
     pub(crate) format: lago::output::Format,
     /// An output plugin's format (`-f NAME`), which prints instead of `format`.
     pub(crate) plugin_format: Option<String>,
+    /// `-f dot`: the picture of an environment, which only `lago status` prints.
+    pub(crate) dot: bool,
     /// The command line's grammar (for completions and man pages).
     pub(crate) grammar: clap::Command,
 }
@@ -32,8 +34,9 @@ impl Context {
             tracing::debug!("{n}");
         }
         let logdepth = config.lago("logdepth").and_then(|d| d.trim().parse::<i64>().ok()).unwrap_or(3);
+        let dot = globals.out_format == Some(OutFormatChoice::Lago(crate::args::OutFormat::Dot));
         let (format, plugin_format) = match &globals.out_format {
-            Some(OutFormatChoice::Lago(f)) => (f.to_lib(), None),
+            Some(OutFormatChoice::Lago(f)) => (f.to_lib().unwrap_or_default(), None),
             Some(OutFormatChoice::Plugin(name)) => (lago::output::Format::Default, Some(name.clone())),
             None => match config.lago("out_format") {
                 Some(name) => match lago::output::Format::from_name(name) {
@@ -43,7 +46,7 @@ impl Context {
                 None => (lago::output::Format::Default, None),
             },
         };
-        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, plugin_format, session, grammar })
+        Ok(Self { reporter: TaskPrinter::new(logdepth, &loglevel), format, plugin_format, dot, session, grammar })
     }
 
     /// The environment of the prefix a verb works on.
@@ -53,7 +56,7 @@ impl Context {
 
     /// Whether the output format is the default one (a verb may print plain lines then).
     pub(crate) fn is_default_format(&self) -> bool {
-        self.plugin_format.is_none() && self.format == lago::output::Format::Default
+        self.plugin_format.is_none() && !self.dot && self.format == lago::output::Format::Default
     }
 
     /// Prints information in the chosen output format (an output plugin's through the Python

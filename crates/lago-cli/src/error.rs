@@ -7,6 +7,24 @@ use std::process::ExitCode;
 
 use lago::diagnose::Rendered;
 
+/// The exit codes of every verb, as the reference lists them (`lago docgen`); verbs with codes
+/// of their own are in [`crate::commands::OWN_EXIT_CODES`].
+pub(crate) const EXIT_CODES: &[(&str, &str)] = &[
+    ("0", "Success; also `--help` and `--version`."),
+    (
+        "1",
+        "A failure of the host or of lago (a tool that failed, a VM that did not boot); also no verb at all (the help is printed), as the original's `argparse`.",
+    ),
+    (
+        "2",
+        "A problem with the input: a wrong option or value on the command line, an init file, a name, a request that cannot be met; the error says which, with a hint.",
+    ),
+    (
+        "128 + N",
+        "Interrupted by signal N (130 for Ctrl-C, 143 for SIGTERM): what the command had changed was rolled back, or left complete.",
+    ),
+];
+
 /// A failed command.
 pub(crate) struct CliError {
     rendered: Rendered,

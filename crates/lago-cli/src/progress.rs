@@ -33,6 +33,9 @@ struct State {
     last_percent: Option<u64>,
     /// One line per booting VM, on a terminal.
     boot: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    /// The live line of a wait in line (a terminal), or whether its first words were said.
+    wait: Option<ProgressBar>,
+    wait_said: bool,
 }
 
 impl State {
@@ -139,6 +142,40 @@ impl Reporter for TaskPrinter {
 
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");
+    }
+
+    /// A wait in line for memory: a live line on a terminal; else its first words once. Shown
+    /// whatever the log level: a command that waits says why.
+    fn waiting(&self, why: Option<&str>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match why {
+            Some(text) if self.bars => {
+                let bar = st.wait.get_or_insert_with(|| {
+                    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    bar
+                });
+                bar.set_message(text.to_owned());
+            }
+            Some(text) => {
+                if !st.wait_said {
+                    st.wait_said = true;
+                    eprintln!("{text}");
+                }
+            }
+            None => {
+                if let Some(bar) = st.wait.take() {
+                    bar.finish_and_clear();
+                }
+                if std::mem::take(&mut st.wait_said) {
+                    eprintln!("Done waiting for memory");
+                }
+            }
+        }
     }
 
     /// On a terminal, one live line per VM (`vm01  booting 0:00:07`, then `vm01  ready (15.2 s)`);

@@ -226,6 +226,35 @@ impl Env {
         blocking(py, move || env.revert(&name, &SystemRunner, &Progress).map_err(to_py))
     }
 
+    /// Makes copies of the running environment (`lago fork`): `count` of them (default: one per
+    /// name, else one), named `names` (default: `<prefix>-<n>`), of the environment frozen now,
+    /// or, with `from_frozen`, of the frozen state of its last fork. With `wait=False`, copies
+    /// that do not fit the host's memory fail at once. Returns the copies' prefix names.
+    #[pyo3(signature = (count=None, names=None, from_frozen=false, wait=true))]
+    fn fork_prefixes(
+        &self,
+        py: Python<'_>,
+        count: Option<usize>,
+        names: Option<Vec<String>>,
+        from_frozen: bool,
+        wait: bool,
+    ) -> PyResult<Vec<String>> {
+        let env = self.env.clone();
+        blocking(py, move || {
+            let opts =
+                lago::ops::fork::ForkOptions { names: names.unwrap_or_default(), count, from_frozen, no_wait: !wait };
+            let copies = env.fork_with(&opts, &SystemRunner, &Progress).map_err(to_py)?;
+            Ok(copies.iter().map(|c| c.prefix.name()).collect())
+        })
+    }
+
+    /// Puts a copy made by a fork back in place to the frozen state it was made from (its VMs
+    /// start again from that state, on the same networks and ports).
+    fn renew(&self, py: Python<'_>) -> PyResult<()> {
+        let env = self.env.clone();
+        blocking(py, move || env.renew(&SystemRunner, &Progress).map_err(to_py))
+    }
+
     /// `{vm: {snapshot: [disk, ...]}}`, in the original's shape.
     fn snapshots<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let env = self.env.clone();

@@ -61,6 +61,26 @@ pub struct HostLegSetting {
     pub origin: String,
 }
 
+/// Where `local-qemu` VMs keep their memory (`[lago] memory_dir`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryDir {
+    /// `/dev/shm`, else the runtime directory when it is a tmpfs.
+    Auto,
+    /// Ordinary memory: VMs cannot be forked.
+    Off,
+    /// This directory (it must be on a tmpfs).
+    Path(PathBuf),
+}
+
+/// The `memory_dir` in effect and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryDirSetting {
+    /// The value.
+    pub dir: MemoryDir,
+    /// Where it was set.
+    pub origin: String,
+}
+
 /// The setting in effect and where it was set, for the messages that depend on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccelSetting {
@@ -314,6 +334,20 @@ pub const SCHEMA: &[OptionDef] = &[
         help: "Whether VMs on nat networks may reach addresses outside the host",
         default: Default::Value("true"),
         kind: Kind::Bool,
+    },
+    OptionDef {
+        section: "lago",
+        key: "memory_dir",
+        help: "Where local-qemu VMs keep their memory, as a file on a tmpfs, so that a running environment can be forked (`lago fork`): auto (/dev/shm, else the runtime directory when it is a tmpfs), a directory on a tmpfs, or off (ordinary memory; `lago fork` is refused)",
+        default: Default::Value("auto"),
+        kind: Kind::Text,
+    },
+    OptionDef {
+        section: "lago",
+        key: "memory_reserve",
+        help: "Memory, in MiB, that `lago start` and `lago fork` leave to the host: one that would take more waits in line until there is room (`--no-wait`: fails at once)",
+        default: Default::Value("512"),
+        kind: Kind::Int { min: 0, max: 1_000_000_000 },
     },
     OptionDef {
         section: "start",
@@ -726,6 +760,22 @@ impl Config {
         Ok(HostLegSetting { leg, origin: self.origin("lago", "host_leg") })
     }
 
+    /// `[lago] memory_dir` (`auto` when unset) and where it was set.
+    pub fn memory_dir(&self) -> MemoryDirSetting {
+        let value = self.lago("memory_dir").map(str::trim).unwrap_or("auto");
+        let dir = match value.to_ascii_lowercase().as_str() {
+            "" | "auto" => MemoryDir::Auto,
+            "off" | "false" | "no" | "none" => MemoryDir::Off,
+            _ => MemoryDir::Path(expand_home(value)),
+        };
+        MemoryDirSetting { dir, origin: self.origin("lago", "memory_dir") }
+    }
+
+    /// `[lago] memory_reserve`, in bytes (512 MiB when unset).
+    pub fn memory_reserve(&self) -> Result<u64, ConfigError> {
+        Ok(self.lago_u64("memory_reserve")?.unwrap_or(512).saturating_mul(1024 * 1024))
+    }
+
     /// `[lago] accel` (`auto` when unset).
     pub fn accel(&self) -> Result<Accel, ConfigError> {
         let value = self.lago("accel").unwrap_or("auto");
@@ -821,23 +871,44 @@ fn expand_home(v: &str) -> PathBuf {
     }
 }
 
-/// Environment variables of lago's that are not options: the log filter, the progress switch,
-/// `LAGO_INITFILE_PATH` (of deploy scripts) and what the Python package's `lago` script passes
-/// on (`LAGO_PYTHON`...). (`LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` are options: the defaults
-/// of `--prefix-path` and `--workdir-path`, as in the original.)
-pub const NOT_OPTIONS: &[&str] = &[
-    "LAGO_LOG",
-    "LAGO_NO_PROGRESS",
-    "LAGO_INITFILE_PATH",
-    "LAGO_PYTHON",
-    "LAGO_PROG",
-    "LAGO_BIN",
-    "LAGO_ASKPASS_PASSWORD",
+/// Environment variables of lago's that are not options, and what they do: the log filter, the
+/// progress switch, `LAGO_INITFILE_PATH` (of deploy scripts) and what the Python package's `lago`
+/// script passes on (`LAGO_PYTHON`...). (`LAGO_PREFIX_PATH` and `LAGO_WORKDIR_PATH` are options:
+/// the defaults of `--prefix-path` and `--workdir-path`, as in the original.)
+pub const NOT_OPTIONS: &[(&str, &str)] = &[
+    (
+        "LAGO_LOG",
+        "What lago logs on standard error, as a `tracing` filter (`lago=debug`); the prefix's `logs/lago.log` always has everything",
+    ),
+    (
+        "LAGO_NO_PROGRESS",
+        "When set, progress is plain lines on standard error (no bars, no live lines), as when `CI` is set or standard error is not a terminal",
+    ),
+    (
+        "LAGO_INITFILE_PATH",
+        "The init file's directory: set for `$LAGO_INITFILE_PATH` in the init file's paths and for deploy scripts",
+    ),
+    (
+        "LAGO_PYTHON",
+        "The Python that has the `lago` package, which runs Python CLI plugins and output plugins (the package's `lago` script sets it; else `python3`)",
+    ),
+    (
+        "LAGO_PROG",
+        "The name lago was run as (`lagocli` makes it say so in its help), set by the Python package's scripts and `lagocli`",
+    ),
+    (
+        "LAGO_BIN",
+        "The `lago` program the Python package's scripts run (else the one in the package, else `lago` on `PATH`)",
+    ),
+    (
+        "LAGO_ASKPASS_PASSWORD",
+        "Internal: the password lago's `SSH_ASKPASS` helper gives `ssh`, in that helper's environment only",
+    ),
 ];
 
 /// `LAGO_FOO` → (`lago`, `foo`); `LAGO__INIT__TEMPLATE_STORE` → (`init`, `template_store`).
 pub fn parse_env_name(name: &str) -> Option<(String, String)> {
-    if NOT_OPTIONS.contains(&name) {
+    if NOT_OPTIONS.iter().any(|(n, _)| *n == name) {
         return None;
     }
     if let Some(rest) = name.strip_prefix("LAGO__") {

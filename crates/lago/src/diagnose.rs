@@ -219,6 +219,9 @@ impl Diagnose for EnvError {
             EnvError::ControlCut { vm, net, .. } => Diagnosis::user().of_kind(Kind::SshTimeout).with_hint(format!(
                 "`lago net restore {vm} {net}` puts the link back (libvirt and `ssh` VMs are reached on their management network; `local-qemu` VMs through an uplink of lago's that no fault touches)"
             )),
+            EnvError::NoRoom { .. } => Diagnosis::host().with_hint(
+                "without `--no-wait` the command waits in line until the host has room; `memory_reserve` is the memory lago leaves to the host (`lago fork` shows its copy-on-write estimate)",
+            ),
             EnvError::ForwardTaken { .. } => Diagnosis::user().with_hint(
                 "free that port, or change `host` of the VM's `forwards` in the init file (without `host`, a free port is chosen at each start)",
             ),
@@ -259,6 +262,34 @@ fn accel_words(accel: &AccelUse) -> String {
     }
 }
 
+impl Diagnose for crate::ops::fork::ForkError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::fork::ForkError;
+        match self {
+            ForkError::Env(e) => e.diagnose(),
+            ForkError::Snapshot(e) => e.diagnose(),
+            ForkError::Workdir(e) => e.diagnose(),
+            ForkError::Prefix(e) => e.diagnose(),
+            ForkError::Refused { reason, .. } if reason.contains("memory_dir") || reason.contains("tmpfs") => {
+                Diagnosis::user().with_hint(
+                    "`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs and start the VMs again",
+                )
+            }
+            ForkError::Exists { .. } => Diagnosis::user().of_kind(Kind::PrefixExists),
+            ForkError::Refused { .. }
+            | ForkError::Count { .. }
+            | ForkError::NoCopy
+            | ForkError::Twice { .. }
+            | ForkError::NotACopy { .. }
+            | ForkError::NeverForked { .. } => Diagnosis::user(),
+            ForkError::OriginDown { prefix, .. } => Diagnosis::host().with_hint(format!(
+                "`lago --prefix-name {prefix} start` boots them from their disks as they were frozen"
+            )),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
 impl Diagnose for FaultError {
     fn diagnose(&self) -> Diagnosis {
         match self {
@@ -281,6 +312,19 @@ impl Diagnose for crate::ops::forward::ForwardError {
             ForwardError::HostPortTaken { .. } | ForwardError::HostPortForwarded { .. } | ForwardError::NotForwarded { .. } => {
                 Diagnosis::user()
             }
+        }
+    }
+}
+
+impl Diagnose for crate::ops::graph::GraphError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::graph::GraphError;
+        match self {
+            GraphError::DotMissing => Diagnosis::user().with_hint(
+                "install Graphviz: `sudo lago doctor --fix --all` (its `graphviz` check), or `apt-get install graphviz`; `lago status -f dot` prints the picture's text without it",
+            ),
+            GraphError::Format { .. } => Diagnosis::user(),
+            GraphError::Dot { .. } => Diagnosis::host(),
         }
     }
 }

@@ -25,6 +25,9 @@ pub trait Reporter: Send + Sync {
             self.note(&format!("{vm}: ssh ready ({:.1} s)", elapsed.as_secs_f64()));
         }
     }
+    /// A wait in line for something (memory for VMs): `Some(why)` while it lasts, the words
+    /// renewed every moment (a live line), `None` once it is over. By default nothing is shown.
+    fn waiting(&self, _why: Option<&str>) {}
     /// Something the user should know about.
     fn warn(&self, message: &str) {
         tracing::warn!("{message}");

@@ -271,9 +271,14 @@ impl Session {
                 crate::host::lock::acquire(&p.path, "destroy --all-prefixes", reporter).map_err(PrefixError::from)?,
             );
             p.stop_all(reporter)?;
+            if let Ok(base) = crate::prefix::memory::base(&self.config.memory_dir()) {
+                crate::prefix::memory::remove_prefix_files(&base, &p.path);
+            }
             let _ = crate::env::release_leases(&p, &lease_dir);
             crate::prefix::remove_runtime_dir(&p.path);
         }
+        // Frozen states (`lago fork`) go with the workdir, their memory files too.
+        crate::prefix::frozen::remove_all(&workdir.path);
         std::fs::remove_dir_all(&workdir.path).map_err(crate::host::pathio::at("remove", &workdir.path))?;
         drop(locks);
         Ok(())

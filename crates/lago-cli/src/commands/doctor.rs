@@ -41,6 +41,7 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
         lease_dir: ctx.session.config.path("lago", "lease_dir").unwrap_or_default(),
         libvirt_url: ctx.session.config.libvirt_options().url,
         host_leg: ctx.session.config.host_leg()?,
+        memory_dir: ctx.session.config.memory_dir(),
     };
     let host = SystemHost {
         path: None,

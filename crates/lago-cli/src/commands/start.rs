@@ -15,11 +15,16 @@ pub(crate) struct StartArgs {
     /// Boot, even when `[start] resume` names a snapshot
     #[arg(long)]
     boot: bool,
+    /// When the VMs would not fit the host's memory, fail at once naming the shortfall
+    /// (default: wait in line until they fit)
+    #[arg(long)]
+    no_wait: bool,
 }
 
 pub(crate) fn cmd_start(ctx: &mut Context, args: &StartArgs) -> Result<(), CliError> {
     use lago::ops::resume::StartMode;
-    let env = ctx.env()?;
+    let mut env = ctx.env()?;
+    env.set_memory_wait(!args.no_wait);
     let mode = match (&args.from, args.boot) {
         (Some(name), _) => StartMode::From(name.clone()),
         (None, true) => StartMode::Boot,

@@ -63,6 +63,8 @@ impl TestEnv {
             ("LAGO__INIT__TEMPLATE_REPO_PATH".into(), p("repo/repo.metadata")),
             ("LAGO_LEASE_DIR".into(), p("leases")),
             ("LAGO_HOST_LEG".into(), "off".into()),
+            // The fake qemu maps no memory: no file of the tests' lands on the host's tmpfs.
+            ("LAGO_MEMORY_DIR".into(), "off".into()),
             ("COLUMNS".into(), "100".into()),
         ];
         Self { dir, env }

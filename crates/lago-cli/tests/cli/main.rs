@@ -3,7 +3,10 @@
 mod common;
 mod test_config;
 mod test_corpus;
+mod test_docs;
 mod test_doctor;
+mod test_fork;
+mod test_graph;
 mod test_init;
 mod test_invalid;
 mod test_ipv6;

@@ -139,7 +139,7 @@ fn man_pages_render() {
     let words: Vec<&str> = text.split_whitespace().collect();
     let name = ["lago-start", "-", "Start", "the", "networks", "and", "VMs"];
     assert!(words.windows(name.len()).any(|w| w == name), "{text}");
-    assert!(text.contains("lago start [--from] [--boot] [-h|--help] [VM_NAMES]"), "{text}");
+    assert!(text.contains("lago start [--from] [--boot] [--no-wait] [-h|--help] [VM_NAMES]"), "{text}");
 }
 
 #[test]

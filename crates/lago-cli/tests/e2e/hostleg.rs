@@ -247,6 +247,18 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     let _ = server.wait();
     assert_eq!(fetched, (0, "from-the-host".into()));
 
+    // A copy made by `lago fork` shares its origin's subnet: no leg for it while the origin has
+    // one, whatever `host_leg` says, and status says why; its VMs answer through their uplinks.
+    assert_eq!(a.ok(&["fork", "copy"]), "copy\n");
+    let status: serde_json::Value =
+        serde_json::from_str(&a.ok_in("copy", &["-f", "json", "status", "--extra"])).unwrap();
+    let words = status["Prefix"]["Networks"]["lan"]["host leg"].as_str().unwrap_or_default().to_owned();
+    assert!(words.starts_with("off: subnet 192.168.200.0/24 is in use on the host's interface"), "{words}");
+    assert!(words.ends_with("(a copy made by `lago fork` shares its origin's subnets)"), "{words}");
+    assert_eq!(a.shell_in("copy", "vm01", "cat /etc/hostname"), (0, "vm01".into()));
+    assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01", "the origin's leg still reaches it");
+    a.ok_in("copy", &["destroy", "--yes"]);
+
     // A bridge network has no host leg: its VMs' addresses are not reachable from the host.
     assert!(a.status()["Prefix"]["Networks"]["iso"].get("host leg").is_none());
     assert!(!ns.run(&["ip", "-br", "addr"]).1.contains("192.168.210."));

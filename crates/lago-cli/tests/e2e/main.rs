@@ -8,6 +8,7 @@
 mod debian;
 mod env;
 mod faults;
+mod fork;
 mod hostleg;
 mod interrupts;
 mod lab;

@@ -17,14 +17,27 @@ A clean environment per test: with the ini option ``lago_env_reset = revert`` (o
 ``@pytest.mark.lago_env_reset("revert")`` on a test, class or module), a live snapshot of
 ``lago_env`` is taken before the first test that uses it, and before every later one the
 environment goes back to it: ``revert`` when every VM runs, else (a test powered a VM off) the
-environment is stopped and started from the snapshot (``start(from_snapshot=...)``). The time
-each reset took is in the test's report (section ``lago``) and its ``user_properties``.
+environment is stopped and started from the snapshot (``start(from_snapshot=...)``). With
+``lago_env_reset = fork`` (in the ini file, or the marker on the module), ``lago_env`` is a copy
+of the booted environment made by ``lago fork``, and before every later test its VMs are made
+again from the frozen state (``renew()``: the test's copies destroyed, new ones made on the same
+networks and ports). The time each reset took is in the test's report (section ``lago``) and its
+``user_properties``.
+
+Parallel workers (``pytest -n N`` with pytest-xdist): the environment of an init file is booted
+once for the whole run (by the first worker that needs it, the others waiting for it) and each
+worker's ``lago_env`` is a fork of it of its own (``<worker>-<n>``, in the same workdir);
+``lago_env_reset`` works on it as above. The booted environment itself is stopped once forked and
+destroyed at the end of the run. Without xdist, ``lago_env_reset = fork`` does the same in the
+one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
 ``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
 report says where.
 """
 
+import fcntl
+import hashlib
 import os
 import re
 import time
@@ -41,13 +54,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it)", default="")
     parser.addini("lago_env_scope", "scope of lago_env: function, class, module, package or session", default="module")
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
-    parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up) or none", default="none")
+    parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up), fork (a new copy of the environment frozen once it is up) or none", default="none")
     parser.addini("lago_artifacts_dir", "directory (under the rootdir) for the artifacts of failed tests", default="lago-artifacts")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
-    config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'none' does not")
+    config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'fork' (on a module) gives each test a new copy of the environment frozen once it is up, 'none' does neither")
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
@@ -76,10 +89,97 @@ def _scope(fixture_name: str, config: pytest.Config) -> str:
     return config.getini("lago_env_scope") or "module"
 
 
+def _worker(config: pytest.Config) -> Optional[str]:
+    """The pytest-xdist worker this process is (``gw0``...), if it is one."""
+    workerinput = getattr(config, "workerinput", None)
+    return workerinput.get("workerid") if workerinput else None
+
+
+def _origins_dir(tmp_path_factory: pytest.TempPathFactory, config: pytest.Config) -> Path:
+    """Where the booted environments that lago_env forks live: in the run's temporary directory
+    (under xdist, the one the workers' directories are in)."""
+    base = tmp_path_factory.getbasetemp()
+    if _worker(config) is not None:
+        base = base.parent
+    path = base / "lago-origins"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _forked_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, init_file: Path) -> sdk.SDK:
+    """A fork of the booted environment of ``init_file``, of this process's own: the first to
+    need it (in the run, across workers) initializes and starts it and forks it, the others wait
+    for that and make copies of its frozen state."""
+    options = _options(request.config)
+    key = hashlib.sha1(f"{init_file.resolve()}\0{sorted(options.items())}".encode()).hexdigest()[:12]
+    home = _origins_dir(tmp_path_factory, request.config) / key
+    worker = _worker(request.config) or "main"
+    with open(str(home) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        workdir = home / ".lago"
+        taken = [p.name for p in workdir.iterdir()] if workdir.is_dir() else []
+        n = 1
+        while f"{worker}-{n}" in taken:
+            n += 1
+        name = f"{worker}-{n}"
+        if not (home / "forked").exists():
+            origin = sdk.init(init_file, workdir=workdir, **options)
+            try:
+                origin.start()
+                copy = origin.fork(names=[name])[0]
+            except BaseException:
+                origin.destroy()
+                raise
+            # Its frozen state is what the forks are made of: it need not run.
+            origin.stop()
+            (home / "forked").write_text("")
+            return copy
+        origin = sdk.SDK(str(workdir), "default")
+        return origin.fork(names=[name], from_frozen=True)[0]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The booted environments of the run go at its end (under xdist, once the workers ended)."""
+    if _worker(session.config) is not None:
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    try:
+        origins = factory.getbasetemp() / "lago-origins"
+    except (OSError, ValueError):
+        return
+    if not origins.is_dir():
+        return
+    for home in sorted(p for p in origins.iterdir() if p.is_dir()):
+        workdir = home / ".lago"
+        if not workdir.is_dir():
+            continue
+        for prefix in sorted(p.name for p in workdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            try:
+                sdk.SDK(str(workdir), prefix).destroy()
+            except LagoError:
+                pass
+
+
+def _module_reset_mode(request: pytest.FixtureRequest) -> str:
+    marker = request.node.get_closest_marker("lago_env_reset")
+    return str(marker.args[0]) if marker is not None and marker.args else request.config.getini("lago_env_reset") or "none"
+
+
 @pytest.fixture(scope=_scope)  # type: ignore[arg-type]
 def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sdk.SDK]:
-    """The started environment of the init file (see the module's documentation)."""
+    """The started environment of the init file (see the module's documentation): a fork of it
+    of this process's own under pytest-xdist and with ``lago_env_reset = fork``."""
     init_file = _init_file(request.config, request.node)
+    if _worker(request.config) is not None or _module_reset_mode(request) == "fork":
+        env = _forked_env(request, tmp_path_factory, init_file)
+        env._lago_fresh = True
+        try:
+            yield env
+        finally:
+            env.destroy()
+        return
     workdir = tmp_path_factory.mktemp("lago") / ".lago"
     env = sdk.init(init_file, workdir=workdir, **_options(request.config))
     try:
@@ -109,8 +209,8 @@ CLEAN_SNAPSHOT = "lago-pytest-clean"
 def _reset_mode(item: Any) -> str:
     marker = item.get_closest_marker("lago_env_reset")
     mode = str(marker.args[0]) if marker is not None and marker.args else item.config.getini("lago_env_reset") or "none"
-    if mode not in ("revert", "none"):
-        raise pytest.UsageError(f"lago_env_reset: {mode!r} is not 'revert' or 'none'")
+    if mode not in ("revert", "fork", "none"):
+        raise pytest.UsageError(f"lago_env_reset: {mode!r} is not 'revert', 'fork' or 'none'")
     return mode
 
 
@@ -121,7 +221,16 @@ def _lago_env_reset(request: pytest.FixtureRequest) -> None:
         return
     env = request.getfixturevalue("lago_env")
     began = time.monotonic()
-    if not getattr(env, "_lago_clean_snapshot", False):
+    if _reset_mode(request.node) == "fork":
+        if not hasattr(env, "_lago_fresh"):
+            raise pytest.UsageError("lago_env_reset('fork') needs lago_env forked: set it on the module or in the ini file")
+        if env._lago_fresh:
+            env._lago_fresh = False
+            what = "a fresh fork"
+        else:
+            env.renew()
+            what = "renewed from its frozen state"
+    elif not getattr(env, "_lago_clean_snapshot", False):
         env._prefix.create_snapshots(CLEAN_SNAPSHOT)
         env._lago_clean_snapshot = True
         what = f"clean snapshot {CLEAN_SNAPSHOT} taken"

@@ -78,6 +78,26 @@ class SDK(Env):
         """The Ansible inventory in a named temporary file, for the ``with`` block."""
         return _inventory_file(self.ansible_inventory(keys))
 
+    def fork(
+        self,
+        n: Optional[int] = None,
+        names: Optional[List[str]] = None,
+        from_frozen: bool = False,
+        wait: bool = True,
+    ) -> List["SDK"]:
+        """Copies of the running environment (``lago fork``), each an ``SDK`` of its own.
+
+        The environment is frozen at one instant (its VMs paused together) and ``n`` copies (one
+        per name of ``names``, else one) go on from that instant, as does the environment
+        itself: new prefixes of the same workdir, each with its own networks, ports and
+        forwards, their memory shared with the frozen state until written. With
+        ``from_frozen``, copies of the frozen state of the environment's last fork (of a copy:
+        the state it was made from), the environment left alone. ``wait=False``: copies that do
+        not fit the host's memory fail at once instead of waiting in line.
+        """
+        made = self.fork_prefixes(n, names, from_frozen, wait)
+        return [SDK(self._workdir, name) for name in made]
+
     @contextlib.contextmanager
     def partitioned(self, net: str, groups: List[List[str]]) -> Iterator[None]:
         """Network ``net`` partitioned into ``groups`` of VM names for the ``with`` block, healed

@@ -184,6 +184,7 @@ fn core(c: &mut Checks<'_>, paths: &Paths) {
             .map_err(|why| (why, Fix::Advice("bring the loopback interface up: `ip link set lo up`".into()))),
     );
     host_leg(c, paths);
+    memory_files(c, paths);
     let kvm = if qemu_version.is_some() {
         c.host.kvm()
     } else {
@@ -284,7 +285,7 @@ fn templates(c: &mut Checks<'_>, paths: &Paths) {
     );
 }
 
-/// What the debian12 templates, `build` steps and Ansible need.
+/// What the debian12 templates, `build` steps, Ansible and pictures need.
 fn extras(c: &mut Checks<'_>) {
     // Extras.
     c.push(
@@ -323,6 +324,13 @@ fn extras(c: &mut Checks<'_>) {
         "optional: drives VMs through `lago ansible_hosts` (the tests check it)",
         c.tool("ansible", c.install(&["ansible-core"])),
     );
+    c.push(
+        Group::Extras,
+        "graphviz",
+        false,
+        "renders the picture of an environment (`lago graph`; `lago status -f dot` prints its text)",
+        c.tool(crate::ops::graph::DOT, c.install(&["graphviz"])),
+    );
 }
 
 /// Whether `nat` networks of `local-qemu` VMs get their host leg (the host reaches VMs at their
@@ -343,7 +351,10 @@ fn host_leg(c: &mut Checks<'_>, paths: &Paths) {
             ),
         )),
         (_, Ok(()), None) => Err(("off: `ip` (iproute2) is missing".into(), c.install(&["iproute2"]))),
-        (_, Ok(()), Some(_)) => Ok("on: nat networks get a TAP interface holding their gateway".into()),
+        (_, Ok(()), Some(_)) => Ok(
+            "on: nat networks get a TAP interface holding their gateway (copies made by `lago fork` share their origin's subnets: a copy's network gets one only where no other prefix holds that subnet)"
+                .into(),
+        ),
     };
     let required = setting.leg == HostLeg::On;
     c.push(
@@ -351,6 +362,47 @@ fn host_leg(c: &mut Checks<'_>, paths: &Paths) {
         "host leg",
         required,
         "the host at VMs' addresses and VMs at the gateway (nat networks)",
+        outcome,
+    );
+}
+
+/// Less free than this on the tmpfs of memory files is said: VMs whose memory does not fit run
+/// with ordinary memory.
+const MEMORY_FILES_LOW: u64 = 1 << 30;
+
+/// Where VMs keep their memory: a directory on a tmpfs, so that `lago fork` copies a running
+/// environment (its memory shared with the copies until written); or ordinary memory, and why.
+fn memory_files(c: &mut Checks<'_>, paths: &Paths) {
+    use crate::host::memory::human;
+    let advice = || {
+        Fix::Advice(
+            "set `memory_dir` to a directory on a tmpfs (`/dev/shm` is one on most hosts), then start the VMs again"
+                .into(),
+        )
+    };
+    let outcome = match c.host.memory_dir(&paths.memory_dir) {
+        Ok((dir, space)) if space.free < MEMORY_FILES_LOW => Err((
+            format!(
+                "{}: its tmpfs has {} free of {}; VMs whose memory does not fit run with ordinary memory (`lago fork` refuses them), and starts wait in line",
+                dir.display(),
+                human(space.free),
+                human(space.total)
+            ),
+            Fix::Advice("free some of that tmpfs, or give `memory_dir` a larger one".into()),
+        )),
+        Ok((dir, space)) => Ok(format!(
+            "{}: a tmpfs with {} free of {}; running environments can be forked",
+            dir.display(),
+            human(space.free),
+            human(space.total)
+        )),
+        Err(why) => Err((format!("{why}: VMs run with ordinary memory, and `lago fork` is refused"), advice())),
+    };
+    c.push(
+        Group::Core,
+        "memory files",
+        false,
+        "VMs keep their memory in a file, so that `lago fork` copies a running environment",
         outcome,
     );
 }

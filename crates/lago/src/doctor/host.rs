@@ -23,6 +23,12 @@ pub trait Host {
     fn may_create_interfaces(&self) -> Result<(), String>;
     /// Whether KVM runs a Linux guest (the KVM probe, run now).
     fn kvm(&self) -> KvmProbe;
+    /// Where VMs keep their memory under `setting` (a directory on a tmpfs) and that tmpfs's
+    /// size and free space, or why VMs get ordinary memory.
+    fn memory_dir(
+        &self,
+        setting: &crate::config::MemoryDirSetting,
+    ) -> Result<(PathBuf, crate::host::memory::Space), String>;
     /// Facts about the package manager.
     fn apt(&self) -> AptFacts;
     /// Whether lago runs as root.
@@ -120,6 +126,16 @@ impl Host for SystemHost {
 
     fn loopback(&self) -> Result<(), String> {
         std::net::TcpListener::bind("127.0.0.1:0").map(drop).map_err(|e| format!("no TCP port on 127.0.0.1: {e}"))
+    }
+
+    fn memory_dir(
+        &self,
+        setting: &crate::config::MemoryDirSetting,
+    ) -> Result<(PathBuf, crate::host::memory::Space), String> {
+        let dir = crate::prefix::memory::base(setting)?;
+        let probe = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/")).to_owned();
+        let space = crate::host::memory::space(&probe).map_err(|e| format!("cannot read {}: {e}", probe.display()))?;
+        Ok((dir, space))
     }
 
     fn may_create_interfaces(&self) -> Result<(), String> {

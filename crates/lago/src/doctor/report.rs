@@ -13,7 +13,8 @@ pub enum Group {
     Core,
     /// `lago template build tiny`: what a first environment needs.
     Templates,
-    /// debian12 templates, `build` steps, Ansible: only some users and the tests need them.
+    /// debian12 templates, `build` steps, Ansible, pictures: only some users and the tests need
+    /// them.
     Extras,
     /// The `local-libvirt` provider: only its users and the tests need it.
     Libvirt,
@@ -25,7 +26,7 @@ impl Group {
         match self {
             Group::Core => "lago init and lago start",
             Group::Templates => "lago template build tiny",
-            Group::Extras => "extras: debian12 template, build steps, Ansible",
+            Group::Extras => "extras: debian12 template, build steps, Ansible, pictures",
             Group::Libvirt => "local-libvirt: VMs on libvirt hosts",
         }
     }
@@ -187,4 +188,6 @@ pub struct Paths {
     pub libvirt_url: String,
     /// `[lago] host_leg`: `auto`, `on` or `off`, and where it was set.
     pub host_leg: crate::config::HostLegSetting,
+    /// `[lago] memory_dir`: where VMs keep their memory, and where it was set.
+    pub memory_dir: crate::config::MemoryDirSetting,
 }

@@ -35,6 +35,7 @@ impl FakeHost {
             ("virt-customize", ""),
             ("guestfish", ""),
             ("ansible", ""),
+            ("dot", ""),
             ("libvirtd", ""),
             ("dnsmasq", ""),
             ("virsh", ""),
@@ -83,6 +84,18 @@ impl Host for FakeHost {
     fn loopback(&self) -> Result<(), String> {
         Ok(())
     }
+    fn memory_dir(
+        &self,
+        setting: &crate::config::MemoryDirSetting,
+    ) -> Result<(PathBuf, crate::host::memory::Space), String> {
+        match &setting.dir {
+            crate::config::MemoryDir::Off => Err(format!("`memory_dir = off` is set ({})", setting.origin)),
+            crate::config::MemoryDir::Path(p) if p.starts_with("/small") => {
+                Ok((p.clone(), crate::host::memory::Space { total: 1 << 30, free: 200 << 20 }))
+            }
+            _ => Ok(("/dev/shm/lago-0".into(), crate::host::memory::Space { total: 12 << 30, free: 12 << 30 })),
+        }
+    }
     fn may_create_interfaces(&self) -> Result<(), String> {
         if self.root { Ok(()) } else { Err("lago runs without root or CAP_NET_ADMIN".into()) }
     }
@@ -128,7 +141,34 @@ fn paths() -> Paths {
         lease_dir: "/var/lib/lago/subnets".into(),
         libvirt_url: "qemu:///system".into(),
         host_leg: crate::config::HostLegSetting { leg: crate::config::HostLeg::Auto, origin: "the default".into() },
+        memory_dir: crate::config::MemoryDirSetting {
+            dir: crate::config::MemoryDir::Auto,
+            origin: "the default".into(),
+        },
     }
+}
+
+#[test]
+fn memory_files_are_on_a_tmpfs_or_vms_cannot_be_forked() {
+    let host = FakeHost::complete();
+    let check = |dir: crate::config::MemoryDir| {
+        let paths = Paths { memory_dir: crate::config::MemoryDirSetting { dir, origin: "the test".into() }, ..paths() };
+        examine(&host, &paths).checks.into_iter().find(|c| c.name == "memory files").unwrap()
+    };
+    let auto = check(crate::config::MemoryDir::Auto);
+    assert!(auto.ok && !auto.required, "{auto:?}");
+    assert_eq!(
+        auto.detail,
+        "/dev/shm/lago-0: a tmpfs with 12.0 GiB free of 12.0 GiB; running environments can be forked"
+    );
+    let off = check(crate::config::MemoryDir::Off);
+    assert!(!off.ok && !off.required);
+    assert_eq!(
+        off.detail,
+        "`memory_dir = off` is set (the test): VMs run with ordinary memory, and `lago fork` is refused"
+    );
+    let small = check(crate::config::MemoryDir::Path("/small/lago".into()));
+    assert!(!small.ok && small.detail.contains("has 200 MiB free of 1.0 GiB"), "{small:?}");
 }
 
 fn fixes(r: &Report) -> Vec<String> {
@@ -246,7 +286,8 @@ fn json_has_the_fix_as_a_command() {
 
 #[test]
 fn fixes_install_qemu_before_what_depends_on_it() {
-    let host = FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "guestfish", "mcopy", "ansible"]);
+    let host =
+        FakeHost::complete().without(&["qemu-system-x86_64", "virt-customize", "guestfish", "mcopy", "ansible", "dot"]);
     let r = examine(&host, &paths());
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     let done = fix(&r, &[Group::Core, Group::Templates], &host, &runner, &NoopReporter).unwrap();
@@ -265,7 +306,9 @@ fn fixes_install_qemu_before_what_depends_on_it() {
     fix(&r, &[Group::Core, Group::Templates, Group::Extras], &host, &runner, &NoopReporter).unwrap();
     let lines = runner.command_lines();
     assert!(
-        lines.ends_with("--no-install-recommends mtools guestfs-tools linux-image-amd64 guestfish ansible-core"),
+        lines.ends_with(
+            "--no-install-recommends mtools guestfs-tools linux-image-amd64 guestfish ansible-core graphviz"
+        ),
         "{lines}"
     );
     // libvirt too with --all; its host only gets advice.
@@ -274,7 +317,10 @@ fn fixes_install_qemu_before_what_depends_on_it() {
     let runner = FakeRunner::new(|_| Ok(Output::default()));
     fix(&r, &[Group::Core, Group::Templates, Group::Extras, Group::Libvirt], &host, &runner, &NoopReporter).unwrap();
     let lines = runner.command_lines();
-    assert!(lines.ends_with("ansible-core libvirt-daemon-system libvirt-clients dnsmasq-base iptables"), "{lines}");
+    assert!(
+        lines.ends_with("ansible-core graphviz libvirt-daemon-system libvirt-clients dnsmasq-base iptables"),
+        "{lines}"
+    );
     let libvirt = r.checks.iter().find(|c| c.name == "libvirt host").unwrap();
     assert!(
         !libvirt.ok

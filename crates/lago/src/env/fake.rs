@@ -31,6 +31,17 @@ pub(crate) struct Fake {
     pub(crate) kvm_fails: &'static str,
     /// Live snapshot operations of this VM fail.
     pub(crate) live_fails: &'static str,
+    /// Loading a frozen state fails for this VM (`<prefix>/<vm>` for a copy's).
+    pub(crate) thaw_fails: &'static str,
+}
+
+/// The name the fake keeps a running VM under: its own for the prefix `p` of
+/// [`prefix_with_vms`], `<prefix>/<vm>` for others (the copies of a fork).
+fn key(prefix: &Path, vm: &str) -> String {
+    match prefix.file_name().and_then(|n| n.to_str()) {
+        Some("p") | None => vm.to_owned(),
+        Some(other) => format!("{other}/{vm}"),
+    }
 }
 
 impl Fake {
@@ -48,9 +59,36 @@ impl Provider for Fake {
         if ctx.paused {
             self.calls.ops.lock().unwrap().push(format!("start paused {}", vm.name));
         }
-        if !(vm.name == self.crashes.0 && before < self.crashes.1) {
-            self.calls.running.lock().unwrap().push(vm.name.clone());
+        if ctx.incoming {
+            self.calls.ops.lock().unwrap().push(format!("start incoming {}", key(&ctx.prefix, &vm.name)));
         }
+        if !(vm.name == self.crashes.0 && before < self.crashes.1) {
+            self.calls.running.lock().unwrap().push(key(&ctx.prefix, &vm.name));
+        }
+        Ok(())
+    }
+    fn freeze(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        state: &Path,
+        helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
+        std::fs::write(state, b"device state").unwrap();
+        let how = if helper.is_some() { "freeze through a helper" } else { "freeze" };
+        self.calls.ops.lock().unwrap().push(format!("{how} {}", key(prefix, &vm.name)));
+        Ok(())
+    }
+    fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+        assert_eq!(std::fs::read(state).unwrap(), b"device state");
+        if key(prefix, &vm.name) == self.thaw_fails {
+            return Err(ProviderError::Job {
+                vm: vm.name.clone(),
+                job: "loading the frozen device state".into(),
+                message: "the stream ended".into(),
+            });
+        }
+        self.calls.ops.lock().unwrap().push(format!("thaw {}", key(prefix, &vm.name)));
         Ok(())
     }
     fn boot_failure(&self, _prefix: &Path, vm: &VmRecord) -> Option<BootFailure> {
@@ -66,8 +104,21 @@ impl Provider for Fake {
     fn name(&self) -> &'static str {
         "fake"
     }
-    fn running(&self, _prefix: &Path, _vms: &[VmRecord]) -> Vec<String> {
-        self.calls.running.lock().unwrap().clone()
+    fn running(&self, prefix: &Path, _vms: &[VmRecord]) -> Vec<String> {
+        let mine = key(prefix, "");
+        self.calls
+            .running
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                if mine.is_empty() {
+                    (!r.contains('/')).then(|| r.clone())
+                } else {
+                    r.strip_prefix(&mine).map(str::to_owned)
+                }
+            })
+            .collect()
     }
     fn target(&self, _prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
         crate::prefix::Layout::new(_prefix).ssh_target(&vm.name, "root", "127.0.0.1", 22)
@@ -122,25 +173,28 @@ impl Provider for Fake {
     ) -> Result<serde_json::Value, ProviderError> {
         Err(ProviderError::Unsupported { vm: vm.name.clone(), what: "guest agent".into(), provider: "fake" })
     }
-    fn pause(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
-        self.calls.ops.lock().unwrap().push(format!("pause {}", vm.name));
+    fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.calls.ops.lock().unwrap().push(format!("pause {}", key(prefix, &vm.name)));
         Ok(())
     }
-    fn resume(&self, _prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
-        self.calls.ops.lock().unwrap().push(format!("resume {}", vm.name));
+    fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
+        self.calls.ops.lock().unwrap().push(format!("resume {}", key(prefix, &vm.name)));
         Ok(())
     }
     fn probe(&self, target: &Target, _banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
         self.calls.probed.lock().unwrap().push(target.vm.clone());
         let stopped_by_kvm = target.vm == self.kvm_fails && self.accel_of(&target.vm) == Some(Accel::Kvm);
-        Ok(target.vm != self.never_ready && !stopped_by_kvm && self.calls.running.lock().unwrap().contains(&target.vm))
+        let prefix = target.known_hosts.parent().unwrap_or(Path::new("p"));
+        let running = self.calls.running.lock().unwrap().contains(&key(prefix, &target.vm));
+        Ok(target.vm != self.never_ready && !stopped_by_kvm && running)
     }
     fn login(&self, target: &Target, banner: &mut crate::host::ssh::BannerProbe) -> std::io::Result<bool> {
         self.probe(target, banner)
     }
-    fn kill(&self, _prefix: &Path, vm: &VmRecord) {
-        self.calls.killed.lock().unwrap().push(vm.name.clone());
-        self.calls.running.lock().unwrap().retain(|r| *r != vm.name);
+    fn kill(&self, prefix: &Path, vm: &VmRecord) {
+        let key = key(prefix, &vm.name);
+        self.calls.killed.lock().unwrap().push(key.clone());
+        self.calls.running.lock().unwrap().retain(|r| *r != key);
     }
 }
 
@@ -185,6 +239,10 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         libvirt: Default::default(),
         ssh_tries: 3,
         resume: None,
+        memory_base: Err("the test".into()),
+        memory_reserve: 0,
+        memory_wait: false,
+        memory_line: dir.join("memory-line"),
     };
     Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
 }

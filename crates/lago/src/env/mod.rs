@@ -6,12 +6,15 @@
 //! Commands that change the environment hold the prefix lock (`run/lock`). [`start`] holds the
 //! start and the wait for SSH, [`vm`] the handle of one VM.
 
+pub mod admission;
 #[cfg(test)]
 pub(crate) mod fake;
+mod memory;
 mod net;
 mod start;
 #[cfg(test)]
 mod tests;
+mod thaw;
 mod vm;
 
 pub use vm::Vm;
@@ -134,6 +137,12 @@ pub enum EnvError {
         /// The VM's port.
         guest: u16,
     },
+    /// A start or fork does not fit the host's memory, and `--no-wait` says not to wait.
+    #[error("Not enough memory: {why}")]
+    NoRoom {
+        /// What is asked for, what the host has, and the shortfall.
+        why: String,
+    },
     /// The prefix lock could not be taken.
     #[error(transparent)]
     Lock(#[from] crate::host::lock::LockError),
@@ -165,6 +174,15 @@ pub struct EnvOptions {
     /// `[start] resume`: the live snapshot a plain `start` of the stopped environment comes up
     /// from, when it has it.
     pub resume: Option<String>,
+    /// Where `local-qemu` VMs' memory files go (`memory_dir`), or why VMs get ordinary memory.
+    pub memory_base: Result<PathBuf, String>,
+    /// Memory that starts and forks leave to the host, in bytes (`memory_reserve`).
+    pub memory_reserve: u64,
+    /// Whether a start or fork that does not fit the host waits in line until it does (else it
+    /// fails at once: `--no-wait`).
+    pub memory_wait: bool,
+    /// Where the line of starts and forks waiting for memory is kept (in lago's state directory).
+    pub memory_line: PathBuf,
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -192,6 +210,10 @@ impl EnvOptions {
             libvirt: config.libvirt_options(),
             ssh_tries: config.lago_u64("ssh_tries")?.map_or(100, |n| n.clamp(1, u64::from(u32::MAX)) as u32),
             resume: config.get("start", "resume").map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
+            memory_base: crate::prefix::memory::base(&config.memory_dir()),
+            memory_reserve: config.memory_reserve()?,
+            memory_wait: true,
+            memory_line: config.state_dir().join("memory-line"),
         })
     }
 }
@@ -231,6 +253,18 @@ impl Env {
             .collect();
         let providers = Providers::new(provider, options.libvirt.clone());
         Ok(Self { prefix, vms, nets, options, providers })
+    }
+
+    /// The environment of `prefix` (a copy of this one), with this one's options and providers'
+    /// kind.
+    pub(crate) fn sibling(&self, prefix: Prefix) -> Result<Self, EnvError> {
+        Self::with_provider(prefix, self.options.clone(), self.providers.qemu())
+    }
+
+    /// Whether a start or fork that does not fit the host's memory waits in line until it does
+    /// (the default), or fails at once naming the shortfall (`--no-wait`).
+    pub fn set_memory_wait(&mut self, wait: bool) {
+        self.options.memory_wait = wait;
     }
 
     /// The provider of a VM of this environment.
@@ -350,6 +384,10 @@ impl Env {
             forwards: Vec::new(),
             host_legs: Vec::new(),
             paused: false,
+            memory: crate::provider::Memory::Ram,
+            incoming: false,
+            scratch: None,
+            kernel_stub: None,
         }
     }
 }
@@ -485,6 +523,15 @@ impl Env {
         release_leases(&self.prefix, &self.options.lease_dir)?;
         let used = std::fs::read_to_string(self.prefix.join(crate::prefix::STORE_USES)).unwrap_or_default();
         self.prefix.remove(reporter)?;
+        if let Ok(base) = &self.options.memory_base {
+            crate::prefix::memory::remove_prefix_files(base, &self.prefix.path);
+        }
+        // The frozen states only it used go with it (`lago fork`).
+        if let Some(dir) = self.prefix.path.parent() {
+            for gone in crate::prefix::frozen::collect(dir) {
+                tracing::info!("removed the frozen state {}, which nothing uses any more", gone.display());
+            }
+        }
         for image in used.lines().filter(|l| !l.is_empty()) {
             if let Err(e) = crate::template::store::set_user(std::path::Path::new(image), &self.prefix.path, false) {
                 tracing::warn!("cannot take {} off the users of {image}: {e}", self.prefix.path.display());

@@ -90,10 +90,14 @@ impl Env {
         }
         let interface = crate::host::netdev::interface_name(env_id, &u.name);
         let leases = SubnetLeases::new(&self.options.lease_dir);
+        // A copy made by `lago fork` has its origin's subnets: it gets a leg only where no one
+        // else holds the subnet, and says why not.
+        let copy = crate::prefix::frozen::ForkRecord::load(&self.prefix.path).is_ok_and(|r| r.copy_of.is_some());
+        let of_copy = if copy { " (a copy made by `lago fork` shares its origin's subnets)" } else { "" };
         if let Some(gw) = gw {
             let subnet = std::net::Ipv4Addr::from(u32::from(gw) & 0xffff_ff00);
             if let Some(other) = crate::host::netdev::subnet_user(subnet, 24, &interface) {
-                return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}"));
+                return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}{of_copy}"));
             }
             let octets = gw.octets();
             if octets[0] == 192 && octets[1] == 168 && crate::prefix::leases::SUBNET_OCTETS.contains(&octets[2]) {
@@ -104,7 +108,7 @@ impl Env {
                     leases.check(octets[2], &uuid)
                 };
                 if let Err(e) = held {
-                    return LegPlan::Off(e.to_string());
+                    return LegPlan::Off(format!("{e}{of_copy}"));
                 }
             }
         }
@@ -113,7 +117,9 @@ impl Env {
                 return LegPlan::Off("the host has no IPv6 (its kernel runs with ipv6.disable=1)".into());
             }
             if let Some(other) = crate::host::netdev::prefix_user6(prefix, &interface) {
-                return LegPlan::Off(format!("IPv6 prefix {prefix}/64 is in use on the host's interface {other}"));
+                return LegPlan::Off(format!(
+                    "IPv6 prefix {prefix}/64 is in use on the host's interface {other}{of_copy}"
+                ));
             }
             let Ok(uuid) = self.prefix.uuid() else { return LegPlan::Off("the prefix has no uuid".into()) };
             let held = if lease {
@@ -122,7 +128,7 @@ impl Env {
                 leases.check6(prefix, &uuid)
             };
             if let Err(e) = held {
-                return LegPlan::Off(e.to_string());
+                return LegPlan::Off(format!("{e}{of_copy}"));
             }
         }
         LegPlan::Leg(HostLeg {
@@ -149,7 +155,8 @@ impl Env {
         for u in nets {
             match self.host_leg_plan(u, env_id, true) {
                 LegPlan::Leg(leg) => legs.push((u.name.clone(), leg)),
-                LegPlan::Off(reason) if self.options.host_leg.leg == Setting::On => {
+                // A copy's network whose subnet another holds goes without, whatever the setting.
+                LegPlan::Off(reason) if self.options.host_leg.leg == Setting::On && !reason.contains("lago fork") => {
                     return Err(EnvError::HostLeg {
                         net: u.name.clone(),
                         reason,
@@ -202,6 +209,23 @@ impl Env {
             }
             LegPlan::Leg(_) | LegPlan::NotApplicable => None,
         }
+    }
+
+    /// Brings up the networks the providers of `groups` need (their VMs are on them), with their
+    /// host legs; the caller holds the prefix lock.
+    pub(crate) fn bring_up_nets(
+        &self,
+        groups: &[crate::provider::Group<'_>],
+        env_id: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EnvError> {
+        let mut ctx = self.launch_context(env_id, Accel::Tcg);
+        for (provider, _) in groups {
+            let nets = self.nets_of(provider)?;
+            ctx.host_legs = self.host_legs(provider, env_id, &nets, reporter)?;
+            provider.start_nets(&ctx, &nets)?;
+        }
+        Ok(())
     }
 
     /// Takes network `net` down: the VMs on it stay up, and lose it until it is started again.

@@ -10,9 +10,9 @@ use super::{Env, EnvError, for_each_parallel};
 use crate::config::Accel;
 use crate::host::ssh::Target;
 use crate::prefix::records::VmRecord;
-use crate::prefix::state::{Forward, State};
+use crate::prefix::state::{Forward, MemoryUse, State};
 use crate::provider::{
-    AccelUse, BootFailure, LaunchContext, Provider, ProviderError, free_port, port_is_free, vm_paths,
+    AccelUse, BootFailure, LaunchContext, Memory, Provider, ProviderError, free_port, port_is_free, vm_paths,
 };
 use crate::report::{BootPhase, Reporter, task};
 
@@ -99,15 +99,9 @@ impl Env {
             let launching: Vec<&VmRecord> =
                 targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
             let accel = self.accel_for(&launching, reporter);
-            let nets = task(reporter, "Start nets", || {
-                let mut ctx = self.launch_context(&env_id, accel.resolved);
-                for (provider, _) in &groups {
-                    let nets = self.nets_of(provider)?;
-                    ctx.host_legs = self.host_legs(provider, &env_id, &nets, reporter)?;
-                    provider.start_nets(&ctx, &nets)?;
-                }
-                Ok::<_, EnvError>(())
-            });
+            // Held until the VMs run: the next command in line counts them then.
+            let _ticket = self.admit(&self.boot_need(&launching, accel.resolved == Accel::Kvm), true, reporter)?;
+            let nets = task(reporter, "Start nets", || self.bring_up_nets(&groups, &env_id, reporter));
             if let Err(e) = nets {
                 // Networks this start made on the other hosts do not stay behind.
                 let _ = self.stop_unused_nets(&crate::report::NoopReporter);
@@ -127,7 +121,8 @@ impl Env {
                         let console_from = self.console_len(vm);
                         let previous = lock().0.forwards.get(&vm.name).cloned().unwrap_or_default();
                         let pause = paused.contains(&vm.name);
-                        let launched = self.launch(vm, &env_id, accel.resolved, &previous, pause);
+                        let mode = if pause { Boot::Paused } else { Boot::Fresh };
+                        let launched = self.launch(vm, &env_id, accel.resolved, &previous, None, mode);
                         let mut guard = lock();
                         let (state, started, held) = &mut *guard;
                         let launched = launched?;
@@ -211,17 +206,20 @@ impl Env {
         std::fs::metadata(vm_paths(&self.prefix.path, &vm.name).2).map_or(0, |m| m.len())
     }
 
-    /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (another if
-    /// qemu finds it taken), which is returned, and the VM's other forwarded ports: the init
-    /// file's `forwards` and those `previous` holds (the VM's forwards before it was started
-    /// again), on the host ports they had or were given, else on free ones.
-    fn launch(
+    /// Starts one VM through its provider; for `local-qemu`, with a free SSH port (`ssh_port`
+    /// when it is free; another if qemu finds it taken), which is returned, and the VM's other
+    /// forwarded ports: the init file's `forwards` and those `previous` holds (the VM's forwards
+    /// before it was started again), on the host ports they had or were given, else on free
+    /// ones. `mode` says how it starts: booting (its own memory file when a tmpfs holds it),
+    /// paused, or as a copy of a frozen VM.
+    pub(crate) fn launch(
         &self,
         vm: &VmRecord,
         env_id: &str,
         accel: Accel,
         previous: &[Forward],
-        paused: bool,
+        ssh_port: Option<u16>,
+        mode: Boot<'_>,
     ) -> Result<Launched, EnvError> {
         let provider = self.providers.of(vm)?;
         let outbound = self.options.vm_outbound
@@ -229,7 +227,19 @@ impl Env {
         // qemu forwards through the uplink given at launch; libvirt VMs get relays once started.
         let uplink = provider.name() == "local-qemu";
         let relays = provider.name() == "local-libvirt";
-        let wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
+        let mut wanted = if uplink || relays { wanted_forwards(vm, previous)? } else { Vec::new() };
+        let (memory, memory_use) = match mode {
+            Boot::Thaw(file, _) => (
+                Memory::File { path: file.to_owned(), shared: false },
+                Some(MemoryUse { file: Some(file.to_owned()), shared: false, why_not: None }),
+            ),
+            _ if uplink => {
+                let (memory, use_) = self.own_memory(vm);
+                (memory, Some(use_))
+            }
+            _ => (Memory::Ram, None),
+        };
+        let mut ssh_port = ssh_port.filter(|p| port_is_free(*p));
         let mut attempts = 0;
         loop {
             crate::host::interrupt::check()?;
@@ -243,11 +253,21 @@ impl Env {
                 chosen.push(Forward { guest: w.guest, host, live: w.live });
             }
             let ctx = LaunchContext {
-                ssh_port: if uplink { free_port().map_err(port_err)? } else { 0 },
+                ssh_port: match (uplink, ssh_port) {
+                    (true, Some(p)) => p,
+                    (true, None) => free_port().map_err(port_err)?,
+                    (false, _) => 0,
+                },
                 outbound,
                 index: self.vms.iter().position(|v| v.name == vm.name).unwrap_or(0),
                 forwards: if uplink { chosen.iter().map(|f| (f.host, f.guest)).collect() } else { Vec::new() },
-                paused,
+                paused: matches!(mode, Boot::Paused),
+                memory: memory.clone(),
+                incoming: matches!(mode, Boot::Thaw(..)),
+                kernel_stub: match mode {
+                    Boot::Thaw(_, stub) => Some(stub.to_owned()),
+                    _ => None,
+                },
                 ..self.launch_context(env_id, accel)
             };
             match provider.start(vm, &ctx) {
@@ -261,11 +281,20 @@ impl Env {
                             }
                         }
                     }
-                    return Ok(Launched { ssh_port: uplink.then_some(ctx.ssh_port), forwards: chosen });
+                    return Ok(Launched {
+                        ssh_port: uplink.then_some(ctx.ssh_port),
+                        forwards: chosen,
+                        memory: memory_use,
+                    });
                 }
                 // A port was free when picked and taken before qemu bound it.
                 Err(ProviderError::Exited { log, .. }) if log.contains("host forwarding") && attempts < 3 => {
                     attempts += 1;
+                    // The ports of before are given up: free ones are chosen.
+                    ssh_port = None;
+                    for w in wanted.iter_mut().filter(|w| !w.fixed) {
+                        w.host = None;
+                    }
                     tracing::info!(vm = %vm.name, "a forwarded port was taken meanwhile; trying others");
                 }
                 Err(e) => return Err(e.into()),
@@ -360,7 +389,7 @@ impl Env {
         let _saving = saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut state = State::load(&self.prefix.path)?;
         let previous = state.forwards.get(&vm.name).cloned().unwrap_or_default();
-        let launched = self.launch(vm, &self.env_id()?, accel, &previous, false)?;
+        let launched = self.launch(vm, &self.env_id()?, accel, &previous, None, Boot::Fresh)?;
         self.reapply_cuts(vm)?;
         launched.record(&vm.name, &mut state);
         state.save(&self.prefix.path)?;
@@ -488,20 +517,38 @@ impl Env {
     }
 }
 
+/// How [`Env::launch`] starts a VM.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Boot<'a> {
+    /// It boots.
+    Fresh,
+    /// Its CPUs are paused before their first instruction (a live snapshot is loaded next).
+    Paused,
+    /// As a copy of a frozen VM whose memory is this file: paused, waiting for its device state;
+    /// a kernel it boots directly replaced by the stub of the directory (see `LaunchContext`).
+    Thaw(&'a std::path::Path, &'a std::path::Path),
+}
+
 /// What [`Env::launch`] started a VM with.
-struct Launched {
+pub(crate) struct Launched {
     /// The SSH forward's host port (`local-qemu`).
     ssh_port: Option<u16>,
     /// The VM's other forwarded ports.
     forwards: Vec<Forward>,
+    /// Where its memory is (`local-qemu`).
+    memory: Option<MemoryUse>,
 }
 
 impl Launched {
-    /// Puts the VM's ports into `state`.
-    fn record(&self, vm: &str, state: &mut State) {
+    /// Puts the VM's ports and memory into `state`.
+    pub(crate) fn record(&self, vm: &str, state: &mut State) {
         if let Some(port) = self.ssh_port {
             state.ssh_ports.insert(vm.to_owned(), port);
         }
+        match &self.memory {
+            Some(m) => state.memory.insert(vm.to_owned(), m.clone()),
+            None => state.memory.remove(vm),
+        };
         if self.forwards.is_empty() {
             state.forwards.remove(vm);
         } else {
@@ -516,6 +563,8 @@ struct Wanted {
     guest: u16,
     host: Option<u16>,
     live: bool,
+    /// The init file fixes the host port (else it is the port of before, given up when taken).
+    fixed: bool,
 }
 
 /// The init file's `forwards` of `vm` and the live ones of `previous`; a host port the init file
@@ -531,14 +580,14 @@ fn wanted_forwards(vm: &VmRecord, previous: &[Forward]) -> Result<Vec<Wanted>, E
                 }
                 Some(h)
             }
-            // The port it had, if nothing took it meanwhile.
-            None => before.filter(|h| port_is_free(*h)),
+            // The port it had (0: none, a copy's), if nothing took it meanwhile.
+            None => before.filter(|h| *h != 0 && port_is_free(*h)),
         };
-        wanted.push(Wanted { guest: f.guest, host, live: false });
+        wanted.push(Wanted { guest: f.guest, host, live: false, fixed: f.host.is_some() });
     }
     for p in previous.iter().filter(|p| p.live && !vm.forwards.iter().any(|f| f.guest == p.guest)) {
-        let host = Some(p.host).filter(|h| port_is_free(*h));
-        wanted.push(Wanted { guest: p.guest, host, live: true });
+        let host = Some(p.host).filter(|h| *h != 0 && port_is_free(*h));
+        wanted.push(Wanted { guest: p.guest, host, live: true, fixed: false });
     }
     Ok(wanted)
 }
@@ -568,6 +617,10 @@ mod forward_tests {
         ];
         let wanted = wanted_forwards(&vm(serde_json::json!([{"guest": 80}, {"guest": 81}])), &previous).unwrap();
         let got: Vec<(u16, Option<u16>, bool)> = wanted.iter().map(|w| (w.guest, w.host, w.live)).collect();
+        // A copy's forwards (host 0) get free ports.
+        let copy = [Forward { guest: 80, host: 0, live: false }, Forward { guest: 9000, host: 0, live: true }];
+        let fresh = wanted_forwards(&vm(serde_json::json!([{"guest": 80}])), &copy).unwrap();
+        assert!(fresh.iter().all(|w| w.host.is_none()));
         assert_eq!(got, vec![(80, Some(free), false), (81, None, false), (9000, Some(free), true)]);
         drop(taken);
     }

@@ -63,8 +63,32 @@ fn up() -> &'static Arc<AtomicBool> {
     UP.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
 
-/// The signal received, if any.
+/// How many [`shield`]s are up.
+fn shields() -> &'static AtomicUsize {
+    static SHIELDS: AtomicUsize = AtomicUsize::new(0);
+    &SHIELDS
+}
+
+/// Runs `f` shielded from interrupts: a signal received meanwhile is not seen ([`check`] and
+/// [`received`] say nothing) until `f` returns, so that what must not stop half-way runs to its
+/// end (a fork starting the VMs it froze again). A second signal still ends the process.
+pub fn shield<T>(f: impl FnOnce() -> T) -> T {
+    struct Up;
+    impl Drop for Up {
+        fn drop(&mut self) {
+            shields().fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    shields().fetch_add(1, Ordering::SeqCst);
+    let _up = Up;
+    f()
+}
+
+/// The signal received, if any (none while a [`shield`] is up).
 pub fn received() -> Option<i32> {
+    if shields().load(Ordering::SeqCst) > 0 {
+        return None;
+    }
     match flag().load(Ordering::SeqCst) {
         0 => None,
         s => i32::try_from(s).ok(),

@@ -4,6 +4,7 @@
 //! files ([`pathio`]), locks ([`lock`]), the QMP and qemu-guest-agent wire ([`qmp`]), the OpenSSH
 //! client ([`ssh`], and the sessions the SDKs keep open: [`ssh_session`]), `qemu-img` ([`images`], the only place that builds its arguments),
 //! downloads ([`fetch`]), host network interfaces ([`netdev`]: the TAP of a network's host leg),
+//! the host's memory and tmpfs ([`memory`]: where VMs' memory files live),
 //! the per-prefix log file and the cpio format of initramfs images. Nothing
 //! here knows what an environment, a prefix or a VM record is: callers pass paths.
 
@@ -13,6 +14,7 @@ pub mod images;
 pub mod interrupt;
 pub mod lock;
 pub mod logfile;
+pub mod memory;
 pub mod netdev;
 pub mod pathio;
 pub mod process;

@@ -478,8 +478,19 @@ pub fn shutdown(
             let names: Vec<String> = rebooted.iter().map(|(vm, _, _)| vm.clone()).collect();
             let deadline = Instant::now() + timeout;
             for (vm, t, old_id) in &rebooted {
+                let mut t = t.clone();
                 loop {
-                    env.wait_ready(std::slice::from_ref(vm), reporter)?;
+                    // A VM that goes on from a frozen state (`lago fork`) ends when its guest
+                    // reboots (its qemu has no kernel to boot): it boots anew.
+                    if !env.state(vm).is_running() {
+                        env.start(std::slice::from_ref(vm), reporter)?;
+                        t = env.ssh_target(vm)?;
+                    } else if let Err(e) = env.wait_ready(std::slice::from_ref(vm), reporter) {
+                        if env.state(vm).is_running() {
+                            return Err(e.into());
+                        }
+                        continue;
+                    }
                     if t.exec_line("cat /proc/sys/kernel/random/boot_id", None, 5)
                         .is_ok_and(|st| st.code == 0 && st.stdout() != *old_id)
                     {

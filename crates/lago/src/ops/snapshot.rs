@@ -225,7 +225,7 @@ pub(super) fn live_op(env: &Env, vm: &VmRecord, op: SnapshotOp, name: &str) -> R
 
 /// Pauses `vms` at one instant (their threads are released together) and returns the spread
 /// between the first and the last pause. If one cannot be paused, those that were are resumed.
-fn pause_together(env: &Env, vms: &[&VmRecord]) -> Result<std::time::Duration, SnapshotError> {
+pub(super) fn pause_together(env: &Env, vms: &[&VmRecord]) -> Result<std::time::Duration, SnapshotError> {
     let with: Vec<(&VmRecord, std::sync::Arc<dyn crate::provider::Provider>)> =
         vms.iter().map(|vm| Ok((*vm, env.provider_of(vm)?))).collect::<Result<_, EnvError>>()?;
     if with.is_empty() {
@@ -605,12 +605,13 @@ impl Env {
             return Ok(());
         }
         self.wait_loaded(vms, &crate::report::NoopReporter)?;
-        self.set_loaded_clocks(vms)
+        self.set_loaded_clocks(vms, None)
     }
 
     /// Sets the clocks of `vms`, which a live snapshot was loaded into, where an agent answers,
     /// and records the others for `status`.
-    fn set_loaded_clocks(&self, vms: &[String]) -> Result<(), SnapshotError> {
+    /// `after` says what loaded it, for `status` (`None`: a revert, said there).
+    pub(super) fn set_loaded_clocks(&self, vms: &[String], after: Option<&str>) -> Result<(), SnapshotError> {
         if vms.is_empty() {
             return Ok(());
         }
@@ -622,7 +623,7 @@ impl Env {
         }
         for (vm, why) in failed {
             tracing::info!("clock of VM {vm} not set after loading its snapshot: {why}");
-            state.clock.insert(vm, why);
+            state.clock.insert(vm, after.map_or(why.clone(), |a| format!("not set since {a}: {why}")));
         }
         state.save(&self.prefix.path).map_err(EnvError::from)?;
         Ok(())
@@ -730,7 +731,7 @@ impl Env {
             })
         });
         self.settle_loaded(&waited)?;
-        self.set_loaded_clocks(&ready)?;
+        self.set_loaded_clocks(&ready, None)?;
         let restart = restart.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !restart.is_empty() {
             self.start(&restart, reporter)?;

@@ -34,6 +34,10 @@ pub struct PrefixStatus {
     /// Its VMs, in `virt/env` order.
     #[serde(rename = "VMs", serialize_with = "in_order")]
     pub vms: Vec<(String, VmStatus)>,
+    /// lago's own: the frozen state the prefix is a copy of, or was last frozen into (`lago
+    /// fork`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fork: Option<String>,
 }
 
 /// One network of [`Status`].
@@ -52,9 +56,9 @@ pub struct NetStatus {
     /// lago's own, for networks with IPv6: the IPv6 gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<Value>,
-    /// lago's own: its partition in force (`vm01 | vm02,vm03`).
+    /// lago's own: its partition in force, shown `vm01 | vm02,vm03`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
+    pub partition: Option<Partition>,
     /// lago's own: the network's name in libvirt, for the networks of `local-libvirt` VMs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub libvirt_name: Option<String>,
@@ -84,9 +88,50 @@ pub struct VmStatus {
     /// lago's own: why its clock is off (not set after a revert).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock: Option<String>,
-    /// lago's own: its forwarded ports while it runs: `127.0.0.1:40123 -> 8080`, `, `-separated.
+    /// lago's own: its forwarded ports while it runs, shown `127.0.0.1:40123 -> 8080`,
+    /// `, `-separated.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub forwards: Option<String>,
+    pub forwards: Option<Forwards>,
+    /// lago's own: where its memory is while it runs (its file on a tmpfs, a frozen VM's, or
+    /// ordinary memory and why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+/// A partition of a network: groups of VMs that cannot exchange a frame with one another (VMs
+/// of the network in no group form one more group). Shown as its groups, `vm01 | vm02,vm03`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition(pub Vec<Vec<String>>);
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | "))
+    }
+}
+
+impl Serialize for Partition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The ports of a VM forwarded to the host's loopback ([`crate::ops::forward::FORWARD_ADDRESS`]),
+/// as `(host port, guest port)`. Shown `127.0.0.1:40123 -> 8080, 127.0.0.1:40124 -> 5432`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwards(pub Vec<(u16, u16)>);
+
+impl std::fmt::Display for Forwards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let address = crate::ops::forward::FORWARD_ADDRESS;
+        let shown: Vec<String> = self.0.iter().map(|(host, guest)| format!("{address}:{host} -> {guest}")).collect();
+        f.write_str(&shown.join(", "))
+    }
+}
+
+impl Serialize for Forwards {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One NIC of [`VmStatus`].
@@ -141,11 +186,7 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                 management: spec.get("management").and_then(Value::as_bool).unwrap_or(false),
                 ipv6: spec.get("ipv6").filter(|v| v.is_string()).cloned(),
                 gateway6: spec.get("gw6").filter(|v| v.is_string()).cloned(),
-                partition: faults
-                    .partitions
-                    .get(name)
-                    .filter(|_| extra)
-                    .map(|groups| groups.iter().map(|g| g.join(",")).collect::<Vec<_>>().join(" | ")),
+                partition: faults.partitions.get(name).filter(|_| extra).map(|groups| Partition(groups.clone())),
                 libvirt_name: libvirt_name(env, name).filter(|_| extra),
                 host_leg: if extra { env.host_leg_words(name) } else { None },
             };
@@ -203,24 +244,47 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                 snapshots: crate::ops::snapshot::names_of(spec).join(", "),
                 metadata: spec.get("metadata").cloned().unwrap_or_else(|| json!({})),
                 nics,
-                clock: faults
-                    .clock
-                    .get(name)
-                    .filter(|_| extra)
-                    .map(|why| format!("not set after the last revert: {why}")),
-                forwards: faults.forwards.get(name).filter(|_| extra && vm_running(name)).map(|fs| {
-                    fs.iter()
-                        .map(|f| format!("{}:{} -> {}", crate::ops::forward::FORWARD_ADDRESS, f.host, f.guest))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                clock: faults.clock.get(name).filter(|_| extra).map(|why| {
+                    if why.starts_with("not set ") {
+                        why.clone()
+                    } else {
+                        format!("not set after the last revert: {why}")
+                    }
                 }),
+                forwards: faults
+                    .forwards
+                    .get(name)
+                    .filter(|_| extra && vm_running(name))
+                    .map(|fs| Forwards(fs.iter().map(|f| (f.host, f.guest)).collect())),
+                memory: faults.memory.get(name).filter(|_| extra && vm_running(name)).map(|m| m.describe()),
             };
             (name.clone(), status)
         })
         .collect();
+    let fork = extra.then(|| fork_words(&prefix.path)).flatten();
     Ok(Status {
-        prefix: PrefixStatus { base_directory: prefix.path.display().to_string(), uuid: prefix.uuid()?, networks, vms },
+        prefix: PrefixStatus {
+            base_directory: prefix.path.display().to_string(),
+            uuid: prefix.uuid()?,
+            networks,
+            vms,
+            fork,
+        },
     })
+}
+
+/// What `status --extra` says of the prefix's forks: the frozen state it is a copy of, or the
+/// one it was last frozen into.
+fn fork_words(prefix: &std::path::Path) -> Option<String> {
+    let record = crate::prefix::frozen::ForkRecord::load(prefix).ok()?;
+    let origin = |dir: &std::path::Path| {
+        crate::prefix::frozen::Frozen::load(dir).map(|f| f.manifest.origin).unwrap_or_else(|_| "?".into())
+    };
+    match (&record.copy_of, &record.last) {
+        (Some(of), _) => Some(format!("copy of prefix {} as frozen in {}", origin(of), of.display())),
+        (None, Some(last)) => Some(format!("forked: frozen in {}", last.display())),
+        (None, None) => None,
+    }
 }
 
 fn nic_nets(spec: &Map<String, Value>) -> impl Iterator<Item = &str> {

@@ -215,7 +215,7 @@ pub fn socket_path(prefix: &Path, file: &str) -> PathBuf {
 
 /// Where runtime directories live: `/run/lago` for root, `$XDG_RUNTIME_DIR/lago` for other
 /// users who have one, else `/tmp/lago-<uid>`.
-fn runtime_base() -> PathBuf {
+pub(crate) fn runtime_base() -> PathBuf {
     let uid = nix::unistd::geteuid();
     if uid.is_root() {
         return PathBuf::from("/run/lago");
@@ -228,8 +228,14 @@ fn runtime_base() -> PathBuf {
 
 /// The prefix's runtime directory: `<base>/<16 hex digits of the sha1 of the prefix's path>`.
 pub fn runtime_dir(prefix: &Path) -> PathBuf {
+    runtime_base().join(runtime_id(prefix))
+}
+
+/// The prefix's id on the host: 16 hex digits of the sha1 of its path (its runtime directory's
+/// and its memory files' directory's name).
+pub fn runtime_id(prefix: &Path) -> String {
     use sha1::Digest;
-    runtime_base().join(hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8]))
+    hex::encode(&sha1::Sha1::digest(prefix.as_os_str().as_encoded_bytes())[..8])
 }
 
 /// Makes the prefix's runtime directory (mode 0700) if it is missing, and checks that its base

@@ -8,8 +8,10 @@
 //! This module knows the paths, reads the persisted plan (`virt/`, in the original's JSON shape,
 //! so prefixes written by the original Lago can be read), and stops, cleans up and destroys.
 
+pub mod frozen;
 pub mod layout;
 pub mod leases;
+pub mod memory;
 pub mod records;
 pub mod state;
 pub mod workdir;
@@ -201,6 +203,12 @@ impl Prefix {
             use nix::sys::signal::{Signal, kill};
             use nix::unistd::Pid;
             let procs = self.processes();
+            // Their own memory files go with them.
+            let memory: Vec<PathBuf> = procs
+                .iter()
+                .filter_map(|(_, pid)| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+                .filter_map(|c| crate::prefix::memory::own_memory_file(&c))
+                .collect();
             for (what, pid) in &procs {
                 tracing::info!("stopping {what} (pid {pid})");
                 match kill(Pid::from_raw(*pid), Signal::SIGTERM) {
@@ -225,6 +233,9 @@ impl Prefix {
                     tracing::warn!("{what} (pid {pid}) ignored SIGTERM, killing it");
                     let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
                 }
+            }
+            for file in &memory {
+                let _ = std::fs::remove_file(file);
             }
             crate::host::ssh::close_masters(&runtime_dir(&self.path));
             // Runtime files of processes; `state.json` (faults in force) stays until destroy.
@@ -384,8 +395,7 @@ mod tests {
     fn terminate_waits_for_the_process_not_its_pid_file() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("switch-n.pid");
-        // It says when its trap is set (a SIGTERM before would end it at once).
-        let script = "trap 'rm -f \"$0\"; sleep 0.3; exit 0' TERM; : > \"$0.ready\"; while :; do sleep 0.05; done";
+        let script = "trap 'rm -f \"$0\"; sleep 0.3; : > \"$0.done\"; exit 0' TERM; : > \"$0.trapped\"; while :; do sleep 0.05; done";
         let mut child = std::process::Command::new("sh")
             .args(["-c", script])
             .arg(&pid_file)
@@ -394,13 +404,17 @@ mod tests {
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, child.id().to_string()).unwrap();
-        while running_pid(&pid_file).is_none() || !dir.path().join("switch-n.pid.ready").exists() {
+        // Once its trap is set (a SIGTERM before would end it at once).
+        let trapped = dir.path().join("switch-n.pid.trapped");
+        while running_pid(&pid_file).is_none() || !trapped.exists() {
             std::thread::sleep(Duration::from_millis(5));
         }
         terminate(&pid_file, Duration::from_secs(5));
-        let ended = child.try_wait().unwrap();
-        assert!(ended.is_some(), "terminate returned while the process still ran");
-        assert!(ended.unwrap().success(), "it was killed, not ended by its SIGTERM: {ended:?}");
+        // It had done its last work (a process that is exiting reads as gone a moment before
+        // it can be reaped).
+        assert!(dir.path().join("switch-n.pid.done").exists(), "terminate returned while the process still ran");
+        let ended = child.wait().unwrap();
+        assert!(ended.success(), "it was killed, not ended by its SIGTERM: {ended:?}");
     }
 
     /// A process whose arguments name `pid_file`, as qemu's `-pidfile` does.

@@ -214,10 +214,17 @@ impl DiskRecord {
         {
             return Some(DirectBoot { kernel, initrd, cmdline });
         }
-        let image = PathBuf::from(self.path.replace("$LAGO_PREFIX_PATH", &prefix.display().to_string()));
-        let store_image = crate::host::images::qcow2_backing(&image).ok().flatten()?;
-        let (kernel, initrd) = (beside(&store_image, "vmlinux"), beside(&store_image, "initrd"));
-        (kernel.is_file() && initrd.is_file()).then_some(DirectBoot { kernel, initrd, cmdline })
+        // The store image is the disk's backing file, or further down its chain (a disk forked
+        // by `lago fork` is an overlay on the frozen disk, itself an overlay on the store image).
+        let mut image = PathBuf::from(self.path.replace("$LAGO_PREFIX_PATH", &prefix.display().to_string()));
+        for _ in 0..16 {
+            image = crate::host::images::qcow2_backing(&image).ok().flatten()?;
+            let (kernel, initrd) = (beside(&image, "vmlinux"), beside(&image, "initrd"));
+            if kernel.is_file() && initrd.is_file() {
+                return Some(DirectBoot { kernel, initrd, cmdline });
+            }
+        }
+        None
     }
 }
 
@@ -336,6 +343,14 @@ mod tests {
         assert_eq!(published.direct_boot(dir.path()), None, "one of the two only");
         std::fs::write(&initrd, b"").unwrap();
         let found = DirectBoot { kernel: kernel.clone(), initrd: initrd.clone(), cmdline: "rw".into() };
+        assert_eq!(published.direct_boot(dir.path()), Some(found.clone()));
+        // A forked disk: an overlay on the frozen disk, an overlay on the store image.
+        std::fs::create_dir_all(dir.path().join("frozen")).unwrap();
+        std::fs::rename(dir.path().join("images/vm01_root.qcow2"), dir.path().join("frozen/vm01-vda.qcow2")).unwrap();
+        crate::host::images::write_qcow2_header(
+            &dir.path().join("images/vm01_root.qcow2"),
+            &dir.path().join("frozen/vm01-vda.qcow2").display().to_string(),
+        );
         assert_eq!(published.direct_boot(dir.path()), Some(found.clone()));
         // Without a command line, no direct boot.
         assert_eq!(disk(json!({"kernel": "k", "initrd": "i"})).direct_boot(dir.path()), None);

@@ -103,6 +103,36 @@ pub struct State {
     /// VMs whose clock could not be set after a revert, with why (until they start again).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub clock: BTreeMap<String, String>,
+    /// Where each `local-qemu` VM's memory is, as of its last start.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub memory: BTreeMap<String, MemoryUse>,
+}
+
+/// Where a VM's memory is, as of its last start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryUse {
+    /// Its memory file on a tmpfs, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The file is the VM's own, mapped shared (it can be frozen: `lago fork`); otherwise it is
+    /// a frozen VM's, mapped privately (the VM is a copy).
+    #[serde(default)]
+    pub shared: bool,
+    /// Why it has ordinary memory (no file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<String>,
+}
+
+impl MemoryUse {
+    /// What `status --extra` says of it.
+    pub fn describe(&self) -> String {
+        match (&self.file, self.shared, &self.why_not) {
+            (Some(f), true, _) => format!("file {}", f.display()),
+            (Some(f), false, _) => format!("copy-on-write of the frozen {}", f.display()),
+            (None, _, Some(why)) => format!("ordinary (cannot be forked: {why})"),
+            (None, _, None) => "ordinary".into(),
+        }
+    }
 }
 
 impl State {

@@ -293,6 +293,36 @@ pub struct LaunchContext {
     /// Whether the VM starts with its CPUs paused before their first instruction (a live
     /// snapshot is loaded into it next).
     pub paused: bool,
+    /// Where its memory is.
+    pub memory: Memory,
+    /// Whether it starts paused and waiting for the device state of a frozen VM
+    /// ([`Provider::thaw`]), its memory mapped from that VM's frozen memory file.
+    pub incoming: bool,
+    /// A helper qemu beside the VM's own (one that copies a VM's memory into a file of its own
+    /// to freeze it: [`Provider::freeze`]): its control files go to this directory, and it
+    /// forwards no port.
+    pub scratch: Option<PathBuf>,
+    /// For a VM that goes on from a frozen state (`incoming`) and boots its kernel directly: the
+    /// directory of a stub kernel and an empty initramfs, given to qemu instead of the real ones
+    /// (see `provider/qemu/freeze.rs`); the VM then powers off when its guest reboots.
+    pub kernel_stub: Option<PathBuf>,
+}
+
+/// Where a VM's memory is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Memory {
+    /// Ordinary memory of its hypervisor.
+    #[default]
+    Ram,
+    /// A file on a tmpfs: the VM's own, mapped shared (`shared`), from which it can be frozen at
+    /// any moment; or a frozen VM's, mapped privately, whose pages the VM shares with the
+    /// other copies of that VM until it writes them.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Mapped shared (the VM's own file) rather than privately (a frozen one).
+        shared: bool,
+    },
 }
 
 /// The last `n` lines of a text file.
@@ -464,6 +494,35 @@ pub trait Provider: Send + Sync {
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// Saves the device state of a paused VM to `state`; its memory is its own memory file
+    /// ([`Memory::File`], shared): the file and `state` then hold the VM as it is, and copies
+    /// start from them ([`Provider::thaw`]). The memory of a VM that maps a frozen VM's file
+    /// privately (a copy) is first moved, with its device state, into a helper started with
+    /// `helper` (its memory a new file of its own, shared), which is frozen instead. The VM
+    /// stays paused.
+    fn freeze(
+        &self,
+        _prefix: &Path,
+        vm: &VmRecord,
+        _state: &Path,
+        _helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "freezing it (`lago fork` copies local-qemu VMs)".into(),
+            provider: self.name(),
+        })
+    }
+    /// Loads the device state `state` of a frozen VM into a VM started with
+    /// [`LaunchContext::incoming`], its memory mapped from the frozen memory file; the VM stays
+    /// paused until [`Provider::resume`].
+    fn thaw(&self, _prefix: &Path, vm: &VmRecord, _state: &Path) -> Result<(), ProviderError> {
+        Err(ProviderError::Unsupported {
+            vm: vm.name.clone(),
+            what: "starting it from a frozen state (`lago fork` copies local-qemu VMs)".into(),
+            provider: self.name(),
+        })
+    }
 }
 
 /// A libvirt host's provider, or why it could not be reached (what, libvirt's message).
@@ -489,6 +548,11 @@ impl Providers {
             libvirt: std::sync::Mutex::new(std::collections::HashMap::new()),
             libvirt_options,
         }
+    }
+
+    /// The provider of `local-qemu` VMs.
+    pub fn qemu(&self) -> Arc<dyn Provider> {
+        self.qemu.clone()
     }
 
     /// The libvirt host of `vm`: its own `libvirt_url`, else the default.

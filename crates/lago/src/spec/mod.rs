@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod ipv6;
+pub mod keys;
 pub mod model;
 pub mod tree;
 pub mod written;

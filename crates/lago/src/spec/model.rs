@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Issue;
 use super::ipv6::Ipv6Spec;
+use super::keys::{self, Origin, Section};
 use super::written::Written;
 use crate::suggest::did_you_mean;
 
@@ -17,90 +18,6 @@ use crate::suggest::did_you_mean;
 pub const DEFAULT_MEMORY: u64 = 1024;
 /// Default number of virtual CPUs (the original's).
 pub const DEFAULT_VCPU: u32 = 2;
-
-/// Top-level keys of an init file.
-const TOP_KEYS: &[&str] = &["domains", "nets", "prototypes"];
-const DOMAIN_KEYS: &[&str] = &[
-    "memory",
-    "vcpu",
-    "cpu_model",
-    "cpu_custom",
-    "nics",
-    "disks",
-    "metadata",
-    "artifacts",
-    "groups",
-    "bootstrap",
-    "ssh-user",
-    "ssh-password",
-    "root-password",
-    "distro",
-    "vm-type",
-    "vm-provider",
-    "service_provider",
-    "service_class",
-    "guest-agent",
-    "boot_time_sec",
-    "skip-export",
-    "based-on",
-    "name",
-    "snapshots",
-    "mgmt_net",
-    "libvirt_url",
-    // lago's own: ports of the VM forwarded to the host's loopback.
-    "forwards",
-    // The original's OVA domains (`type: ova`, `url`): recognized, and refused.
-    "type",
-    "url",
-    // Carried by the original's users' files, read by nothing (see `IGNORED_DOMAIN_KEYS`).
-    "cpu",
-    "cpus",
-];
-
-/// Keys any mapping of an init file may carry, which nothing reads (the original's users wrote
-/// `comment: Main NFS device` on disks).
-const COMMENT_KEYS: &[&str] = &["comment"];
-
-/// Domain keys the original's users' init files carried and the original never read: accepted,
-/// with a note saying so.
-const IGNORED_DOMAIN_KEYS: &[(&str, &str)] =
-    &[("cpu", "the number of CPUs is `vcpu`"), ("cpus", "the number of CPUs is `vcpu`")];
-const NIC_KEYS: &[&str] = &["net", "ip", "mtu", "ip6"];
-const FORWARD_KEYS: &[&str] = &["guest", "host"];
-const DISK_KEYS: &[&str] = &[
-    "type",
-    "name",
-    "dev",
-    "format",
-    "size",
-    "metadata",
-    "template_name",
-    "template_version",
-    "template_type",
-    "path",
-    "make_a_copy",
-    "build",
-    "skip-export",
-    "url",
-];
-const NET_KEYS: &[&str] = &[
-    "type",
-    "management",
-    "dns_domain_name",
-    "dns_records",
-    "main_dns",
-    "gw",
-    "dhcp",
-    "mtu",
-    "name",
-    "mapping",
-    "dns_forward",
-    "bridge",
-    // lago's own: IPv6 (`spec::ipv6`).
-    "ipv6",
-    "gw6",
-    "ipv4",
-];
 
 /// Disk formats lago knows how to attach.
 pub const DISK_FORMATS: &[&str] = &["qcow2", "raw", "iso", "vmdk", "vdi", "vhdx", "qed"];
@@ -334,11 +251,12 @@ pub fn read_spec(root: &Value, issues: &mut Vec<Issue>) -> Spec {
         issues.push(Issue::new("", format!("expected a mapping with `domains` and `nets`, found {}", kind(root))));
         return spec;
     };
+    let sections = keys::TOP.names();
     for key in top.keys() {
-        if !TOP_KEYS.contains(&key.as_str()) {
+        if !sections.contains(&key.as_str()) {
             // Other top-level keys hold YAML anchors (`base_domain: &base ...`) and are ignored,
             // unless they look like a misspelt section.
-            if let Some(close) = did_you_mean(key, TOP_KEYS)
+            if let Some(close) = did_you_mean(key, &sections)
                 && strsim::levenshtein(key, close) <= 2
             {
                 issues.push(Issue::new(key, format!("unknown section (did you mean `{close}`?)")));
@@ -452,15 +370,17 @@ pub(super) fn expected(path: &str, what: &str, found: &Value) -> Issue {
     Issue::new(path, format!("expected {what}, found {}", kind(found)))
 }
 
-/// A mapping at `path`, with unknown keys reported.
-fn object<'v>(path: &str, v: &'v Value, known: &[&str], issues: &mut Vec<Issue>) -> Option<&'v Map<String, Value>> {
+/// A mapping at `path` of the kind `section` describes, with the keys that are not its own
+/// reported.
+fn object<'v>(path: &str, v: &'v Value, section: &Section, issues: &mut Vec<Issue>) -> Option<&'v Map<String, Value>> {
     let Some(map) = v.as_object() else {
         issues.push(expected(path, "a mapping", v));
         return None;
     };
     for key in map.keys() {
-        if !known.contains(&key.as_str()) && !COMMENT_KEYS.contains(&key.as_str()) {
-            let hint = match did_you_mean(key, known) {
+        if !section.knows(key) {
+            let known = section.names();
+            let hint = match did_you_mean(key, &known) {
                 Some(k) => format!(" (did you mean `{k}`?)"),
                 None => format!(" (known keys: {})", known.join(", ")),
             };
@@ -550,13 +470,13 @@ fn string_list(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Vec<String> {
 
 fn read_domain(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<DomainSpec> {
     let merged = with_base(path, v, issues);
-    let map = object(path, merged.as_ref().unwrap_or(v), DOMAIN_KEYS, issues)?;
+    let map = object(path, merged.as_ref().unwrap_or(v), &keys::DOMAIN, issues)?;
     let mut d = DomainSpec { name: name.to_owned(), written: Written::new(map), ..DomainSpec::default() };
-    for (key, why) in IGNORED_DOMAIN_KEYS {
-        if map.contains_key(*key) {
+    for ignored in keys::DOMAIN.keys.iter().filter(|k| k.origin == Origin::Ignored) {
+        if map.contains_key(ignored.name) {
             issues.push(Issue::note(
-                &format!("{path}.{key}"),
-                format!("not read (the original did not read it either): {why}"),
+                &format!("{path}.{}", ignored.name),
+                format!("not read (the original did not read it either): {}", ignored.doc),
             ));
         }
     }
@@ -674,7 +594,7 @@ fn read_nics(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> V
         Some(Value::Array(nics)) => {
             for (i, nic) in nics.iter().enumerate() {
                 let p = format!("{path}.nics[{i}]");
-                let Some(m) = object(&p, nic, NIC_KEYS, issues) else { continue };
+                let Some(m) = object(&p, nic, &keys::NIC, issues) else { continue };
                 let net = match m.get("net") {
                     Some(n) => string(&format!("{p}.net"), n, issues).unwrap_or_default(),
                     None => {
@@ -760,7 +680,7 @@ fn read_forwards(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) 
     let mut forwards: Vec<ForwardSpec> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("{path}.forwards[{i}]");
-        let Some(m) = object(&at, item, FORWARD_KEYS, issues) else { continue };
+        let Some(m) = object(&at, item, &keys::FORWARD, issues) else { continue };
         let port = |key: &str, issues: &mut Vec<Issue>| {
             m.get(key)
                 .and_then(|v| integer(&format!("{at}.{key}"), v, 1, 65_535, "a TCP port", issues))
@@ -856,7 +776,7 @@ pub fn valid_size(size: &str) -> bool {
 }
 
 fn read_disk(path: &str, index: usize, v: &Value, issues: &mut Vec<Issue>) -> Option<DiskSpec> {
-    let map = object(path, v, DISK_KEYS, issues)?;
+    let map = object(path, v, &keys::DISK, issues)?;
     let kind = match map.get("type").map(|t| (t, t.as_str())) {
         Some((_, Some("template"))) => DiskType::Template,
         Some((_, Some("empty"))) => DiskType::Empty,
@@ -1038,7 +958,7 @@ fn read_build_step(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<Bui
 }
 
 fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<NetSpec> {
-    let map = object(path, v, NET_KEYS, issues)?;
+    let map = object(path, v, &keys::NET, issues)?;
     let kind = match opt_string(map, path, "type", issues).as_deref() {
         None | Some("nat") => NetType::Nat,
         Some("bridge") => NetType::Bridge,
@@ -1066,7 +986,7 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
         None | Some(Value::Null) => None,
         Some(d) => {
             let dp = format!("{path}.dhcp");
-            object(&dp, d, &["start", "end"], issues).and_then(|m| {
+            object(&dp, d, &keys::DHCP, issues).and_then(|m| {
                 let start = m.get("start").map_or(Some(100), |v| {
                     integer(&format!("{dp}.start"), v, 2, 254, "the last octet of the first DHCP address", issues)
                 });
@@ -1207,7 +1127,7 @@ mod tests {
 
     #[test]
     fn did_you_mean_finds_typos() {
-        assert_eq!(did_you_mean("memroy", DOMAIN_KEYS), Some("memory"));
-        assert_eq!(did_you_mean("zzzz", DOMAIN_KEYS), None);
+        assert_eq!(did_you_mean("memroy", &keys::DOMAIN.names()), Some("memory"));
+        assert_eq!(did_you_mean("zzzz", &keys::DOMAIN.names()), None);
     }
 }

@@ -6,7 +6,7 @@
 //! no prefix (and no workdir it created); its log is kept in the temporary directory and the
 //! error says where (the original lost it, its issue #588).
 //!
-//! [`check`] reads and checks everything first, [`templates`] finds the repository and the
+//! `check` reads and checks everything first, [`templates`] finds the repository and the
 //! templates, [`build`] builds the prefix in its staging directory, [`seed`] writes the NoCloud
 //! seeds; [`init`] orders them and moves the prefix into place, or leaves nothing.
 

@@ -10,6 +10,7 @@
 
 pub mod accel;
 pub mod argv;
+pub mod freeze;
 pub mod switch;
 
 pub use argv::qemu_argv;
@@ -37,12 +38,13 @@ pub fn vm_paths(prefix: &Path, vm: &str) -> (PathBuf, PathBuf, PathBuf) {
 /// process runs in its own process group and outlives the caller; the returned handle tells how
 /// it ended, if it ends while the caller still runs.
 pub fn launch(program: &Path, vm: &VmRecord, ctx: &LaunchContext) -> Result<std::process::Child, ProviderError> {
-    let (qmp, pid_file, _) = vm_paths(&ctx.prefix, &vm.name);
+    let files = argv::Files::of(&vm.name, ctx);
+    let (qmp, pid_file) = (files.qmp.clone(), files.pid.clone());
     crate::prefix::ensure_runtime_dir(&ctx.prefix)
         .map_err(|source| ProviderError::RuntimeDir { path: crate::prefix::runtime_dir(&ctx.prefix), source })?;
     let _ = std::fs::remove_file(&qmp);
     let _ = std::fs::remove_file(&pid_file);
-    let log_path = Layout::new(&ctx.prefix).qemu_log(&vm.name);
+    let log_path = files.qemu_log.clone();
     let inv = crate::host::process::Invocation::new(&program.display().to_string()).args(qemu_argv(vm, ctx));
     let mut child = crate::host::process::spawn_detached(&inv, &log_path).map_err(|e| match e {
         crate::host::process::ProcessError::Log { path, source, .. } => ProviderError::Log { path, source },
@@ -277,6 +279,11 @@ impl Provider for QemuProvider {
         let vm = vm.name.as_str();
         let (qmp, pid_file, _) = vm_paths(prefix, vm);
         let pid: Option<i32> = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse().ok());
+        // Its own memory file goes with it (not a frozen VM's, which it maps privately).
+        let memory = pid
+            .filter(|p| crate::prefix::owns(*p, &pid_file))
+            .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+            .and_then(|c| crate::prefix::memory::own_memory_file(&c));
         let quit = Qmp::connect(&qmp, Duration::from_secs(2)).is_ok_and(|mut q| q.execute("quit", None).is_ok());
         if let Some(pid) = pid {
             // Without its control socket, qemu is asked to end by SIGTERM instead.
@@ -294,6 +301,9 @@ impl Provider for QemuProvider {
         crate::prefix::Layout::new(prefix).ssh_target(vm, "", "127.0.0.1", 0).close();
         for f in [qmp, pid_file, Layout::new(prefix).console(vm), Layout::new(prefix).guest_agent(vm)] {
             let _ = std::fs::remove_file(f);
+        }
+        if let Some(file) = memory {
+            let _ = std::fs::remove_file(file);
         }
     }
 
@@ -406,6 +416,23 @@ impl Provider for QemuProvider {
 
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         self.qmp_simple(prefix, vm, "cont")
+    }
+
+    fn freeze(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        state: &Path,
+        helper: Option<&LaunchContext>,
+    ) -> Result<(), ProviderError> {
+        match helper {
+            None => freeze::freeze(&vm_paths(prefix, &vm.name).0, vm, state),
+            Some(ctx) => freeze::freeze_through_helper(&self.program, prefix, vm, state, ctx),
+        }
+    }
+
+    fn thaw(&self, prefix: &Path, vm: &VmRecord, state: &Path) -> Result<(), ProviderError> {
+        freeze::thaw(prefix, vm, state)
     }
 
     /// QOM of the first vCPU: its type (`max-x86_64-cpu`) and its `vendor` property.
@@ -537,6 +564,10 @@ mod tests {
             forwards: Vec::new(),
             host_legs: Vec::new(),
             paused: false,
+            memory: Default::default(),
+            incoming: false,
+            scratch: None,
+            kernel_stub: None,
         };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
