@@ -284,13 +284,11 @@ impl Vm {
         self.env.vm(&self.name).and_then(|v| v.spec()).map_err(to_py)
     }
 
+    /// Its addresses (on `net`, or every network): the IPv4 ones, then the IPv6 ones.
     fn nets_ips(&self, net: Option<&str>) -> Vec<String> {
-        self.record()
-            .nics
-            .iter()
-            .filter(|n| net.is_none_or(|want| n.net == want))
-            .filter_map(|n| n.ip.map(|ip| ip.to_string()))
-            .collect()
+        let nics = || self.record().nics.iter().filter(move |n| net.is_none_or(|want| n.net == want));
+        let v4 = nics().filter_map(|n| n.ip.map(|ip| ip.to_string()));
+        v4.chain(nics().filter_map(|n| n.ip6.map(|ip| ip.to_string()))).collect()
     }
 }
 
@@ -304,6 +302,11 @@ impl Vm {
     /// Its address on the management network.
     fn ip(&self) -> Option<String> {
         self.record().ip().map(|ip| ip.to_string())
+    }
+
+    /// Its IPv6 address on the management network (lago's own).
+    fn ip6(&self) -> Option<String> {
+        self.record().ip6().map(|ip| ip.to_string())
     }
 
     /// Its addresses on every network.
@@ -737,6 +740,16 @@ impl Network {
     /// Its gateway address.
     fn gw(&self) -> PyResult<Option<String>> {
         Ok(self.spec_map()?.get("gw").and_then(Value::as_str).map(str::to_owned))
+    }
+
+    /// Its IPv6 gateway address (lago's own).
+    fn gw6(&self) -> PyResult<Option<String>> {
+        Ok(lago::prefix::records::net_ipv6(&self.spec_map()?).map(|(_, gw6)| gw6.to_string()))
+    }
+
+    /// Its IPv6 prefix, `fd8f:1:2::/64` (lago's own).
+    fn ipv6_prefix(&self) -> PyResult<Option<String>> {
+        Ok(lago::prefix::records::net_ipv6(&self.spec_map()?).map(|(prefix, _)| format!("{prefix}/64")))
     }
 
     /// Its MTU (1500 unless set).

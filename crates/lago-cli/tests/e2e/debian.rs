@@ -1,5 +1,6 @@
 //! The Debian 12 templates (slow: mmdebstrap, then systemd under TCG), configured from one seed:
-//! `debian12` by lago's own first-boot unit, `debian12-cloud` by the real cloud-init.
+//! `debian12` by lago's own first-boot unit, `debian12-cloud` by the real cloud-init; IPv6
+//! included (a dual-stack management network and an IPv6-only one).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -15,10 +16,11 @@ base: &base
   memory: 768
   disks: [{template_name: TEMPLATE, type: template, name: root, dev: vda}]
 domains:
-  d1: {<<: *base, nics: [{net: lab, ip: 192.168.200.10}]}
-  d2: {<<: *base, ssh-user: tester, nics: [{net: lab}]}
+  d1: {<<: *base, nics: [{net: lab, ip: 192.168.200.10}, {net: six}]}
+  d2: {<<: *base, ssh-user: tester, nics: [{net: lab}, {net: six}]}
 nets:
-  lab: {management: true, dns_domain_name: lab.test}
+  lab: {management: true, dns_domain_name: lab.test, ipv6: 'fd8f:1:2::/64'}
+  six: {ipv6: 'fd8f:1:6::/64', ipv4: false}
 ";
 
 /// Asks qemu-guest-agent for `guest-ping` through the VM's port on the host.
@@ -150,6 +152,19 @@ fn checks_of_the_seed(lab: &Lab) {
     assert_eq!(lab.shell("d1", "ip -4 -o addr show eth0 | awk '{print $4}'").1, "192.168.200.10/24");
     assert!(lab.shell("d1", "cat /etc/hosts").1.contains("d2.lab.test d2"));
     assert_eq!(lab.shell("d1", "ping -c 1 -W 5 d2.lab.test >/dev/null && echo ok").1, "ok");
+    // IPv6: static, usable at once (no address left tentative), both names; nothing of IPv4 on
+    // the IPv6-only network.
+    assert_eq!(
+        lab.shell("d1", "for d in eth0 eth1; do ip -6 -o addr show dev $d scope global | awk '{print $2, $4}'; done").1,
+        "eth0 fd8f:1:2::a/64\neth1 fd8f:1:6::2/64"
+    );
+    assert_eq!(
+        lab.shell("d1", "ip -6 addr show tentative; ip -6 addr show dadfailed; ip -4 addr show dev eth1"),
+        (0, String::new())
+    );
+    for cmd in ["ping -6 -c 1 -W 5 d2.lab.test", "ping -4 -c 1 -W 5 d2.lab.test", "ping -6 -c 1 -W 5 d2-six"] {
+        assert_eq!(lab.shell("d1", &format!("{cmd} >/dev/null && echo ok")).1, "ok", "{cmd}");
+    }
     // The root password is set (not locked), and the key logs in as root.
     assert_eq!(lab.shell("d1", "passwd -S root | cut -d' ' -f2").1, "P");
     // The ssh-user exists, logs in with the environment's key and may use sudo.

@@ -1,7 +1,9 @@
 //! The host leg of `nat` networks (`host_leg = on`), in a network namespace of the test's own so
 //! that no interface of the machine is touched: the host reaches VMs at their addresses, VMs
 //! reach the host at the gateway, a `bridge` network and a second environment stay apart, and
-//! the TAP goes with the switch (`kill -9`), `stop` and `destroy`.
+//! the TAP goes with the switch (`kill -9`), `stop` and `destroy`. The same environments carry
+//! IPv6: a dual-stack management network, an IPv6-only one, and (the second environment) an
+//! IPv6-only management network.
 
 use std::process::Command;
 
@@ -36,6 +38,45 @@ impl Netns {
         self.run(&["ip", "link", "show", name]).0
     }
 
+    /// ICMP echo from the namespace to `addr` (IPv4 or IPv6), `count` times, 200 ms apart, with
+    /// Python's raw sockets (the hosts have no `ping`): `round-trip min/avg/max = ... ms` when
+    /// every echo came back, else why not.
+    fn ping(&self, addr: &str, count: u32) -> Result<String, String> {
+        const PING: &str = r#"
+import socket, struct, sys, time
+addr, count = sys.argv[1], int(sys.argv[2])
+v6 = ":" in addr
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW,
+                  socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP)
+s.settimeout(2)
+def checksum(b):
+    b += b"\0" * (len(b) % 2)
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+rtts = []
+for seq in range(count):
+    body = struct.pack("!HH", 0x1a90, seq) + b"lago" * 14
+    kind = 128 if v6 else 8
+    head = struct.pack("!BBH", kind, 0, 0)
+    packet = head + body if v6 else struct.pack("!BBH", kind, 0, checksum(head + body)) + body
+    t0 = time.monotonic()
+    s.sendto(packet, (addr, 0))
+    while True:
+        data = s.recv(2048)
+        icmp = data if v6 else data[(data[0] & 15) * 4:]
+        if icmp[0] == (129 if v6 else 0) and icmp[4:8] == body[:4]:
+            break
+    rtts.append((time.monotonic() - t0) * 1000)
+    time.sleep(0.2)
+print("round-trip min/avg/max = %.3f/%.3f/%.3f ms" % (min(rtts), sum(rtts) / len(rtts), max(rtts)))
+"#;
+        match self.run(&["python3", "-c", PING, addr, &count.to_string()]) {
+            (true, out) => Ok(out.trim().to_owned()),
+            (false, why) => Err(why),
+        }
+    }
+
     /// `GET url` from the namespace (Python's urllib, 5 s timeout): the body, or why not.
     fn get(&self, url: &str) -> Result<String, String> {
         let code = format!("import urllib.request; print(urllib.request.urlopen({url:?}, timeout=5).read().decode())");
@@ -56,15 +97,28 @@ const WITH_ISOLATED: &str = "\
 domains:
   vm01:
     memory: 256
-    nics: [{net: lan}, {net: iso, ip: 192.168.210.5}]
+    nics: [{net: lan}, {net: iso, ip: 192.168.210.5}, {net: v6}]
     disks: [{template_name: tiny, type: template, name: root, dev: vda}]
   vm02:
     memory: 256
-    nics: [{net: lan}]
+    nics: [{net: lan}, {net: v6}]
     disks: [{template_name: tiny, type: template, name: root, dev: vda}]
 nets:
-  lan: {management: true}
+  lan: {management: true, ipv6: auto}
   iso: {type: bridge}
+  v6: {ipv6: 'fd8f:1:6::/64', ipv4: false}
+";
+
+/// The second environment: its VM's management network is IPv6-only, its other one IPv4.
+const OTHER_V6: &str = "\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lan}, {net: v6m}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lan: {}
+  v6m: {management: true, ipv6: auto, ipv4: false}
 ";
 
 const OTHER: &str = "\
@@ -106,11 +160,17 @@ fn in_netns(lab: &mut Lab, ns: &Netns) {
     lab.env.push(("LAGO_HOST_LEG", "on".into()));
 }
 
-/// The host leg of network `lan` that `status` shows: (interface, address).
+/// The host leg of network `lan` that `status` shows: (interface, its IPv4 address).
 fn leg_of(lab: &Lab) -> (String, String) {
+    let (iface, addrs) = leg_of_net(lab, "lan");
+    (iface, addrs.split(' ').next().unwrap_or_default().to_owned())
+}
+
+/// The host leg of network `net` that `status` shows: (interface, its addresses).
+fn leg_of_net(lab: &Lab, net: &str) -> (String, String) {
     let status = lab.status();
-    let words = status["Prefix"]["Networks"]["lan"]["host leg"].as_str().unwrap_or_default().to_owned();
-    let (iface, addr) = words.split_once(' ').unwrap_or_else(|| panic!("no host leg in {status:#}"));
+    let words = status["Prefix"]["Networks"][net]["host leg"].as_str().unwrap_or_default().to_owned();
+    let (iface, addr) = words.split_once(' ').unwrap_or_else(|| panic!("no host leg of {net} in {status:#}"));
     (iface.to_owned(), addr.to_owned())
 }
 
@@ -120,7 +180,7 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     let mut a = Lab::new(WITH_ISOLATED);
     in_netns(&mut a, &ns);
     let leases = a.home.path().join("leases");
-    let mut b = Lab::sharing_leases(OTHER, &crate::tiny_repo(), Some(&leases));
+    let mut b = Lab::sharing_leases(OTHER_V6, &crate::tiny_repo(), Some(&leases));
     in_netns(&mut b, &ns);
     a.ok(&["init"]);
     b.ok(&["init"]);
@@ -156,10 +216,12 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     let (rc, secs) = shell_timed(&a, "vm01", "true");
     eprintln!("lago shell vm01 true, lan partitioned: {secs:.2} s");
     assert_eq!(rc, Some(0), "lago shell after `net partition`: {secs:.1} s");
-    let (rc, out) = a.shell("vm01", "ping -c 1 -W 1 vm02");
+    let (rc, out) = a.shell("vm01", "ping -4 -c 1 -W 1 vm02");
     assert!(rc != 0, "vm01 reached vm02 across the partition: {out}");
     a.ok(&["net", "heal", "lan"]);
     assert_eq!(ns.get("http://192.168.200.2:8080/").unwrap(), "from-vm01");
+
+    ipv6_through_the_legs_and_the_switches(&a, &b, &ns);
 
     // VM -> host at the gateway: a server of the test bound to it.
     let www = a.home.path().join("www");
@@ -256,4 +318,132 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
         .filter(|n| n.ends_with(".lease"))
         .collect();
     assert!(left.is_empty(), "leases left: {left:?}");
+}
+
+/// The round-trip line of `ping -c N` (`round-trip min/avg/max = ...`), for the report.
+fn round_trip(out: &str) -> String {
+    out.lines().find(|l| l.contains("min/avg/max")).unwrap_or(out).trim().to_owned()
+}
+
+/// `cmd` in `vm`, again every half second until it succeeds (at most 20 times): its last result.
+fn eventually(lab: &Lab, vm: &str, cmd: &str) -> (i32, String) {
+    let mut last = (1, String::new());
+    for _ in 0..20 {
+        last = lab.shell(vm, cmd);
+        if last.0 == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    last
+}
+
+/// IPv6, in environment `a` (`lan` dual-stack with an `auto` prefix, `v6` IPv6-only) and `b`
+/// (its management network IPv6-only): names, the host leg both ways, the switch's faults,
+/// forwards and the inventory.
+fn ipv6_through_the_legs_and_the_switches(a: &Lab, b: &Lab, ns: &Netns) {
+    let status = a.status();
+    let net = |n: &str, k: &str| status["Prefix"]["Networks"][n][k].as_str().unwrap_or_default().to_owned();
+    let nic = |vm: &str, i: usize| {
+        status["Prefix"]["VMs"][vm]["NICs"][format!("eth{i}")]["ip6"].as_str().unwrap_or_default().to_owned()
+    };
+    let (prefix, gw6) = (net("lan", "ipv6"), net("lan", "gateway6"));
+    assert!(prefix.starts_with("fd") && prefix.ends_with("::/64"), "{status:#}");
+    let (vm01, vm02) = (nic("vm01", 0), nic("vm02", 0));
+    assert_eq!(vm01, format!("{}2", prefix.trim_end_matches("/64")), "the IPv4 address's host part");
+    // The SDK says what status says.
+    let env = lago::sdk::load_env(&a.home.path().join(".lago")).unwrap();
+    assert_eq!(env.vm("vm01").unwrap().ip6().map(|a| a.to_string()), Some(vm01.clone()));
+    assert_eq!(env.net("lan").unwrap().gw6().map(|a| a.to_string()), Some(gw6.clone()));
+    let (p, len) = env.net("lan").unwrap().ipv6_prefix().unwrap();
+    assert_eq!(format!("{p}/{len}"), prefix);
+    assert_eq!(env.net("v6").unwrap().gw(), None);
+    // Both legs: the dual-stack one holds both gateways, the IPv6-only one gw6 alone.
+    let (tap, addrs) = leg_of_net(a, "lan");
+    assert_eq!(addrs, format!("192.168.200.1/24 {gw6}/64"));
+    assert!(ns.run(&["ip", "-6", "addr", "show", "dev", &tap]).1.contains(&format!("{gw6}/64")));
+    assert_eq!(leg_of_net(a, "v6").1, "fd8f:1:6::1/64");
+
+    // VM <-> VM on the dual-stack network, by name, over IPv6 and IPv4.
+    let (rc, out) = eventually(a, "vm01", "ping -6 -c 5 -i 0.2 -W 2 vm02");
+    assert_eq!(rc, 0, "ping -6 vm02: {out}");
+    assert!(out.contains(&vm02), "vm02 did not resolve to {vm02}: {out}");
+    eprintln!("IPv6 vm01 -> vm02: {}", round_trip(&out));
+    let (rc, out) = a.shell("vm01", "ping -4 -c 5 -i 0.2 -W 2 vm02");
+    assert!(rc == 0 && out.contains("192.168.200.3"), "ping -4 vm02: {out}");
+    eprintln!("IPv4 vm01 -> vm02: {}", round_trip(&out));
+    // Host -> VM at its IPv6 address, through the leg.
+    eprintln!("IPv6 host -> vm01: {}", ns.ping(&vm01, 5).unwrap());
+    eprintln!("IPv4 host -> vm01: {}", ns.ping("192.168.200.2", 5).unwrap());
+    assert_eq!(ns.get(&format!("http://[{vm01}]:8080/")).unwrap(), "from-vm01");
+
+    // VM -> host at gw6: a server of the test bound to it.
+    let www = a.home.path().join("www6");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("f.txt"), "from-the-host-over-ipv6\n").unwrap();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "python3", "-m", "http.server", "8001", "--bind", &gw6])
+        .arg("--directory")
+        .arg(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let fetched = eventually(a, "vm01", &format!("wget -q -O- 'http://[{gw6}]:8001/f.txt'"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(fetched, (0, "from-the-host-over-ipv6".into()));
+
+    // The IPv6-only network: no IPv4 address on it in the guest, and the peer by name.
+    let (rc, out) = a.shell("vm01", "ip -4 addr show dev eth2; ip -6 addr show dev eth2");
+    assert_eq!(rc, 0, "{out}");
+    assert!(!out.contains("inet ") && out.contains("inet6 fd8f:1:6::2/64"), "{out}");
+    assert!(!out.contains("tentative"), "duplicate address detection was on: {out}");
+    let (rc, out) = eventually(a, "vm01", "ping -6 -c 3 -W 2 vm02-v6");
+    assert!(rc == 0 && out.contains("fd8f:1:6::3"), "ping -6 vm02-v6: {out}");
+
+    // Faults: a partition stops IPv6 (neighbour discovery included: the neighbours are
+    // forgotten first), and healing brings it back.
+    a.ok(&["net", "partition", "lan", "vm01", "vm02"]);
+    a.ok(&["net", "partition", "v6", "vm01", "vm02"]);
+    let (rc, out) = a.shell("vm01", "ip -6 neigh flush all; ping -6 -c 2 -W 1 vm02; ping -6 -c 2 -W 1 vm02-v6");
+    assert!(rc != 0 && !out.contains(" 0% packet loss"), "vm01 reached vm02 over IPv6 across the partition: {out}");
+    let (rc, out) = a.shell("vm01", "ip -6 neigh show dev eth2");
+    assert!(rc == 0 && !out.contains("REACHABLE"), "neighbour discovery crossed the partition: {out}");
+    a.ok(&["net", "heal", "lan"]);
+    a.ok(&["net", "heal", "v6"]);
+    let (rc, out) = eventually(a, "vm01", "ping -6 -c 1 -W 2 vm02 && ping -6 -c 1 -W 2 vm02-v6");
+    assert_eq!(rc, 0, "IPv6 did not come back with heal: {out}");
+    // A cut link carries no IPv6 either, nor does a link that loses every frame.
+    a.ok(&["net", "cut", "vm02", "v6"]);
+    let (rc, out) = a.shell("vm01", "ping -6 -c 2 -W 1 vm02-v6");
+    assert!(rc != 0, "the cut link carried IPv6: {out}");
+    a.ok(&["net", "restore", "vm02", "v6"]);
+    a.ok(&["net", "degrade", "vm02", "v6", "--loss", "100"]);
+    let (rc, out) = a.shell("vm01", "ping -6 -c 2 -W 1 vm02-v6");
+    assert!(rc != 0, "the link that loses everything carried IPv6: {out}");
+    a.ok(&["net", "restore", "vm02", "v6"]);
+    let (rc, out) = eventually(a, "vm01", "ping -6 -c 1 -W 2 vm02-v6");
+    assert_eq!(rc, 0, "IPv6 did not come back with restore: {out}");
+
+    // `b`: its VM's management network is IPv6-only. The host reaches its SSH server at its
+    // IPv6 address through the leg, which is what the inventory names; `lago forward` works
+    // (through the uplink, lago's own path).
+    let status = b.status();
+    let ip6 = status["Prefix"]["VMs"]["vm01"]["NICs"]["eth1"]["ip6"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(status["Prefix"]["VMs"]["vm01"]["NICs"]["eth1"]["ip"], "N/A");
+    let inventory = b.ok(&["ansible_hosts"]);
+    assert!(inventory.contains(&format!("vm01 ansible_host={ip6} ansible_port=22")), "{inventory}");
+    let banner = format!(
+        "import socket; s = socket.create_connection(({ip6:?}, 22), timeout=5); print(s.recv(256).split(b'\\n')[0].decode().strip())"
+    );
+    let (ok, out) = ns.run(&["python3", "-c", &banner]);
+    assert!(ok && out.starts_with("SSH-2.0-"), "{out}");
+    let (rc, out) =
+        b.shell("vm01", "mkdir -p /tmp/www && echo from-b > /tmp/www/index.html && httpd -p 8080 -h /tmp/www");
+    assert_eq!(rc, 0, "{out}");
+    let forwarded = b.ok(&["forward", "vm01", "8080"]);
+    let port = forwarded.trim().rsplit(':').next().unwrap_or_default().to_owned();
+    assert_eq!(ns.get(&format!("http://127.0.0.1:{port}/")).unwrap(), "from-b");
+    assert_eq!(ns.get(&format!("http://[{ip6}]:8080/")).unwrap(), "from-b");
 }

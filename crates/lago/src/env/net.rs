@@ -72,14 +72,15 @@ impl Env {
         })
     }
 
-    /// The host leg network `u` of `local-qemu` VMs gets: on `nat` networks with a gateway when
-    /// `host_leg` and lago's privileges allow, on a subnet leased host-wide (`lease`: taken now
-    /// when it is not yet; else only checked).
+    /// The host leg network `u` of `local-qemu` VMs gets: on `nat` networks with a gateway
+    /// (`gw`, `gw6`, or both) when `host_leg` and lago's privileges allow, on a subnet and an IPv6
+    /// prefix leased host-wide (`lease`: taken now when they are not yet; else only checked).
     pub fn host_leg_plan(&self, u: &NetUse, env_id: &str, lease: bool) -> LegPlan {
         let nat = u.spec.get("type").and_then(|t| t.as_str()).unwrap_or("nat") == "nat";
         let qemu = !u.vms.is_empty() && u.vms.iter().all(|v| v.provider() == "local-qemu");
-        let gw = u.spec.get("gw").and_then(|g| g.as_str()).and_then(|g| g.parse::<std::net::Ipv4Addr>().ok());
-        let (true, true, Some(gw)) = (nat, qemu, gw) else { return LegPlan::NotApplicable };
+        let gw = crate::prefix::records::net_gw(&u.spec);
+        let v6 = crate::prefix::records::net_ipv6(&u.spec);
+        let (true, true, true) = (nat, qemu, gw.is_some() || v6.is_some()) else { return LegPlan::NotApplicable };
         let setting = &self.options.host_leg;
         if setting.leg == Setting::Off {
             return LegPlan::Off(format!("`host_leg = off` is set ({})", setting.origin));
@@ -88,28 +89,53 @@ impl Env {
             return LegPlan::Off(why);
         }
         let interface = crate::host::netdev::interface_name(env_id, &u.name);
-        let subnet = std::net::Ipv4Addr::from(u32::from(gw) & 0xffff_ff00);
+        let leases = SubnetLeases::new(&self.options.lease_dir);
         // A copy made by `lago fork` has its origin's subnets: it gets a leg only where no one
         // else holds the subnet, and says why not.
         let copy = crate::prefix::frozen::ForkRecord::load(&self.prefix.path).is_ok_and(|r| r.copy_of.is_some());
         let of_copy = if copy { " (a copy made by `lago fork` shares its origin's subnets)" } else { "" };
-        if let Some(other) = crate::host::netdev::subnet_user(subnet, 24, &interface) {
-            return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}{of_copy}"));
+        if let Some(gw) = gw {
+            let subnet = std::net::Ipv4Addr::from(u32::from(gw) & 0xffff_ff00);
+            if let Some(other) = crate::host::netdev::subnet_user(subnet, 24, &interface) {
+                return LegPlan::Off(format!("subnet {subnet}/24 is in use on the host's interface {other}{of_copy}"));
+            }
+            let octets = gw.octets();
+            if octets[0] == 192 && octets[1] == 168 && crate::prefix::leases::SUBNET_OCTETS.contains(&octets[2]) {
+                let Ok(uuid) = self.prefix.uuid() else { return LegPlan::Off("the prefix has no uuid".into()) };
+                let held = if lease {
+                    leases.acquire(&self.prefix.layout().uuid(), &uuid, &[Some(octets[2])], &[]).map(|_| ())
+                } else {
+                    leases.check(octets[2], &uuid)
+                };
+                if let Err(e) = held {
+                    return LegPlan::Off(format!("{e}{of_copy}"));
+                }
+            }
         }
-        let octets = gw.octets();
-        if octets[0] == 192 && octets[1] == 168 && crate::prefix::leases::SUBNET_OCTETS.contains(&octets[2]) {
+        if let Some((prefix, _)) = v6 {
+            if !crate::host::netdev::has_ipv6() {
+                return LegPlan::Off("the host has no IPv6 (its kernel runs with ipv6.disable=1)".into());
+            }
+            if let Some(other) = crate::host::netdev::prefix_user6(prefix, &interface) {
+                return LegPlan::Off(format!(
+                    "IPv6 prefix {prefix}/64 is in use on the host's interface {other}{of_copy}"
+                ));
+            }
             let Ok(uuid) = self.prefix.uuid() else { return LegPlan::Off("the prefix has no uuid".into()) };
-            let leases = SubnetLeases::new(&self.options.lease_dir);
             let held = if lease {
-                leases.acquire(&self.prefix.layout().uuid(), &uuid, &[Some(octets[2])], &[]).map(|_| ())
+                leases.acquire6(&self.prefix.layout().uuid(), &uuid, &[(prefix, false)]).map(|_| ())
             } else {
-                leases.check(octets[2], &uuid)
+                leases.check6(prefix, &uuid)
             };
             if let Err(e) = held {
                 return LegPlan::Off(format!("{e}{of_copy}"));
             }
         }
-        LegPlan::Leg(HostLeg { interface, address: format!("{gw}/24") })
+        LegPlan::Leg(HostLeg {
+            interface,
+            address: gw.map(|gw| format!("{gw}/24")).unwrap_or_default(),
+            address6: v6.map(|(_, gw6)| format!("{gw6}/64")),
+        })
     }
 
     /// The host legs `provider`'s networks `nets` get as they start: none but for `local-qemu`;
@@ -138,7 +164,7 @@ impl Env {
                     });
                 }
                 // The privilege is there, yet this network cannot have it: said, not silent.
-                LegPlan::Off(reason) if reason.contains("subnet") => {
+                LegPlan::Off(reason) if reason.contains("subnet") || reason.contains("IPv6") => {
                     reporter.warn(&format!("Network {} starts without its host leg: {reason}", u.name));
                 }
                 LegPlan::Off(_) | LegPlan::NotApplicable => {}
@@ -149,13 +175,19 @@ impl Env {
 
     /// The address at which the host reaches `vm` on its management network through that
     /// network's host leg (while the leg runs), for the tests' own connections
-    /// (`ansible_hosts`); `None` where there is no leg. lago's own connections never use it
-    /// (they go through the uplink: see `Provider::target`).
-    pub fn leg_address(&self, vm: &crate::prefix::records::VmRecord) -> Option<std::net::Ipv4Addr> {
+    /// (`ansible_hosts`): its IPv4 address, else its IPv6 one; `None` where there is no leg.
+    /// lago's own connections never use it (they go through the uplink: see
+    /// `Provider::target`).
+    pub fn leg_address(&self, vm: &crate::prefix::records::VmRecord) -> Option<std::net::IpAddr> {
         if vm.provider() != "local-qemu" {
             return None;
         }
-        vm.ip().filter(|_| crate::provider::qemu::switch::running_host_leg(&self.prefix.path, &vm.mgmt_net).is_some())
+        let leg = crate::provider::qemu::switch::running_host_leg(&self.prefix.path, &vm.mgmt_net)?;
+        match (vm.ip(), vm.ip6()) {
+            (Some(ip), _) if !leg.address.is_empty() => Some(ip.into()),
+            (_, Some(ip6)) if leg.address6.is_some() => Some(ip6.into()),
+            _ => None,
+        }
     }
 
     /// What `status` says of network `name`'s host leg: its interface and address while it is
@@ -168,7 +200,7 @@ impl Env {
         }
         let u = self.net_uses().ok()?.into_iter().find(|u| u.name == name)?;
         if let Some(leg) = crate::provider::qemu::switch::running_host_leg(&self.prefix.path, name) {
-            return Some(format!("{} {}", leg.interface, leg.address));
+            return Some(format!("{} {}", leg.interface, leg.addresses()));
         }
         match self.host_leg_plan(&u, &self.env_id().ok()?, false) {
             LegPlan::Off(reason) => Some(format!("off: {reason}")),

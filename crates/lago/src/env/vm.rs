@@ -43,6 +43,11 @@ impl Vm<'_> {
         self.record.ip()
     }
 
+    /// IPv6 address on the management network (lago's own).
+    pub fn ip6(&self) -> Option<std::net::Ipv6Addr> {
+        self.record.ip6()
+    }
+
     /// Its state, as its provider says it.
     pub fn state(&self) -> crate::provider::VmState {
         self.env.state(&self.record.name)

@@ -95,6 +95,30 @@ fn subnet_user_in(routes: &str, net: std::net::Ipv4Addr, prefix_len: u8, except:
     })
 }
 
+/// The interface (other than `except`, and loopback) through which this namespace already routes
+/// part of the IPv6 /64 `prefix`, or holds an address in it (from `/proc/net/ipv6_route`;
+/// default routes aside).
+pub fn prefix_user6(prefix: std::net::Ipv6Addr, except: &str) -> Option<String> {
+    prefix_user6_in(&std::fs::read_to_string("/proc/net/ipv6_route").ok()?, prefix, except)
+}
+
+fn prefix_user6_in(routes: &str, prefix: std::net::Ipv6Addr, except: &str) -> Option<String> {
+    let ours = u128::from(prefix);
+    routes.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (dest, len, iface) = (f.first()?, f.get(1)?, f.get(9)?);
+        let dest = u128::from_str_radix(dest, 16).ok()?;
+        let len = u32::from(u8::from_str_radix(len, 16).ok()?).min(128);
+        let common = u128::MAX.checked_shl(128 - len.min(64)).unwrap_or(0);
+        (len != 0 && *iface != except && *iface != "lo" && dest & common == ours & common).then(|| (*iface).to_owned())
+    })
+}
+
+/// Whether this host has IPv6 (a kernel booted with `ipv6.disable=1` has no `/proc/sys/net/ipv6`).
+pub fn has_ipv6() -> bool {
+    Path::new("/proc/sys/net/ipv6").is_dir()
+}
+
 /// Whether an interface of that name exists in this network namespace.
 pub fn exists(name: &str) -> bool {
     !name.is_empty() && !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
@@ -166,11 +190,27 @@ impl Tap {
         Ok(Self { file, name: name.to_owned() })
     }
 
-    /// Gives it `address` (`192.168.200.1/24`) and brings it up.
-    pub fn configure(&self, address: &str, runner: &dyn CommandRunner) -> Result<(), NetdevError> {
+    /// Gives it `address` (`192.168.200.1/24`; none when empty) and `address6`
+    /// (`fd8f:1:2::1/64`, without duplicate address detection: usable at once), and brings it up.
+    pub fn configure(
+        &self,
+        address: &str,
+        address6: Option<&str>,
+        runner: &dyn CommandRunner,
+    ) -> Result<(), NetdevError> {
         let err = |source| NetdevError::Configure { name: self.name.clone(), source };
         let ip = crate::host::process::program_path("ip").display().to_string();
-        runner.run(&Invocation::new(&ip).args(["addr", "add", address, "dev", &self.name])).map_err(err)?;
+        if !address.is_empty() {
+            runner.run(&Invocation::new(&ip).args(["addr", "add", address, "dev", &self.name])).map_err(err)?;
+        }
+        if let Some(address6) = address6 {
+            // A host whose new interfaces start without IPv6 (`default.disable_ipv6 = 1`) gets
+            // it on this one only.
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.name), "0");
+            runner
+                .run(&Invocation::new(&ip).args(["-6", "addr", "add", address6, "dev", &self.name, "nodad"]))
+                .map_err(err)?;
+        }
         runner.run(&Invocation::new(&ip).args(["link", "set", &self.name, "up"])).map_err(err)?;
         Ok(())
     }
@@ -242,9 +282,41 @@ mod tests {
         let runner = crate::host::process::FakeRunner::new(|_| Ok(Default::default()));
         // A handle that is not a TAP: only `configure`'s commands are looked at.
         let tap = Tap { file: File::open("/dev/null").unwrap(), name: "3f2a-lago".into() };
-        tap.configure("192.168.200.1/24", &runner).unwrap();
+        tap.configure("192.168.200.1/24", None, &runner).unwrap();
         let lines = runner.command_lines();
         assert!(lines.contains("addr add 192.168.200.1/24 dev 3f2a-lago"), "{lines}");
         assert!(lines.contains("link set 3f2a-lago up"), "{lines}");
+        assert!(!lines.contains("-6"), "{lines}");
+        // Dual-stack, then IPv6 only: the gateway's IPv6 address without DAD, before the link is up.
+        let runner = crate::host::process::FakeRunner::new(|_| Ok(Default::default()));
+        tap.configure("192.168.200.1/24", Some("fd8f:1:2::1/64"), &runner).unwrap();
+        let lines = runner.command_lines();
+        let v6 = lines.find("-6 addr add fd8f:1:2::1/64 dev 3f2a-lago nodad").unwrap_or_else(|| panic!("{lines}"));
+        assert!(lines.find("addr add 192.168.200.1/24").unwrap() < v6 && v6 < lines.find("link set").unwrap());
+        let runner = crate::host::process::FakeRunner::new(|_| Ok(Default::default()));
+        tap.configure("", Some("fd8f:1:2::1/64"), &runner).unwrap();
+        assert!(!runner.command_lines().contains("192.168"), "{}", runner.command_lines());
+    }
+
+    #[test]
+    fn an_ipv6_prefix_routed_through_another_interface_is_in_use() {
+        let routes = "\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0
+00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo
+fd8f0001000200000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000003 00000000 80200001 3f2a-lago
+fd8f0001000200000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 3f2a-lago
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000003 00000000 00000001     eth0
+";
+        let p = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        assert_eq!(prefix_user6_in(routes, p("fd00::"), "x").as_deref(), Some("eth0"));
+        // The default route and loopback do not count; nor does the leg's own interface.
+        assert_eq!(prefix_user6_in(routes, p("fd8f:1:3::"), "x"), None);
+        assert_eq!(prefix_user6_in(routes, p("fd8f:1:2::"), "3f2a-lago"), None);
+        assert_eq!(prefix_user6_in(routes, p("fd8f:1:2::"), "other").as_deref(), Some("3f2a-lago"));
+        // A wider route covers the prefix.
+        let wide = "fd8f0000000000000000000000000000 10 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 br0\n";
+        assert_eq!(prefix_user6_in(wide, p("fd8f:1:2::"), "x").as_deref(), Some("br0"));
     }
 }

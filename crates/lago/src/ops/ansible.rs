@@ -4,7 +4,8 @@
 //! `groups`. Unlike the original, whose entries named the VM's address on its isolated network
 //! (unreachable from the host here), an entry reaches a running VM the way lago does: through
 //! its forwarded SSH port on 127.0.0.1, with the environment's key, user and `known_hosts`;
-//! the VM's address on its management network is the variable `lago_ip`.
+//! the VM's address on its management network is the variable `lago_ip` (its IPv6 address where
+//! it has no IPv4 one).
 
 use serde_json::{Map, Value};
 
@@ -46,7 +47,8 @@ fn py_str(v: &Value) -> String {
 /// One inventory line of a VM.
 fn entry(env: &Env, name: &str, spec: &Map<String, Value>, running: bool) -> String {
     let vm = env.vms.iter().find(|v| v.name == name);
-    let ip = vm.and_then(|v| v.ip()).map(|ip| ip.to_string());
+    // Its IPv4 address, else (an IPv6-only management network) its IPv6 one.
+    let ip = vm.and_then(|v| v.address()).map(|ip| ip.to_string());
     let key = env.prefix.layout().ssh_key().display().to_string();
     let user = spec.get("ssh-user").and_then(Value::as_str).unwrap_or("root");
     match env.ssh_target(name).ok().filter(|_| running) {

@@ -324,6 +324,27 @@ impl Env {
 }
 
 impl Net<'_> {
+    /// Its record (`virt/net-<name>`).
+    fn record(&self) -> serde_json::Map<String, serde_json::Value> {
+        let specs = self.env.net_specs().unwrap_or_default();
+        specs.into_iter().find(|(n, _)| *n == self.name).map(|(_, r)| r).unwrap_or_default()
+    }
+
+    /// Its gateway (`None`: a `bridge` or IPv6-only network).
+    pub fn gw(&self) -> Option<std::net::Ipv4Addr> {
+        crate::prefix::records::net_gw(&self.record())
+    }
+
+    /// Its IPv6 gateway (lago's own; `None`: the network has no IPv6).
+    pub fn gw6(&self) -> Option<std::net::Ipv6Addr> {
+        crate::prefix::records::net_ipv6(&self.record()).map(|(_, gw6)| gw6)
+    }
+
+    /// Its IPv6 prefix and its length (lago's own; always a /64): `(fd8f:1:2::, 64)`.
+    pub fn ipv6_prefix(&self) -> Option<(std::net::Ipv6Addr, u8)> {
+        crate::prefix::records::net_ipv6(&self.record()).map(|(prefix, _)| (prefix, 64))
+    }
+
     /// See [`Env::partition`].
     pub fn partition(&self, groups: &[Vec<String>], reporter: &dyn Reporter) -> Result<(), FaultError> {
         self.env.partition(&self.name, groups, reporter)

@@ -155,6 +155,12 @@ pub fn dot(status: &Status) -> String {
         if let Some(gw) = scalar(&ns.gateway) {
             facts.push(format!("gw {gw}"));
         }
+        if let Some(prefix) = ns.ipv6.as_ref().and_then(scalar) {
+            facts.push(prefix);
+        }
+        if let Some(gw6) = ns.gateway6.as_ref().and_then(scalar) {
+            facts.push(format!("gw6 {gw6}"));
+        }
         if ns.management {
             facts.push("management".into());
         }
@@ -218,6 +224,10 @@ pub fn dot(status: &Status) -> String {
             if let Some(ip) = scalar(&ns.ip) {
                 label.push(' ');
                 label.push_str(&ip);
+            }
+            if let Some(ip6) = ns.ip6.as_ref().and_then(scalar) {
+                label.push(' ');
+                label.push_str(&ip6);
             }
             let mut attrs = Vec::new();
             if ns.link.is_some() {
@@ -343,7 +353,7 @@ mod tests {
     use crate::ops::status::{Forwards, NicStatus, Partition, PrefixStatus};
 
     fn nic(net: &str, ip: &str) -> NicStatus {
-        NicStatus { network: net.into(), ip: json!(ip), link: None, degraded: None }
+        NicStatus { network: net.into(), ip: json!(ip), ip6: None, link: None, degraded: None }
     }
 
     fn vm(state: VmState, nics: Vec<NicStatus>) -> VmStatus {
@@ -361,7 +371,16 @@ mod tests {
     }
 
     fn net(gw: &str, management: bool) -> NetStatus {
-        NetStatus { gateway: json!(gw), status: "up", management, partition: None, libvirt_name: None, host_leg: None }
+        NetStatus {
+            gateway: json!(gw),
+            status: "up",
+            management,
+            ipv6: None,
+            gateway6: None,
+            partition: None,
+            libvirt_name: None,
+            host_leg: None,
+        }
     }
 
     /// The demo's environment, running, with every fault and addition a picture shows.
@@ -392,6 +411,25 @@ mod tests {
     #[test]
     fn the_picture_shows_states_addresses_faults_legs_and_forwards() {
         insta::assert_snapshot!(dot(&demo()));
+    }
+
+    /// A network with IPv6 shows its prefix and IPv6 gateway; a NIC its IPv6 address beside
+    /// its IPv4 one, or alone on an IPv6-only network.
+    #[test]
+    fn the_picture_shows_ipv6_prefixes_and_addresses() {
+        let mut status = demo();
+        let (_, front) = &mut status.prefix.networks[0];
+        front.ipv6 = Some(json!("fd8f:1:2::/64"));
+        front.gateway6 = Some(json!("fd8f:1:2::1"));
+        let (_, web) = &mut status.prefix.vms[0];
+        web.nics[0].1.ip6 = Some(json!("fd8f:1:2::2"));
+        let (_, db) = &mut status.prefix.vms[2];
+        db.nics[1].1.ip = json!("");
+        db.nics[1].1.ip6 = Some(json!("fd8f:1:6::2"));
+        let picture = dot(&status);
+        assert!(picture.contains("gw 192.168.200.1 · fd8f:1:2::/64 · gw6 fd8f:1:2::1"), "{picture}");
+        assert!(picture.contains("eth0 192.168.200.2 fd8f:1:2::2"), "{picture}");
+        assert!(picture.contains("eth1 fd8f:1:6::2"), "{picture}");
     }
 
     #[test]

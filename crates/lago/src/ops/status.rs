@@ -49,6 +49,13 @@ pub struct NetStatus {
     pub status: &'static str,
     /// Whether it is a management network.
     pub management: bool,
+    /// lago's own, for networks with IPv6 (in every format, as the original had none): the
+    /// IPv6 prefix (`fd8f:1:2::/64`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Value>,
+    /// lago's own, for networks with IPv6: the IPv6 gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Value>,
     /// lago's own: its partition in force, shown `vm01 | vm02,vm03`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<Partition>,
@@ -134,6 +141,9 @@ pub struct NicStatus {
     pub network: String,
     /// Its address (`N/A` when it has none).
     pub ip: Value,
+    /// lago's own, for NICs with IPv6 (in every format): the IPv6 address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Value>,
     /// lago's own: `cut` when its link is cut.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<&'static str>,
@@ -152,8 +162,9 @@ fn in_order<S: serde::Serializer, T: Serialize>(entries: &[(String, T)], s: S) -
     map.end()
 }
 
-/// The status of `env` (see [`Status`]): the original's keys and values only, or with `extra`
-/// lago's own additions too (`partition`, `libvirt_name` and `host leg` of networks, `clock` and
+/// The status of `env` (see [`Status`]): the original's keys and values only (and, for networks
+/// and NICs with IPv6, which the original could not make, their prefix, gateway and addresses),
+/// or with `extra` lago's own additions too (`partition`, `libvirt_name` and `host leg` of networks, `clock` and
 /// `forwards` of VMs, `link` and `degraded` of NICs), each where it has something to say.
 pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
     let prefix = &env.prefix;
@@ -173,6 +184,8 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                 gateway: spec.get("gw").cloned().unwrap_or(Value::Null),
                 status: if up { "up" } else { "down" },
                 management: spec.get("management").and_then(Value::as_bool).unwrap_or(false),
+                ipv6: spec.get("ipv6").filter(|v| v.is_string()).cloned(),
+                gateway6: spec.get("gw6").filter(|v| v.is_string()).cloned(),
                 partition: faults.partitions.get(name).filter(|_| extra).map(|groups| Partition(groups.clone())),
                 libvirt_name: libvirt_name(env, name).filter(|_| extra),
                 host_leg: if extra { env.host_leg_words(name) } else { None },
@@ -195,6 +208,7 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                     let status = NicStatus {
                         network: net.to_owned(),
                         ip: nic.get("ip").cloned().unwrap_or_else(|| json!("N/A")),
+                        ip6: nic.get("ip6").filter(|v| v.is_string()).cloned(),
                         link: (extra && faults.cut.get(name).is_some_and(|c| c.contains(&i))).then_some("cut"),
                         degraded: faults
                             .impairments

@@ -1,7 +1,7 @@
 //! The plan's types: the environment with every default filled in and every address, MAC, name
 //! and file decided, and the rules of names and MACs.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 
@@ -118,14 +118,43 @@ pub struct NetPlan {
     pub mapping: Vec<(String, Ipv4Addr)>,
     /// The host bridge a `bridge` network joins (libvirt hosts).
     pub bridge: Option<String>,
+    /// Whether it has IPv4 (`ipv4: false` makes it IPv6-only: no `gw`, no IPv4 address).
+    pub ipv4: bool,
+    /// Its IPv6 side (lago's own), when it has one.
+    pub ipv6: Option<Net6>,
+    /// Names → IPv6 addresses on this network (the names of `mapping`, AAAA).
+    pub mapping6: Vec<(String, Ipv6Addr)>,
+    /// IPv6 DNS records (AAAA): every name of every net (management networks), plus user records.
+    pub dns_records6: Vec<(String, Ipv6Addr)>,
     /// The network as written in the init file.
     pub written: Written,
+}
+
+/// The IPv6 side of a network: its /64 and its gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net6 {
+    /// The prefix (host half zero); always a /64.
+    pub prefix: Ipv6Addr,
+    /// The gateway: the host leg's address (the prefix's `::1` unless `gw6` says).
+    pub gw6: Ipv6Addr,
+}
+
+impl Net6 {
+    /// `fd8f:1:2::/64`.
+    pub fn prefix_str(&self) -> String {
+        format!("{}/64", self.prefix)
+    }
 }
 
 impl NetPlan {
     /// The address of `name` on this network.
     pub fn resolve(&self, name: &str) -> Option<Ipv4Addr> {
         self.mapping.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip)
+    }
+
+    /// The IPv6 address of `name` on this network.
+    pub fn resolve6(&self, name: &str) -> Option<Ipv6Addr> {
+        self.mapping6.iter().find(|(n, _)| n == name).map(|(_, ip)| *ip)
     }
 }
 
@@ -136,7 +165,9 @@ pub struct NicPlan {
     pub net: String,
     /// Address (nat networks).
     pub ip: Option<Ipv4Addr>,
-    /// MAC address `54:52:<ip bytes>` (when the NIC has an address).
+    /// IPv6 address (networks with `ipv6`).
+    pub ip6: Option<Ipv6Addr>,
+    /// MAC address `54:52:<ip bytes>` (when the NIC has an address; see [`nic_mac`]).
     pub mac: Option<String>,
     /// MTU when it differs from 1500.
     pub mtu: Option<u32>,
@@ -196,10 +227,43 @@ impl VmPlan {
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
     }
+
+    /// The VM's IPv6 address on its management network.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip6)
+    }
 }
 
 /// MAC of a NIC with address `ip`: `54:52` followed by the address bytes.
 pub fn mac_of(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("54:52:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+/// MAC of a NIC with IPv6 address `ip6` and no IPv4 one: `54:52:00`, a byte of its prefix (the
+/// XOR of the prefix's eight bytes, so that prefixes one byte apart differ), and the last two
+/// bytes of the address. An IPv4 MAC never starts `54:52:00` (no address starts with 0).
+pub fn mac_of6(ip6: Ipv6Addr) -> String {
+    let o = ip6.octets();
+    let net = o[..8].iter().fold(0u8, |acc, b| acc ^ b);
+    format!("54:52:00:{net:02x}:{:02x}:{:02x}", o[14], o[15])
+}
+
+/// The MAC of a NIC: from its IPv4 address when it has one (the original's), else from its
+/// IPv6 one; `None` for a NIC with neither.
+pub fn nic_mac(ip: Option<Ipv4Addr>, ip6: Option<Ipv6Addr>) -> Option<String> {
+    ip.map(mac_of).or_else(|| ip6.map(mac_of6))
+}
+
+/// The unique local /64 number `subnet` of the environment whose uuid is `env_uuid`
+/// (`ipv6: auto`): `fd`, a 40-bit global ID from the uuid's SHA-1 (RFC 4193's pseudo-random
+/// one), the 16-bit subnet.
+pub fn ula_prefix(env_uuid: &str, subnet: u16) -> Ipv6Addr {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(format!("lago-ula:{env_uuid}").as_bytes());
+    let mut o = [0u8; 16];
+    o[0] = 0xfd;
+    o[1..6].copy_from_slice(&digest[..5]);
+    o[6..8].copy_from_slice(&subnet.to_be_bytes());
+    Ipv6Addr::from(o)
 }

@@ -26,6 +26,10 @@ pub(super) fn expand(spec: &Spec, issues: &mut Vec<Issue>) -> (Vec<NetPlan>, Vec
             mtu: n.mtu.unwrap_or(DEFAULT_MTU),
             mapping: Vec::new(),
             bridge: n.bridge.clone(),
+            ipv4: n.ipv4,
+            ipv6: None,
+            mapping6: Vec::new(),
+            dns_records6: n.dns_records6.clone(),
             written: n.written.clone(),
         })
         .collect();
@@ -79,7 +83,8 @@ pub(super) fn expand(spec: &Spec, issues: &mut Vec<Issue>) -> (Vec<NetPlan>, Vec
             }
         }
     }
-    for net in nets.iter_mut().filter(|n| n.kind == NetType::Nat && n.gw.is_none()) {
+    // IPv6-only networks (`ipv4: false`) have none.
+    for net in nets.iter_mut().filter(|n| n.kind == NetType::Nat && n.gw.is_none() && n.ipv4) {
         match SUBNET_OCTETS.clone().find(|o| !taken.contains_key(&[192, 168, *o])) {
             Some(o) => {
                 taken.insert([192, 168, o], net.name.clone());

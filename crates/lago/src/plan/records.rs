@@ -1,7 +1,7 @@
 //! The records of a plan in the original's JSON shape: `virt/env`, `virt/net-<name>`,
 //! `virt/vm-<name>` (what `init` writes and `prefix::records` reads back).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value, json};
 
@@ -19,6 +19,10 @@ impl Plan {
 }
 
 fn ip_map(entries: &[(String, Ipv4Addr)]) -> Value {
+    Value::Object(entries.iter().map(|(n, ip)| (n.clone(), Value::String(ip.to_string()))).collect())
+}
+
+fn ip6_map(entries: &[(String, Ipv6Addr)]) -> Value {
     Value::Object(entries.iter().map(|(n, ip)| (n.clone(), Value::String(ip.to_string()))).collect())
 }
 
@@ -53,6 +57,15 @@ impl NetPlan {
             m.insert("dns_records".into(), ip_map(&self.dns_records));
         } else if let Some(f) = self.dns_forward {
             m.insert("dns_forward".into(), json!(f.to_string()));
+        }
+        // lago's own, only for networks with IPv6: the prefix, the gateway, the AAAA names.
+        if let Some(v6) = &self.ipv6 {
+            m.insert("ipv6".into(), json!(v6.prefix_str()));
+            m.insert("gw6".into(), json!(v6.gw6.to_string()));
+            m.insert("mapping6".into(), ip6_map(&self.mapping6));
+        }
+        if !self.dns_records6.is_empty() {
+            m.insert("dns_records6".into(), ip6_map(&self.dns_records6));
         }
         Value::Object(m)
     }
@@ -91,6 +104,9 @@ impl NicPlan {
         m.insert("net".into(), json!(self.net));
         if let Some(ip) = self.ip {
             m.insert("ip".into(), json!(ip.to_string()));
+        }
+        if let Some(ip6) = self.ip6 {
+            m.insert("ip6".into(), json!(ip6.to_string()));
         }
         if let Some(mtu) = self.mtu {
             m.insert("mtu".into(), json!(mtu));

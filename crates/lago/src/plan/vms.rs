@@ -98,7 +98,11 @@ pub(super) fn expand(
             name: dom.name.clone(),
             memory: dom.memory.unwrap_or(DEFAULT_MEMORY),
             vcpu: dom.vcpu.unwrap_or(DEFAULT_VCPU),
-            nics: dom.nics.iter().map(|n| NicPlan { net: n.net.clone(), ip: None, mac: None, mtu: None }).collect(),
+            nics: dom
+                .nics
+                .iter()
+                .map(|n| NicPlan { net: n.net.clone(), ip: None, ip6: None, mac: None, mtu: None })
+                .collect(),
             disks,
             mgmt_net,
             vm_type,

@@ -1,6 +1,7 @@
-//! Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges), in the
-//! original's lease files, so that two environments (of lago or of the original) never take one
-//! subnet.
+//! Host-wide leases of /24 subnets for networks a host's kernel sees (libvirt bridges, host
+//! legs), in the original's lease files, so that two environments (of lago or of the original)
+//! never take one subnet; and of the /64 prefixes of IPv6 networks with a host leg (lago's own
+//! files, `ipv6-<prefix>.lease` beside them).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,14 @@ pub enum SubnetError {
         /// The holder's uuid file.
         holder: String,
     },
+    /// Another live environment has the IPv6 prefix.
+    #[error("Can't acquire IPv6 prefix {prefix}/64: it is taken by {holder}")]
+    Taken6 {
+        /// The prefix.
+        prefix: std::net::Ipv6Addr,
+        /// The holder's uuid file.
+        holder: String,
+    },
     /// Every subnet is taken.
     #[error(
         "Can't acquire a subnet from 192.168.200.0/24 - 192.168.255.0/24: the store of subnets {dir} is full; destroy unused environments"
@@ -64,15 +73,97 @@ impl SubnetLeases {
     }
 
     fn holder(&self, octet: u8) -> Option<(PathBuf, String)> {
-        let text = std::fs::read_to_string(self.dir.join(format!("{octet}.lease"))).ok()?;
+        self.holder_of(&self.dir.join(format!("{octet}.lease")))
+    }
+
+    fn holder_of(&self, file: &Path) -> Option<(PathBuf, String)> {
+        let text = std::fs::read_to_string(file).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// The live holder's uuid file, if another environment than `uuid` holds the subnet.
     fn other_holder(&self, octet: u8, uuid: &str) -> Option<PathBuf> {
-        let (path, held) = self.holder(octet)?;
+        self.other_holder_of(&self.dir.join(format!("{octet}.lease")), uuid)
+    }
+
+    fn other_holder_of(&self, file: &Path, uuid: &str) -> Option<PathBuf> {
+        let (path, held) = self.holder_of(file)?;
         let live = std::fs::read_to_string(&path).is_ok_and(|u| u.trim() == held);
         (live && held != uuid).then_some(path)
+    }
+
+    /// The lease file of IPv6 prefix `prefix` (a /64).
+    fn file6(&self, prefix: std::net::Ipv6Addr) -> PathBuf {
+        let half = (u128::from(prefix) >> 64) as u64;
+        self.dir.join(format!("ipv6-{half:016x}.lease"))
+    }
+
+    /// Every lease file of this store: the subnets', then the IPv6 prefixes'.
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = SUBNET_OCTETS.map(|o| self.dir.join(format!("{o}.lease"))).collect();
+        let mut six: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ipv6-") && n.ends_with(".lease"))
+            })
+            .collect();
+        six.sort();
+        files.extend(six);
+        files
+    }
+
+    /// Whether IPv6 prefix `prefix` is free for the prefix `uuid`, without taking it.
+    pub fn check6(&self, prefix: std::net::Ipv6Addr, uuid: &str) -> Result<(), SubnetError> {
+        match self.other_holder_of(&self.file6(prefix), uuid) {
+            Some(holder) => Err(SubnetError::Taken6 { prefix, holder: holder.display().to_string() }),
+            None => Ok(()),
+        }
+    }
+
+    /// Leases the IPv6 prefixes `wanted` for the prefix whose uuid file is `uuid_path`: each as
+    /// given, or, when it may move (`true`: an `ipv6: auto` prefix), the next free one after it
+    /// (its 16-bit subnet counting up). All or nothing; returns the prefixes leased.
+    pub fn acquire6(
+        &self,
+        uuid_path: &Path,
+        uuid: &str,
+        wanted: &[(std::net::Ipv6Addr, bool)],
+    ) -> Result<Vec<std::net::Ipv6Addr>, SubnetError> {
+        let _lock = self.lock()?;
+        let mut got: Vec<std::net::Ipv6Addr> = Vec::new();
+        let undo = |got: &[std::net::Ipv6Addr]| {
+            for p in got {
+                let file = self.file6(*p);
+                if self.holder_of(&file).is_some_and(|(_, u)| u == uuid) {
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+        };
+        for (prefix, movable) in wanted {
+            let free =
+                |p: std::net::Ipv6Addr| !got.contains(&p) && self.other_holder_of(&self.file6(p), uuid).is_none();
+            let found = if *movable {
+                (0..=u16::MAX).map(|step| subnet_plus(*prefix, step)).find(|p| free(*p))
+            } else {
+                Some(*prefix).filter(|p| free(*p))
+            };
+            let Some(p) = found else {
+                undo(&got);
+                let holder = self.other_holder_of(&self.file6(*prefix), uuid).unwrap_or_default();
+                return Err(SubnetError::Taken6 { prefix: *prefix, holder: holder.display().to_string() });
+            };
+            let path = self.file6(p);
+            let content = serde_json::to_string(&(uuid_path, uuid)).unwrap_or_default();
+            if let Err(e) = std::fs::write(&path, content) {
+                undo(&got);
+                return Err(SubnetError::Runtime(io("write", &path)(e).into()));
+            }
+            got.push(p);
+        }
+        Ok(got)
     }
 
     /// Whether the subnet of third octet `octet` is free for the prefix `uuid` (its own, or no
@@ -153,9 +244,8 @@ impl SubnetLeases {
     {
         let _lock = self.lock()?;
         move_prefix()?;
-        for octet in SUBNET_OCTETS {
-            if self.holder(octet).is_some_and(|(p, u)| u == uuid && p == from) {
-                let path = self.dir.join(format!("{octet}.lease"));
+        for path in self.files() {
+            if self.holder_of(&path).is_some_and(|(p, u)| u == uuid && p == from) {
                 let content = serde_json::to_string(&(to, uuid)).unwrap_or_default();
                 crate::host::pathio::write_atomic(&path, content.as_bytes()).map_err(RuntimeError::from)?;
             }
@@ -169,14 +259,20 @@ impl SubnetLeases {
             return Ok(());
         }
         let _lock = self.lock()?;
-        for octet in SUBNET_OCTETS {
-            if self.holder(octet).is_some_and(|(_, u)| u == uuid) {
-                let path = self.dir.join(format!("{octet}.lease"));
+        for path in self.files() {
+            if self.holder_of(&path).is_some_and(|(_, u)| u == uuid) {
                 std::fs::remove_file(&path).map_err(io("remove", &path))?;
             }
         }
         Ok(())
     }
+}
+
+/// `prefix` with `step` added to its 16-bit subnet (wrapping).
+fn subnet_plus(prefix: std::net::Ipv6Addr, step: u16) -> std::net::Ipv6Addr {
+    let mut s = prefix.segments();
+    s[3] = s[3].wrapping_add(step);
+    std::net::Ipv6Addr::from(s)
 }
 
 #[cfg(test)]
@@ -215,5 +311,42 @@ mod tests {
             })
             .unwrap();
         assert!(leases.acquire(&b, "bbbb", &[Some(230)], &[]).is_err());
+    }
+
+    #[test]
+    fn ipv6_prefixes_are_leased_beside_the_subnets() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = SubnetLeases::new(dir.path());
+        let (a, b) = (dir.path().join("a-uuid"), dir.path().join("b-uuid"));
+        std::fs::write(&a, "aaaa").unwrap();
+        std::fs::write(&b, "bbbb").unwrap();
+        let p = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        assert_eq!(leases.acquire6(&a, "aaaa", &[(p("fd8f:1:2::"), false)]).unwrap(), [p("fd8f:1:2::")]);
+        assert!(dir.path().join("ipv6-fd8f000100020000.lease").is_file());
+        let err = leases.acquire6(&b, "bbbb", &[(p("fd8f:1:2::"), false)]).unwrap_err();
+        assert!(err.to_string().starts_with("Can't acquire IPv6 prefix fd8f:1:2::/64: it is taken by"), "{err}");
+        assert!(leases.check6(p("fd8f:1:2::"), "bbbb").is_err() && leases.check6(p("fd8f:1:2::"), "aaaa").is_ok());
+        // An `auto` prefix moves to the next free subnet; a failure takes nothing.
+        assert_eq!(leases.acquire6(&b, "bbbb", &[(p("fd8f:1:2::"), true)]).unwrap(), [p("fd8f:1:2:1::")]);
+        assert!(leases.acquire6(&b, "bbbb", &[(p("fd00::"), false), (p("fd8f:1:2::"), false)]).is_err());
+        assert!(!dir.path().join("ipv6-fd00000000000000.lease").exists());
+        // Moved with the prefix, released with it.
+        let c = dir.path().join("c-uuid");
+        leases
+            .rehome::<RuntimeError>(&a, &c, "aaaa", || {
+                std::fs::rename(&a, &c).unwrap();
+                Ok(())
+            })
+            .unwrap();
+        assert!(leases.acquire6(&b, "bbbb", &[(p("fd8f:1:2::"), false)]).is_err());
+        leases.release_all(&c, "aaaa").unwrap();
+        assert!(!dir.path().join("ipv6-fd8f000100020000.lease").exists());
+        leases.release_all(&b, "bbbb").unwrap();
+        assert!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().ends_with(".lease"))
+        );
     }
 }

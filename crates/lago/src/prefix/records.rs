@@ -1,7 +1,7 @@
 //! The records of a prefix's VMs (`virt/vm-<name>`, in the original's JSON shape), typed: the
 //! fields lago's providers and operations read.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -118,6 +118,9 @@ pub struct NicRecord {
     /// Address.
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// IPv6 address (lago's own; networks with `ipv6`).
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     /// MTU, when not 1500.
     #[serde(default, deserialize_with = "mtu")]
     pub mtu: Option<u32>,
@@ -244,6 +247,37 @@ impl VmRecord {
     pub fn ip(&self) -> Option<Ipv4Addr> {
         self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip)
     }
+
+    /// The IPv6 address on the management network.
+    pub fn ip6(&self) -> Option<Ipv6Addr> {
+        self.nics.iter().find(|n| n.net == self.mgmt_net).and_then(|n| n.ip6)
+    }
+
+    /// The address the host's tests reach the VM at on its management network: the IPv4 one,
+    /// else (an IPv6-only management network) the IPv6 one.
+    pub fn address(&self) -> Option<std::net::IpAddr> {
+        self.ip().map(std::net::IpAddr::V4).or_else(|| self.ip6().map(std::net::IpAddr::V6))
+    }
+}
+
+impl NicRecord {
+    /// Its MAC address (see [`crate::plan::nic_mac`]).
+    pub fn mac(&self) -> Option<String> {
+        crate::plan::nic_mac(self.ip, self.ip6)
+    }
+}
+
+/// The IPv6 side of a network's record (`virt/net-<name>`): its prefix (a /64) and gateway.
+pub fn net_ipv6(record: &serde_json::Map<String, serde_json::Value>) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    let addr = |k: &str| record.get(k).and_then(serde_json::Value::as_str);
+    let prefix = addr("ipv6")?.split_once('/')?.0.parse().ok()?;
+    let gw6 = addr("gw6")?.parse().ok()?;
+    Some((prefix, gw6))
+}
+
+/// The IPv4 gateway of a network's record (`None`: a `bridge` or IPv6-only network).
+pub fn net_gw(record: &serde_json::Map<String, serde_json::Value>) -> Option<Ipv4Addr> {
+    record.get("gw").and_then(serde_json::Value::as_str).and_then(|g| g.parse().ok())
 }
 
 #[cfg(test)]

@@ -45,7 +45,8 @@ impl Provider for SshProvider {
 
     fn target(&self, prefix: &Path, vm: &VmRecord, _ssh_port: Option<u16>) -> Target {
         let meta = |k: &str| vm.metadata.get(k).map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
-        let host = meta("ssh-host").or_else(|| vm.ip().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone());
+        let host =
+            meta("ssh-host").or_else(|| vm.address().map(|ip| ip.to_string())).unwrap_or_else(|| vm.name.clone());
         let port = meta("ssh-port").and_then(|p| p.parse().ok()).unwrap_or(22);
         let mut target = crate::prefix::Layout::new(prefix).ssh_target(&vm.name, &vm.ssh_user, &host, port);
         if let Some(key) = meta("ssh-key") {

@@ -5,6 +5,7 @@
 //! [`crate::plan`] then adds the cross-checks that need the expanded networks.
 
 pub mod cpu;
+pub mod ipv6;
 pub mod keys;
 pub mod model;
 pub mod tree;
@@ -13,6 +14,7 @@ pub mod written;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use ipv6::Ipv6Spec;
 pub use model::{BuildStep, DiskSpec, DiskType, DomainSpec, NetSpec, NetType, NicSpec, Spec, TemplateType};
 
 /// The largest init file lago reads.

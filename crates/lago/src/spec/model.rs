@@ -4,11 +4,12 @@
 //! (unknown key with a "did you mean", wrong type, bad value) as an [`Issue`] with its key path,
 //! so that a user sees all mistakes of a file at once.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde_json::{Map, Value};
 
 use super::Issue;
+use super::ipv6::Ipv6Spec;
 use super::keys::{self, Origin, Section};
 use super::written::Written;
 use crate::suggest::did_you_mean;
@@ -107,6 +108,8 @@ pub struct NicSpec {
     pub net: String,
     /// Static address, as written.
     pub ip: Option<Ipv4Addr>,
+    /// Static IPv6 address (lago's own), as written: a whole address, or a host part (`::5`).
+    pub ip6: Option<Ipv6Addr>,
     /// The NIC as written.
     pub written: Written,
 }
@@ -229,6 +232,14 @@ pub struct NetSpec {
     pub mtu: Option<u32>,
     /// An existing host bridge a `bridge` network joins (`bridge`), shared by the hosts it spans.
     pub bridge: Option<String>,
+    /// `ipv6` (lago's own): the network's /64, or `auto`.
+    pub ipv6: Option<Ipv6Spec>,
+    /// `gw6` (lago's own): a whole address, or a host part (`::1`).
+    pub gw6: Option<Ipv6Addr>,
+    /// `ipv4` (lago's own; `false`: the network is IPv6-only).
+    pub ipv4: bool,
+    /// Extra DNS records of IPv6 addresses (AAAA).
+    pub dns_records6: Vec<(String, Ipv6Addr)>,
     /// The network as written.
     pub written: Written,
 }
@@ -355,7 +366,7 @@ fn kind(v: &Value) -> String {
     }
 }
 
-fn expected(path: &str, what: &str, found: &Value) -> Issue {
+pub(super) fn expected(path: &str, what: &str, found: &Value) -> Issue {
     Issue::new(path, format!("expected {what}, found {}", kind(found)))
 }
 
@@ -397,7 +408,7 @@ fn opt_string(map: &Map<String, Value>, path: &str, key: &str, issues: &mut Vec<
 
 /// A boolean; the strings `true`/`false`/`yes`/`no` (any case) are accepted, as exported files
 /// write `make_a_copy: 'True'`.
-fn boolean(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<bool> {
+pub(super) fn boolean(path: &str, v: &Value, issues: &mut Vec<Issue>) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -595,7 +606,8 @@ fn read_nics(map: &Map<String, Value>, path: &str, issues: &mut Vec<Issue>) -> V
                     }
                 };
                 let ip = m.get("ip").and_then(|v| ipv4(&format!("{p}.ip"), v, issues));
-                found.push(NicSpec { net, ip, written: Written::new(m) });
+                let ip6 = super::ipv6::read_nic(m, &p, issues);
+                found.push(NicSpec { net, ip, ip6, written: Written::new(m) });
             }
         }
         Some(other) => issues.push(expected(&format!("{path}.nics"), "a list of NICs", other)),
@@ -992,7 +1004,9 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
             })
         }
     };
+    let v6 = super::ipv6::read_net(map, path, issues);
     let mut dns_records = Vec::new();
+    let mut dns_records6 = Vec::new();
     if let Some(r) = map.get("dns_records") {
         let rp = format!("{path}.dns_records");
         match r {
@@ -1001,7 +1015,10 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
                     if !dns_name(&format!("{rp}.{host}"), host, "a host name", issues) {
                         continue;
                     }
-                    if let Some(ip) = ipv4(&format!("{rp}.{host}"), ip, issues) {
+                    // An IPv6 address is an AAAA record (lago's own).
+                    if let Some(ip6) = ip.as_str().and_then(|s| s.trim().parse::<Ipv6Addr>().ok()) {
+                        dns_records6.push((host.clone(), ip6));
+                    } else if let Some(ip) = ipv4(&format!("{rp}.{host}"), ip, issues) {
                         dns_records.push((host.clone(), ip));
                     }
                 }
@@ -1038,6 +1055,10 @@ fn read_net(path: &str, name: &str, v: &Value, issues: &mut Vec<Issue>) -> Optio
                 true
             }
         }),
+        ipv6: v6.ipv6,
+        gw6: v6.gw6,
+        ipv4: v6.ipv4,
+        dns_records6,
         written: Written::new(map),
     })
 }

@@ -137,6 +137,11 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
     def ip(self) -> Optional[str]:
         return self._native.ip()
 
+    def ip6(self) -> Optional[str]:
+        """The VM's IPv6 address on its management network (lago's own; ``None`` when that
+        network has no IPv6)."""
+        return self._native.ip6()
+
     # --- lago's own: ports forwarded to the host's loopback ----------------------------------
 
     def forward(self, guest_port: int, host_port: Optional[int] = None) -> Tuple[str, int]:

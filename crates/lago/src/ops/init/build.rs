@@ -17,7 +17,7 @@ use crate::host::process::Invocation;
 use crate::output::python_json;
 use crate::plan::{Plan, PlanDefaults};
 use crate::prefix::Layout;
-use crate::prefix::leases::SubnetLeases;
+use crate::prefix::leases::{SubnetError, SubnetLeases};
 use crate::prefix::workdir::io_err;
 use crate::report::{Reporter, task};
 use crate::spec::{self, DiskType, SpecError, TemplateType};
@@ -285,8 +285,10 @@ impl Build<'_> {
 
 /// Leases host-wide the subnets of the `nat` networks of libvirt VMs (libvirt puts their
 /// gateways on the host, where two environments must not share a subnet), and of `local-qemu`
-/// VMs when `lease_local` (they may get a host leg, which puts the gateway on the host too), and
-/// plans again with the leased subnets. Other networks touch no host interface and need no lease.
+/// VMs when `lease_local` (they may get a host leg, which puts the gateway on the host too);
+/// gives `ipv6: auto` networks the environment's unique local prefixes, and leases the IPv6
+/// prefixes a host leg may hold; then plans again with what was leased. Other networks touch no
+/// host interface and need no lease.
 #[allow(clippy::too_many_arguments, reason = "the inputs of one lease: the plan, the store of leases, the holder")]
 pub(super) fn lease_subnets(
     init_file: &Path,
@@ -299,6 +301,8 @@ pub(super) fn lease_subnets(
     uuid: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), InitError> {
+    let mut leased = spec.clone();
+    let changed_v6 = lease_prefixes6(&mut leased, plan, leases, lease_local, uuid_path, uuid, reporter)?;
     let on_libvirt = |net: &str| {
         plan.vms.iter().any(|v| {
             (v.vm_provider == "local-libvirt" || (lease_local && v.vm_provider == "local-qemu"))
@@ -312,7 +316,8 @@ pub(super) fn lease_subnets(
     let mut names = Vec::new();
     let mut wanted = Vec::new();
     let mut avoid = Vec::new();
-    for net in spec.nets.iter().filter(|n| n.kind == spec::NetType::Nat) {
+    // IPv6-only networks have no subnet.
+    for net in spec.nets.iter().filter(|n| n.kind == spec::NetType::Nat && n.ipv4) {
         match (on_libvirt(&net.name), net.gw) {
             (true, Some(gw)) => match leasable(gw) {
                 Some(o) => {
@@ -333,15 +338,18 @@ pub(super) fn lease_subnets(
             (false, None) => {}
         }
     }
-    if names.is_empty() {
+    if names.is_empty() && !changed_v6 {
         return Ok(());
     }
-    let octets = task(reporter, "Lease subnets", || {
-        leases
-            .acquire(uuid_path, uuid, &wanted, &avoid)
-            .map_err(|source| InitError::Subnet { net: names[0].clone(), source })
-    })?;
-    let mut leased = spec.clone();
+    let octets = if names.is_empty() {
+        Vec::new()
+    } else {
+        task(reporter, "Lease subnets", || {
+            leases
+                .acquire(uuid_path, uuid, &wanted, &avoid)
+                .map_err(|source| InitError::Subnet { net: names[0].clone(), source })
+        })?
+    };
     // A `gw` given is the gateway (its subnet is what was leased); the others get `.1` of theirs.
     for (name, octet) in names.iter().zip(&octets) {
         if let Some(net) = leased.nets.iter_mut().find(|n| &n.name == name) {
@@ -352,6 +360,72 @@ pub(super) fn lease_subnets(
     *plan = crate::plan::plan(&leased, defaults)
         .map_err(|issues| InitError::Spec(SpecError::Invalid { path: init_file.to_owned(), issues }))?;
     Ok(())
+}
+
+/// Gives the `ipv6: auto` networks of `spec` their prefixes (the environment's unique local
+/// /64s, [`crate::plan::ula_prefix`], apart from the prefixes written), and leases host-wide the
+/// prefixes of `nat` networks of `local-qemu` VMs when `lease_local` (a host leg may hold their
+/// gateway), moving an `auto` one that another environment holds. Whether `spec` changed.
+fn lease_prefixes6(
+    spec: &mut spec::Spec,
+    plan: &Plan,
+    leases: &SubnetLeases,
+    lease_local: bool,
+    uuid_path: &Path,
+    uuid: &str,
+    reporter: &dyn Reporter,
+) -> Result<bool, InitError> {
+    let written: Vec<std::net::Ipv6Addr> = spec
+        .nets
+        .iter()
+        .filter_map(|n| match n.ipv6 {
+            Some(spec::Ipv6Spec::Prefix(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let autos: Vec<String> =
+        spec.nets.iter().filter(|n| n.ipv6 == Some(spec::Ipv6Spec::Auto)).map(|n| n.name.clone()).collect();
+    let mut subnet: u16 = 0;
+    for net in spec.nets.iter_mut().filter(|n| n.ipv6 == Some(spec::Ipv6Spec::Auto)) {
+        let mut p = crate::plan::ula_prefix(uuid, subnet);
+        while written.contains(&p) {
+            subnet = subnet.wrapping_add(1);
+            p = crate::plan::ula_prefix(uuid, subnet);
+        }
+        subnet = subnet.wrapping_add(1);
+        net.ipv6 = Some(spec::Ipv6Spec::Prefix(p));
+    }
+    let on_leg = |net: &str| {
+        lease_local && plan.vms.iter().any(|v| v.vm_provider == "local-qemu" && v.nics.iter().any(|n| n.net == net))
+    };
+    let mut names = Vec::new();
+    let mut wanted = Vec::new();
+    for net in spec.nets.iter().filter(|n| n.kind == spec::NetType::Nat && on_leg(&n.name)) {
+        if let Some(spec::Ipv6Spec::Prefix(p)) = net.ipv6 {
+            names.push(net.name.clone());
+            // An `auto` prefix may move when another environment holds it.
+            wanted.push((p, autos.contains(&net.name)));
+        }
+    }
+    let changed = !autos.is_empty();
+    if names.is_empty() {
+        return Ok(changed);
+    }
+    let got = task(reporter, "Lease IPv6 prefixes", || {
+        leases.acquire6(uuid_path, uuid, &wanted).map_err(|source| {
+            let net = match &source {
+                SubnetError::Taken6 { prefix, .. } => wanted.iter().position(|(p, _)| p == prefix).unwrap_or(0),
+                _ => 0,
+            };
+            InitError::Subnet { net: names[net].clone(), source }
+        })
+    })?;
+    for (name, p) in names.iter().zip(got) {
+        if let Some(net) = spec.nets.iter_mut().find(|n| &n.name == name) {
+            net.ipv6 = Some(spec::Ipv6Spec::Prefix(p));
+        }
+    }
+    Ok(changed)
 }
 
 /// The metadata published beside image `image` (`<image>.metadata`, a JSON object), if any.

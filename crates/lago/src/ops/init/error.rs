@@ -109,7 +109,7 @@ pub enum InitError {
     /// The lease store could not be used.
     #[error(transparent)]
     Runtime(#[from] crate::prefix::state::RuntimeError),
-    /// A libvirt network's subnet could not be leased.
+    /// A network's subnet (or IPv6 prefix) could not be leased.
     #[error("Cannot lease the subnet of network {net}")]
     Subnet {
         /// The network (the first of those leased together).
@@ -139,7 +139,7 @@ impl InitError {
             InitError::Workdir(e) => !matches!(e, WorkdirError::Io(_)),
             InitError::Failed { source, .. } => source.is_user_error(),
             InitError::Store(StoreError::HashMismatch { .. } | StoreError::NoHash { .. }) => true,
-            InitError::Subnet { source: SubnetError::Taken { .. }, .. } => true,
+            InitError::Subnet { source: SubnetError::Taken { .. } | SubnetError::Taken6 { .. }, .. } => true,
             _ => false,
         }
     }
@@ -154,6 +154,9 @@ impl InitError {
             InitError::Failed { source, .. } => source.hint(),
             InitError::Subnet { source: SubnetError::Taken { .. }, .. } => Some(
                 "another environment's libvirt network has that subnet: choose another `gw`, or destroy that environment".into(),
+            ),
+            InitError::Subnet { source: SubnetError::Taken6 { .. }, .. } => Some(
+                "another environment's host leg holds that prefix: choose another `ipv6` (or `ipv6: auto`), or destroy that environment".into(),
             ),
             InitError::Subnet { source: SubnetError::Full { .. }, .. } => {
                 Some("`lago destroy` the environments you no longer use".into())

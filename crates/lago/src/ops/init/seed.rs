@@ -3,11 +3,11 @@
 //! The seed is a small FAT image labelled `CIDATA`, written natively (no `mkfs`, no mount), with
 //! the three files cloud-init reads (`meta-data`, `user-data`, `network-config` version 2) and,
 //! under `lago/`, the same facts as plain files (`hostname`, `authorized_keys`, `hosts`,
-//! `interfaces`, `root-password`, `ssh-user`, `modules`) for templates without cloud-init, whose first-boot
-//! script only needs a POSIX shell to read them.
+//! `interfaces`, `root-password`, `ssh-user`, `modules`, and `interfaces6` for VMs with IPv6) for
+//! templates without cloud-init, whose first-boot script only needs a POSIX shell to read them.
 
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use crate::host::process::{CommandRunner, Invocation, ProcessError};
@@ -95,10 +95,11 @@ pub fn copy_ssh_keys(key: &Path, dir: &Path, runner: &dyn CommandRunner) -> Resu
     write(&public, &public_key, 0o644)
 }
 
-/// `/etc/hosts` lines for every VM of the environment: `<ip> <vm>.<domain> <vm> ...`.
+/// `/etc/hosts` lines for every VM of the environment: `<ip> <vm>.<domain> <vm> ...`, the IPv4
+/// addresses first, then the IPv6 ones (AAAA: every name that has one).
 pub fn hosts_lines(plan: &Plan) -> Vec<String> {
-    let mut lines: Vec<(Ipv4Addr, Vec<String>)> = Vec::new();
-    let mut add = |ip: Ipv4Addr, name: String| match lines.iter_mut().find(|(i, _)| *i == ip) {
+    let mut lines: Vec<(IpAddr, Vec<String>)> = Vec::new();
+    let mut add = |ip: IpAddr, name: String| match lines.iter_mut().find(|(i, _)| *i == ip) {
         Some((_, names)) if !names.contains(&name) => names.push(name),
         Some(_) => {}
         None => lines.push((ip, vec![name])),
@@ -107,14 +108,28 @@ pub fn hosts_lines(plan: &Plan) -> Vec<String> {
         let domain = plan.nets.iter().find(|n| n.name == vm.mgmt_net).and_then(|n| n.dns_domain_name.clone());
         if let Some(ip) = vm.ip() {
             if let Some(d) = &domain {
-                add(ip, format!("{}.{d}", vm.name));
+                add(ip.into(), format!("{}.{d}", vm.name));
             }
-            add(ip, vm.name.clone());
+            add(ip.into(), vm.name.clone());
         }
     }
     for net in &plan.nets {
         for (name, ip) in net.mapping.iter().chain(net.dns_records.iter()) {
-            add(*ip, name.clone());
+            add((*ip).into(), name.clone());
+        }
+    }
+    for vm in &plan.vms {
+        let domain = plan.nets.iter().find(|n| n.name == vm.mgmt_net).and_then(|n| n.dns_domain_name.clone());
+        if let Some(ip6) = vm.ip6() {
+            if let Some(d) = &domain {
+                add(ip6.into(), format!("{}.{d}", vm.name));
+            }
+            add(ip6.into(), vm.name.clone());
+        }
+    }
+    for net in &plan.nets {
+        for (name, ip6) in net.mapping6.iter().chain(net.dns_records6.iter()) {
+            add((*ip6).into(), name.clone());
         }
     }
     lines.into_iter().map(|(ip, names)| format!("{ip} {}", names.join(" "))).collect()
@@ -174,10 +189,35 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
     let libvirt = vm.vm_provider == "local-libvirt";
     let mut net = String::from("version: 2\nethernets:\n");
     let mut interfaces = String::new();
+    let mut interfaces6 = String::new();
     for (i, nic) in vm.nics.iter().enumerate() {
-        let (Some(mac), Some(ip)) = (&nic.mac, nic.ip) else { continue };
+        let Some(mac) = &nic.mac else { continue };
         let name = format!("eth{i}");
-        net.push_str(&format!("  {name}:\n    match:\n      macaddress: \"{mac}\"\n    set-name: {name}\n    dhcp4: false\n    addresses:\n      - {ip}/24\n"));
+        net.push_str(&format!(
+            "  {name}:\n    match:\n      macaddress: \"{mac}\"\n    set-name: {name}\n    dhcp4: false\n"
+        ));
+        if nic.ip6.is_some() {
+            net.push_str("    dhcp6: false\n");
+        }
+        net.push_str("    addresses:\n");
+        if let Some(ip) = nic.ip {
+            net.push_str(&format!("      - {ip}/24\n"));
+        }
+        if let Some(ip6) = nic.ip6 {
+            // Static, so no DHCPv6 nor router advertisement is waited for; the prefix's route
+            // comes with the address.
+            net.push_str(&format!("      - \"{ip6}/64\"\n"));
+            interfaces6.push_str(&format!("{name} {ip6}/64\n"));
+        }
+        let Some(ip) = nic.ip else {
+            // IPv6 only: the NIC is named and brought up, with no IPv4 address.
+            let mtu = nic.mtu.unwrap_or(crate::plan::DEFAULT_MTU);
+            interfaces.push_str(&format!("{mac} {name} none {mtu}\n"));
+            if let Some(mtu) = nic.mtu {
+                net.push_str(&format!("    mtu: {mtu}\n"));
+            }
+            continue;
+        };
         if let Some(mtu) = nic.mtu {
             net.push_str(&format!("    mtu: {mtu}\n"));
         }
@@ -209,7 +249,7 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
     // Templates without cloud-init load IDE and CD-ROM drivers only when asked to.
     let needs_ide = vm.disks.iter().any(|d| d.spec.dev.starts_with("hd") || d.format == "iso");
     let modules = if needs_ide { "ata_piix sr_mod isofs\n" } else { "" };
-    vec![
+    let mut files = vec![
         ("meta-data".into(), meta),
         ("user-data".into(), user),
         ("network-config".into(), net),
@@ -220,7 +260,12 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
         ("lago/root-password".into(), format!("{}\n", vm.ssh_password)),
         ("lago/ssh-user".into(), format!("{}\n", vm.ssh_user)),
         ("lago/modules".into(), modules.into()),
-    ]
+    ];
+    // lago's own, for VMs with IPv6: `<name> <address>/64` per NIC.
+    if !interfaces6.is_empty() {
+        files.push(("lago/interfaces6".into(), interfaces6));
+    }
+    files
 }
 
 /// Builds a FAT image labelled `CIDATA` holding `files`.
@@ -295,6 +340,41 @@ mod tests {
         assert!(user.starts_with("#cloud-config\n") && user.contains("- name: \"tester\""), "{user}");
         let net = read_seed_file(&image, "network-config").unwrap();
         assert!(net.contains("    mtu: 9000\n"), "{net}");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_static_and_named_and_an_ipv6_only_nic_has_no_ipv4() {
+        let spec = crate::spec::parse(
+            "domains:\n  vm0: {nics: [{net: a}, {net: b}]}\n  vm1: {nics: [{net: a}, {net: b}]}\nnets:\n  a: {management: true, ipv6: 'fd8f:1:2::/64'}\n  b: {ipv6: 'fd8f:1:3::/64', ipv4: false, mtu: 9000}\n",
+            Path::new("x.yaml"),
+        )
+        .unwrap();
+        let p = plan(&spec, &PlanDefaults::default()).unwrap();
+        let files = seed_files(&p, 0, "u", "ssh-ed25519 AAAA lago");
+        let get = |name: &str| files.iter().find(|(n, _)| n == name).map(|f| f.1.clone()).unwrap_or_default();
+        assert_eq!(
+            get("lago/interfaces"),
+            "54:52:c0:a8:c8:02 eth0 192.168.200.2/24 1500\n54:52:00:70:00:02 eth1 none 9000\n52:54:c0:a8:c8:02 lago-uplink dhcp 1500\n"
+        );
+        assert_eq!(get("lago/interfaces6"), "eth0 fd8f:1:2::2/64\neth1 fd8f:1:3::2/64\n");
+        let hosts = get("lago/hosts");
+        assert!(hosts.contains("\n192.168.200.3 vm1.lago.local vm1 vm1-eth0 vm1-a vm1-a-0\n"), "{hosts}");
+        assert!(hosts.contains("\nfd8f:1:2::3 vm1.lago.local vm1 vm1-eth0 vm1-a vm1-a-0\n"), "{hosts}");
+        assert!(hosts.contains("\nfd8f:1:3::3 vm1-eth1 vm1-b vm1-b-0\n"), "{hosts}");
+        let net = get("network-config");
+        assert!(
+            net.contains("    set-name: eth0\n    dhcp4: false\n    dhcp6: false\n    addresses:\n      - 192.168.200.2/24\n      - \"fd8f:1:2::2/64\"\n"),
+            "{net}"
+        );
+        assert!(
+            net.contains("    set-name: eth1\n    dhcp4: false\n    dhcp6: false\n    addresses:\n      - \"fd8f:1:3::2/64\"\n    mtu: 9000\n"),
+            "{net}"
+        );
+        // Without IPv6, no such file.
+        let spec =
+            crate::spec::parse("domains:\n  vm0: {nics: [{net: a}]}\nnets:\n  a: {}\n", Path::new("x.yaml")).unwrap();
+        let files = seed_files(&plan(&spec, &PlanDefaults::default()).unwrap(), 0, "u", "k");
+        assert!(files.iter().all(|(n, c)| n != "lago/interfaces6" && !c.contains("dhcp6")));
     }
 
     #[test]

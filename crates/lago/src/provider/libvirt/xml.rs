@@ -131,8 +131,8 @@ pub fn domain_xml(vm: &VmRecord, spec: &Map<String, Value>, ctx: &DomainContext<
     for nic in &vm.nics {
         x.push_str("    <interface type='network'>\n");
         let _ = writeln!(x, "      <source network='{}'/>", escape(&network_name(ctx.env_id, &nic.net)));
-        if let Some(ip) = nic.ip {
-            let _ = writeln!(x, "      <mac address='{}'/>", crate::plan::mac_of(ip));
+        if let Some(mac) = nic.mac() {
+            let _ = writeln!(x, "      <mac address='{mac}'/>");
         }
         x.push_str("      <model type='virtio'/>\n");
         if let Some(mtu) = nic.mtu.filter(|m| *m != crate::plan::DEFAULT_MTU) {

@@ -2,17 +2,12 @@
 //! tested. NICs are datagram links to their network's switch, in spec order; a last NIC on
 //! qemu's user-mode stack, the uplink, carries the SSH forward and outbound access.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::vm_paths;
 use crate::config::Accel;
 use crate::prefix::records::VmRecord;
 use crate::provider::{LaunchContext, Memory};
-
-fn mac_of(ip: Ipv4Addr) -> String {
-    crate::plan::mac_of(ip)
-}
 
 /// Where a qemu keeps its control files: the prefix's (its runtime directory, `run/`, `logs/`),
 /// or, for a helper qemu beside the VM's own ([`LaunchContext::scratch`]), a directory of its own.
@@ -196,8 +191,8 @@ pub fn qemu_argv(vm: &VmRecord, ctx: &LaunchContext) -> Vec<String> {
             ),
         ]);
         let mut dev = format!("virtio-net-pci,netdev=net{i},romfile=");
-        if let Some(ip) = nic.ip {
-            dev.push_str(&format!(",mac={}", mac_of(ip)));
+        if let Some(mac) = nic.mac() {
+            dev.push_str(&format!(",mac={mac}"));
         }
         if let Some(mtu) = nic.mtu {
             dev.push_str(&format!(",host_mtu={mtu}"));

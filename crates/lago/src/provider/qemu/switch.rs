@@ -121,13 +121,26 @@ pub struct Config {
     pub host_leg: Option<HostLeg>,
 }
 
-/// The host leg of a network: the TAP interface the switch creates and the address it gets.
+/// The host leg of a network: the TAP interface the switch creates and the addresses it gets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostLeg {
     /// The interface's name ([`crate::host::netdev::interface_name`]).
     pub interface: String,
-    /// Its address with the prefix length: the network's gateway (`192.168.200.1/24`).
+    /// Its address with the prefix length: the network's gateway (`192.168.200.1/24`); empty on
+    /// an IPv6-only network.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    /// Its IPv6 address with the prefix length: the network's `gw6` (`fd8f:1:2::1/64`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
+}
+
+impl HostLeg {
+    /// Its addresses, space-separated (`192.168.200.1/24 fd8f:1:2::1/64`).
+    pub fn addresses(&self) -> String {
+        let v4 = Some(self.address.as_str()).filter(|a| !a.is_empty());
+        v4.into_iter().chain(self.address6.as_deref()).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// The switch's port of the host leg: no VM (no VM is named ""), no socket.
@@ -478,8 +491,9 @@ pub fn serve(config_file: &Path, pid_file: &Path) -> Result<(), SwitchError> {
         Some(leg) => {
             let leg_err = |source| SwitchError::HostLeg { net: net.clone(), source };
             let tap = crate::host::netdev::Tap::create(&leg.interface).map_err(leg_err)?;
-            tap.configure(&leg.address, &crate::host::process::SystemRunner).map_err(leg_err)?;
-            tracing::info!("switch of network {net}: host leg {} with {}", leg.interface, leg.address);
+            tap.configure(&leg.address, leg.address6.as_deref(), &crate::host::process::SystemRunner)
+                .map_err(leg_err)?;
+            tracing::info!("switch of network {net}: host leg {} with {}", leg.interface, leg.addresses());
             Some(tap)
         }
         None => None,
@@ -754,7 +768,7 @@ mod tests {
     #[test]
     fn the_host_leg_is_one_more_port_with_the_vms_in_no_group() {
         let mut c = config(&["a", "b"]);
-        c.host_leg = Some(HostLeg { interface: "3f2a-n".into(), address: "192.168.200.1/24".into() });
+        c.host_leg = Some(HostLeg { interface: "3f2a-n".into(), address: "192.168.200.1/24".into(), address6: None });
         let c = with_host_port(c);
         assert_eq!(c.ports.len(), 3);
         assert!(c.ports[2].vm.is_empty() && c.ports[2].socket.as_os_str().is_empty());
@@ -770,6 +784,45 @@ mod tests {
         assert_eq!(ports(&f.route(2, &frame(BROADCAST, MAC[2]), now)), [1]);
         // Without a host leg, no port is added.
         assert_eq!(with_host_port(config(&["a"])).ports.len(), 1);
+    }
+
+    /// An IPv6 frame (EtherType 0x86dd) from `src` to `dst`.
+    fn frame6(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+        let mut f = frame(dst, src);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f
+    }
+
+    #[test]
+    fn ipv6_neighbour_discovery_is_switched_as_any_frame_partitions_included() {
+        // A neighbour solicitation goes to the solicited-node multicast group (33:33:ff:..):
+        // flooded within the group, as ARP's broadcast is; the advertisement comes back unicast.
+        const SOLICITED: [u8; 6] = [0x33, 0x33, 0xff, 0x00, 0x00, 0x02];
+        const ALL_NODES: [u8; 6] = [0x33, 0x33, 0x00, 0x00, 0x00, 0x01];
+        let mut c = config(&["a", "b", "c"]);
+        c.host_leg = Some(HostLeg {
+            interface: "3f2a-n".into(),
+            address: String::new(),
+            address6: Some("fd8f:1:2::1/64".into()),
+        });
+        let c = with_host_port(c);
+        let mut f = Fabric::new(c.clone());
+        let now = Instant::now();
+        assert_eq!(ports(&f.route(0, &frame6(SOLICITED, MAC[0]), now)), [1, 2, 3]);
+        assert_eq!(ports(&f.route(1, &frame6(MAC[0], MAC[1]), now)), [0]);
+        // The host's solicitation (from its leg) reaches every VM; the answer reaches the host.
+        let host_mac = [0x52, 0x54, 0, 0, 0, 9];
+        assert_eq!(ports(&f.route(3, &frame6(SOLICITED, host_mac), now)), [0, 1, 2]);
+        assert_eq!(ports(&f.route(2, &frame6(host_mac, MAC[2]), now)), [3]);
+        // {a, b} | {c, the host}: no solicitation, advertisement or packet crosses.
+        let mut parted = c;
+        parted.groups = vec![vec!["a".into(), "b".into()]];
+        f.reconfigure(parted);
+        assert_eq!(ports(&f.route(0, &frame6(SOLICITED, MAC[0]), now)), [1]);
+        assert_eq!(ports(&f.route(0, &frame6(ALL_NODES, MAC[0]), now)), [1]);
+        assert_eq!(ports(&f.route(2, &frame6(SOLICITED, MAC[2]), now)), [3]);
+        assert!(f.route(2, &frame6(MAC[0], MAC[2]), now).is_empty());
+        assert!(f.route(0, &frame6(MAC[2], MAC[0]), now).is_empty());
     }
 
     #[test]

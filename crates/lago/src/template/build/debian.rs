@@ -90,6 +90,10 @@ const CLOUD_FILES: &[(&str, &str)] = &[
     ("etc/systemd/system/ssh.service.d/lago-host-keys.conf", "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n"),
     ("etc/hostname", "localhost\n"),
     ("etc/resolv.conf", ""),
+    // Static IPv6 addresses are lago's plan: no duplicate address detection, which ifupdown
+    // (cloud-init's renderer here) would wait for before sshd starts. The pattern reaches each
+    // NIC as it appears (systemd's udev rule runs systemd-sysctl for it).
+    ("etc/sysctl.d/90-lago-ipv6.conf", "net.ipv6.conf.default.accept_dad = 0\nnet.ipv6.conf.*.accept_dad = 0\n"),
 ];
 
 /// Units a test VM does not need at boot.
