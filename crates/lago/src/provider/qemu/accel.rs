@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::elf::{self, Segment};
 use crate::config::Accel;
 use crate::host::process::Invocation;
 
@@ -340,7 +341,7 @@ pub fn probe_initramfs() -> Vec<u8> {
 /// exits. Written by hand: no tool or libc is needed to make it, and it runs on any x86-64 Linux.
 pub fn marker_elf(message: &str) -> Vec<u8> {
     const BASE: u64 = 0x40_0000;
-    const CODE: usize = 64 + 56; // after the ELF header and the one program header
+    const CODE: usize = elf::HEADER + elf::PROGRAM_HEADER; // after the ELF header and the one program header
     let msg = format!("{message}\n");
     // write(1, msg, len); nanosleep(&ts, NULL); exit_group(0)
     let mut code: Vec<u8> = Vec::new();
@@ -375,30 +376,8 @@ pub fn marker_elf(message: &str) -> Vec<u8> {
     patch(&mut code, msg_disp, msg_at);
     patch(&mut code, ts_disp, ts_at);
 
-    let size = (CODE + code.len()) as u64;
-    let mut elf: Vec<u8> = Vec::new();
-    elf.extend([0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // 64-bit, LE, SysV
-    elf.extend(2u16.to_le_bytes()); // ET_EXEC
-    elf.extend(0x3eu16.to_le_bytes()); // x86-64
-    elf.extend(1u32.to_le_bytes()); // version
-    elf.extend((BASE + CODE as u64).to_le_bytes()); // entry
-    elf.extend(64u64.to_le_bytes()); // program headers
-    elf.extend(0u64.to_le_bytes()); // no section headers
-    elf.extend(0u32.to_le_bytes()); // flags
-    elf.extend(64u16.to_le_bytes()); // header size
-    elf.extend(56u16.to_le_bytes()); // program header size
-    elf.extend(1u16.to_le_bytes()); // one program header
-    elf.extend([64, 0, 0, 0, 0, 0]); // section header size, count, names
-    elf.extend(1u32.to_le_bytes()); // PT_LOAD
-    elf.extend(5u32.to_le_bytes()); // R + X
-    elf.extend(0u64.to_le_bytes()); // from the start of the file
-    elf.extend(BASE.to_le_bytes()); // virtual address
-    elf.extend(BASE.to_le_bytes()); // physical address
-    elf.extend(size.to_le_bytes()); // file size
-    elf.extend(size.to_le_bytes()); // memory size
-    elf.extend(0x1000u64.to_le_bytes()); // alignment
-    elf.extend(code);
-    elf
+    let load = Segment { kind: 1, flags: 5, offset: 0, addr: BASE, size: CODE + code.len(), align: 0x1000 }; // PT_LOAD, R + X, the whole file
+    elf::executable(BASE + CODE as u64, &[load], &code)
 }
 
 /// The kernel the KVM probe boots when the VMs offer none: the host's newest `/boot/vmlinuz-*`.

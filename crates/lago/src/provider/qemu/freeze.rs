@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::elf::{self, Segment};
 use super::vm_paths;
 use crate::host::qmp::Qmp;
 use crate::prefix::records::VmRecord;
@@ -135,36 +136,13 @@ pub fn pvh_stub() -> Vec<u8> {
     note.extend(18u32.to_le_bytes()); // XEN_ELFNOTE_PHYS32_ENTRY
     note.extend(b"Xen\0");
     note.extend(ENTRY.to_le_bytes());
-    let code_at = 64 + 2 * 56;
+    let code_at = elf::HEADER + 2 * elf::PROGRAM_HEADER;
     let note_at = code_at + code.len();
-    let mut elf: Vec<u8> = Vec::new();
-    elf.extend([0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // 64-bit, LE, SysV
-    elf.extend(2u16.to_le_bytes()); // ET_EXEC
-    elf.extend(0x3eu16.to_le_bytes()); // x86-64
-    elf.extend(1u32.to_le_bytes()); // version
-    elf.extend(ENTRY.to_le_bytes()); // entry
-    elf.extend(64u64.to_le_bytes()); // program headers
-    elf.extend(0u64.to_le_bytes()); // no section headers
-    elf.extend(0u32.to_le_bytes()); // flags
-    elf.extend(64u16.to_le_bytes()); // header size
-    elf.extend(56u16.to_le_bytes()); // program header size
-    elf.extend(2u16.to_le_bytes()); // two program headers
-    elf.extend([64, 0, 0, 0, 0, 0]); // section header size, count, names
-    let segment = |elf: &mut Vec<u8>, kind: u32, flags: u32, at: usize, addr: u64, size: usize, align: u64| {
-        elf.extend(kind.to_le_bytes());
-        elf.extend(flags.to_le_bytes());
-        elf.extend((at as u64).to_le_bytes());
-        elf.extend(addr.to_le_bytes());
-        elf.extend(addr.to_le_bytes());
-        elf.extend((size as u64).to_le_bytes());
-        elf.extend((size as u64).to_le_bytes());
-        elf.extend(align.to_le_bytes());
-    };
-    segment(&mut elf, 1, 5, code_at, ENTRY, code.len(), 16); // PT_LOAD, R + X
-    segment(&mut elf, 4, 4, note_at, 0, note.len(), 4); // PT_NOTE
-    elf.extend(code);
-    elf.extend(note);
-    elf
+    let segments = [
+        Segment { kind: 1, flags: 5, offset: code_at, addr: ENTRY, size: code.len(), align: 16 }, // PT_LOAD, R + X
+        Segment { kind: 4, flags: 4, offset: note_at, addr: 0, size: note.len(), align: 4 },      // PT_NOTE
+    ];
+    elf::executable(ENTRY, &segments, &[&code[..], &note].concat())
 }
 
 /// Writes the stub kernel and an empty initramfs into `dir` ([`STUB_KERNEL`], [`STUB_INITRD`]).

@@ -10,6 +10,7 @@
 
 pub mod accel;
 pub mod argv;
+pub mod elf;
 pub mod freeze;
 pub mod switch;
 
