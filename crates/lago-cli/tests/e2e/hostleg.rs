@@ -12,6 +12,16 @@ use crate::lab::Lab;
 /// A network namespace with its loopback up, deleted when dropped.
 struct Netns(String);
 
+/// A process of the test ([`Netns::serve`]), killed and reaped when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Netns {
     fn new() -> Self {
         let name = format!("lago-leg-{}", std::process::id());
@@ -32,6 +42,22 @@ impl Netns {
             out.status.success(),
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         )
+    }
+
+    /// A web server of the test in the namespace, bound to `bind` on `port`, serving a
+    /// directory `dir` (made here) whose `f.txt` holds `body`; it ends when dropped.
+    fn serve(&self, dir: &std::path::Path, body: &str, port: u16, bind: &str) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("f.txt"), body).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.0, "python3", "-m", "http.server", &port.to_string(), "--bind", bind])
+            .arg("--directory")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Server(child)
     }
 
     fn has_link(&self, name: &str) -> bool {
@@ -224,17 +250,7 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
     ipv6_through_the_legs_and_the_switches(&a, &b, &ns);
 
     // VM -> host at the gateway: a server of the test bound to it.
-    let www = a.home.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("f.txt"), "from-the-host\n").unwrap();
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", "-m", "http.server", "8000", "--bind", "192.168.200.1"])
-        .arg("--directory")
-        .arg(&www)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = ns.serve(&a.home.path().join("www"), "from-the-host\n", 8000, "192.168.200.1");
     let mut fetched = (1, String::new());
     for _ in 0..50 {
         fetched = a.shell("vm01", "wget -q -O- http://192.168.200.1:8000/f.txt");
@@ -243,8 +259,7 @@ fn host_leg_reaches_vms_by_address_and_the_host_at_the_gateway() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(fetched, (0, "from-the-host".into()));
 
     // A copy made by `lago fork` shares its origin's subnet: no leg for it while the origin has
@@ -378,20 +393,9 @@ fn ipv6_through_the_legs_and_the_switches(a: &Lab, b: &Lab, ns: &Netns) {
     assert_eq!(ns.get(&format!("http://[{vm01}]:8080/")).unwrap(), "from-vm01");
 
     // VM -> host at gw6: a server of the test bound to it.
-    let www = a.home.path().join("www6");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("f.txt"), "from-the-host-over-ipv6\n").unwrap();
-    let mut server = Command::new("ip")
-        .args(["netns", "exec", &ns.0, "python3", "-m", "http.server", "8001", "--bind", &gw6])
-        .arg("--directory")
-        .arg(&www)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = ns.serve(&a.home.path().join("www6"), "from-the-host-over-ipv6\n", 8001, &gw6);
     let fetched = eventually(a, "vm01", &format!("wget -q -O- 'http://[{gw6}]:8001/f.txt'"));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(fetched, (0, "from-the-host-over-ipv6".into()));
 
     // The IPv6-only network: no IPv4 address on it in the guest, and the peer by name.
