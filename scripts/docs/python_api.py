@@ -130,13 +130,9 @@ class Page:
             return f"*{said}: {status}*"
         return "*lago's own*"
 
-    def member(self, qual: str, node: ast.AST, level: int) -> None:
-        kind = "property" if is_property(node) else "method"
-        head = "#" * level
-        if kind == "property":
-            self.add(f"{head} `{qual}` (property)")
-        else:
-            self.add(f"{head} `{qual}{signature(node, True)}`")
+    def entry(self, heading: str, qual: str, node: ast.AST) -> None:
+        """A documented name: its heading, whose it is, and its docstring."""
+        self.add(heading)
         self.add()
         self.add(self.mark(qual))
         self.add()
@@ -144,15 +140,16 @@ class Page:
         if doc:
             self.add(doc)
 
+    def member(self, qual: str, node: ast.AST, level: int) -> None:
+        head = "#" * level
+        if is_property(node):
+            self.entry(f"{head} `{qual}` (property)", qual, node)
+        else:
+            self.entry(f"{head} `{qual}{signature(node, True)}`", qual, node)
+
     def klass(self, qual: str, node: ast.ClassDef, native: Dict[str, ast.ClassDef]) -> None:
         bases = ", ".join(ast.unparse(b) for b in node.bases if not (isinstance(b, ast.Name) and b.id == "object"))
-        self.add(f"### class `{qual}`" + (f"({bases})" if bases else ""))
-        self.add()
-        self.add(self.mark(qual))
-        self.add()
-        doc = markdown(ast.get_docstring(node))
-        if doc:
-            self.add(doc)
+        self.entry(f"### class `{qual}`" + (f"({bases})" if bases else ""), qual, node)
         own = {item.name for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
         for base in [b.id for b in node.bases if isinstance(b, ast.Name) and b.id in native]:
             rows = []
@@ -189,13 +186,7 @@ class Page:
             if isinstance(node, ast.ClassDef):
                 self.klass(qual, node, native)
             elif node is not None:
-                self.add(f"### `{qual}{signature(node, False)}`")
-                self.add()
-                self.add(self.mark(qual))
-                self.add()
-                text = markdown(ast.get_docstring(node))
-                if text:
-                    self.add(text)
+                self.entry(f"### `{qual}{signature(node, False)}`", qual, node)
             elif name in imported:
                 self.add(f"### `{qual}`")
                 self.add()
