@@ -91,6 +91,18 @@ def processes_naming(path: Path) -> list:
     return found
 
 
+# One `tiny` VM on one management network.
+ONE_VM_INIT = """\
+domains:
+  vm01:
+    memory: 256
+    nics: [{net: lab}]
+    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
+nets:
+  lab: {management: true}
+"""
+
+
 LAB_INIT = """\
 base: &base
   memory: 256

@@ -5,17 +5,7 @@ import os
 import site
 from pathlib import Path
 
-from conftest import processes_naming
-
-ONE_VM = """\
-domains:
-  vm01:
-    memory: 256
-    nics: [{net: lab}]
-    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
-nets:
-  lab: {management: true}
-"""
+from conftest import ONE_VM_INIT, processes_naming
 
 
 def _out(vm, *argv: str) -> str:
@@ -27,7 +17,7 @@ def _out(vm, *argv: str) -> str:
 def test_env_fork_gives_copies_that_go_on_from_one_instant(tmp_path: Path, lago_config) -> None:
     from lago import sdk
 
-    (tmp_path / "LagoInitFile").write_text(ONE_VM)
+    (tmp_path / "LagoInitFile").write_text(ONE_VM_INIT)
     workdir = tmp_path / ".lago"
     env = sdk.init(tmp_path / "LagoInitFile", workdir=workdir)
     try:
@@ -66,7 +56,7 @@ def test_xdist_workers_each_get_a_fork_and_each_test_a_fresh_one(pytester, lago_
     # pytester gives the run a HOME of its own: the packages installed for this user (pytest,
     # pytest-xdist, lago, all `pip --user`) are found through the user base of this process.
     monkeypatch.setenv("PYTHONUSERBASE", site.getuserbase())
-    (pytester.path / "lab.yaml").write_text(ONE_VM)
+    (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
     pytester.makeini(
         f"""
         [pytest]

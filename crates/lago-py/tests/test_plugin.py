@@ -1,5 +1,7 @@
 """The pytest plugin, run by pytester: `lago_env`, `lago_vm` and the artifacts of failed tests."""
 
+from conftest import ONE_VM_INIT
+
 PLUGIN_INIT = """\
 base: &base
   memory: 256
@@ -57,19 +59,8 @@ def test_env_fixture_without_an_init_file_is_a_usage_error(pytester) -> None:
     assert result.ret != 0
 
 
-RESET_INIT = """\
-domains:
-  vm01:
-    memory: 256
-    nics: [{net: lab}]
-    disks: [{template_name: tiny, type: template, name: root, dev: vda}]
-nets:
-  lab: {management: true}
-"""
-
-
 def test_each_test_gets_a_clean_environment(pytester, lago_config) -> None:
-    (pytester.path / "lab.yaml").write_text(RESET_INIT)
+    (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
     _ini(pytester, lago_config, "lab.yaml", "lago_env_reset = revert")
     pytester.makepyfile(
         test_reset="""
