@@ -308,6 +308,29 @@ pub struct LaunchContext {
     pub kernel_stub: Option<PathBuf>,
 }
 
+#[cfg(test)]
+impl LaunchContext {
+    /// The context the tests start from: prefix `prefix`, TCG, SSH on port 2222, no forwards,
+    /// legs or outbound access, ordinary memory, booting normally.
+    pub(crate) fn for_test(prefix: impl Into<PathBuf>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            env_id: "0123abcd".into(),
+            accel: Accel::Tcg,
+            ssh_port: 2222,
+            outbound: false,
+            index: 0,
+            forwards: Vec::new(),
+            host_legs: Vec::new(),
+            paused: false,
+            memory: Memory::Ram,
+            incoming: false,
+            scratch: None,
+            kernel_stub: None,
+        }
+    }
+}
+
 /// Where a VM's memory is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Memory {

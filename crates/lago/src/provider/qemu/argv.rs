@@ -261,21 +261,7 @@ mod tests {
             .unwrap()
         };
         let published = record("tiny-v1.qcow2.vmlinux", "tiny-v1.qcow2.initrd");
-        let ctx = LaunchContext {
-            prefix: dir.path().to_owned(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Tcg,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-            forwards: Vec::new(),
-            host_legs: Vec::new(),
-            paused: false,
-            memory: Default::default(),
-            incoming: false,
-            scratch: None,
-            kernel_stub: None,
-        };
+        let ctx = LaunchContext::for_test(dir.path());
         // Files not in the store: the disk's own boot loader.
         let argv = qemu_argv(&published, &ctx);
         assert!(!argv.contains(&"-kernel".to_owned()), "{argv:?}");
@@ -310,21 +296,7 @@ mod tests {
                           {"path": "/isos/x.iso", "dev": "hdc", "format": "iso"}]}"#,
         )
         .unwrap();
-        let ctx = LaunchContext {
-            prefix: "/w/.lago/default".into(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Tcg,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-            forwards: vec![(40080, 8080)],
-            host_legs: Vec::new(),
-            paused: false,
-            memory: Default::default(),
-            incoming: false,
-            scratch: None,
-            kernel_stub: None,
-        };
+        let ctx = LaunchContext { forwards: vec![(40080, 8080)], ..LaunchContext::for_test("/w/.lago/default") };
         // Sockets are in the runtime directory, which depends on the user.
         let run = crate::prefix::runtime_dir(&ctx.prefix).display().to_string();
         insta::assert_snapshot!(qemu_argv(&vm, &ctx).join("\n").replace(&run, "[RUN]"));
@@ -336,19 +308,8 @@ mod tests {
     fn memory_in_a_file_on_a_tmpfs() {
         let vm: VmRecord = serde_json::from_str(r#"{"name": "vm01", "memory": 512}"#).unwrap();
         let mut ctx = LaunchContext {
-            prefix: "/w/.lago/default".into(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Tcg,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-            forwards: Vec::new(),
-            host_legs: Vec::new(),
-            paused: false,
             memory: Memory::File { path: "/dev/shm/lago-0/ab/vm01.mem".into(), shared: true },
-            incoming: false,
-            scratch: None,
-            kernel_stub: None,
+            ..LaunchContext::for_test("/w/.lago/default")
         };
         let around = |argv: Vec<String>, what: &str| -> Vec<String> {
             let at = argv.iter().position(|a| a == what).unwrap();
@@ -399,21 +360,7 @@ mod tests {
                 "nics": [], "disks": []}"##,
         )
         .unwrap();
-        let ctx = LaunchContext {
-            prefix: "/w/.lago/default".into(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Kvm,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-            forwards: Vec::new(),
-            host_legs: Vec::new(),
-            paused: false,
-            memory: Default::default(),
-            incoming: false,
-            scratch: None,
-            kernel_stub: None,
-        };
+        let ctx = LaunchContext { accel: Accel::Kvm, ..LaunchContext::for_test("/w/.lago/default") };
         let argv = qemu_argv(&vm, &ctx);
         let cpu: Vec<&String> = argv.iter().skip_while(|a| *a != "-accel").take_while(|a| *a != "-qmp").collect();
         insta::assert_snapshot!(cpu.iter().map(|a| a.as_str()).collect::<Vec<_>>().join("\n"), @"

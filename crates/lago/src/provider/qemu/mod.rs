@@ -555,21 +555,7 @@ mod tests {
             "internal-error",
         ));
         let vm: VmRecord = serde_json::from_value(json!({"name": "vm01", "nics": [], "disks": []})).unwrap();
-        let ctx = LaunchContext {
-            prefix: prefix.clone(),
-            env_id: "0123abcd".into(),
-            accel: Accel::Kvm,
-            ssh_port: 2222,
-            outbound: false,
-            index: 0,
-            forwards: Vec::new(),
-            host_legs: Vec::new(),
-            paused: false,
-            memory: Default::default(),
-            incoming: false,
-            scratch: None,
-            kernel_stub: None,
-        };
+        let ctx = LaunchContext { accel: Accel::Kvm, ..LaunchContext::for_test(prefix.clone()) };
         let t = Instant::now();
         provider.start(&vm, &ctx).unwrap();
         let failure = loop {
