@@ -290,6 +290,34 @@ impl Diagnose for crate::ops::fork::ForkError {
     }
 }
 
+impl Diagnose for crate::ops::capture::CaptureError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::capture::CaptureError;
+        match self {
+            CaptureError::Fork(e) => e.diagnose(),
+            CaptureError::Qemu { need, .. } => Diagnosis::user().with_hint(format!(
+                "replay it on a host whose qemu is {} (any {} with the machine type {})",
+                need.version,
+                need.version.rsplit_once('.').map_or(need.version.as_str(), |(major_minor, _)| major_minor),
+                need.machine
+            )),
+            CaptureError::Templates { .. } => Diagnosis::user().with_hint(
+                "put the templates in the store (`lago template`), or configure the repository they come from (`template_repo_path`)",
+            ),
+            CaptureError::NoMemoryDir { .. } => Diagnosis::user()
+                .with_hint("`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs"),
+            CaptureError::BadName { .. }
+            | CaptureError::NoOutputDir { .. }
+            | CaptureError::Exists { .. }
+            | CaptureError::Missing { .. }
+            | CaptureError::NoArtefact { .. }
+            | CaptureError::Corrupt { .. }
+            | CaptureError::WorkdirInUse { .. } => Diagnosis::user(),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
 impl Diagnose for FaultError {
     fn diagnose(&self) -> Diagnosis {
         match self {

@@ -2,6 +2,7 @@
 //! same name), the table of verbs, and its dispatch.
 
 pub(crate) mod ansible;
+pub(crate) mod capture;
 pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod docgen;
@@ -51,6 +52,8 @@ pub(crate) enum Verb {
     Net(net::NetArgs),
     Forward(forward::ForwardArgs),
     Fork(fork::ForkArgs),
+    Capture(capture::CaptureArgs),
+    Replay(capture::ReplayArgs),
     Snapshot(snapshot::SnapshotArgs),
     Revert(snapshot::RevertArgs),
     Export(export::ExportArgs),
@@ -111,6 +114,8 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Export(a) => export::cmd_export(ctx, a),
         Verb::Forward(a) => forward::cmd_forward(ctx, a),
         Verb::Fork(a) => fork::cmd_fork(ctx, a),
+        Verb::Capture(a) => capture::cmd_capture(ctx, a),
+        Verb::Replay(a) => capture::cmd_replay(ctx, a),
         Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
         Verb::GenerateConfig(a) => generate_config::cmd_generate_config(ctx, a),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stderr, reason = "tests report measured boot times on stderr")]
 
+mod capture;
 #[cfg(feature = "slow")]
 mod debian;
 mod env;

@@ -8,6 +8,7 @@
 //! VMs.
 
 pub mod ansible;
+pub mod capture;
 pub mod console;
 pub mod export;
 pub mod faults;

@@ -27,6 +27,7 @@
 
 mod freeze;
 mod skel;
+pub(crate) use skel::copy_tree;
 mod thaw;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ use crate::provider::ProviderError;
 use crate::report::{Reporter, task};
 
 use super::snapshot::SnapshotError;
+pub use thaw::start_copy;
 use thaw::{load_env, resume_all, settle};
 
 /// What a fork makes.
@@ -277,6 +279,25 @@ impl Env {
         reporter: &dyn Reporter,
     ) -> Result<Vec<Env>, ForkError> {
         let names = self.copy_names(opts)?;
+        self.fork_named(&names, opts, runner, reporter).map(|(copies, _)| copies)
+    }
+
+    /// Freezes the running environment into a new frozen state and lets its VMs go on from it
+    /// at once, as a fork does, with no copy (`lago capture`, which writes the frozen state into
+    /// an artefact). Returns the frozen state, which the environment uses from then on.
+    pub fn freeze_in_place(&self, runner: &dyn CommandRunner, reporter: &dyn Reporter) -> Result<Frozen, ForkError> {
+        self.fork_named(&[], &ForkOptions::default(), runner, reporter).map(|(_, frozen)| frozen)
+    }
+
+    /// [`Env::fork_with`] once the copies' names are known (none: the environment is only
+    /// frozen and goes on); returns the copies and the frozen state they were made of.
+    fn fork_named(
+        &self,
+        names: &[String],
+        opts: &ForkOptions,
+        runner: &dyn CommandRunner,
+        reporter: &dyn Reporter,
+    ) -> Result<(Vec<Env>, Frozen), ForkError> {
         let _lock = self.lock("fork", reporter)?;
         let dir = self.prefixes_dir();
         for gone in crate::prefix::frozen::collect(&dir) {
@@ -312,13 +333,18 @@ impl Env {
             memory: per_copy * names.len() as u64,
             tmpfs: None,
         };
-        reporter.note(&format!(
-            "Copy-on-write estimate: {} for {} ({} a copy: each VM's qemu and the pages its guest writes first; the rest stays shared)",
-            crate::host::memory::human(need.memory),
-            need.what,
-            crate::host::memory::human(per_copy),
-        ));
-        let ticket = self.admit(&need, !opts.no_wait, reporter)?;
+        // No copy (a capture): the environment's VMs take what they took before.
+        let ticket = if names.is_empty() {
+            None
+        } else {
+            reporter.note(&format!(
+                "Copy-on-write estimate: {} for {} ({} a copy: each VM's qemu and the pages its guest writes first; the rest stays shared)",
+                crate::host::memory::human(need.memory),
+                need.what,
+                crate::host::memory::human(per_copy),
+            ));
+            Some(self.admit(&need, !opts.no_wait, reporter)?)
+        };
         let (frozen, fresh) = match earlier {
             Some(f) => (f, false),
             None => {
@@ -335,7 +361,7 @@ impl Env {
                 (frozen, true)
             }
         };
-        let result = self.fork_locked(&frozen, fresh, &names, &state, runner, reporter);
+        let result = self.fork_locked(&frozen, fresh, names, &state, runner, reporter);
         drop(ticket);
         if result.is_err() && fresh {
             // The origin does not use a frozen state that was never complete (its VMs were not
@@ -366,7 +392,7 @@ impl Env {
         state: &State,
         runner: &dyn CommandRunner,
         reporter: &dyn Reporter,
-    ) -> Result<Vec<Env>, ForkError> {
+    ) -> Result<(Vec<Env>, Frozen), ForkError> {
         let dir = self.prefixes_dir();
         if fresh {
             let record = ForkRecord::load(&self.prefix.path)?.with(&frozen.dir);
@@ -375,7 +401,11 @@ impl Env {
             skel::write_skel(&self.prefix, frozen)?;
         }
         // The copies exist, their networks up, before anything is paused.
-        let copies = task(reporter, "Create copies", || self.make_copies(frozen, &dir, names, reporter))?;
+        let copies = if names.is_empty() {
+            Vec::new()
+        } else {
+            task(reporter, "Create copies", || self.make_copies(frozen, &dir, names, reporter))?
+        };
         let undo = |copies: &[Env]| {
             for c in copies {
                 let _ = c.destroy(&crate::report::NoopReporter);
@@ -440,7 +470,7 @@ impl Env {
             undo(&copies);
             return Err(e);
         }
-        Ok(copies)
+        Ok((copies, frozen))
     }
 
     /// Makes the copies `names` of `frozen` in `dir`, their networks up.

@@ -19,7 +19,7 @@ const DIRS: &[&str] = &["virt", "scripts"];
 
 /// Copies the tree `from` into `to` (made), hard-linking the files `link` says (read-only
 /// images), copying the others.
-fn copy_tree(from: &Path, to: &Path, link: &dyn Fn(&Path) -> bool) -> Result<(), ForkError> {
+pub(crate) fn copy_tree(from: &Path, to: &Path, link: &dyn Fn(&Path) -> bool) -> Result<(), ForkError> {
     std::fs::create_dir_all(to).map_err(at("create", to))?;
     for entry in std::fs::read_dir(from).map_err(at("read", from))? {
         let entry = entry.map_err(at("read", from))?;

@@ -65,6 +65,46 @@ impl Env {
     }
 }
 
+/// Makes prefix `name` in `dir` a copy of `frozen` and starts it, with `options` (`lago replay`:
+/// a frozen state unpacked from an artefact, with no environment it was frozen from on this
+/// host): its files from the frozen prefix, its networks up, its VMs thawed and resumed
+/// together. Returns it running; when it cannot start, nothing of it is left.
+pub fn start_copy(
+    frozen: &Frozen,
+    dir: &std::path::Path,
+    name: &str,
+    options: crate::env::EnvOptions,
+    runner: &dyn CommandRunner,
+    reporter: &dyn Reporter,
+) -> Result<Env, ForkError> {
+    let lock = crate::host::lock::acquire(&dir.join(name), "replay", reporter).map_err(EnvError::from)?;
+    if dir.join(name).exists() {
+        return Err(ForkError::Exists { name: name.to_owned(), dir: dir.to_owned() });
+    }
+    let prefix = skel::make_copy(frozen, dir, name)?;
+    let env = match Env::load(prefix.clone(), options) {
+        Ok(env) => env,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&prefix.path);
+            return Err(e.into());
+        }
+    };
+    let started = (|| {
+        let all: Vec<&VmRecord> = env.vms.iter().collect();
+        let groups = env.providers.group(&all).map_err(EnvError::from)?;
+        env.bring_up_nets(&groups, &env.env_id()?, reporter)?;
+        task(reporter, "Start the frozen VMs", || load_env(&env, frozen, false, runner))?;
+        resume_all(&[&env])?;
+        settle(&env)
+    })();
+    drop(lock);
+    if let Err(e) = started {
+        let _ = env.destroy(&crate::report::NoopReporter);
+        return Err(e);
+    }
+    Ok(env)
+}
+
 /// Starts the VMs of `env` (a copy of `frozen`, or the prefix it was frozen from) as copies of
 /// the frozen VMs, paused: a fresh overlay on each frozen disk, at the disk's path; each VM
 /// thawed (on its SSH and forwarded ports of before when `keep_ports` and they are free). If

@@ -28,6 +28,7 @@ use crate::prefix::leases::SubnetLeases;
 use crate::prefix::workdir::{Workdir, WorkdirError, io_err};
 use build::{Build, lease_subnets, write};
 use check::{Checked, check};
+pub(crate) use templates::load_repo;
 use templates::resolve_templates;
 
 /// Creates the prefix described by `opts.init_file`.

@@ -58,7 +58,7 @@ pub(super) fn resolve_templates(
     if issues.is_empty() { Ok(uses) } else { Err(SpecError::Invalid { path: init_file.to_owned(), issues }.into()) }
 }
 
-fn load_repo(opts: &InitOptions, fetcher: &dyn Fetcher) -> Result<Repository, InitError> {
+pub(crate) fn load_repo(opts: &InitOptions, fetcher: &dyn Fetcher) -> Result<Repository, InitError> {
     let env = |n: &str| std::env::var(n).ok();
     if let Some(location) = &opts.template_repo_path {
         let location = spec::expand_vars(location, &env);
