@@ -304,9 +304,15 @@ impl Diagnose for crate::ops::capture::CaptureError {
             CaptureError::Templates { .. } => Diagnosis::user().with_hint(
                 "put the templates in the store (`lago template`), or configure the repository they come from (`template_repo_path`)",
             ),
+            CaptureError::Refused { reason, .. } if reason.contains("memory_dir") || reason.contains("tmpfs") => {
+                Diagnosis::user().with_hint(
+                    "`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs and start the VMs again",
+                )
+            }
             CaptureError::NoMemoryDir { .. } => Diagnosis::user()
                 .with_hint("`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs"),
             CaptureError::BadName { .. }
+            | CaptureError::Refused { .. }
             | CaptureError::NoOutputDir { .. }
             | CaptureError::Exists { .. }
             | CaptureError::Missing { .. }

@@ -46,7 +46,8 @@ pub(crate) fn cmd_capture(ctx: &mut Context, args: &CaptureArgs) -> Result<(), C
     let cwd = &ctx.session.cwd;
     let opts = CaptureOptions {
         name: args.name.clone(),
-        output: cwd.join(&args.output),
+        // `.` and `a/./b` as the directory they name.
+        output: cwd.join(&args.output).components().collect(),
         standalone: args.standalone,
         init_file: args.init_file.as_ref().map(|f| cwd.join(f)),
         artifacts: args.artifacts.as_ref().map(|d| cwd.join(d)),

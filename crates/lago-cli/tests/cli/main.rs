@@ -1,6 +1,7 @@
 //! CLI tests: the built `lago` binary on fixture init files, output snapshotted with insta.
 
 mod common;
+mod test_capture;
 mod test_config;
 mod test_corpus;
 mod test_docs;

@@ -63,6 +63,14 @@ pub enum CaptureError {
         /// File or directory.
         kind: &'static str,
     },
+    /// A VM cannot be frozen.
+    #[error("VM {vm} cannot be captured: {reason}")]
+    Refused {
+        /// The VM.
+        vm: String,
+        /// Why (a capture freezes VMs as `lago fork` does, and refuses what it refuses).
+        reason: String,
+    },
     /// The artefact given to replay is not there.
     #[error("{}: no such artefact", path.display())]
     NoArtefact {
@@ -266,7 +274,10 @@ impl Env {
         }
         let qemu =
             Qemu::of_host(runner).map_err(|source| CaptureError::Tool { action: "ask qemu its version", source })?;
-        let frozen = self.freeze_in_place(runner, reporter)?;
+        let frozen = self.freeze_in_place(runner, reporter).map_err(|e| match e {
+            ForkError::Refused { vm, reason } => CaptureError::Refused { vm, reason },
+            e => e.into(),
+        })?;
         // The environment uses it from now on; held all the same while it is read.
         let _hold = frozen.hold()?;
         let staging = opts.output.join(format!(".{}.{EXTENSION}.{}", opts.name, std::process::id()));
