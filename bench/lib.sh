@@ -3,8 +3,13 @@
 # repository, leases and acceleration (TCG, no outbound traffic) there, and defines timing
 # helpers. Usage: source bench/lib.sh NAME
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
-lago="$repo/target/release/lago"
+# LAGO_BENCH_BIN=PATH times that lago instead of a release build.
+if [ -n "${LAGO_BENCH_BIN:-}" ]; then
+  lago="$LAGO_BENCH_BIN"
+else
+  cargo build --quiet --release --manifest-path "$repo/Cargo.toml"
+  lago="$repo/target/release/lago"
+fi
 work="$(mktemp -d "/tmp/lago-bench-$1.XXXXXX")"
 bench_cleanup() {
   local d

@@ -248,6 +248,36 @@ impl Env {
         })
     }
 
+    /// Captures the running environment at one instant into one artefact (`lago capture`),
+    /// `<output>/<name>.lago-capture` (`output`: the current directory by default), with
+    /// standalone disks when `standalone`, the init file `init_file` and the collected artifacts
+    /// of the directory `artifacts` when given; the environment goes on. Returns the artefact's
+    /// path.
+    #[pyo3(signature = (name, output=None, standalone=false, init_file=None, artifacts=None))]
+    fn capture(
+        &self,
+        py: Python<'_>,
+        name: String,
+        output: Option<PathBuf>,
+        standalone: bool,
+        init_file: Option<PathBuf>,
+        artifacts: Option<PathBuf>,
+    ) -> PyResult<String> {
+        let env = self.env.clone();
+        blocking(py, move || {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+            let opts = lago::ops::capture::CaptureOptions {
+                name,
+                output: cwd.join(output.unwrap_or_else(|| PathBuf::from("."))).components().collect(),
+                standalone,
+                init_file: init_file.map(|f| cwd.join(f)),
+                artifacts: artifacts.map(|d| cwd.join(d)),
+            };
+            let captured = env.capture(&opts, &SystemRunner, &Progress).map_err(to_py)?;
+            Ok(captured.path.display().to_string())
+        })
+    }
+
     /// Puts a copy made by a fork back in place to the frozen state it was made from (its VMs
     /// start again from that state, on the same networks and ports).
     fn renew(&self, py: Python<'_>) -> PyResult<()> {

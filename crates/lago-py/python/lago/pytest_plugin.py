@@ -33,7 +33,10 @@ one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
 ``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
-report says where.
+report says where. With ``--lago-capture=on-failure`` (ini ``lago_capture``), the environment is
+then captured (``lago capture``) into ``<rootdir>/<lago_artifacts_dir>/<test id>.lago-capture``
+before it is destroyed, and the report names it on a line of its own, ``lago artefact: PATH``
+(``lago replay PATH`` brings it back running).
 """
 
 import fcntl
@@ -46,7 +49,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
-from . import sdk
+from . import _pytest_capture, sdk
 from ._lago import LagoError, vm_names_of
 
 
@@ -56,11 +59,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
     parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up), fork (a new copy of the environment frozen once it is up) or none", default="none")
     parser.addini("lago_artifacts_dir", "directory (under the rootdir) for the artifacts of failed tests", default="lago-artifacts")
+    _pytest_capture.addoption(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
     config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'fork' (on a module) gives each test a new copy of the environment frozen once it is up, 'none' does neither")
+    _pytest_capture.configure(config)
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
@@ -273,3 +278,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         report.sections.append(("lago", f"collecting the VMs' artifacts failed: {e}"))
     else:
         report.sections.append(("lago", f"artifacts of the VMs: {dest}"))
+    _pytest_capture.on_failure(item, env, report, dest.parent, dest)
