@@ -309,6 +309,9 @@ impl Diagnose for crate::ops::capture::CaptureError {
                     "`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs and start the VMs again",
                 )
             }
+            CaptureError::NoKvm { .. } => {
+                Diagnosis::user().with_hint("replay it on a host where KVM works (`lago doctor` checks it)")
+            }
             CaptureError::NoMemoryDir { .. } => Diagnosis::user()
                 .with_hint("`lago doctor` shows where VMs' memory files go; set `memory_dir` to a directory on a tmpfs"),
             CaptureError::BadName { .. }

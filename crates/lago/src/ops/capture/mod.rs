@@ -102,6 +102,12 @@ pub enum CaptureError {
         /// What the host has.
         have: Qemu,
     },
+    /// The VMs ran under KVM, which this host cannot give.
+    #[error("The capture's VMs ran under KVM ({}), and /dev/kvm cannot be opened here: their state loads only under KVM", vms.join(", "))]
+    NoKvm {
+        /// The VMs.
+        vms: Vec<String>,
+    },
     /// Templates the disks are layered on are neither in the store nor in the repository.
     #[error("Templates missing: {} (in neither the store {} nor the configured repository: {why})", names.join(", "), store.display())]
     Templates {

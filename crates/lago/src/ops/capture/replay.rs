@@ -120,6 +120,10 @@ pub fn replay(opts: &ReplayOptions, host: &Host<'_>) -> Result<Replayed, Capture
     if !manifest.qemu.replays_on(&qemu) {
         return Err(CaptureError::Qemu { need: manifest.qemu.clone(), have: qemu });
     }
+    let kvm: Vec<String> = manifest.vms.iter().filter(|(_, v)| v.accel == "kvm").map(|(n, _)| n.clone()).collect();
+    if !kvm.is_empty() && std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+        return Err(CaptureError::NoKvm { vms: kvm });
+    }
     let base = opts.env.memory_base.clone().map_err(|why| CaptureError::NoMemoryDir { why })?;
     let stores =
         task(host.reporter, "Find the templates", || find_templates(&manifest.templates(), &opts.templates, host))?;
