@@ -48,7 +48,8 @@ def test_a_failed_test_is_captured_and_comes_back_running_elsewhere(pytester, la
         test_cap=f"""
         def test_a_failure(lago_env):
             vm = lago_env.get_vms()["vm01"]
-            out = vm.ssh(["sh", "-c", "echo made-by-the-test > /root/made; (sleep 10000 </dev/null >/dev/null 2>&1 &); sleep 0.3; pidof sleep"])
+            # One word: the command line the VM's shell runs.
+            out = vm.ssh(["echo made-by-the-test > /root/made; (sleep 10000 </dev/null >/dev/null 2>&1 &); sleep 0.3; pidof sleep"])
             open({str(pid_file)!r}, "w").write(out.out.decode().strip())
             assert False, "the test fails"
 
