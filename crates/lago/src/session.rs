@@ -262,7 +262,7 @@ impl Session {
 
     /// The host's register of environments of this user (`lago envs`).
     pub fn register(&self) -> crate::prefix::register::Register {
-        crate::prefix::register::Register::in_state_dir(self.config.state_dir())
+        crate::prefix::register::Register::of_user(self.config.state_dir())
     }
 
     /// Destroys every prefix of `workdir` and the workdir itself: each prefix is locked, its

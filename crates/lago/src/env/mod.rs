@@ -217,7 +217,7 @@ impl EnvOptions {
             memory_reserve: config.memory_reserve()?,
             memory_wait: true,
             memory_line: config.state_dir().join("memory-line"),
-            register: crate::prefix::register::Register::in_state_dir(config.state_dir()),
+            register: crate::prefix::register::Register::of_user(config.state_dir()),
         })
     }
 }

@@ -2,9 +2,11 @@
 //! whichever front end made it (the CLI's `init`, the SDK's, the pytest plugin's), so that
 //! environments left behind (a kept failed test, a forgotten `lago init`) can be found and ended.
 //!
-//! One JSON file per user, `environments.json` in lago's state directory (`$XDG_STATE_HOME/lago`
-//! or `~/.local/state/lago`; root's is `/var/lib/lago`, so `sudo lago envs` lists root's
-//! environments, not the user's). An entry is written when `init` made a prefix and removed when
+//! One JSON file per user, `environments.json` in the user's state directory:
+//! `$XDG_STATE_HOME/lago` when `XDG_STATE_HOME` is set (for root too), else lago's state
+//! directory (`~/.local/state/lago`; root's is `/var/lib/lago`). So `sudo lago envs` (whose
+//! environment has no `XDG_STATE_HOME`) lists root's environments, not the user's: each user
+//! sees and ends the environments they made, which are the ones they may destroy. An entry is written when `init` made a prefix and removed when
 //! the prefix is destroyed. Every change is a read-modify-write under the file lock
 //! `environments.lock` beside it ([`crate::host::lock::FileLock`]) and the file is replaced
 //! atomically, so concurrent writers (parallel tests, several shells) lose nothing. An entry whose
@@ -64,6 +66,8 @@ pub struct Entry {
 impl Entry {
     /// The entry of `prefix` made now by this process.
     pub fn new(prefix: &Path) -> Self {
+        let prefix = clean(prefix);
+        let prefix = prefix.as_path();
         let workdir = prefix
             .parent()
             .filter(|d| d.join(crate::prefix::workdir::CURRENT).is_symlink())
@@ -112,6 +116,16 @@ impl Register {
     /// The register in lago's state directory `state_dir`.
     pub fn in_state_dir(state_dir: &Path) -> Self {
         Self { file: state_dir.join(FILE) }
+    }
+
+    /// The register of this process's user, whose lago state directory is `state_dir`: in
+    /// `$XDG_STATE_HOME/lago` when that is set to an absolute path (root's state directory
+    /// ignores it otherwise), else in `state_dir`.
+    pub fn of_user(state_dir: &Path) -> Self {
+        match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+            Some(xdg) if xdg.is_absolute() => Self::in_state_dir(&xdg.join("lago")),
+            _ => Self::in_state_dir(state_dir),
+        }
     }
 
     /// The register kept in `file`.
@@ -165,9 +179,11 @@ impl Register {
         if !self.file.exists() {
             return Ok(false);
         }
+        let prefix = clean(prefix);
+        let prefix = prefix.as_path();
         self.update(|entries| {
             let before = entries.len();
-            entries.retain(|e| e.prefix != prefix);
+            entries.retain(|e| e.prefix.as_path() != prefix);
             let removed = entries.len() != before;
             (removed, removed)
         })
@@ -176,11 +192,13 @@ impl Register {
     /// Says who keeps the environment of `prefix` (a test that failed): registers it first when
     /// the register did not know it. Returns its entry.
     pub fn keep(&self, prefix: &Path, who: &str) -> Result<Entry, RegisterError> {
+        let prefix = clean(prefix);
+        let prefix = prefix.as_path();
         self.update(|entries| {
-            if !entries.iter().any(|e| e.prefix == prefix) {
+            if !entries.iter().any(|e| e.prefix.as_path() == prefix) {
                 entries.push(Entry::new(prefix));
             }
-            let entry = entries.iter_mut().find(|e| e.prefix == prefix).expect("just added");
+            let entry = entries.iter_mut().find(|e| e.prefix.as_path() == prefix).expect("just added");
             entry.kept_by = Some(who.to_owned());
             (true, entry.clone())
         })
@@ -217,6 +235,24 @@ pub fn forget(register: &Register, prefix: &Path) {
     if let Err(e) = register.remove(prefix) {
         tracing::warn!("cannot take {} off the register of environments: {e}", prefix.display());
     }
+}
+
+/// `path` made absolute with its `.` and `..` resolved by their names (`/w/a/../b` is `/w/b`),
+/// so that the path `init` was given and the one `destroy` is given name one entry.
+fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Whether the prefix at `path` is gone (it has no `uuid`, the mark of a prefix).
@@ -460,6 +496,17 @@ mod tests {
         std::fs::write(reg.file(), "{not json").unwrap();
         let err = reg.list().unwrap_err().to_string();
         assert!(err.contains("environments.json is not lago's register of environments"), "{err}");
+    }
+
+    #[test]
+    fn one_entry_whatever_the_spelling_of_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Register::in_state_dir(dir.path());
+        let p = prefix_in(dir.path(), "a");
+        let spelled = dir.path().join("x/../a/.");
+        reg.add(Entry::new(&spelled)).unwrap();
+        assert_eq!(reg.read().unwrap()[0].prefix, p);
+        assert!(reg.remove(&p).unwrap());
     }
 
     #[test]
