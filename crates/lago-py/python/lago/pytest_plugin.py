@@ -33,7 +33,9 @@ one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
 ``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
-report says where.
+report says where. With ``--lago-keep=on-failure`` (ini ``lago_keep``) its environment is not
+destroyed and the report says how to reach it; ``always`` keeps every environment (see
+``lago._pytest_keep``).
 """
 
 import fcntl
@@ -46,7 +48,7 @@ from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
-from . import sdk
+from . import _pytest_keep, sdk
 from ._lago import LagoError, vm_names_of
 
 
@@ -56,11 +58,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
     parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up), fork (a new copy of the environment frozen once it is up) or none", default="none")
     parser.addini("lago_artifacts_dir", "directory (under the rootdir) for the artifacts of failed tests", default="lago-artifacts")
+    _pytest_keep.addoption(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
     config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'fork' (on a module) gives each test a new copy of the environment frozen once it is up, 'none' does neither")
+    _pytest_keep.configure(config)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    _pytest_keep.terminal_summary(terminalreporter)
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
@@ -156,6 +164,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if not workdir.is_dir():
             continue
         for prefix in sorted(p.name for p in workdir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if _pytest_keep.kept_prefix(str(workdir / prefix)):
+                continue
             try:
                 sdk.SDK(str(workdir), prefix).destroy()
             except LagoError:
@@ -178,7 +188,8 @@ def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         try:
             yield env
         finally:
-            env.destroy()
+            if not _pytest_keep.keeps(request, env):
+                env.destroy()
         return
     workdir = tmp_path_factory.mktemp("lago") / ".lago"
     env = sdk.init(init_file, workdir=workdir, **_options(request.config))
@@ -186,7 +197,8 @@ def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         env.start()
         yield env
     finally:
-        env.destroy()
+        if not _pytest_keep.keeps(request, env):
+            env.destroy()
 
 
 @pytest.fixture
@@ -261,9 +273,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     reset = item.stash.get(_RESET, None)
     if reset is not None and report.when == "call":
         report.sections.append(("lago", f"environment reset before the test: {reset}"))
+    env: Optional[sdk.SDK] = getattr(item, "funcargs", {}).get("lago_env")
+    if env is not None:
+        _pytest_keep.note_item(item, env)
     if report.when != "call" or not report.failed:
         return
-    env: Optional[sdk.SDK] = getattr(item, "funcargs", {}).get("lago_env")
     if env is None:
         return
     dest = _artifacts_dir(item)
@@ -273,3 +287,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         report.sections.append(("lago", f"collecting the VMs' artifacts failed: {e}"))
     else:
         report.sections.append(("lago", f"artifacts of the VMs: {dest}"))
+    _pytest_keep.on_failure(item, report, env)
