@@ -33,9 +33,17 @@ one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
 ``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
-report says where. With ``--lago-keep=on-failure`` (ini ``lago_keep``) its environment is not
-destroyed and the report says how to reach it; ``always`` keeps every environment (see
-``lago._pytest_keep``).
+report says where.
+
+Keeping environments: ``--lago-keep=never|on-failure|always`` (ini ``lago_keep``, ``never`` by
+default). With ``on-failure`` the environment of a failed test that used ``lago_env`` is not
+destroyed: it stays running (as the last test of its scope left it), lago's register of
+environments says the test keeps it (``lago envs``), and the failure report says how to reach
+it: its workdir on a line of its own (``lago workdir: W``), each VM's ``lago --workdir W
+--prefix-name P shell VM``, its plain ``ssh`` command line and its forwards. ``always`` keeps
+every ``lago_env``. The run's summary (``lago: kept environments``) lists those kept; ``lago
+envs --destroy-older-than DURATION`` ends them. Each test that used ``lago_env`` carries
+``item.lago_workdir`` and ``item.lago_prefix_name``.
 """
 
 import fcntl

@@ -91,7 +91,8 @@ mod tests {
             ssh_command(&target),
             "ssh -o 'UserKnownHostsFile=/w/.lago/default/run/known hosts' -o HostKeyAlias=vm01 -o IdentitiesOnly=yes -i /w/.lago/default/id_rsa -p 40123 root@127.0.0.1"
         );
-        let other = Target { known_hosts: "/dev/null".into(), key: "".into(), host: "10.0.0.5".into(), port: 22, ..target };
+        let other =
+            Target { known_hosts: "/dev/null".into(), key: "".into(), host: "10.0.0.5".into(), port: 22, ..target };
         assert_eq!(
             ssh_command(&other),
             "ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p 22 root@10.0.0.5"
@@ -106,7 +107,10 @@ mod tests {
         let lines = reach_lines(&env, Some(&wd));
         assert_eq!(lines[0], format!("lago workdir: {}", wd.display()));
         let name = env.prefix.name();
-        assert!(lines[1].starts_with(&format!("lago prefix: {name} (lago envs lists it; lago --workdir ")), "{lines:?}");
+        assert!(
+            lines[1].starts_with(&format!("lago prefix: {name} (lago envs lists it; lago --workdir ")),
+            "{lines:?}"
+        );
         assert_eq!(lines[2], format!("vm00: lago --workdir {} --prefix-name {name} shell vm00", wd.display()));
         assert!(lines[3].starts_with("vm00: no ssh: "), "{lines:?}");
         assert_eq!(lines.len(), 2 + 3 * 2, "{lines:?}");

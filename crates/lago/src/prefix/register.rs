@@ -68,10 +68,8 @@ impl Entry {
     pub fn new(prefix: &Path) -> Self {
         let prefix = clean(prefix);
         let prefix = prefix.as_path();
-        let workdir = prefix
-            .parent()
-            .filter(|d| d.join(crate::prefix::workdir::CURRENT).is_symlink())
-            .map(Path::to_path_buf);
+        let workdir =
+            prefix.parent().filter(|d| d.join(crate::prefix::workdir::CURRENT).is_symlink()).map(Path::to_path_buf);
         Self { prefix: prefix.to_owned(), workdir, created: now(), user: user(), command: command(), kept_by: None }
     }
 
@@ -162,7 +160,8 @@ impl Register {
             Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_str(&text).map_err(|e| RegisterError::Corrupt { path: self.file.clone(), reason: e.to_string() })
+        serde_json::from_str(&text)
+            .map_err(|e| RegisterError::Corrupt { path: self.file.clone(), reason: e.to_string() })
     }
 
     /// Adds `entry`, replacing an earlier one of the same prefix (a prefix made again).
@@ -427,7 +426,7 @@ mod tests {
         assert_eq!(states, [(a.as_path(), GONE), (b.as_path(), "stopped")]);
         assert!(listed[0].gone());
         let left: Vec<PathBuf> = reg.read().unwrap().into_iter().map(|e| e.prefix).collect();
-        assert_eq!(left, [b.clone()]);
+        assert_eq!(left, [b]);
         assert_eq!(reg.list().unwrap().len(), 1);
     }
 
@@ -522,8 +521,9 @@ mod tests {
             assert!(e.to_string().contains("is not a duration"), "{bad}: {e}");
         }
         let age = |s| format_age(Duration::from_secs(s));
-        assert_eq!([age(0), age(59), age(60), age(3599), age(3600 + 5 * 60), age(2 * 86400 + 4 * 3600)], [
-            "0s", "59s", "1m", "59m", "1h05m", "2d04h"
-        ]);
+        assert_eq!(
+            [age(0), age(59), age(60), age(3599), age(3600 + 5 * 60), age(2 * 86400 + 4 * 3600)],
+            ["0s", "59s", "1m", "59m", "1h05m", "2d04h"]
+        );
     }
 }
