@@ -94,6 +94,9 @@ fn lists_the_environments_of_init_and_prunes_those_removed_by_hand() {
     let left: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(register(&env)).unwrap()).unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["prefix"], format!("{}/wd/default", elsewhere.display()));
+    // So does `lago destroy --all-prefixes`, for each prefix of the workdir.
+    env.lago(&["--workdir", "../elsewhere/wd", "destroy", "--yes", "--all-prefixes"]).ok();
+    assert_eq!(std::fs::read_to_string(register(&env)).unwrap().trim(), "[]");
 }
 
 #[test]
