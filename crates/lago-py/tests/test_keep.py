@@ -163,3 +163,33 @@ def test_always_keeps_and_never_destroys(pytester, lago_config, tmp_path, monkey
     assert ended.returncode == 0, ended.stderr
     assert not Path(rows[0]["path"]).exists()
     assert _envs() == []
+
+
+def test_a_kept_fork_outlives_the_runs_end(pytester, lago_config, tmp_path, monkeypatch) -> None:
+    """With ``lago_env_reset = fork`` the failed test's copy is kept; the run's end destroys the
+    booted environment it was forked from, not the copy."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (pytester.path / "lab.yaml").write_text(KEEP_INIT)
+    _ini(pytester, lago_config, "lago_env_reset = fork")
+    pytester.makepyfile(
+        test_f="""
+        def test_fails(lago_env):
+            vm = lago_env.get_vms()["vm01"]
+            assert vm.ssh(["touch", "/root/in-the-copy"]).code == 0
+            assert False
+        """
+    )
+    result = pytester.runpytest("--lago-keep=on-failure", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    workdir = Path(re.search(r"^lago workdir: (\S+)$", result.stdout.str(), re.M).group(1))
+    result.stdout.fnmatch_lines([f"vm01: lago --workdir {workdir} --prefix-name main-1 shell vm01"])
+    rows = _envs()
+    assert [(Path(r["path"]).name, r["state"], r["kept_by"]) for r in rows] == [("main-1", "running", "pytest test_f.py::test_fails")], rows
+    assert not (workdir / "default").exists(), "the booted environment went at the run's end"
+    seen = _lago("--workdir", str(workdir), "--prefix-name", "main-1", "shell", "vm01", "ls /root/in-the-copy")
+    assert seen.returncode == 0, seen.stderr
+    ended = _lago("envs", "--destroy-older-than", "0s")
+    assert ended.returncode == 0, ended.stderr
+    assert not (workdir / "main-1").exists()
+    assert not _qemu_of(workdir)
+    assert _envs() == []
