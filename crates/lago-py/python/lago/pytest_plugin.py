@@ -40,18 +40,19 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
-from . import sdk
+from . import _pytest_report, _pytest_variants, sdk
 from ._lago import LagoError, vm_names_of
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it)", default="")
+    parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it); several (separated by spaces) are variants, lago_env parametrized over them", default="")
     parser.addini("lago_env_scope", "scope of lago_env: function, class, module, package or session", default="module")
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
     parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up), fork (a new copy of the environment frozen once it is up) or none", default="none")
@@ -59,20 +60,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
+    config.addinivalue_line("markers", "lago_init_file(path, ...): the init file of lago_env (relative to the test's file); several are variants, lago_env parametrized over them")
     config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'fork' (on a module) gives each test a new copy of the environment frozen once it is up, 'none' does neither")
+    # The attachments of failed tests in the JUnit XML (--junitxml).
+    config.pluginmanager.register(_pytest_report.JunitAttachments(config), "lago-junit-attachments")
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
-    marker = node.get_closest_marker("lago_init_file") if node is not None else None
-    if marker is not None:
-        path = Path(marker.args[0])
-        return path if path.is_absolute() else Path(str(node.fspath)).parent / path
-    ini = config.getini("lago_init_file")
-    if not ini:
-        raise pytest.UsageError("lago_env needs an init file: a @pytest.mark.lago_init_file(path) marker or the ini option lago_init_file")
-    path = Path(ini)
-    return path if path.is_absolute() else Path(str(config.rootpath)) / path
+    """The one init file of ``lago_env`` for ``node`` (several are variants: ``lago_env`` is
+    then parametrized over them, see ``_pytest_variants``)."""
+    files = _pytest_variants.init_files(config, node)
+    if len(files) > 1:
+        raise pytest.UsageError(
+            "lago_init_file names several init files (" + ", ".join(str(f) for f in files)
+            + "): lago_env is parametrized over them only when it is an argument of the test (or of its fixtures)"
+        )
+    return files[0]
 
 
 def _options(config: pytest.Config) -> Dict[str, str]:
@@ -171,10 +174,12 @@ def _module_reset_mode(request: pytest.FixtureRequest) -> str:
 def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sdk.SDK]:
     """The started environment of the init file (see the module's documentation): a fork of it
     of this process's own under pytest-xdist and with ``lago_env_reset = fork``."""
-    init_file = _init_file(request.config, request.node)
+    param = getattr(request, "param", None)
+    init_file = Path(param) if param is not None else _init_file(request.config, request.node)
     if _worker(request.config) is not None or _module_reset_mode(request) == "fork":
         env = _forked_env(request, tmp_path_factory, init_file)
         env._lago_fresh = True
+        env._lago_init_file = init_file
         try:
             yield env
         finally:
@@ -182,6 +187,7 @@ def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         return
     workdir = tmp_path_factory.mktemp("lago") / ".lago"
     env = sdk.init(init_file, workdir=workdir, **_options(request.config))
+    env._lago_init_file = init_file
     try:
         env.start()
         yield env
@@ -196,6 +202,20 @@ def lago_vm(request: pytest.FixtureRequest, lago_env: sdk.SDK) -> Any:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lago_env" not in metafunc.fixturenames:
+        return
+    try:
+        files = _pytest_variants.init_files(metafunc.config, metafunc.definition)
+    except pytest.UsageError as e:
+        if "lago_vm" in metafunc.fixturenames:
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
+        return  # lago_env says it when it is set up
+    if len(files) > 1:
+        try:
+            _pytest_variants.parametrize(metafunc, files, _scope("lago_env", metafunc.config))
+        except pytest.UsageError as e:
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
+        return
     if "lago_vm" not in metafunc.fixturenames:
         return
     names = vm_names_of(os.fspath(_init_file(metafunc.config, metafunc.definition)))
@@ -258,6 +278,8 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "teardown":
+        _pytest_report.teardown(item, report)
     reset = item.stash.get(_RESET, None)
     if reset is not None and report.when == "call":
         report.sections.append(("lago", f"environment reset before the test: {reset}"))
@@ -267,9 +289,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if env is None:
         return
     dest = _artifacts_dir(item)
+    shutil.rmtree(dest, ignore_errors=True)  # a former run's
     try:
         env.collect_artifacts(dest, ignore_nopath=True)
     except LagoError as e:
         report.sections.append(("lago", f"collecting the VMs' artifacts failed: {e}"))
     else:
         report.sections.append(("lago", f"artifacts of the VMs: {dest}"))
+    _pytest_report.failed(item, report, env, dest)
