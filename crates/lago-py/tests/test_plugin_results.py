@@ -2,6 +2,7 @@
 in the JUnit XML and the terminal) and its variants (several init files, ``lago_env``
 parametrized over them), run by pytester."""
 
+import site
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -215,3 +216,45 @@ def test_variants_whose_names_cannot_tell_them_apart_are_a_usage_error(pytester)
     result = pytester.runpytest("--collect-only")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*lago_init_file: the init files */a/envs/lab.yaml, */b/envs/lab.yaml need names (or directories) that differ*"])
+
+
+def test_variants_and_attachments_under_xdist(pytester, lago_config, monkeypatch) -> None:
+    # The packages of this user (pytest-xdist, lago) are found through this process's user base.
+    monkeypatch.setenv("PYTHONUSERBASE", site.getuserbase())
+    (pytester.path / "tiny.yaml").write_text(ONE_VM_INIT)
+    (pytester.path / "other.yaml").write_text(ONE_VM_INIT.replace("vm01", "vm02"))
+    _ini(pytester, lago_config, "tiny.yaml other.yaml")
+    seen = pytester.path / "seen"
+    pytester.makepyfile(
+        test_xdist=f"""
+        import os
+        import pytest
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_x(lago_env, lago_vm, n):
+            with open({str(seen)!r}, "a") as f:
+                f.write(f"{{os.environ['PYTEST_XDIST_WORKER']}} {{lago_env.prefix_path}} {{lago_vm.name()}}\\n")
+
+        def test_fails(lago_vm):
+            assert lago_vm.ssh(["false"]).code == 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-v", "--junitxml=report.xml")
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(["*test_x?tiny-vm01-0? *", "*test_x?other-vm02-1? *", "*test_fails?other-vm02? *"])
+    # Each variant's environment is booted once (its origin) and forked per worker.
+    origins = {}
+    for worker, prefix, vm in (line.split() for line in seen.read_text().splitlines()):
+        assert Path(prefix).name.startswith(worker + "-")
+        origins.setdefault(vm, set()).add(Path(prefix).parent)
+    assert set(origins) == {"vm01", "vm02"} and all(len(o) == 1 for o in origins.values()), origins
+    assert origins["vm01"] != origins["vm02"]
+    # The failures' attachments came back from the workers into the controller's XML.
+    report = pytester.path / "report.xml"
+    for variant, vm in (("tiny", "vm01"), ("other", "vm02")):
+        testcase = _testcase(report, f"test_fails[{variant}-{vm}]")
+        dest = pytester.path / "lago-artifacts" / f"test_xdist.py_test_fails_{variant}-{vm}"
+        assert _attachments(testcase) == [str(dest / f"{vm}.console.log")]
+        properties = {p.get("name"): p.get("value") for p in testcase.iter("property")}
+        assert properties["lago_init_file"] == str(pytester.path / f"{variant}.yaml")
+        assert "console of " + vm in testcase.find("failure").text
