@@ -10,6 +10,16 @@ Fixtures:
     ``lago_env_scope`` (``module`` by default). ``lago_init_options`` (lines of ``key=value``)
     are ``lago init``'s options (``template_repo_path=...``).
 
+    Variants: the ini option may name several init files (separated by spaces or lines, quoted
+    as in a shell), the marker too (``@pytest.mark.lago_init_file("tiny.yaml",
+    "cloud-image.yaml")``, or a list). ``lago_env`` is then parametrized over them: one
+    environment per file, booted once and shared by that variant's tests (at the scope above),
+    destroyed after its last one; the test ids are the files' names without their suffix
+    (``test_x[tiny]``, ``test_x[cloud-image]``; the names of their directories when the files'
+    names are the same: ``envs/tiny/LagoInitFile``), with ``lago_vm`` each VM of each file
+    (``test_x[tiny-vm01]``). With one file nothing is parametrized. Under pytest-xdist and with
+    ``lago_env_reset = fork`` each variant is booted once for the run and forked as below.
+
 ``lago_vm``
     One VM of that environment: a test that takes ``lago_vm`` runs once per VM of the init file.
 
@@ -32,8 +42,17 @@ destroyed at the end of the run. Without xdist, ``lago_env_reset = fork`` does t
 one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
-``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
-report says where.
+``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default), each VM's
+console log is copied beside them (``<vm>.console.log``), and the report says where. Its failure
+text (the terminal's, and the JUnit ``<failure>``'s) ends with the last 20 console lines of the
+VMs involved (the test's ``lago_vm``, else every VM of ``lago_env``), each under a header
+``console of <vm> (last 20 lines)``. Its ``user_properties`` name the environment:
+``lago_workdir``, ``lago_prefix``, ``lago_init_file`` (with ``lago_env_reset``, the reset's
+time, when there was one). With ``--junitxml``, these are ``<property>`` elements of its
+``<testcase>``, and its ``<system-out>`` ends with a line ``[[ATTACHMENT|/abs/path]]`` per file of
+its artifacts and console logs, and per capture of its environment (``--lago-capture``): Jenkins'
+JUnit attachments plugin and GitLab show those files with the test. A test that passed has none.
+They come back from pytest-xdist workers too.
 """
 
 import fcntl
