@@ -19,7 +19,7 @@ in the terminal and in the JUnit XML of ``--junitxml``.
 import re
 import shutil
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -32,24 +32,15 @@ _ATTACHMENTS = pytest.StashKey[List[str]]()
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r")
 
 
-def console_log(env: Any, vm: str) -> Path:
-    """A VM's console log in its prefix (``logs/<vm>.console.log``)."""
-    return Path(env.get_paths().logs()) / f"{vm}.console.log"
+def console_tail(vm: Any, lines: int = CONSOLE_LINES) -> str:
+    """The last ``lines`` lines of a VM's console log, without terminal control sequences;
+    empty when there is none."""
+    return _CONTROL.sub("", vm._native.console_tail(lines))
 
 
-def console_tail(path: Path, lines: int = CONSOLE_LINES) -> str:
-    """The last ``lines`` lines of a console log, without terminal control sequences; empty
-    when there is none."""
-    try:
-        text = path.read_bytes().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(_CONTROL.sub("", text).splitlines()[-lines:])
-
-
-def _involved(item: pytest.Item, env: Any) -> List[str]:
+def _involved(item: pytest.Item, vms: Dict[str, Any]) -> List[str]:
     vm = getattr(item, "funcargs", {}).get("lago_vm")
-    return [vm.name()] if vm is not None else sorted(env.get_vms())
+    return [vm.name()] if vm is not None else sorted(vms)
 
 
 def failed(item: pytest.Item, report: pytest.TestReport, env: Any, dest: Path) -> None:
@@ -62,19 +53,19 @@ def failed(item: pytest.Item, report: pytest.TestReport, env: Any, dest: Path) -
     if init_file is not None:
         item.user_properties.append(("lago_init_file", str(init_file)))
     try:
-        names = sorted(env.get_vms())
+        vms = env.get_vms()
     except Exception as e:  # the environment may be what broke
         report.sections.append(("lago", f"reading the environment's VMs failed: {e}"))
         return
     dest.mkdir(parents=True, exist_ok=True)
-    for vm in names:
-        log = console_log(env, vm)
+    for name, vm in sorted(vms.items()):
+        log = Path(vm._native.console_log())
         if log.is_file():
-            shutil.copyfile(log, dest / f"{vm}.console.log")
+            shutil.copyfile(log, dest / f"{name}.console.log")
     item.stash[_ATTACHMENTS] = sorted(str(p.resolve()) for p in dest.rglob("*") if p.is_file())
-    for vm in _involved(item, env):
-        tail = console_tail(dest / f"{vm}.console.log")
-        _add_section(report, f"console of {vm} (last {CONSOLE_LINES} lines)", tail or "(its console log is empty)")
+    for name in _involved(item, vms):
+        tail = console_tail(vms[name]) if name in vms else ""
+        _add_section(report, f"console of {name} (last {CONSOLE_LINES} lines)", tail or "(its console log is empty)")
 
 
 def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
