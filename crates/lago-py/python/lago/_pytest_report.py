@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from ._lago import LagoError
+
 #: How many console lines of each VM end a failure's text.
 CONSOLE_LINES = 20
 
@@ -54,9 +56,9 @@ def failed(item: pytest.Item, report: pytest.TestReport, env: Any, dest: Path) -
         item.user_properties.append(("lago_init_file", str(init_file)))
     try:
         vms = env.get_vms()
-    except Exception as e:  # the environment may be what broke
+    except LagoError as e:  # the environment may be what broke: its artifacts are still attached
         report.sections.append(("lago", f"reading the environment's VMs failed: {e}"))
-        return
+        vms = {}
     dest.mkdir(parents=True, exist_ok=True)
     for name, vm in sorted(vms.items()):
         log = Path(vm._native.console_log())
@@ -65,7 +67,7 @@ def failed(item: pytest.Item, report: pytest.TestReport, env: Any, dest: Path) -
     item.stash[_ATTACHMENTS] = sorted(str(p.resolve()) for p in dest.rglob("*") if p.is_file())
     for name in _involved(item, vms):
         tail = console_tail(vms[name]) if name in vms else ""
-        _add_section(report, f"console of {name} (last {CONSOLE_LINES} lines)", tail or "(its console log is empty)")
+        _add_section(report, f"console of {name} (last {CONSOLE_LINES} lines)", tail or "(nothing on its console since this VM started, or was forked)")
 
 
 def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
