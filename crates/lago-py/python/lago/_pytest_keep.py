@@ -14,8 +14,9 @@
 ``always``
     Every ``lago_env`` is kept, failed or not; the run's summary says how to reach each.
 
-The run's summary (section ``lago: kept environments``) lists every environment kept. Each test
-that used ``lago_env`` carries ``item.lago_workdir`` and ``item.lago_prefix_name``.
+The run's summary (section ``lago: kept environments``) lists every environment kept (under
+pytest-xdist the failure reports say it, the workers' summaries are not shown). Each test that
+used ``lago_env`` carries ``item.lago_workdir`` and ``item.lago_prefix_name``.
 """
 
 import os
