@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
         memory_reserve: 0,
         memory_wait: false,
         memory_line: prefix.path.join("memory-line"),
+        register: lago::prefix::register::Register::in_state_dir(&prefix.path.join("state")),
     };
     if let Ok(env) = lago::env::Env::load(prefix, options) {
         let _ = env.snapshots(false);

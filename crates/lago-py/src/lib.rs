@@ -294,6 +294,31 @@ fn resolve_prefix(
     })
 }
 
+/// Keeps the environment of `prefix` past its use: the host's register of environments says
+/// `who` keeps it (`lago envs`). Returns the lines that say how to reach it (its workdir, each
+/// VM's `lago shell` and `ssh` command lines and forwards: see `lago::ops::reach`).
+#[pyfunction]
+#[pyo3(signature = (prefix, who, workdir=None))]
+fn keep_env(py: Python<'_>, prefix: PathBuf, who: String, workdir: Option<PathBuf>) -> PyResult<Vec<String>> {
+    blocking(py, move || {
+        let session = lago::session::Session::open(lago::session::Location::default(), &[]).map_err(to_py)?;
+        session.register().keep(&prefix, &who).map_err(to_py)?;
+        let env = lago::sdk::load_prefix(&prefix).map_err(to_py)?;
+        Ok(lago::ops::reach::reach_lines(&env, workdir.as_deref()))
+    })
+}
+
+/// Who keeps the environment of `prefix` (`keep_env`'s `who`), `None` when nobody does.
+#[pyfunction]
+fn env_keeper(py: Python<'_>, prefix: PathBuf) -> PyResult<Option<String>> {
+    blocking(py, move || {
+        let session = lago::session::Session::open(lago::session::Location::default(), &[]).map_err(to_py)?;
+        let entries = session.register().read().map_err(to_py)?;
+        let prefix = std::path::absolute(&prefix).unwrap_or(prefix);
+        Ok(entries.into_iter().find(|e| e.prefix == prefix).and_then(|e| e.kept_by))
+    })
+}
+
 /// Runs a helper process (`python -m lago._switch ARGS`: a network's switch, a forward's relay):
 /// the SDK starts them through the interpreter, where the CLI runs `lago __switch`.
 #[pyfunction]
@@ -338,6 +363,8 @@ fn _lago(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(qemu_img_info, m)?)?;
     m.add_function(wrap_pyfunction!(ssh_host, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(keep_env, m)?)?;
+    m.add_function(wrap_pyfunction!(env_keeper, m)?)?;
     m.add_function(wrap_pyfunction!(ssh_tries, m)?)?;
     m.add_function(wrap_pyfunction!(render_output, m)?)?;
     m.add_class::<objects::Env>()?;

@@ -195,6 +195,18 @@ impl Diagnose for PrefixError {
     }
 }
 
+impl Diagnose for crate::prefix::register::RegisterError {
+    fn diagnose(&self) -> Diagnosis {
+        match self {
+            crate::prefix::register::RegisterError::Corrupt { path, .. } => Diagnosis::user().with_hint(format!(
+                "remove {}: lago starts a new register (the environments themselves are not touched)",
+                path.display()
+            )),
+            _ => Diagnosis::host(),
+        }
+    }
+}
+
 impl Diagnose for ConfigError {
     fn diagnose(&self) -> Diagnosis {
         match self {

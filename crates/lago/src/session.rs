@@ -255,8 +255,14 @@ impl Session {
         let fetcher = self.config.fetcher();
         let path = crate::ops::init::init(&opts, &Host { runner, fetcher: &fetcher, reporter })?;
         let prefix = Prefix::open(&path)?;
+        crate::prefix::register::record(&self.register(), &prefix.path);
         self.enter(&prefix, reporter);
         Ok(prefix)
+    }
+
+    /// The host's register of environments of this user (`lago envs`).
+    pub fn register(&self) -> crate::prefix::register::Register {
+        crate::prefix::register::Register::of_user(self.config.state_dir())
     }
 
     /// Destroys every prefix of `workdir` and the workdir itself: each prefix is locked, its
@@ -276,6 +282,7 @@ impl Session {
             }
             let _ = crate::env::release_leases(&p, &lease_dir);
             crate::prefix::remove_runtime_dir(&p.path);
+            crate::prefix::register::forget(&self.register(), &p.path);
         }
         // Frozen states (`lago fork`) go with the workdir, their memory files too.
         crate::prefix::frozen::remove_all(&workdir.path);
@@ -308,6 +315,7 @@ impl Session {
             Err(_) => {
                 let _ = crate::env::release_leases(&prefix, &options.lease_dir);
                 prefix.destroy(reporter)?;
+                crate::prefix::register::forget(&self.register(), &prefix.path);
             }
         }
         if let Some(wd) = workdir

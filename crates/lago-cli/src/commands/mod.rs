@@ -7,6 +7,7 @@ pub(crate) mod completion;
 pub(crate) mod console;
 pub(crate) mod docgen;
 pub(crate) mod doctor;
+pub(crate) mod envs;
 pub(crate) mod export;
 pub(crate) mod fork;
 pub(crate) mod forward;
@@ -61,6 +62,7 @@ pub(crate) enum Verb {
     AnsibleHosts(ansible::AnsibleHostsArgs),
     List(workdir::ListArgs),
     SetCurrent(workdir::SetCurrentArgs),
+    Envs(envs::EnvsArgs),
     GenerateConfig(generate_config::GenerateConfigArgs),
     Template(template::TemplateArgs),
     Doctor(doctor::DoctorArgs),
@@ -99,6 +101,7 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Graph(a) => graph::cmd_graph(ctx, a),
         Verb::List(a) => workdir::cmd_list(ctx, a),
         Verb::SetCurrent(a) => workdir::cmd_set_current(ctx, a),
+        Verb::Envs(a) => envs::cmd_envs(ctx, a),
         Verb::Start(a) => start::cmd_start(ctx, a),
         Verb::Stop(a) => start::cmd_stop(ctx, a),
         Verb::Shell(a) => return shell::cmd_shell(ctx, a),

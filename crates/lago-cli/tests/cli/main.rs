@@ -6,6 +6,7 @@ mod test_config;
 mod test_corpus;
 mod test_docs;
 mod test_doctor;
+mod test_envs;
 mod test_fork;
 mod test_graph;
 mod test_init;

@@ -62,17 +62,20 @@ def on_failure(item: Any, env: Any, report: Any, artifacts_root: Path, artifacts
     # An artefact of an earlier run of the same test.
     if path.exists():
         path.unlink()
-    from .pytest_plugin import _init_file
+    # The init file lago_env was made from (a variant's, when there are several).
+    init_file: Optional[Path] = getattr(env, "_lago_init_file", None)
+    if init_file is None:
+        from .pytest_plugin import _init_file
 
-    try:
-        init_file: Optional[Path] = _init_file(item.config, item)
-    except pytest.UsageError:
-        init_file = None
+        try:
+            init_file = _init_file(item.config, item)
+        except pytest.UsageError:
+            init_file = None
     try:
         captured = env.capture(
             name,
             output=os.fspath(artifacts_root),
-            init_file=os.fspath(init_file) if init_file is not None and init_file.is_file() else None,
+            init_file=os.fspath(init_file) if init_file is not None and Path(init_file).is_file() else None,
             artifacts=os.fspath(artifacts) if artifacts is not None and artifacts.is_dir() else None,
         )
     except LagoError as e:

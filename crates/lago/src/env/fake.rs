@@ -243,6 +243,7 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         memory_reserve: 0,
         memory_wait: false,
         memory_line: dir.join("memory-line"),
+        register: crate::prefix::register::Register::in_state_dir(dir),
     };
     Env::with_provider(prefix_with_vms(dir, &["vm00", "vm01", "vm02"]), options, Arc::new(fake)).unwrap()
 }

@@ -183,6 +183,9 @@ pub struct EnvOptions {
     pub memory_wait: bool,
     /// Where the line of starts and forks waiting for memory is kept (in lago's state directory).
     pub memory_line: PathBuf,
+    /// The host's register of environments (in lago's state directory), which `destroy` takes
+    /// the environment off.
+    pub register: crate::prefix::register::Register,
 }
 
 /// Runs `f` for every item, each on its own thread (one per VM), waits for all of them and
@@ -214,6 +217,7 @@ impl EnvOptions {
             memory_reserve: config.memory_reserve()?,
             memory_wait: true,
             memory_line: config.state_dir().join("memory-line"),
+            register: crate::prefix::register::Register::of_user(config.state_dir()),
         })
     }
 }
@@ -537,6 +541,7 @@ impl Env {
                 tracing::warn!("cannot take {} off the users of {image}: {e}", self.prefix.path.display());
             }
         }
+        crate::prefix::register::forget(&self.options.register, &self.prefix.path);
         lock.remove_file();
         drop(lock);
         self.prefix.repair_workdir()?;

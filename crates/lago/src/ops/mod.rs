@@ -4,7 +4,8 @@
 //! [`init`] builds a prefix from an init file; [`snapshot`] takes and reverts named snapshots;
 //! [`export`] writes stopped VMs' disks and an init file that brings them back; [`faults`] breaks
 //! networks on purpose; [`forward`] forwards VMs' ports to the host's loopback; [`guest`] copies files, collects artifacts, runs deploy scripts and shuts
-//! VMs down; [`ansible`] writes inventories; [`status`] reports; [`service`] drives services in
+//! VMs down; [`ansible`] writes inventories; [`status`] reports; [`reach`] says how to reach a kept
+//! environment; [`service`] drives services in
 //! VMs.
 
 pub mod ansible;
@@ -17,6 +18,7 @@ pub mod forward;
 pub mod graph;
 pub mod guest;
 pub mod init;
+pub mod reach;
 pub mod resume;
 pub mod service;
 pub mod snapshot;

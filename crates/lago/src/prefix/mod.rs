@@ -13,6 +13,7 @@ pub mod layout;
 pub mod leases;
 pub mod memory;
 pub mod records;
+pub mod register;
 pub mod state;
 pub mod workdir;
 

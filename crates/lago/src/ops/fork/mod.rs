@@ -499,6 +499,7 @@ impl Env {
         made.sort_by_key(|e| names.iter().position(|n| *n == e.prefix.name()));
         // The copies use the origin's templates: `template prune` keeps them.
         for env in &made {
+            crate::prefix::register::record(&env.options.register, &env.prefix.path);
             let uses = std::fs::read_to_string(env.prefix.join(crate::prefix::STORE_USES)).unwrap_or_default();
             for image in uses.lines().filter(|l| !l.is_empty()) {
                 if let Err(e) = crate::template::store::set_user(Path::new(image), &env.prefix.path, true) {
