@@ -96,3 +96,58 @@ def test_no_capture_by_default(pytester, lago_config) -> None:
     result.assert_outcomes(failed=1)
     assert "lago artefact:" not in result.stdout.str()
     assert not list(pytester.path.glob("lago-artifacts/*.lago-capture"))
+
+
+def test_kept_and_captured_the_capture_replays_after_the_kept_environment_is_ended(pytester, lago_config, tmp_path, monkeypatch) -> None:
+    """The issue's whole story: a failed test kept (``--lago-keep``) and captured; ``lago envs``
+    lists the kept environment and ends it; the artefact, moved elsewhere, replays the VM with the
+    test's file and background process (same pid); ``lago envs`` lists the replayed one too."""
+    import json
+    import os
+    import re
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
+    _ini(pytester, lago_config)
+    pid_file = pytester.path / "pid"
+    pytester.makepyfile(
+        test_cap=f"""
+        def test_a_failure(lago_env):
+            out = lago_env.get_vms()["vm01"].ssh(["echo made > /root/made; (sleep 10000 </dev/null >/dev/null 2>&1 &); sleep 0.3; pidof sleep"])
+            open({str(pid_file)!r}, "w").write(out.out.decode().strip())
+            assert False
+        """
+    )
+    result = pytester.runpytest("--lago-keep=on-failure", "--lago-capture=on-failure", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    workdir = re.search(r"^lago workdir: (\S+)$", out, re.M).group(1)
+    artefact = re.search(r"^lago artefact: (\S+)$", out, re.M).group(1)
+    lago = str(lago_binary())
+
+    def envs() -> list:
+        run = subprocess.run([lago, "-f", "json", "envs"], capture_output=True, text=True, env=os.environ.copy())
+        assert run.returncode == 0, run.stderr
+        return [r["path"] for r in json.loads(run.stdout)]
+
+    assert envs() == [f"{workdir}/default"]
+    moved = tmp_path / "elsewhere" / "failed.lago-capture"
+    moved.parent.mkdir()
+    os.rename(artefact, moved)
+    ended = subprocess.run([lago, "envs", "--destroy-older-than", "0s"], capture_output=True, text=True)
+    assert ended.returncode == 0, ended.stderr
+    assert envs() == []
+    replayed = tmp_path / "elsewhere" / "replayed"
+    run = subprocess.run([lago, "replay", str(moved), str(replayed)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    try:
+        assert envs() == [f"{replayed}/default"]
+        seen = subprocess.run(
+            [lago, "--workdir-path", str(replayed), "shell", "vm01", "cat /root/made; pidof sleep"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert seen == ["made", pid_file.read_text()]
+    finally:
+        subprocess.run([lago, "--workdir-path", str(replayed), "destroy", "--yes"], capture_output=True)
+    assert envs() == []

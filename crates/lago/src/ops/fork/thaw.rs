@@ -102,6 +102,8 @@ pub fn start_copy(
         let _ = env.destroy(&crate::report::NoopReporter);
         return Err(e);
     }
+    // `lago envs` lists it, as every prefix lago makes.
+    crate::prefix::register::record(&env.options.register, &env.prefix.path);
     Ok(env)
 }
 
