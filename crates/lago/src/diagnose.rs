@@ -482,11 +482,12 @@ impl Diagnose for crate::ops::wait::WaitError {
             WaitError::Command { vm, .. } => timeout(format!(
                 "the output above is the last try's; `lago shell {vm}` runs the command by hand, a longer `--timeout` waits longer"
             )),
-            WaitError::Port { vm, port, .. } => timeout(format!(
-                "the port is checked in the VM (a socket in LISTEN state): is the service started (`lago wait {vm} --unit NAME`)? `lago shell {vm} -c 'netstat -ltn || ss -ltn'` lists what listens; {port} must be a TCP port"
+            WaitError::Port { vm, .. } => timeout(format!(
+                "the port is checked in the VM (a TCP socket in LISTEN state, on any address): is the service started (`lago wait {vm} --unit NAME`)? `lago shell {vm} -c 'netstat -ltn || ss -ltn'` lists what listens"
             )),
-            WaitError::Unit { vm, unit, .. } => timeout(format!(
-                "`lago shell {vm} -c 'systemctl status {unit} || /sbin/service {unit} status'` shows why; its log is in the VM (`journalctl -u {unit}`, /var/log)"
+            WaitError::Unit { vm, status, .. } => timeout(format!(
+                "`lago shell {vm} -c {}` shows its state; its log is in the VM (the journal, /var/log)",
+                crate::host::ssh::quote(status)
             )),
             WaitError::File { vm, .. } => {
                 timeout(format!("the path is looked for as root in the VM; `lago shell {vm}` looks around by hand"))

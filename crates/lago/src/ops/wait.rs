@@ -78,6 +78,8 @@ pub enum WaitError {
         within: String,
         /// Its last state, with the service manager's words.
         last: String,
+        /// The command that asked the service manager.
+        status: String,
     },
     /// The path never appeared.
     #[error("VM {vm}: {path} did not appear within {within}; last seen: {last}")]
@@ -390,6 +392,7 @@ pub fn unit_in(
         unit: unit.to_owned(),
         within: human(timeout),
         last: seen.text,
+        status: line.clone(),
     })
 }
 

@@ -212,6 +212,15 @@ fn a_unit_wait_asks_the_service_manager_and_shows_the_last_state() {
         err.to_string(),
         "VM vm01: service nope was not active within 2 s; last seen: missing (service: no such service nope)"
     );
+    let rendered = crate::diagnose::render(&err);
+    assert_eq!(rendered.kind, Some(crate::diagnose::Kind::WaitTimeout));
+    assert!(!rendered.user);
+    assert_eq!(
+        rendered.hints,
+        [
+            "`lago shell vm01 -c '/sbin/service nope status'` shows its state; its log is in the VM (the journal, /var/log)"
+        ]
+    );
 }
 
 #[test]
