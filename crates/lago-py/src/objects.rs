@@ -488,6 +488,17 @@ impl Vm {
         py.detach(move || lago::ops::console::attach(&env, &name).map_err(to_py))
     }
 
+    /// Its serial console's log file (`logs/<vm>.console.log` in the prefix).
+    fn console_log(&self) -> String {
+        lago::prefix::Layout::new(&self.env.prefix.path).console_log(&self.name).display().to_string()
+    }
+
+    /// The last `lines` lines of its console log (empty when it has none).
+    #[pyo3(signature = (lines=20))]
+    fn console_tail(&self, lines: usize) -> String {
+        lago::provider::tail_file(&lago::prefix::Layout::new(&self.env.prefix.path).console_log(&self.name), lines)
+    }
+
     /// Waits until it answers SSH.
     fn wait_for_ssh(&self, py: Python<'_>) -> PyResult<()> {
         let (env, name) = (self.env.clone(), self.name.clone());

@@ -10,6 +10,16 @@ Fixtures:
     ``lago_env_scope`` (``module`` by default). ``lago_init_options`` (lines of ``key=value``)
     are ``lago init``'s options (``template_repo_path=...``).
 
+    Variants: the ini option may name several init files (separated by spaces or lines, quoted
+    as in a shell), the marker too (``@pytest.mark.lago_init_file("tiny.yaml",
+    "cloud-image.yaml")``, or a list). ``lago_env`` is then parametrized over them: one
+    environment per file, booted once and shared by that variant's tests (at the scope above),
+    destroyed after its last one; the test ids are the files' names without their suffix
+    (``test_x[tiny]``, ``test_x[cloud-image]``; the names of their directories when the files'
+    names are the same: ``envs/tiny/LagoInitFile``), with ``lago_vm`` each VM of each file
+    (``test_x[tiny-vm01]``). With one file nothing is parametrized. Under pytest-xdist and with
+    ``lago_env_reset = fork`` each variant is booted once for the run and forked as below.
+
 ``lago_vm``
     One VM of that environment: a test that takes ``lago_vm`` runs once per VM of the init file.
 
@@ -32,26 +42,36 @@ destroyed at the end of the run. Without xdist, ``lago_env_reset = fork`` does t
 one process.
 
 When a test that uses ``lago_env`` fails, the VMs' ``artifacts`` are collected into
-``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default) and the
-report says where.
+``<rootdir>/<lago_artifacts_dir>/<test id>/<vm>/`` (``lago-artifacts`` by default), each VM's
+console log is copied beside them (``<vm>.console.log``), and the report says where. Its failure
+text (the terminal's, and the JUnit ``<failure>``'s) ends with the last 20 console lines of the
+VMs involved (the test's ``lago_vm``, else every VM of ``lago_env``), each under a header
+``console of <vm> (last 20 lines)``. Its ``user_properties`` name the environment:
+``lago_workdir``, ``lago_prefix``, ``lago_init_file`` (with ``lago_env_reset``, the reset's
+time, when there was one). With ``--junitxml``, these are ``<property>`` elements of its
+``<testcase>``, and its ``<system-out>`` ends with a line ``[[ATTACHMENT|/abs/path]]`` per file of
+its artifacts and console logs, and per capture of its environment (``--lago-capture``): Jenkins'
+JUnit attachments plugin and GitLab show those files with the test. A test that passed has none.
+They come back from pytest-xdist workers too.
 """
 
 import fcntl
 import hashlib
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
-from . import sdk
+from . import _pytest_report, _pytest_variants, sdk
 from ._lago import LagoError, vm_names_of
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it)", default="")
+    parser.addini("lago_init_file", "init file of the lago_env fixture (a lago_init_file marker overrides it); several (separated by spaces) are variants, lago_env parametrized over them", default="")
     parser.addini("lago_env_scope", "scope of lago_env: function, class, module, package or session", default="module")
     parser.addini("lago_init_options", "lago init options of lago_env, one key=value per line", type="linelist", default=[])
     parser.addini("lago_env_reset", "before each test using lago_env: revert (to a live snapshot taken once it is up), fork (a new copy of the environment frozen once it is up) or none", default="none")
@@ -59,20 +79,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "lago_init_file(path): the init file of lago_env (relative to the test's file)")
+    config.addinivalue_line("markers", "lago_init_file(path, ...): the init file of lago_env (relative to the test's file); several are variants, lago_env parametrized over them")
     config.addinivalue_line("markers", "lago_env_reset(mode): 'revert' takes lago_env back to its clean snapshot before the test, 'fork' (on a module) gives each test a new copy of the environment frozen once it is up, 'none' does neither")
+    # The attachments of failed tests in the JUnit XML (--junitxml).
+    config.pluginmanager.register(_pytest_report.JunitAttachments(config), "lago-junit-attachments")
 
 
 def _init_file(config: pytest.Config, node: Any) -> Path:
-    marker = node.get_closest_marker("lago_init_file") if node is not None else None
-    if marker is not None:
-        path = Path(marker.args[0])
-        return path if path.is_absolute() else Path(str(node.fspath)).parent / path
-    ini = config.getini("lago_init_file")
-    if not ini:
-        raise pytest.UsageError("lago_env needs an init file: a @pytest.mark.lago_init_file(path) marker or the ini option lago_init_file")
-    path = Path(ini)
-    return path if path.is_absolute() else Path(str(config.rootpath)) / path
+    """The one init file of ``lago_env`` for ``node`` (several are variants: ``lago_env`` is
+    then parametrized over them, see ``_pytest_variants``)."""
+    files = _pytest_variants.init_files(config, node)
+    if len(files) > 1:
+        raise pytest.UsageError(
+            "lago_init_file names several init files (" + ", ".join(str(f) for f in files)
+            + "): lago_env is parametrized over them only when it is an argument of the test (or of its fixtures)"
+        )
+    return files[0]
 
 
 def _options(config: pytest.Config) -> Dict[str, str]:
@@ -171,10 +193,12 @@ def _module_reset_mode(request: pytest.FixtureRequest) -> str:
 def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sdk.SDK]:
     """The started environment of the init file (see the module's documentation): a fork of it
     of this process's own under pytest-xdist and with ``lago_env_reset = fork``."""
-    init_file = _init_file(request.config, request.node)
+    param = getattr(request, "param", None)
+    init_file = Path(param) if param is not None else _init_file(request.config, request.node)
     if _worker(request.config) is not None or _module_reset_mode(request) == "fork":
         env = _forked_env(request, tmp_path_factory, init_file)
         env._lago_fresh = True
+        env._lago_init_file = init_file
         try:
             yield env
         finally:
@@ -182,6 +206,7 @@ def lago_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         return
     workdir = tmp_path_factory.mktemp("lago") / ".lago"
     env = sdk.init(init_file, workdir=workdir, **_options(request.config))
+    env._lago_init_file = init_file
     try:
         env.start()
         yield env
@@ -196,6 +221,20 @@ def lago_vm(request: pytest.FixtureRequest, lago_env: sdk.SDK) -> Any:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "lago_env" not in metafunc.fixturenames:
+        return
+    try:
+        files = _pytest_variants.init_files(metafunc.config, metafunc.definition)
+    except pytest.UsageError as e:
+        if "lago_vm" in metafunc.fixturenames:
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
+        return  # lago_env says it when it is set up
+    if len(files) > 1:
+        try:
+            _pytest_variants.parametrize(metafunc, files, _scope("lago_env", metafunc.config))
+        except pytest.UsageError as e:
+            raise pytest.fail.Exception(str(e), pytrace=False) from None
+        return
     if "lago_vm" not in metafunc.fixturenames:
         return
     names = vm_names_of(os.fspath(_init_file(metafunc.config, metafunc.definition)))
@@ -258,6 +297,8 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "teardown":
+        _pytest_report.teardown(item, report)
     reset = item.stash.get(_RESET, None)
     if reset is not None and report.when == "call":
         report.sections.append(("lago", f"environment reset before the test: {reset}"))
@@ -267,9 +308,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if env is None:
         return
     dest = _artifacts_dir(item)
+    shutil.rmtree(dest, ignore_errors=True)  # a former run's
     try:
         env.collect_artifacts(dest, ignore_nopath=True)
     except LagoError as e:
         report.sections.append(("lago", f"collecting the VMs' artifacts failed: {e}"))
     else:
         report.sections.append(("lago", f"artifacts of the VMs: {dest}"))
+    _pytest_report.failed(item, report, env, dest)

@@ -5,7 +5,8 @@
 //! client ([`ssh`], and the sessions the SDKs keep open: [`ssh_session`]), `qemu-img` ([`images`], the only place that builds its arguments),
 //! downloads ([`fetch`]), host network interfaces ([`netdev`]: the TAP of a network's host leg),
 //! the host's memory and tmpfs ([`memory`]: where VMs' memory files live),
-//! the per-prefix log file and the cpio format of initramfs images. Nothing
+//! the per-prefix log file, the cpio format of initramfs images, the filesystems mounted under a
+//! directory ([`mounts`]: detached before it is removed). Nothing
 //! here knows what an environment, a prefix or a VM record is: callers pass paths.
 
 pub mod cpio;
@@ -15,6 +16,7 @@ pub mod interrupt;
 pub mod lock;
 pub mod logfile;
 pub mod memory;
+pub mod mounts;
 pub mod netdev;
 pub mod pathio;
 pub mod process;

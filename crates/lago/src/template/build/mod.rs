@@ -138,9 +138,7 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
     if let Ok(entries) = std::fs::read_dir(&opts.cache_dir) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(".build-") && e.file_type().is_ok_and(|t| t.is_dir()) {
-                // A tool the killed build started (`tar` under `dpkg-deb`) may still be writing
-                // into it for a moment: removal is retried until it stays empty.
-                match remove_dir_retrying(&e.path(), std::time::Duration::from_secs(10)) {
+                match sweep_work_dir(&e.path()) {
                     Ok(()) => reporter.warn(&format!(
                         "Repaired: removed {} left by an interrupted template build",
                         e.path().display()
@@ -175,6 +173,15 @@ pub fn build(opts: &BuildOptions, runner: &dyn CommandRunner, reporter: &dyn Rep
             (None, None) => Err(BuildError::Repo(format!("the latest version of {} went away", opts.name))),
         }
     })
+}
+
+/// Removes an interrupted build's work directory: first the filesystems a killed tool left
+/// mounted in it (mmdebstrap's `proc`, `sys` and the host's `dev`), so that the removal never
+/// walks into them; then its files. A tool the killed build started (`tar` under `dpkg-deb`)
+/// may still be writing into it for a moment: removal is retried until it stays empty.
+fn sweep_work_dir(dir: &Path) -> std::io::Result<()> {
+    crate::host::mounts::detach_all_under(dir).map_err(std::io::Error::other)?;
+    remove_dir_retrying(dir, std::time::Duration::from_secs(10))
 }
 
 /// Removes `dir` and everything in it, again and again while something still writes into it,
@@ -347,4 +354,34 @@ pub(crate) fn publish_into(
     drop(partial);
     drop(lock);
     Ok(Built { name: name.to_owned(), version, path: dest, hash, size, published: true })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An interrupted build's work directory with a directory of the host bind-mounted into it
+    /// (as mmdebstrap's root mode leaves `dev`): the sweep detaches the mount and removes the
+    /// work directory without touching what the mount showed. Mounting needs root.
+    #[test]
+    fn sweeping_a_work_dir_detaches_what_is_mounted_in_it_first() {
+        if !nix::unistd::Uid::effective().is_root() {
+            return; // mounting needs root (the tests run as root in CI)
+        }
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("canary"), "host file").unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let work = cache.path().join(".build-debian12.x");
+        let dev = work.join("dev");
+        std::fs::create_dir_all(&dev).unwrap();
+        nix::mount::mount(Some(host.path()), &dev, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+        assert!(dev.join("canary").exists());
+
+        sweep_work_dir(&work).unwrap();
+
+        assert!(!work.exists());
+        assert_eq!(std::fs::read_to_string(host.path().join("canary")).unwrap(), "host file");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(crate::host::mounts::mount_points_under(&mounts, cache.path()).is_empty());
+    }
 }
