@@ -22,6 +22,7 @@ pub(crate) mod snapshot;
 pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod template;
+pub(crate) mod wait;
 pub(crate) mod workdir;
 
 use std::ffi::OsString;
@@ -51,6 +52,7 @@ pub(crate) enum Verb {
     Console(console::ConsoleArgs),
     Net(net::NetArgs),
     Forward(forward::ForwardArgs),
+    Wait(wait::WaitArgs),
     Fork(fork::ForkArgs),
     Snapshot(snapshot::SnapshotArgs),
     Revert(snapshot::RevertArgs),
@@ -113,6 +115,7 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
         Verb::Export(a) => export::cmd_export(ctx, a),
         Verb::Forward(a) => forward::cmd_forward(ctx, a),
+        Verb::Wait(a) => wait::cmd_wait(ctx, a),
         Verb::Fork(a) => fork::cmd_fork(ctx, a),
         Verb::AnsibleHosts(a) => ansible::cmd_ansible_hosts(ctx, a),
         Verb::Template(a) => template::cmd_template(ctx, a),
