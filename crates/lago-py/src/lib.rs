@@ -39,6 +39,7 @@ fn original_class(kind: lago::diagnose::Kind) -> (&'static str, &'static str) {
         Kind::CopyToVm => ("lago.plugins.vm", "LagoCopyFilesToVMError"),
         Kind::CopyFromVm => ("lago.plugins.vm", "LagoCopyFilesFromVMError"),
         Kind::SshTimeout => ("lago.ssh", "LagoSSHTimeoutException"),
+        Kind::WaitTimeout => ("lago.plugins.vm", "LagoWaitTimeoutError"),
     }
 }
 

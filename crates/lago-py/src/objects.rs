@@ -34,6 +34,16 @@ fn names(list: Option<Vec<String>>) -> Vec<String> {
     list.unwrap_or_default()
 }
 
+/// A wait's timeout in seconds (`None`: lago's default), or `ValueError`.
+fn wait_timeout(secs: Option<f64>) -> PyResult<std::time::Duration> {
+    match secs {
+        None => Ok(lago::ops::wait::DEFAULT_TIMEOUT),
+        Some(s) => std::time::Duration::try_from_secs_f64(s).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!("timeout must be a number of seconds, 0 or more (got {s})"))
+        }),
+    }
+}
+
 /// An environment: the prefix `current` of a workdir.
 #[pyclass(subclass, frozen, module = "lago._lago")]
 pub(crate) struct Env {
@@ -542,6 +552,44 @@ impl Vm {
             }
             Ok(false)
         })
+    }
+
+    /// Waits until command line `command` exits with 0 in the VM, `timeout` seconds at most:
+    /// the successful try's `CommandStatus`.
+    #[pyo3(signature = (command, timeout=None))]
+    fn wait_for(&self, py: Python<'_>, command: String, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let (env, name, timeout) = (self.env.clone(), self.name.clone(), wait_timeout(timeout)?);
+        let st = blocking(py, move || env.vm(&name).map_err(to_py)?.wait_for(&command, timeout).map_err(to_py))?;
+        status(py, &st)
+    }
+
+    /// Waits until a TCP socket listens on `port` in the VM, `timeout` seconds at most.
+    #[pyo3(signature = (port, timeout=None))]
+    fn wait_for_port(&self, py: Python<'_>, port: u16, timeout: Option<f64>) -> PyResult<()> {
+        let (env, name, timeout) = (self.env.clone(), self.name.clone(), wait_timeout(timeout)?);
+        blocking(py, move || env.vm(&name).map_err(to_py)?.wait_for_port(port, timeout).map_err(to_py))
+    }
+
+    /// Waits until service `unit` is active in the VM, `timeout` seconds at most.
+    #[pyo3(signature = (unit, timeout=None))]
+    fn wait_for_unit(&self, py: Python<'_>, unit: String, timeout: Option<f64>) -> PyResult<()> {
+        let (env, name, timeout) = (self.env.clone(), self.name.clone(), wait_timeout(timeout)?);
+        blocking(py, move || env.vm(&name).map_err(to_py)?.wait_for_unit(&unit, timeout).map_err(to_py))
+    }
+
+    /// Waits until `path` exists in the VM, `timeout` seconds at most.
+    #[pyo3(signature = (path, timeout=None))]
+    fn wait_for_file(&self, py: Python<'_>, path: String, timeout: Option<f64>) -> PyResult<()> {
+        let (env, name, timeout) = (self.env.clone(), self.name.clone(), wait_timeout(timeout)?);
+        blocking(py, move || env.vm(&name).map_err(to_py)?.wait_for_file(&path, timeout).map_err(to_py))
+    }
+
+    /// Waits until a line of the VM's console (since it started) matches `regex`, `timeout`
+    /// seconds at most: the line.
+    #[pyo3(signature = (regex, timeout=None))]
+    fn wait_for_console(&self, py: Python<'_>, regex: String, timeout: Option<f64>) -> PyResult<String> {
+        let (env, name, timeout) = (self.env.clone(), self.name.clone(), wait_timeout(timeout)?);
+        blocking(py, move || env.vm(&name).map_err(to_py)?.wait_for_console(&regex, timeout).map_err(to_py))
     }
 
     /// The CPU model and vendor: `(model or None, vendor)`.

@@ -50,6 +50,8 @@ pub enum Kind {
     CopyFromVm,
     /// SSH never connected (`lago.ssh.LagoSSHTimeoutException`).
     SshTimeout,
+    /// A wait helper's time ran out (lago's own: `lago.plugins.vm.LagoWaitTimeoutError`).
+    WaitTimeout,
 }
 
 impl Kind {
@@ -64,6 +66,7 @@ impl Kind {
             Kind::CopyToVm => "copy-to-vm",
             Kind::CopyFromVm => "copy-from-vm",
             Kind::SshTimeout => "ssh-timeout",
+            Kind::WaitTimeout => "wait-timeout",
         }
     }
 }
@@ -514,6 +517,40 @@ impl Diagnose for crate::ops::console::ConsoleError {
         match self {
             crate::ops::console::ConsoleError::Env(e) => e.diagnose(),
             _ => Diagnosis::host(),
+        }
+    }
+}
+
+impl Diagnose for crate::ops::wait::WaitError {
+    fn diagnose(&self) -> Diagnosis {
+        use crate::ops::wait::WaitError;
+        let timeout = |hint: String| Diagnosis::host().of_kind(Kind::WaitTimeout).with_hint(hint);
+        match self {
+            WaitError::Env(e) => e.diagnose(),
+            WaitError::Service(e) => e.diagnose(),
+            WaitError::Command { vm, .. } => timeout(format!(
+                "the output above is the last try's; `lago shell {vm}` runs the command by hand, a longer `--timeout` waits longer"
+            )),
+            WaitError::Port { vm, .. } => timeout(format!(
+                "the port is checked in the VM (a TCP socket in LISTEN state, on any address): is the service started (`lago wait {vm} --unit NAME`)? `lago shell {vm} -c 'netstat -ltn || ss -ltn'` lists what listens"
+            )),
+            WaitError::Unit { vm, status, .. } => timeout(format!(
+                "`lago shell {vm} -c {}` shows its state; its log is in the VM (the journal, /var/log)",
+                crate::host::ssh::quote(status)
+            )),
+            WaitError::File { vm, .. } => {
+                timeout(format!("the path is looked for as root in the VM; `lago shell {vm}` looks around by hand"))
+            }
+            WaitError::Console { vm, .. } => timeout(format!(
+                "the whole console log is the prefix's logs/{vm}.console.log; `lago console {vm}` attaches to the console"
+            )),
+            WaitError::BadRegex { .. } => Diagnosis::user().with_hint(
+                "the console is matched line by line with Rust's `regex` syntax (https://docs.rs/regex/#syntax)",
+            ),
+            WaitError::NoConsole { .. } => Diagnosis::user().with_hint(
+                "a machine of the `ssh` provider has no console lago logs; wait for a command or a file instead",
+            ),
+            WaitError::Follow { .. } => Diagnosis::host(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub(crate) mod snapshot;
 pub(crate) mod start;
 pub(crate) mod status;
 pub(crate) mod template;
+pub(crate) mod wait;
 pub(crate) mod workdir;
 
 use std::ffi::OsString;
@@ -52,6 +53,7 @@ pub(crate) enum Verb {
     Console(console::ConsoleArgs),
     Net(net::NetArgs),
     Forward(forward::ForwardArgs),
+    Wait(wait::WaitArgs),
     Fork(fork::ForkArgs),
     Capture(capture::CaptureArgs),
     Replay(capture::ReplayArgs),
@@ -116,6 +118,7 @@ pub(crate) fn run(ctx: &mut Context, verb: &Verb) -> Result<ExitCode, CliError> 
         Verb::Revert(a) => snapshot::cmd_revert(ctx, a),
         Verb::Export(a) => export::cmd_export(ctx, a),
         Verb::Forward(a) => forward::cmd_forward(ctx, a),
+        Verb::Wait(a) => wait::cmd_wait(ctx, a),
         Verb::Fork(a) => fork::cmd_fork(ctx, a),
         Verb::Capture(a) => capture::cmd_capture(ctx, a),
         Verb::Replay(a) => capture::cmd_replay(ctx, a),

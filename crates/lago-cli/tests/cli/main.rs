@@ -18,4 +18,5 @@ mod test_reliability;
 mod test_status;
 mod test_store;
 mod test_template;
+mod test_wait;
 mod test_workdir;

@@ -16,6 +16,7 @@ mod lab;
 mod libvirt;
 mod ops;
 mod tiny;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -240,6 +240,8 @@ impl Env {
             _ => (Memory::Ram, None),
         };
         let mut ssh_port = ssh_port.filter(|p| port_is_free(*p));
+        let console_start =
+            (crate::prefix::Layout::new(&self.prefix.path).console_start(&vm.name), self.console_len(vm));
         let mut attempts = 0;
         loop {
             crate::host::interrupt::check()?;
@@ -272,6 +274,7 @@ impl Env {
             };
             match provider.start(vm, &ctx) {
                 Ok(()) => {
+                    let _ = std::fs::write(&console_start.0, console_start.1.to_string());
                     if relays {
                         for f in &chosen {
                             if let Err(e) = provider.set_forward(&self.prefix.path, vm, f.host, f.guest, true) {

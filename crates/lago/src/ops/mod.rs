@@ -5,8 +5,8 @@
 //! [`export`] writes stopped VMs' disks and an init file that brings them back; [`faults`] breaks
 //! networks on purpose; [`forward`] forwards VMs' ports to the host's loopback; [`guest`] copies files, collects artifacts, runs deploy scripts and shuts
 //! VMs down; [`ansible`] writes inventories; [`status`] reports; [`reach`] says how to reach a kept
-//! environment; [`service`] drives services in
-//! VMs.
+//! environment; [`service`] drives services in VMs; [`wait`] waits until a VM is ready for a
+//! test's next step (a command, a port, a service, a file, a console line).
 
 pub mod ansible;
 pub mod capture;
@@ -23,3 +23,4 @@ pub mod resume;
 pub mod service;
 pub mod snapshot;
 pub mod status;
+pub mod wait;

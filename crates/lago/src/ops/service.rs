@@ -81,7 +81,8 @@ impl ServiceProvider {
         Self::ALL.iter().find(|(_, n, _)| *n == name).map(|(p, _, _)| *p)
     }
 
-    fn argv<'a>(self, action: &'a str, service: &'a str) -> Vec<&'a str> {
+    /// The command that runs `action` on `service`.
+    pub(crate) fn argv<'a>(self, action: &'a str, service: &'a str) -> Vec<&'a str> {
         match self {
             ServiceProvider::Systemd if action == "status" => vec!["systemctl", "status", "--lines=0", service],
             ServiceProvider::Systemd => vec!["systemctl", action, service],

@@ -136,6 +136,12 @@ impl Layout {
         self.root.join("run")
     }
 
+    /// `run/<vm>.console-start`: the length of the VM's console log when it was last started;
+    /// what follows is its current run's (`Vm::wait_for_console`).
+    pub fn console_start(&self, vm: &str) -> PathBuf {
+        self.root.join(format!("run/{vm}.console-start"))
+    }
+
     /// `run/state.json`.
     pub fn state(&self) -> PathBuf {
         self.root.join("run/state.json")

@@ -55,6 +55,13 @@ class LagoFailedToGetVMStateError(utils.LagoException):
     """The state of a VM could not be had."""
 
 
+class LagoWaitTimeoutError(VMError, TimeoutError):
+    """lago's own: a wait helper's time ran out (``vm.wait_for``, ``wait_for_port``,
+    ``wait_for_unit``, ``wait_for_file``, ``wait_for_console``). Its message says what the
+    last check saw: the command's exit code and output, the ports that listened, the service's
+    state, the console's last lines. Also a ``TimeoutError``."""
+
+
 def check_running(func: Any) -> Any:
     """Decorator of VM methods: raises ``LagoVMNotRunningError`` when the VM does not run."""
     import functools
@@ -257,6 +264,38 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
             return False
         return self._native.ssh_reachable(tries)
 
+    # --- waits (lago's own) -----------------------------------------------------------------
+    # Each polls without a fixed sleep and raises LagoWaitTimeoutError (what it saw last) once
+    # ``timeout`` seconds (default 120) have passed; LagoVMNotRunningError when the VM does not run.
+
+    def wait_for(self, command: Union[str, Sequence[str]], timeout: Optional[float] = None) -> "utils.CommandStatus":
+        """Waits until ``command`` (a line for the VM's ``sh``; a list is joined with spaces, as
+        :meth:`ssh` does) exits with 0, trying it again as soon as a try fails; returns that
+        try's ``CommandStatus``. A try still running when the time is up is stopped."""
+        line = command if isinstance(command, str) else " ".join(command)
+        return self._native.wait_for(line, timeout)
+
+    def wait_for_port(self, port: int, timeout: Optional[float] = None) -> None:
+        """Waits until a TCP socket listens on ``port`` in the VM, on any of its addresses (as the
+        VM's kernel says: the service in the VM listens; the test's networks are not involved)."""
+        self._native.wait_for_port(port, timeout)
+
+    def wait_for_unit(self, name: str, timeout: Optional[float] = None) -> None:
+        """Waits until service ``name`` is active, as the VM's service manager says (systemd, or
+        ``/sbin/service NAME status``: the VM's ``service_provider``)."""
+        self._native.wait_for_unit(name, timeout)
+
+    def wait_for_file(self, path: str, timeout: Optional[float] = None) -> None:
+        """Waits until ``path`` exists in the VM."""
+        self._native.wait_for_file(path, timeout)
+
+    def wait_for_console(self, regex: str, timeout: Optional[float] = None) -> str:
+        """Waits until a line of the VM's serial console matches ``regex`` (Rust's ``regex``
+        syntax, searched in each line) and returns the line. The lines printed since the VM was
+        last started count, then each line as it is printed (the file is followed, not re-read);
+        the line being printed counts too (a prompt)."""
+        return self._native.wait_for_console(regex, timeout)
+
     def copy_to(self, local_path: Any, remote_path: str, recursive: bool = True) -> None:
         """Copies a local file or directory into the VM (directories always whole)."""
         self._native.copy_to(os.fspath(local_path), remote_path)
@@ -370,4 +409,4 @@ class VMPlugin(Plugin, metaclass=ABCMeta):
 
 __all__ = ["VMPlugin", "VMError", "ExtractPathError", "ExtractPathNoPathError", "LagoVMNotRunningError",
            "LagoCopyFilesToVMError", "LagoCopyFilesFromVMError", "LagoVMDoesNotExistError",
-           "LagoFailedToGetVMStateError", "check_running"]
+           "LagoFailedToGetVMStateError", "LagoWaitTimeoutError", "check_running"]
