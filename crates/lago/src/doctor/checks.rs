@@ -268,6 +268,13 @@ fn templates(c: &mut Checks<'_>, paths: &Paths) {
         "extracts the kernel of templates for direct boot, unpacks compressed templates",
         c.tool("xz", c.install(&["xz-utils"])),
     );
+    c.push(
+        Group::Templates,
+        "zstd",
+        false,
+        "compresses and unpacks the artefacts of `lago capture` and `lago replay`",
+        c.tool("zstd", c.install(&["zstd"])),
+    );
     let repo_dir = repo_dir(&paths.template_repo);
     c.push(
         Group::Templates,

@@ -31,6 +31,7 @@ impl FakeHost {
             ("mcopy", ""),
             ("mke2fs", ""),
             ("xz", ""),
+            ("zstd", ""),
             ("mmdebstrap", ""),
             ("virt-customize", ""),
             ("guestfish", ""),
