@@ -429,12 +429,16 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # The controller's services
 
-uwsgi_app() { # NAME PORT WSGI-FILE [uwsgi options...]
-  local name=$1 port=$2 file=$3
-  shift 3
+# NAME PORT WSGI-FILE THREADS [uwsgi options...]: the APIs of nova and neutron want one thread per process (they
+# run under eventlet: with more, requests hang on "greenlet.error: cannot switch to a different
+# thread"), so they get two processes of one thread; the others one process of 8 threads.
+uwsgi_app() {
+  local name=$1 port=$2 file=$3 threads=$4 processes=1
+  shift 4
+  [ "$threads" = 1 ] && processes=2
   daemon "$name" ip netns exec "$NS" uwsgi --plugin python3 --http-socket "$CTL_IP:$port" \
     --wsgi-file "$file" --master --lazy-apps --die-on-term --buffer-size 65535 --enable-threads \
-    --processes 1 --threads 8 --add-header "Connection: close" --need-app "$@"
+    --processes "$processes" --threads "$threads" --add-header "Connection: close" --need-app "$@"
 }
 
 infra_up() {
@@ -493,7 +497,7 @@ keystone_up() {
     mark keystone
     say "keystone: database and bootstrap done"
   fi
-  uwsgi_app keystone 5000 /usr/bin/keystone-wsgi-public --env OS_KEYSTONE_CONFIG_FILES="$E/keystone/keystone.conf"
+  uwsgi_app keystone 5000 /usr/bin/keystone-wsgi-public 8 --env OS_KEYSTONE_CONFIG_FILES="$E/keystone/keystone.conf"
   wait_for keystone 90 http_up "http://$CTL_IP:5000/v3"
   say "keystone: up"
 }
@@ -527,6 +531,8 @@ if what == "identity":
     for name in ("glance", "placement", "nova", "neutron"):
         user(name, service, ["admin", "service"])
     user("lago", lago, ["admin", "member"])
+    # A project whose quota is too small for a two-VM environment (the e2e tests' bad input).
+    user("lago-small", project("lago-small"), ["member"])
     for name, kind, url in [("glance", "image", f"http://{ctl}:9292"),
                             ("placement", "placement", f"http://{ctl}:8778"),
                             ("nova", "compute", f"http://{ctl}:8774/v2.1"),
@@ -543,6 +549,9 @@ else:
         if not c.compute.find_flavor(name, ignore_missing=True):
             c.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk, is_public=True)
     c.set_compute_quotas(lago.id, instances=50, cores=100, ram=102400)
+    small = idn.find_project("lago-small", domain_id="default")
+    if small:
+        c.set_compute_quotas(small.id, instances=1, cores=1, ram=512)
     c.set_network_quotas(lago.id, network=100, subnet=100, port=500)
     net = c.network.find_network("lago-mgmt")
     if not net:
@@ -558,11 +567,9 @@ PYEOF
 services_up() {
   local nc="--config-file $E/nova/nova.conf"
   local nq="--config-file $E/neutron/neutron.conf --config-file $E/neutron/ml2_conf.ini"
-  if ! done_mark identity; then
-    cloud_objects identity >>"$L/cloud-objects.log" 2>&1 || die "identity set-up failed: $(tail -5 "$L/cloud-objects.log")"
-    mark identity
-    say "keystone: service users, endpoints, project and user lago"
-  fi
+  # Idempotent (found, else created): every time.
+  cloud_objects identity >>"$L/cloud-objects.log" 2>&1 || die "identity set-up failed: $(tail -5 "$L/cloud-objects.log")"
+  say "keystone: service users, endpoints, projects and users lago, lago-small"
   if ! done_mark dbsync; then
     # The schemas, in parallel (each is a few Python processes of tens of seconds).
     local pids=() job failed=0
@@ -583,13 +590,13 @@ services_up() {
     say "schemas: glance, placement, nova, neutron synced"
   fi
   daemon glance-api ip netns exec "$NS" glance-api --config-file "$E/glance/glance-api.conf"
-  uwsgi_app placement-api 8778 /usr/bin/placement-api --env OS_PLACEMENT_CONFIG_DIR="$E/placement"
-  uwsgi_app nova-api 8774 /usr/bin/nova-api-wsgi --env OS_NOVA_CONFIG_DIR="$E/nova"
+  uwsgi_app placement-api 8778 /usr/bin/placement-api 8 --env OS_PLACEMENT_CONFIG_DIR="$E/placement"
+  uwsgi_app nova-api 8774 /usr/bin/nova-api-wsgi 1 --env OS_NOVA_CONFIG_DIR="$E/nova"
   # shellcheck disable=SC2086
   daemon nova-conductor ip netns exec "$NS" nova-conductor $nc
   # shellcheck disable=SC2086
   daemon nova-scheduler ip netns exec "$NS" nova-scheduler $nc
-  uwsgi_app neutron-api 9696 /usr/bin/neutron-api --pyargv "$nq"
+  uwsgi_app neutron-api 9696 /usr/bin/neutron-api 1 --pyargv "$nq"
   # shellcheck disable=SC2086
   daemon neutron-rpc-server ip netns exec "$NS" neutron-rpc-server $nq
   wait_for glance 90 http_up "http://$CTL_IP:9292"
@@ -718,11 +725,9 @@ up() {
     i=$((i + 1))
   done
   say "compute nodes: ${NODES[*]} started"
-  if ! done_mark resources; then
-    cloud_objects resources >>"$L/cloud-objects.log" 2>&1 || die "flavors/network/quota set-up failed: $(tail -5 "$L/cloud-objects.log")"
-    mark resources
-    say "cloud: flavors lago.<ram>.<vcpus>, network lago-mgmt, quotas of project lago"
-  fi
+  # Idempotent (found, else created): every time.
+  cloud_objects resources >>"$L/cloud-objects.log" 2>&1 || die "flavors/network/quota set-up failed: $(tail -5 "$L/cloud-objects.log")"
+  say "cloud: flavors lago.<ram>.<vcpus>, network lago-mgmt, quotas of projects lago and lago-small"
   wait_for "discover_hosts (${NODES[*]})" 180 discover
   say "nova: ${NODES[*]} registered in cell1"
   wait_for "linuxbridge agents (${NODES[*]})" 120 agents_alive
