@@ -561,6 +561,9 @@ pub trait Provider: Send + Sync {
 /// A libvirt host's provider, or why it could not be reached (what, libvirt's message).
 type Connection = Result<Arc<dyn Provider>, (String, String)>;
 
+/// The OpenStack cloud's provider, or why it could not be reached.
+type CloudConnection = Result<Arc<dyn Provider>, Arc<openstack::OpenstackError>>;
+
 /// The providers of one environment, one per kind (and per libvirt host), made when first
 /// needed: an environment with no libvirt VM never connects to libvirt.
 pub struct Providers {
@@ -571,7 +574,7 @@ pub struct Providers {
     /// How libvirt hosts are reached.
     pub libvirt_options: LibvirtOptions,
     /// The OpenStack cloud, connected on first use (or why it could not be).
-    openstack: std::sync::Mutex<Option<Result<Arc<dyn Provider>, Arc<openstack::OpenstackError>>>>,
+    openstack: std::sync::Mutex<Option<CloudConnection>>,
     /// How the OpenStack cloud is reached (`[openstack]`).
     pub openstack_options: crate::config::openstack::OpenstackOptions,
 }

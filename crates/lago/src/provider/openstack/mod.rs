@@ -28,8 +28,9 @@ pub mod resources;
 pub mod session;
 pub mod userdata;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "fake-cloud"))]
+#[doc(hidden)]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 
