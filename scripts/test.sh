@@ -8,8 +8,8 @@
 # profile (no fail-fast) is used. Arguments go to nextest.
 #
 # The OpenStack provider's e2e tests (`openstack::`) run against a two-compute-node test cloud on
-# this machine (scripts/openstack-cloud.sh, as root): it comes up (installing its packages the
-# first time) in the background while the other tests run, then its tests run alone (their
+# this machine (scripts/openstack-cloud.sh, as root): its packages are installed first (once),
+# then it comes up in the background while the other tests run, then its tests run alone (their
 # servers use the same cores), then it goes down. Not root: they are left out, said on stderr.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -21,7 +21,10 @@ status=0
 if [ "$(id -u)" = 0 ]; then
   cloud_log=target/openstack-cloud.log
   mkdir -p target
-  bash scripts/openstack-cloud.sh up >"$cloud_log" 2>&1 &
+  # The packages first, in the foreground: genisoimage among them builds the config drive of
+  # the `tiny` e2e test of nova's seed, which runs with the other tests.
+  bash scripts/openstack-cloud.sh install >"$cloud_log" 2>&1 || { tail -20 "$cloud_log" >&2; exit 1; }
+  bash scripts/openstack-cloud.sh up >>"$cloud_log" 2>&1 &
   cloud=$!
   trap 'bash scripts/openstack-cloud.sh down >>"$cloud_log" 2>&1 || true' EXIT
   cargo nextest run --workspace --all-features --profile "$profile" -E 'not test(/^openstack::/)' "$@" || status=$?

@@ -315,7 +315,8 @@ fn the_kvm_probes_guest_reaches_user_space_on_the_tiny_kernel() {
 /// OpenStack's form of the seed: no CIDATA disk, but a config drive (iso9660 labelled
 /// `config-2` on an IDE CD-ROM, as nova attaches it to an i440fx machine) whose
 /// `openstack/latest/user_data` is the seed's files as a newc cpio archive. `tiny` unpacks it and
-/// applies it as it applies a CIDATA disk.
+/// applies it as it applies a CIDATA disk. The ISO is made with genisoimage, as nova makes it
+/// (`scripts/openstack-cloud.sh install` installs it; `scripts/test.sh` runs that first, as root).
 #[test]
 fn tiny_applies_the_seed_of_an_openstack_config_drive() {
     const NET: u8 = 204;
