@@ -110,6 +110,11 @@ pub fn create_port(
     mac: Option<&str>,
     ip: Option<(&str, String)>,
 ) -> Result<Value, OpenstackError> {
+    // One left by a command that was killed (or whose rollback did not reach the cloud) holds
+    // the MAC and address: it goes first.
+    if let Some(old) = port_named(s, uuid, name)? {
+        s.delete("network", &format!("/ports/{}", old["id"].as_str().unwrap_or_default()))?;
+    }
     let mut port =
         json!({"network_id": net_id, "name": name, "description": env_tag(uuid), "port_security_enabled": false});
     if let Some(mac) = mac {
@@ -129,7 +134,8 @@ pub fn create_port(
 
 /// The environment's port named `name`.
 pub fn port_named(s: &Session, uuid: &str, name: &str) -> Result<Option<Value>, OpenstackError> {
-    let v = s.get("network", &format!("/ports?name={name}&tags={}", env_tag(uuid)))?;
+    // By its description (set at creation), so a port not tagged yet is found too.
+    let v = s.get("network", &format!("/ports?name={name}&description={}", env_tag(uuid)))?;
     Ok(v["ports"].as_array().and_then(|p| p.first().cloned()))
 }
 
