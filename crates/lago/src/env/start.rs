@@ -470,6 +470,7 @@ impl Env {
             }
             if !said_silent
                 && !vm.is_ssh()
+                && provider.name() != "openstack"
                 && began.elapsed() >= crate::report::SILENT_AFTER
                 && self.console_len(vm) <= booting.console_from
             {

@@ -280,6 +280,9 @@ pub struct OpenstackProvider {
     options: OpenstackOptions,
     prepared: Mutex<HashMap<String, Prepared>>,
     addresses: Mutex<HashMap<String, String>>,
+    /// The environment's servers as last listed (uuid, when, list): the boot watch asks several
+    /// times a second.
+    listed: Mutex<Option<(String, Instant, Vec<Value>)>>,
 }
 
 /// How often a status is asked while waiting.
@@ -302,6 +305,7 @@ impl OpenstackProvider {
             options: options.clone(),
             prepared: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
+            listed: Mutex::new(None),
         })
     }
 
@@ -316,7 +320,32 @@ impl OpenstackProvider {
 
     /// The server of `vm`, if the environment has one.
     fn server(&self, uuid: &str, vm: &str) -> Result<Option<Value>, OpenstackError> {
-        Ok(resources::servers(&self.session, uuid)?.into_iter().find(|s| s["metadata"]["lago_vm"] == vm))
+        Ok(self.servers(uuid)?.into_iter().find(|s| s["metadata"]["lago_vm"] == vm))
+    }
+
+    /// The environment's servers, listed at most once a second.
+    fn servers(&self, uuid: &str) -> Result<Vec<Value>, OpenstackError> {
+        let mut listed = self.listed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((u, at, list)) = listed.as_ref()
+            && u == uuid
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(list.clone());
+        }
+        let list = resources::servers(&self.session, uuid)?;
+        *listed = Some((uuid.to_owned(), Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Forgets the servers' list (after a change).
+    fn changed(&self) {
+        *self.listed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    /// The last `lines` lines of the server's console (Nova keeps its serial log).
+    fn console_tail(&self, id: &str, lines: u32) -> Option<String> {
+        let v = self.action(id, &json!({"os-getConsoleOutput": {"length": lines}})).ok()?;
+        v["output"].as_str().map(|o| o.trim_end().to_owned()).filter(|o| !o.is_empty())
     }
 
     fn server_of(&self, prefix: &Path, vm: &VmRecord) -> Result<Value, ProviderError> {
@@ -335,6 +364,7 @@ impl OpenstackProvider {
             let status = s["status"].as_str().unwrap_or("?").to_owned();
             let busy = s["OS-EXT-STS:task_state"].as_str().is_some();
             if want.contains(&status.as_str()) && !busy {
+                self.changed();
                 return Ok(s);
             }
             if status == "ERROR" {
@@ -356,6 +386,7 @@ impl OpenstackProvider {
     }
 
     fn action(&self, id: &str, body: &Value) -> Result<Value, OpenstackError> {
+        self.changed();
         self.session.post("compute", &format!("/servers/{id}/action"), body)
     }
 
@@ -475,6 +506,7 @@ impl OpenstackProvider {
             if let Some(zone) = zone {
                 body["server"]["availability_zone"] = json!(zone);
             }
+            self.changed();
             let created = self.session.post("compute", "/servers", &body)?;
             let id = created["server"]["id"].as_str().unwrap_or_default().to_owned();
             server = Some(id.clone());
@@ -483,6 +515,7 @@ impl OpenstackProvider {
             Ok(())
         })();
         if result.is_err() {
+            self.changed();
             if let Some(id) = server {
                 let _ = self.session.delete("compute", &format!("/servers/{id}"));
                 let _ = resources::wait_gone(&self.session, "compute", &format!("/servers/{id}"));
@@ -570,7 +603,7 @@ impl Provider for OpenstackProvider {
     }
 
     fn running(&self, prefix: &Path, vms: &[VmRecord]) -> Vec<String> {
-        let servers = resources::servers(&self.session, &env_uuid(prefix)).unwrap_or_else(|e| {
+        let servers = self.servers(&env_uuid(prefix)).unwrap_or_else(|e| {
             tracing::warn!("{e}");
             Vec::new()
         });
@@ -782,7 +815,18 @@ impl Provider for OpenstackProvider {
         self.wait_server(id, &format!("Server of VM {}", vm.name), &["ACTIVE"]).map(|_| ())
     }
 
+    /// The end of the server's console log, as Nova keeps it.
+    fn hypervisor_report(&self, prefix: &Path, vm: &VmRecord) -> Option<String> {
+        let s = self.server(&env_uuid(prefix), &vm.name).ok()??;
+        let tail = self.console_tail(s["id"].as_str()?, 15)?;
+        Some(format!(
+            "its server's console (`openstack console log show {}`) ends:\n{tail}",
+            s["name"].as_str().unwrap_or("?")
+        ))
+    }
+
     fn remove_all(&self, prefix: &Path) -> Result<(), ProviderError> {
+        self.changed();
         let uuid = env_uuid(prefix);
         if uuid.is_empty() {
             return Ok(());
