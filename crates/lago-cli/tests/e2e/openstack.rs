@@ -28,8 +28,8 @@ domains:
   vm02: {<<: *base, nics: [{net: lab, ip: 192.168.210.12}], metadata: {openstack-host: cn2}}
   vm03: {<<: *base, nics: [{net: other, ip: 192.168.211.13}], metadata: {openstack-host: cn2}}
 nets:
-  lab: {dns_domain_name: lab.test, gw: 192.168.210.1}
-  other: {dns_domain_name: other.test, gw: 192.168.211.1}
+  lab: {management: true, dns_domain_name: lab.test, gw: 192.168.210.1}
+  other: {management: true, dns_domain_name: other.test, gw: 192.168.211.1}
 ";
 
 /// The clouds.yaml `scripts/openstack-cloud.sh up` wrote (in the real HOME: the labs' HOME is a
@@ -60,7 +60,7 @@ fn lab(init: &str) -> Lab {
 /// The openstack CLI of the test cloud (user `lago`, which has the admin role); its JSON output.
 fn api(args: &[&str]) -> Value {
     let out = Command::new("ip")
-        .args(["netns", "exec", NS, "env", "OS_CLOUD=lago-test"])
+        .args(["netns", "exec", NS, "env", "OS_CLOUD=lago-test", "OS_COMPUTE_API_VERSION=2.60"])
         .arg(format!("OS_CLIENT_CONFIG_FILE={}", clouds_yaml().display()))
         .args(["openstack"])
         .args(args)
