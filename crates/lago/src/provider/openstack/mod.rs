@@ -486,7 +486,8 @@ impl OpenstackProvider {
             ports.push(mgmt["id"].as_str().unwrap_or_default().to_owned());
             let address = mgmt["fixed_ips"][0]["ip_address"].as_str().unwrap_or_default().to_owned();
             let mac = mgmt["mac_address"].as_str().unwrap_or_default().to_owned();
-            let user_data = userdata::user_data(prefix, vm, &mac, &address, plen)?;
+            let user_data =
+                userdata::user_data(prefix, vm, &mac, &address, plen, &self.mtus(uuid, vm, &mgmt_net, &mac)?)?;
             let zone = vm
                 .metadata
                 .get("openstack-host")
@@ -541,10 +542,34 @@ impl OpenstackProvider {
                 what: format!("VM {}", vm.name),
                 message: "its port on the management network is gone".into(),
             })?;
-        let (_, plen) = resources::mgmt_network(&self.session, &self.options)?;
+        let (mgmt_net, plen) = resources::mgmt_network(&self.session, &self.options)?;
         let address = port["fixed_ips"][0]["ip_address"].as_str().unwrap_or_default();
         let mac = port["mac_address"].as_str().unwrap_or_default();
-        Ok(userdata::user_data(prefix, vm, mac, address, plen)?)
+        Ok(userdata::user_data(prefix, vm, mac, address, plen, &self.mtus(&uuid, vm, &mgmt_net, mac)?)?)
+    }
+
+    /// The MTU of the Neutron network of each NIC of `vm` (and of its management NIC), by MAC.
+    fn mtus(
+        &self,
+        uuid: &str,
+        vm: &VmRecord,
+        mgmt_net: &Value,
+        mgmt_mac: &str,
+    ) -> Result<Vec<(String, u32)>, OpenstackError> {
+        let nets = resources::tagged(&self.session, "networks", uuid)?;
+        let mtu = |n: &Value| n["mtu"].as_u64().and_then(|m| u32::try_from(m).ok());
+        let mut out: Vec<(String, u32)> = vm
+            .nics
+            .iter()
+            .filter_map(|nic| {
+                let net = nets.iter().find(|n| n["name"].as_str() == Some(&resources::net_name(uuid, &nic.net)))?;
+                Some((nic.mac()?, mtu(net)?))
+            })
+            .collect();
+        if let Some(m) = mtu(mgmt_net) {
+            out.push((mgmt_mac.to_owned(), m));
+        }
+        Ok(out)
     }
 }
 
@@ -704,10 +729,17 @@ impl Provider for OpenstackProvider {
                     }}),
                 )?;
                 let image = answer["image_id"].as_str().unwrap_or_default().to_owned();
-                resources::tag_image(&self.session, &image, &uuid)?;
-                resources::wait_image(&self.session, &image, &format!("Snapshot {name} of VM {}", vm.name))?;
-                // The server may still be busy uploading it.
-                self.wait_server(id, &format!("Server of VM {}", vm.name), &["ACTIVE", "SHUTOFF", "PAUSED"])?;
+                let done = (|| -> Result<(), ProviderError> {
+                    resources::tag_image(&self.session, &image, &uuid)?;
+                    resources::wait_image(&self.session, &image, &format!("Snapshot {name} of VM {}", vm.name))?;
+                    // The server may still be busy uploading it.
+                    self.wait_server(id, &format!("Server of VM {}", vm.name), &["ACTIVE", "SHUTOFF", "PAUSED"])?;
+                    Ok(())
+                })();
+                if done.is_err() {
+                    let _ = self.session.delete("image", &format!("/images/{image}"));
+                }
+                done?;
             }
             SnapshotOp::Load => {
                 let image = resources::snapshot_image(&self.session, &uuid, &vm.name, name)?.ok_or_else(|| {
@@ -797,6 +829,12 @@ impl Provider for OpenstackProvider {
 
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         let s = self.server_of(prefix, vm)?;
+        // Not while a task of its own runs (Nova refuses then).
+        let s = self.wait_server(
+            s["id"].as_str().unwrap_or_default(),
+            &format!("Server of VM {}", vm.name),
+            &["ACTIVE", "PAUSED", "SHUTOFF"],
+        )?;
         if s["status"] != "ACTIVE" {
             return Ok(());
         }
@@ -807,6 +845,12 @@ impl Provider for OpenstackProvider {
 
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
         let s = self.server_of(prefix, vm)?;
+        // An image of it may still be uploading: Nova refuses to unpause it then.
+        let s = self.wait_server(
+            s["id"].as_str().unwrap_or_default(),
+            &format!("Server of VM {}", vm.name),
+            &["ACTIVE", "PAUSED", "SHUTOFF"],
+        )?;
         if s["status"] != "PAUSED" {
             return Ok(());
         }

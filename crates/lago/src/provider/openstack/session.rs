@@ -177,9 +177,10 @@ impl Session {
         allowed: &[u16],
     ) -> Result<Answer, OpenstackError> {
         let url = format!("{}{path}", self.endpoint(kind)?);
-        let payload = body.map(|b| b.to_string().into_bytes());
+        // A PUT without a body says so with `Content-Length: 0` (Glance refuses a chunked one).
+        let payload = body.map(|b| b.to_string().into_bytes()).or_else(|| (method == "PUT").then(Vec::new));
         let mut headers = vec![("X-Auth-Token", self.token.as_str()), ("Accept", "application/json")];
-        if payload.is_some() {
+        if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
         if kind == "compute" {

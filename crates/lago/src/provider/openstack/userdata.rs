@@ -63,6 +63,28 @@ pub fn with_mgmt_nic(
     files
 }
 
+/// `files` with each NIC's MTU in `lago/interfaces` (its fourth column) lowered to the MTU
+/// of its Neutron network, by MAC (`mtus`): a VXLAN network gives its ports 1450, and a guest
+/// that asks more of such a NIC fails to bring it up.
+pub fn cap_mtus(mut files: Vec<(String, Vec<u8>)>, mtus: &[(String, u32)]) -> Vec<(String, Vec<u8>)> {
+    let Some((_, bytes)) = files.iter_mut().find(|(n, _)| n == "lago/interfaces") else { return files };
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut cols: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        if let (Some(mac), Some(mtu)) = (cols.first(), cols.get(3).and_then(|m| m.parse::<u32>().ok()))
+            && let Some((_, cap)) = mtus.iter().find(|(m, _)| m.eq_ignore_ascii_case(mac))
+            && mtu > *cap
+        {
+            cols[3] = cap.to_string();
+        }
+        out.push_str(&cols.join(" "));
+        out.push('\n');
+    }
+    *bytes = out.into_bytes();
+    files
+}
+
 /// A `newc` cpio archive of `files` (their folders first).
 pub fn archive(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut cpio = crate::host::cpio::Cpio::default();
@@ -97,14 +119,21 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 /// The `user_data` of `vm`'s server.
-pub fn user_data(prefix: &Path, vm: &VmRecord, mac: &str, address: &str, plen: u8) -> Result<String, OpenstackError> {
+pub fn user_data(
+    prefix: &Path,
+    vm: &VmRecord,
+    mac: &str,
+    address: &str,
+    plen: u8,
+    mtus: &[(String, u32)],
+) -> Result<String, OpenstackError> {
     let seed = crate::prefix::Layout::new(prefix).seed(&vm.name);
     let files = if seed.is_file() {
         seed_files(&seed).map_err(|e| OpenstackError::Read { path: seed.clone(), message: e.to_string() })?
     } else {
         Vec::new()
     };
-    Ok(base64(&archive(&with_mgmt_nic(files, vm.nics.len(), mac, address, plen))))
+    Ok(base64(&archive(&cap_mtus(with_mgmt_nic(files, vm.nics.len(), mac, address, plen), mtus))))
 }
 
 #[cfg(test)]
@@ -133,6 +162,11 @@ mod tests {
         assert!(
             String::from_utf8_lossy(&files[1].1)
                 .contains("  eth1:\n    match:\n      macaddress: \"fa:16:3e:00:00:01\"")
+        );
+        let capped = cap_mtus(files.clone(), &[("54:52:C0:A8:C8:02".into(), 1450), ("fa:16:3e:00:00:01".into(), 1500)]);
+        assert_eq!(
+            String::from_utf8_lossy(&capped[0].1),
+            "54:52:c0:a8:c8:02 eth0 192.168.200.2/24 1450\nfa:16:3e:00:00:01 eth1 10.20.0.5/24 1500\n"
         );
         let a = archive(&files);
         let text = String::from_utf8_lossy(&a);
