@@ -167,11 +167,7 @@ fn boot_tiny(prefix: &Path, net: u8, port: u16, seed: &str) -> Vm {
         .arg(format!("file={},if=virtio,format=qcow2", prefix.join("images/vm01_root.qcow2").display()))
         .args(["-drive", seed])
         .args(["-device", "virtio-rng-pci"])
-        .args([
-            "-netdev",
-            "socket,id=lab,mcast=230.0.0.1:31337,localaddr=127.0.0.1",
-            "-device",
-        ])
+        .args(["-netdev", "socket,id=lab,mcast=230.0.0.1:31337,localaddr=127.0.0.1", "-device"])
         .arg(format!("virtio-net-pci,netdev=lab,mac=54:52:c0:a8:{net:02x}:07,romfile="))
         .arg("-netdev")
         .arg(format!("user,id=uplink,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"))
