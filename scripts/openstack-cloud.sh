@@ -82,9 +82,11 @@ install_packages() {
   local rc=0 log=/var/log/lago-os-cloud-install.log
   # qemu-block-extra from bookworm-backports: nova-compute-kvm would otherwise pull Debian 12's
   # qemu 7.2 over the backports' qemu 10 the rest of lago uses.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=900 \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" qemu-block-extra/bookworm-backports >"$log" 2>&1 || rc=$?
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=900
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
+    "${missing[@]}" qemu-block-extra/bookworm-backports)
+  # Stale package lists (a fresh machine): once more after `apt-get update`.
+  "${apt[@]}" >"$log" 2>&1 || { apt-get update -q >>"$log" 2>&1 && "${apt[@]}" >>"$log" 2>&1; } || rc=$?
   if [ -n "$saved" ]; then mv "$saved" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
   if [ $rc != 0 ]; then
     tail -30 "$log" >&2
