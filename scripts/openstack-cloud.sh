@@ -60,6 +60,15 @@ die() {
   exit 1
 }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, daemons, packages)"
+# Descriptors the caller left open (the lock file of a `flock` around this script...) must not
+# live on in the daemons started here: closed first (bash reads this script on 255).
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  case $fd in
+    0 | 1 | 2 | 255) ;;
+    *) eval "exec $fd>&-" 2>/dev/null || true ;;
+  esac
+done
 
 install_packages() {
   local missing=() p
