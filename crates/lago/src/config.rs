@@ -6,6 +6,8 @@
 //! ([`Sources::from_host`]) and merging them ([`Config::load`]), so precedence is unit-tested
 //! without touching the host.
 
+pub mod openstack;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

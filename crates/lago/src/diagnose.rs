@@ -251,6 +251,13 @@ impl Diagnose for EnvError {
             EnvError::Qemu(ProviderError::BootFailed { accel, .. } | ProviderError::Died { accel, .. }) => {
                 Diagnosis::host().with_hint(accel_words(accel))
             }
+            EnvError::Qemu(ProviderError::Openstack(e)) => {
+                let d = if e.is_user_error() { Diagnosis::user() } else { Diagnosis::host() };
+                match e.hint() {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                }
+            }
             EnvError::Qemu(ProviderError::Libvirt { what, .. }) if what == "Cannot connect" => Diagnosis::host().with_hint(
                 "start libvirtd on that host (or correct `libvirt_url`), then run the command again (a `destroy` that failed so has cleaned the other hosts and kept the prefix for that)",
             ),

@@ -58,12 +58,28 @@ pub(crate) fn cmd_doctor(ctx: &mut Context, args: &DoctorArgs) -> Result<ExitCod
         lago::doctor::fix(&report, groups, &host, &SystemRunner, &ctx.reporter)?;
         report = lago::doctor::examine(&host, &paths);
     }
+    report = report.with(openstack(ctx));
     if ctx.format == lago::output::Format::Default {
         print!("{}", render(&report, color()));
     } else {
         ctx.print(&serde_json::to_value(&report).map_err(CliError::internal)?)?;
     }
     Ok(if report.ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The checks of the OpenStack cloud, when the configuration (`default_vm_provider`,
+/// `[openstack]`) or the current environment uses it.
+fn openstack(ctx: &Context) -> Vec<lago::doctor::Check> {
+    let config = &ctx.session.config;
+    let options = lago::config::openstack::OpenstackOptions::from_config(config);
+    let prefix = ctx.session.prefix(&lago::report::NoopReporter).ok().map(|(p, _)| p.path);
+    let env_uses =
+        prefix.as_deref().is_some_and(|p| !lago::provider::openstack::resources::openstack_vms(p).is_empty());
+    let config_uses = config.lago("default_vm_provider") == Some("openstack") || options != Default::default();
+    if !env_uses && !config_uses {
+        return Vec::new();
+    }
+    lago::doctor::openstack_checks(&options, prefix.as_deref().filter(|_| env_uses))
 }
 
 fn color() -> bool {

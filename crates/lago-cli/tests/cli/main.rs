@@ -12,6 +12,7 @@ mod test_graph;
 mod test_init;
 mod test_invalid;
 mod test_ipv6;
+mod test_openstack;
 mod test_ops;
 mod test_records;
 mod test_reliability;

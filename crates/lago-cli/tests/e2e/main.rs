@@ -14,6 +14,8 @@ mod hostleg;
 mod interrupts;
 mod lab;
 mod libvirt;
+#[cfg(feature = "openstack-cloud")]
+mod openstack;
 mod ops;
 mod tiny;
 mod wait;

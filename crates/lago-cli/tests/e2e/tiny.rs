@@ -139,22 +139,10 @@ fn qmp(sock: &Path, command: &str) -> String {
     }
 }
 
-#[test]
-fn tiny_boots_from_disk_and_applies_the_seed() {
-    let repo = tiny_repo();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("LagoInitFile"),
-        "domains:\n  vm01:\n    memory: 256\n    nics:\n      - {net: lab, ip: 192.168.203.7}\n    disks: [{template_name: tiny, type: template, name: root, dev: vda}]\nnets:\n  lab: {dns_domain_name: e2e.test, gw: 192.168.203.1}\n",
-    )
-    .unwrap();
-    let repo_env = [("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string())];
-    let out = lago(home.path(), &["init"], &repo_env);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let prefix = home.path().join(".lago/default");
-    let port = free_port();
-    let qmp_sock = prefix.join("run/vm01.qmp");
-    let started = Instant::now();
+/// Boots `vm01` of `prefix` (made by `lago init` from [`one_nic_init`]`(net)`) with plain qemu
+/// under TCG: its root disk, the seed drive `seed` (a `-drive` value), its NIC on a socket network
+/// and the uplink with SSH forwarded from 127.0.0.1:`port`.
+fn boot_tiny(prefix: &Path, net: u8, port: u16, seed: &str) -> Vm {
     let child = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -174,46 +162,66 @@ fn tiny_boots_from_disk_and_applies_the_seed() {
         .arg("-serial")
         .arg(format!("file:{}", prefix.join("logs/vm01.console.log").display()))
         .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp_sock.display()))
+        .arg(format!("unix:{},server=on,wait=off", prefix.join("run/vm01.qmp").display()))
         .arg("-drive")
         .arg(format!("file={},if=virtio,format=qcow2", prefix.join("images/vm01_root.qcow2").display()))
-        .arg("-drive")
-        .arg(format!("file={},if=virtio,format=raw,readonly=on", prefix.join("images/vm01-seed.img").display()))
+        .args(["-drive", seed])
         .args(["-device", "virtio-rng-pci"])
-        .args([
-            "-netdev",
-            "socket,id=lab,mcast=230.0.0.1:31337,localaddr=127.0.0.1",
-            "-device",
-            "virtio-net-pci,netdev=lab,mac=54:52:c0:a8:cb:07,romfile=",
-        ])
+        .args(["-netdev", "socket,id=lab,mcast=230.0.0.1:31337,localaddr=127.0.0.1", "-device"])
+        .arg(format!("virtio-net-pci,netdev=lab,mac=54:52:c0:a8:{net:02x}:07,romfile="))
         .arg("-netdev")
         .arg(format!("user,id=uplink,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"))
-        .args(["-device", "virtio-net-pci,netdev=uplink,mac=52:54:c0:a8:cb:07,romfile="])
+        .arg("-device")
+        .arg(format!("virtio-net-pci,netdev=uplink,mac=52:54:c0:a8:{net:02x}:07,romfile="))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("qemu-system-x86_64 is installed by .ci/run");
-    let mut vm = Vm(child);
-    let key = prefix.join("id_rsa");
+    Vm(child)
+}
+
+/// Waits until the guest answers SSH with the environment's key (at most 240 s).
+fn wait_for_ssh(vm: &mut Vm, prefix: &Path, key: &Path, port: u16) {
+    let console = || std::fs::read_to_string(prefix.join("logs/vm01.console.log")).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
-        if ssh(&key, port, "true").status.success() {
-            break;
+        if ssh(key, port, "true").status.success() {
+            return;
         }
         if let Ok(Some(status)) = vm.0.try_wait() {
-            panic!(
-                "qemu exited ({status}): {}",
-                std::fs::read_to_string(prefix.join("logs/vm01.console.log")).unwrap_or_default()
-            );
+            panic!("qemu exited ({status}): {}", console());
         }
-        assert!(
-            Instant::now() < deadline,
-            "no SSH after 240 s; console:\n{}",
-            std::fs::read_to_string(prefix.join("logs/vm01.console.log")).unwrap_or_default()
-        );
+        assert!(Instant::now() < deadline, "no SSH after 240 s; console:\n{}", console());
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The init file of the boots here: one VM whose NIC has the static address 192.168.`net`.7 (a
+/// subnet per test: they run side by side).
+fn one_nic_init(net: u8) -> String {
+    format!(
+        "domains:\n  vm01:\n    memory: 256\n    nics:\n      - {{net: lab, ip: 192.168.{net}.7}}\n    disks: [{{template_name: tiny, type: template, name: root, dev: vda}}]\nnets:\n  lab: {{dns_domain_name: e2e.test, gw: 192.168.{net}.1}}\n"
+    )
+}
+
+#[test]
+fn tiny_boots_from_disk_and_applies_the_seed() {
+    const NET: u8 = 203;
+    let repo = tiny_repo();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("LagoInitFile"), one_nic_init(NET)).unwrap();
+    let repo_env = [("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string())];
+    let out = lago(home.path(), &["init"], &repo_env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prefix = home.path().join(".lago/default");
+    let port = free_port();
+    let qmp_sock = prefix.join("run/vm01.qmp");
+    let started = Instant::now();
+    let seed = format!("file={},if=virtio,format=raw,readonly=on", prefix.join("images/vm01-seed.img").display());
+    let mut vm = boot_tiny(&prefix, NET, port, &seed);
+    let key = prefix.join("id_rsa");
+    wait_for_ssh(&mut vm, &prefix, &key, port);
     eprintln!("tiny: qemu start to SSH under TCG: {:.1} s", started.elapsed().as_secs_f64());
     let text = |cmd: &str| {
         let o = ssh(&key, port, cmd);
@@ -298,4 +306,70 @@ fn the_kvm_probes_guest_reaches_user_space_on_the_tiny_kernel() {
         lago::provider::qemu::accel::linux_runs(&qemu, lago::config::Accel::Tcg, &kernel, Duration::from_secs(120))
             .unwrap_or_else(|e| panic!("the probe's guest did not come up: {} {:?}", e.reason, e.evidence));
     eprintln!("the probe's guest reached user space under TCG in {took:.1?}");
+}
+
+/// OpenStack's form of the seed: no CIDATA disk, but a config drive (iso9660 labelled
+/// `config-2` on an IDE CD-ROM, as nova attaches it to an i440fx machine) whose
+/// `openstack/latest/user_data` is the seed's files as a newc cpio archive. `tiny` unpacks it and
+/// applies it as it applies a CIDATA disk. The ISO is made with genisoimage, as nova makes it
+/// (`scripts/openstack-cloud.sh install` installs it; `scripts/test.sh` runs that first, as root).
+#[test]
+fn tiny_applies_the_seed_of_an_openstack_config_drive() {
+    const NET: u8 = 204;
+    let repo = tiny_repo();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("LagoInitFile"), one_nic_init(NET)).unwrap();
+    let repo_env = [("LAGO__INIT__TEMPLATE_REPO_PATH", repo.join("repo.metadata").display().to_string())];
+    let out = lago(home.path(), &["init"], &repo_env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let prefix = home.path().join(".lago/default");
+    // The seed's files, out of its FAT image.
+    let files = home.path().join("seed-files");
+    std::fs::create_dir(&files).unwrap();
+    let seed_img = prefix.join("images/vm01-seed.img");
+    run("mcopy", &["-s", "-n", "-i", seed_img.to_str().unwrap(), "::/", files.to_str().unwrap()]);
+    let mut cpio = lago::host::cpio::Cpio::default();
+    let mut dirs = vec![files.clone()];
+    let mut count = 0;
+    while let Some(dir) = dirs.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for path in entries {
+            let name = path.strip_prefix(&files).unwrap().to_str().unwrap().to_owned();
+            if path.is_dir() {
+                cpio.dir(&name);
+                dirs.push(path);
+            } else {
+                cpio.file(&name, 0o644, &std::fs::read(&path).unwrap());
+                count += 1;
+            }
+        }
+    }
+    assert!(files.join("lago/interfaces").is_file(), "the seed holds lago/interfaces");
+    assert!(count >= 8, "{count} files in the seed");
+    let drive = home.path().join("config-drive");
+    std::fs::create_dir_all(drive.join("openstack/latest")).unwrap();
+    std::fs::write(drive.join("openstack/latest/user_data"), cpio.finish()).unwrap();
+    std::fs::write(drive.join("openstack/latest/meta_data.json"), r#"{"uuid": "e2e", "name": "vm01"}"#).unwrap();
+    let iso = home.path().join("config-drive.iso");
+    // The options nova's config drive builder gives genisoimage.
+    let nova_options = ["-quiet", "-J", "-r", "-l", "-ldots", "-allow-lowercase", "-allow-multidot", "-V", "config-2"];
+    let paths = ["-o", iso.to_str().unwrap(), drive.to_str().unwrap()];
+    run("genisoimage", &[&nova_options[..], &paths[..]].concat());
+    let port = free_port();
+    let cdrom = format!("file={},if=ide,media=cdrom,readonly=on,format=raw", iso.display());
+    let mut vm = boot_tiny(&prefix, NET, port, &cdrom);
+    let key = prefix.join("id_rsa");
+    wait_for_ssh(&mut vm, &prefix, &key, port);
+    let text = |cmd: &str| {
+        let o = ssh(&key, port, cmd);
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    assert_eq!(text("hostname -f"), "vm01.e2e.test");
+    let addrs = text("ip -o -4 addr show");
+    assert!(addrs.lines().any(|l| l.contains(" eth0 ") && l.contains("192.168.204.7/24")), "{addrs}");
+    assert!(text("cat /etc/hosts").contains("192.168.204.7 vm01.e2e.test vm01"));
+    // Nothing of the seed is left mounted or unpacked.
+    assert_eq!(text("grep -c config-drive /proc/mounts || true; ls /run/seed 2>/dev/null | wc -l"), "0\n0");
 }

@@ -7,10 +7,11 @@
 //! remove the qemu-img 10 these hosts come with), then everything that depends on it
 //! (libguestfs). The same report drives the CLI's lines, its JSON and the set-up script.
 //!
-//! [`report`] holds what is reported, [`checks`] the checks, [`fix`] the fixes, [`host`] what
+//! [`report`] holds what is reported, [`checks`] the checks, `cloud` the OpenStack cloud's, [`fix`] the fixes, [`host`] what
 //! they ask of the host.
 
 mod checks;
+mod cloud;
 mod fix;
 mod host;
 mod report;
@@ -18,6 +19,7 @@ mod report;
 mod tests;
 
 pub use checks::examine;
+pub use cloud::openstack_checks;
 pub use fix::{DoctorError, fix};
 pub use host::{AptFacts, Host, SystemHost};
 pub use report::{BACKPORTS_SOURCES, Check, Fix, Group, Paths, Report};

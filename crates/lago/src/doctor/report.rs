@@ -18,6 +18,8 @@ pub enum Group {
     Extras,
     /// The `local-libvirt` provider: only its users and the tests need it.
     Libvirt,
+    /// The `openstack` provider: checked when the configuration or the environment uses it.
+    Openstack,
 }
 
 impl Group {
@@ -28,6 +30,7 @@ impl Group {
             Group::Templates => "lago template build tiny",
             Group::Extras => "extras: debian12 template, build steps, Ansible, pictures",
             Group::Libvirt => "local-libvirt: VMs on libvirt hosts",
+            Group::Openstack => "openstack: VMs on an OpenStack cloud",
         }
     }
 }
@@ -165,6 +168,12 @@ pub struct Report {
 impl Report {
     pub(super) fn new(checks: Vec<Check>) -> Self {
         Self { ready: checks.iter().all(|c| c.ok || !c.required), checks }
+    }
+
+    /// The report with `checks` added (the verdict counts them).
+    pub fn with(mut self, checks: Vec<Check>) -> Self {
+        self.checks.extend(checks);
+        Self::new(self.checks)
     }
 
     /// The failed checks in `groups`.

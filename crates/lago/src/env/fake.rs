@@ -237,6 +237,7 @@ pub(crate) fn env_with(dir: &Path, fake: Fake, accel: AccelSetting) -> Env {
         host_leg: crate::config::HostLegSetting { leg: crate::config::HostLeg::Off, origin: "the test".into() },
         lease_dir: dir.join("leases"),
         libvirt: Default::default(),
+        openstack: Default::default(),
         ssh_tries: 3,
         resume: None,
         memory_base: Err("the test".into()),

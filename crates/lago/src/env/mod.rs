@@ -169,6 +169,8 @@ pub struct EnvOptions {
     pub lease_dir: PathBuf,
     /// How libvirt hosts are reached.
     pub libvirt: LibvirtOptions,
+    /// How the OpenStack cloud is reached (`[openstack]`).
+    pub openstack: crate::config::openstack::OpenstackOptions,
     /// Connection attempts of a command in a VM when the caller does not say (`ssh_tries`).
     pub ssh_tries: u32,
     /// `[start] resume`: the live snapshot a plain `start` of the stopped environment comes up
@@ -211,6 +213,7 @@ impl EnvOptions {
             host_leg: config.host_leg()?,
             lease_dir: config.lease_dir(),
             libvirt: config.libvirt_options(),
+            openstack: crate::config::openstack::OpenstackOptions::from_config(config),
             ssh_tries: config.lago_u64("ssh_tries")?.map_or(100, |n| n.clamp(1, u64::from(u32::MAX)) as u32),
             resume: config.get("start", "resume").map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned),
             memory_base: crate::prefix::memory::base(&config.memory_dir()),
@@ -255,7 +258,8 @@ impl Env {
             .iter()
             .map(|(n, s)| (n.clone(), s.get("type").and_then(|t| t.as_str()).unwrap_or("nat").to_owned()))
             .collect();
-        let providers = Providers::new(provider, options.libvirt.clone());
+        let mut providers = Providers::new(provider, options.libvirt.clone());
+        providers.openstack_options = options.openstack.clone();
         Ok(Self { prefix, vms, nets, options, providers })
     }
 
@@ -522,6 +526,12 @@ impl Env {
     /// under its lock.
     pub fn destroy(&self, reporter: &dyn Reporter) -> Result<(), EnvError> {
         let lock = self.lock("destroy", reporter)?;
+        // What a cloud keeps of the environment goes first (its servers with it).
+        if let Some(vm) = self.vms.iter().find(|v| v.provider() == "openstack") {
+            task(reporter, "Remove the environment's cloud resources", || -> Result<(), EnvError> {
+                Ok(self.providers.of(vm)?.remove_all(&self.prefix.path)?)
+            })?;
+        }
         self.stop(&[], reporter)?;
         crate::host::ssh::close_masters(&self.prefix.join("run"));
         release_leases(&self.prefix, &self.options.lease_dir)?;

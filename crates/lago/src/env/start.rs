@@ -98,7 +98,9 @@ impl Env {
             let before = self.running();
             let launching: Vec<&VmRecord> =
                 targets.iter().copied().filter(|v| !before.contains(&v.name) && !v.is_ssh()).collect();
-            let accel = self.accel_for(&launching, reporter);
+            // A cloud's servers run under its hypervisors: no KVM probe here for them.
+            let local: Vec<&VmRecord> = launching.iter().copied().filter(|v| v.provider() != "openstack").collect();
+            let accel = self.accel_for(&local, reporter);
             // Held until the VMs run: the next command in line counts them then.
             let _ticket = self.admit(&self.boot_need(&launching, accel.resolved == Accel::Kvm), true, reporter)?;
             let nets = task(reporter, "Start nets", || self.bring_up_nets(&groups, &env_id, reporter));
@@ -471,6 +473,7 @@ impl Env {
             }
             if !said_silent
                 && !vm.is_ssh()
+                && provider.name() != "openstack"
                 && began.elapsed() >= crate::report::SILENT_AFTER
                 && self.console_len(vm) <= booting.console_from
             {

@@ -367,6 +367,7 @@ mod tests {
             clock: None,
             forwards: None,
             memory: None,
+            reached_at: None,
         }
     }
 

@@ -410,7 +410,13 @@ impl Env {
                 return Err(SnapshotError::Exists { name: name.to_owned() });
             }
         }
-        let running = self.running();
+        // An OpenStack server is imaged whether it runs or not (its disks only: the cloud keeps
+        // no live memory).
+        let mut running = self.running();
+        running.extend(selected.iter().filter(|v| v.provider() == "openstack").map(|v| v.name.clone()));
+        if selected.iter().any(|v| v.provider() == "openstack") {
+            reporter.note("OpenStack keeps no live memory: the snapshot of openstack VMs holds their disks only (server images); a revert boots them from these");
+        }
         task(reporter, "Create VMs snapshots", || {
             let vms: Vec<&VmRecord> = selected.clone();
             let created = std::time::SystemTime::now()
@@ -577,7 +583,7 @@ impl Env {
         running: bool,
         runner: &dyn CommandRunner,
     ) -> Result<(), SnapshotError> {
-        if running {
+        if running || vm.provider() == "openstack" {
             live_op(self, vm, SnapshotOp::Delete, name)
         } else {
             qemu_img(runner, &vm.name, SnapshotCommand::Delete, name, &snapshot_disks(self, vm)?)
@@ -689,7 +695,8 @@ impl Env {
                 for_each_parallel(&vms, |(vm, live)| {
                     task(reporter, &format!("Reverting {} to snapshot {name}", vm.name), || {
                         let is_running = running.contains(&vm.name);
-                        if is_running && *live {
+                        let cloud = vm.provider() == "openstack";
+                        if (is_running || cloud) && *live {
                             // The guest's TCP state goes back in time: the master connection is
                             // closed (while the snapshot loads) and the next command reconnects.
                             std::thread::scope(|s| {
@@ -700,6 +707,9 @@ impl Env {
                                 });
                                 live_op(self, vm, SnapshotOp::Load, name)
                             })?;
+                            if !is_running {
+                                return Ok(());
+                            }
                             reverted_live
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -96,6 +96,10 @@ pub struct VmStatus {
     /// ordinary memory and why).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
+    /// lago's own: where lago reaches a cloud's VM over SSH (its address on the cloud's
+    /// management network), while it runs.
+    #[serde(rename = "reached at", skip_serializing_if = "Option::is_none")]
+    pub reached_at: Option<String>,
 }
 
 /// A partition of a network: groups of VMs that cannot exchange a frame with one another (VMs
@@ -257,6 +261,12 @@ pub fn status(env: &Env, extra: bool) -> Result<Status, EnvError> {
                     .filter(|_| extra && vm_running(name))
                     .map(|fs| Forwards(fs.iter().map(|f| (f.host, f.guest)).collect())),
                 memory: faults.memory.get(name).filter(|_| extra && vm_running(name)).map(|m| m.describe()),
+                reached_at: env
+                    .vms
+                    .iter()
+                    .find(|v| v.name == *name && v.provider() == "openstack" && extra && vm_running(name))
+                    .and_then(|v| env.provider_of(v).ok().map(|p| p.target(&prefix.path, v, None)))
+                    .map(|t| format!("{}:{}", t.host, t.port)),
             };
             (name.clone(), status)
         })

@@ -10,10 +10,10 @@ use crate::spec::{DiskSpec, DomainSpec, NetType};
 
 /// VM providers this build can run.
 #[cfg(feature = "libvirt")]
-pub const VM_PROVIDERS: &[&str] = &["local-qemu", "local-libvirt", "ssh"];
+pub const VM_PROVIDERS: &[&str] = &["local-qemu", "local-libvirt", "ssh", "openstack"];
 /// VM providers this build can run.
 #[cfg(not(feature = "libvirt"))]
-pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh"];
+pub const VM_PROVIDERS: &[&str] = &["local-qemu", "ssh", "openstack"];
 /// The third octets the original leased subnets from (192.168.200.0/24 – 192.168.255.0/24).
 pub const SUBNET_OCTETS: std::ops::RangeInclusive<u8> = 200..=255;
 /// Default time a VM may take to answer SSH (the original's `boot_time_sec`).

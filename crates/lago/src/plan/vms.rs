@@ -128,6 +128,7 @@ fn placement(vm: &VmPlan, defaults: &PlanDefaults) -> Option<String> {
     match vm.vm_provider.as_str() {
         "local-libvirt" => Some(format!("libvirt host {}", vm.libvirt_url.as_deref().unwrap_or(&defaults.libvirt_url))),
         "local-qemu" => Some("local-qemu".into()),
+        "openstack" => Some("the OpenStack cloud".into()),
         _ => None,
     }
 }

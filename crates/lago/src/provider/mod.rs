@@ -6,11 +6,13 @@
 //! providers are [`qemu::QemuProvider`] (`local-qemu`: one qemu per VM, no daemon),
 //! [`ssh::SshProvider`] (`ssh`: machines lago did not create) and, with the `libvirt` feature,
 //! `libvirt::LibvirtProvider` (`local-libvirt`: domains and networks of a libvirt daemon, local
-//! or remote). The environment picks one per VM ([`Providers`]).
+//! or remote), and [`openstack::OpenstackProvider`] (`openstack`: servers, networks and ports of
+//! an OpenStack cloud). The environment picks one per VM ([`Providers`]).
 
 pub mod forwarder;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
+pub mod openstack;
 pub mod qemu;
 pub mod ssh;
 
@@ -266,6 +268,9 @@ pub enum ProviderError {
         /// libvirt's message.
         message: String,
     },
+    /// An OpenStack cloud refused or failed an operation.
+    #[error(transparent)]
+    Openstack(Arc<openstack::OpenstackError>),
     /// lago was interrupted.
     #[error(transparent)]
     Interrupted(#[from] crate::host::interrupt::Interrupted),
@@ -515,6 +520,11 @@ pub trait Provider: Send + Sync {
         None
     }
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
+    /// Deletes what the provider keeps of the environment beyond its VMs' runs (an OpenStack
+    /// cloud's servers, ports, networks, snapshot images), when it is destroyed.
+    fn remove_all(&self, _prefix: &Path) -> Result<(), ProviderError> {
+        Ok(())
+    }
     /// Resumes a paused VM.
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError>;
     /// Saves the device state of a paused VM to `state`; its memory is its own memory file
@@ -551,6 +561,9 @@ pub trait Provider: Send + Sync {
 /// A libvirt host's provider, or why it could not be reached (what, libvirt's message).
 type Connection = Result<Arc<dyn Provider>, (String, String)>;
 
+/// The OpenStack cloud's provider, or why it could not be reached.
+type CloudConnection = Result<Arc<dyn Provider>, Arc<openstack::OpenstackError>>;
+
 /// The providers of one environment, one per kind (and per libvirt host), made when first
 /// needed: an environment with no libvirt VM never connects to libvirt.
 pub struct Providers {
@@ -560,6 +573,10 @@ pub struct Providers {
     libvirt: std::sync::Mutex<std::collections::HashMap<String, Connection>>,
     /// How libvirt hosts are reached.
     pub libvirt_options: LibvirtOptions,
+    /// The OpenStack cloud, connected on first use (or why it could not be).
+    openstack: std::sync::Mutex<Option<CloudConnection>>,
+    /// How the OpenStack cloud is reached (`[openstack]`).
+    pub openstack_options: crate::config::openstack::OpenstackOptions,
 }
 
 impl Providers {
@@ -570,6 +587,8 @@ impl Providers {
             ssh: Arc::new(ssh::SshProvider),
             libvirt: std::sync::Mutex::new(std::collections::HashMap::new()),
             libvirt_options,
+            openstack: std::sync::Mutex::new(None),
+            openstack_options: Default::default(),
         }
     }
 
@@ -588,8 +607,21 @@ impl Providers {
         match vm.provider() {
             "ssh" => Ok(self.ssh.clone()),
             "local-libvirt" => self.libvirt(&self.libvirt_url_of(vm), vm),
+            "openstack" => self.openstack(),
             _ => Ok(self.qemu.clone()),
         }
+    }
+
+    /// The OpenStack cloud's provider (authenticated on first use; a failure is kept, so the
+    /// cloud is asked once).
+    fn openstack(&self) -> Result<Arc<dyn Provider>, ProviderError> {
+        let mut slot = self.openstack.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = slot.get_or_insert_with(|| {
+            openstack::OpenstackProvider::connect(&self.openstack_options)
+                .map(|p| Arc::new(p) as Arc<dyn Provider>)
+                .map_err(Arc::new)
+        });
+        entry.clone().map_err(ProviderError::Openstack)
     }
 
     /// The libvirt provider of host `url` (connected on first use).

@@ -229,9 +229,9 @@ pub const DOMAIN: Section = Section {
         ),
         key(
             "vm-provider",
-            "`local-qemu`, `local-libvirt` or `ssh`",
+            "`local-qemu`, `local-libvirt`, `ssh` or `openstack`",
             "`default_vm_provider` of the configuration (`local-qemu`)",
-            "What runs the VM: one qemu of lago's, a libvirt domain, or a machine lago did not create, reached over SSH.",
+            "What runs the VM: one qemu of lago's, a libvirt domain, a machine lago did not create, reached over SSH, or a server of an OpenStack cloud (`[openstack]` of lago.conf; `metadata: {openstack-host: NAME}` pins it to a compute host).",
             "local-libvirt",
         ),
         key(

@@ -185,8 +185,9 @@ pub fn seed_files(plan: &Plan, vm_index: usize, env_uuid: &str, public_key: &str
     }
 
     // lago's own VMs leave through their uplink (DHCP from qemu); libvirt's VMs through their
-    // management network's gateway, which also answers DNS.
-    let libvirt = vm.vm_provider == "local-libvirt";
+    // management network's gateway, which also answers DNS; OpenStack's have no uplink either
+    // (lago reaches them on a port of the cloud's management network, added at start).
+    let libvirt = vm.vm_provider == "local-libvirt" || vm.vm_provider == "openstack";
     let mut net = String::from("version: 2\nethernets:\n");
     let mut interfaces = String::new();
     let mut interfaces6 = String::new();

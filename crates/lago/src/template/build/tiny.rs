@@ -437,7 +437,9 @@ fn write_initramfs(pkgs: &Path, kernel: &str, dest: &Path) -> Result<Vec<String>
 fn install_root_modules(pkgs: &Path, kernel: &str, in_initrd: &[String], root: &Path) -> Result<(), BuildError> {
     let modules = Modules::load(pkgs, kernel);
     let boot = modules.order(BOOT_MODULES, in_initrd)?;
-    let mut loaded: Vec<String> = in_initrd.to_vec();
+    // The initramfs loads its SCSI drivers only for a virtio-scsi controller: the optional
+    // drivers bring their own scsi_mod (an insmod of a loaded module fails harmlessly).
+    let mut loaded: Vec<String> = modules.order(INITRD_MODULES, &[])?;
     loaded.extend(boot.iter().cloned());
     let optional = modules.order(OPTIONAL_MODULES, &loaded)?;
     let dir = root.join("lib/modules/lago");
