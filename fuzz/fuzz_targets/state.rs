@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
         host_leg: lago::config::HostLegSetting { leg: lago::config::HostLeg::Off, origin: "the fuzzer".into() },
         lease_dir: prefix.path.join("leases"),
         libvirt: lago::config::LibvirtOptions::default(),
+        openstack: lago::config::openstack::OpenstackOptions::default(),
         ssh_tries: 1,
         resume: None,
         memory_base: Err("the fuzzer".into()),
