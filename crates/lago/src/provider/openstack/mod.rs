@@ -348,6 +348,27 @@ impl OpenstackProvider {
         v["output"].as_str().map(|o| o.trim_end().to_owned()).filter(|o| !o.is_empty())
     }
 
+    /// Pauses (`pause`) or unpauses (`unpause`) the VM's server when it is in `from`, after
+    /// waiting for it to settle (no task of its own running), then waits for `to`.
+    fn pause_or_unpause(
+        &self,
+        prefix: &Path,
+        vm: &VmRecord,
+        from: &str,
+        action: &str,
+        to: &str,
+    ) -> Result<(), ProviderError> {
+        let what = format!("Server of VM {}", vm.name);
+        let s = self.server_of(prefix, vm)?;
+        let s = self.wait_server(s["id"].as_str().unwrap_or_default(), &what, &["ACTIVE", "PAUSED", "SHUTOFF"])?;
+        if s["status"] != from {
+            return Ok(());
+        }
+        let id = s["id"].as_str().unwrap_or_default();
+        self.action(id, &json!({ action: null }))?;
+        self.wait_server(id, &what, &[to]).map(|_| ())
+    }
+
     fn server_of(&self, prefix: &Path, vm: &VmRecord) -> Result<Value, ProviderError> {
         let uuid = env_uuid(prefix);
         self.server(&uuid, &vm.name)?.ok_or_else(|| {
@@ -828,35 +849,13 @@ impl Provider for OpenstackProvider {
     }
 
     fn pause(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
-        let s = self.server_of(prefix, vm)?;
         // Not while a task of its own runs (Nova refuses then).
-        let s = self.wait_server(
-            s["id"].as_str().unwrap_or_default(),
-            &format!("Server of VM {}", vm.name),
-            &["ACTIVE", "PAUSED", "SHUTOFF"],
-        )?;
-        if s["status"] != "ACTIVE" {
-            return Ok(());
-        }
-        let id = s["id"].as_str().unwrap_or_default();
-        self.action(id, &json!({"pause": null}))?;
-        self.wait_server(id, &format!("Server of VM {}", vm.name), &["PAUSED"]).map(|_| ())
+        self.pause_or_unpause(prefix, vm, "ACTIVE", "pause", "PAUSED")
     }
 
     fn resume(&self, prefix: &Path, vm: &VmRecord) -> Result<(), ProviderError> {
-        let s = self.server_of(prefix, vm)?;
         // An image of it may still be uploading: Nova refuses to unpause it then.
-        let s = self.wait_server(
-            s["id"].as_str().unwrap_or_default(),
-            &format!("Server of VM {}", vm.name),
-            &["ACTIVE", "PAUSED", "SHUTOFF"],
-        )?;
-        if s["status"] != "PAUSED" {
-            return Ok(());
-        }
-        let id = s["id"].as_str().unwrap_or_default();
-        self.action(id, &json!({"unpause": null}))?;
-        self.wait_server(id, &format!("Server of VM {}", vm.name), &["ACTIVE"]).map(|_| ())
+        self.pause_or_unpause(prefix, vm, "PAUSED", "unpause", "ACTIVE")
     }
 
     /// The end of the server's console log, as Nova keeps it.

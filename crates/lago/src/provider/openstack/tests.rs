@@ -237,6 +237,24 @@ fn stop_start_snapshot_revert_and_cut() {
 }
 
 #[test]
+fn pause_and_resume_act_only_on_a_server_in_the_state_they_leave() {
+    let cloud = FakeCloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (vms, nets) = prefix(dir.path(), UUID);
+    let p = provider(&cloud, &options());
+    start_all(&p, dir.path(), &vms, &nets);
+    let status = || cloud.state.lock().unwrap().all("servers")[0]["status"].clone();
+    p.resume(dir.path(), &vms[0]).unwrap();
+    assert_eq!(status(), "ACTIVE");
+    p.pause(dir.path(), &vms[0]).unwrap();
+    assert_eq!(status(), "PAUSED");
+    p.pause(dir.path(), &vms[0]).unwrap();
+    assert_eq!(status(), "PAUSED");
+    p.resume(dir.path(), &vms[0]).unwrap();
+    assert_eq!(status(), "ACTIVE");
+}
+
+#[test]
 fn destroy_removes_exactly_what_the_environment_made() {
     let cloud = FakeCloud::start();
     let dir = tempfile::tempdir().unwrap();
