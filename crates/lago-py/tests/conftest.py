@@ -77,6 +77,21 @@ def lago_config(tiny_repo: Path, tmp_path_factory: pytest.TempPathFactory):
         else:
             os.environ[k] = v
 
+def plugin_ini(pytester, lago_config, init_file: str, extra: str = "") -> None:
+    """The pytest.ini of an inner run of the plugin: `lago_init_file` (one file, or several:
+    variants), `extra` lines, the test repository and store."""
+    pytester.makeini(
+        f"""
+        [pytest]
+        lago_init_file = {init_file}
+        {extra}
+        lago_init_options =
+            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
+            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
+        """
+    )
+
+
 
 def processes_naming(path: Path) -> list:
     """Command lines of processes that name `path`."""

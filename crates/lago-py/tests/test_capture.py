@@ -5,21 +5,8 @@ the test made before it failed."""
 
 import subprocess
 
-from conftest import ONE_VM_INIT, lago_binary
+from conftest import ONE_VM_INIT, lago_binary, plugin_ini
 from lago import _pytest_capture
-
-
-def _ini(pytester, lago_config, extra: str = "") -> None:
-    pytester.makeini(
-        f"""
-        [pytest]
-        lago_init_file = lab.yaml
-        {extra}
-        lago_init_options =
-            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
-            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
-        """
-    )
 
 
 def test_capture_names_are_test_ids_a_capture_can_take() -> None:
@@ -31,7 +18,7 @@ def test_capture_names_are_test_ids_a_capture_can_take() -> None:
 
 def test_a_bad_mode_is_a_usage_error(pytester, lago_config) -> None:
     (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
-    _ini(pytester, lago_config, "lago_capture = sometimes")
+    plugin_ini(pytester, lago_config, "lab.yaml", "lago_capture = sometimes")
     pytester.makepyfile(test_nothing="def test_x():\n    pass\n")
     result = pytester.runpytest()
     result.stderr.fnmatch_lines(["*lago_capture: 'sometimes' is not 'never' or 'on-failure'*"])
@@ -42,7 +29,7 @@ def test_a_bad_mode_is_a_usage_error(pytester, lago_config) -> None:
 
 def test_a_failed_test_is_captured_and_comes_back_running_elsewhere(pytester, lago_config, tmp_path) -> None:
     (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
-    _ini(pytester, lago_config)
+    plugin_ini(pytester, lago_config, "lab.yaml")
     pid_file = pytester.path / "pid"
     pytester.makepyfile(
         test_cap=f"""
@@ -90,7 +77,7 @@ def test_a_failed_test_is_captured_and_comes_back_running_elsewhere(pytester, la
 
 def test_no_capture_by_default(pytester, lago_config) -> None:
     (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
-    _ini(pytester, lago_config)
+    plugin_ini(pytester, lago_config, "lab.yaml")
     pytester.makepyfile(test_cap="def test_a_failure(lago_env):\n    assert False\n")
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
@@ -108,7 +95,7 @@ def test_kept_and_captured_the_capture_replays_after_the_kept_environment_is_end
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
-    _ini(pytester, lago_config)
+    plugin_ini(pytester, lago_config, "lab.yaml")
     pid_file = pytester.path / "pid"
     pytester.makepyfile(
         test_cap=f"""

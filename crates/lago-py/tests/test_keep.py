@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import lago_binary
+from conftest import lago_binary, plugin_ini
 
 KEEP_INIT = """\
 domains:
@@ -30,19 +30,6 @@ def pytest_runtest_teardown(item):
         with open("items.txt", "a") as f:
             f.write(f"{item.nodeid} {item.lago_workdir} {item.lago_prefix_name}\\n")
 """
-
-
-def _ini(pytester, lago_config, extra: str = "") -> None:
-    pytester.makeini(
-        f"""
-        [pytest]
-        lago_init_file = lab.yaml
-        {extra}
-        lago_init_options =
-            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
-            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
-        """
-    )
 
 
 def _lago(*args: str) -> subprocess.CompletedProcess:
@@ -83,7 +70,7 @@ def test_a_bad_keep_value_is_a_usage_error(pytester) -> None:
 def test_on_failure_keeps_the_failed_tests_environment_until_lago_envs_ends_it(pytester, lago_config, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (pytester.path / "lab.yaml").write_text(KEEP_INIT)
-    _ini(pytester, lago_config)
+    plugin_ini(pytester, lago_config, "lab.yaml")
     pytester.makeconftest(ITEMS_CONFTEST)
     pytester.makepyfile(
         test_a="""
@@ -145,7 +132,7 @@ def test_always_keeps_and_never_destroys(pytester, lago_config, tmp_path, monkey
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (pytester.path / "lab.yaml").write_text(KEEP_INIT)
     # The ini says always; the command line's never wins.
-    _ini(pytester, lago_config, "lago_keep = always")
+    plugin_ini(pytester, lago_config, "lab.yaml", "lago_keep = always")
     pytester.makepyfile(test_c="def test_fails(lago_env):\n    assert False\n")
     result = pytester.runpytest("--lago-keep=never", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
@@ -170,7 +157,7 @@ def test_a_kept_fork_outlives_the_runs_end(pytester, lago_config, tmp_path, monk
     booted environment it was forked from, not the copy."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     (pytester.path / "lab.yaml").write_text(KEEP_INIT)
-    _ini(pytester, lago_config, "lago_env_reset = fork")
+    plugin_ini(pytester, lago_config, "lab.yaml", "lago_env_reset = fork")
     pytester.makepyfile(
         test_f="""
         def test_fails(lago_env):

@@ -1,6 +1,6 @@
 """The pytest plugin, run by pytester: `lago_env`, `lago_vm` and the artifacts of failed tests."""
 
-from conftest import ONE_VM_INIT
+from conftest import ONE_VM_INIT, plugin_ini
 
 PLUGIN_INIT = """\
 base: &base
@@ -14,24 +14,10 @@ nets:
 """
 
 
-def _ini(pytester, lago_config, init_file: str, extra: str = "") -> None:
-    """The pytest.ini of a run: the init file, `extra` lines, the test repository and store."""
-    pytester.makeini(
-        f"""
-        [pytest]
-        lago_init_file = {init_file}
-        {extra}
-        lago_init_options =
-            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
-            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
-        """
-    )
-
-
 def test_env_fixture_vm_parametrization_and_artifacts_of_failures(pytester, lago_config) -> None:
     (pytester.path / "envs").mkdir()
     (pytester.path / "envs" / "lab.yaml").write_text(PLUGIN_INIT)
-    _ini(pytester, lago_config, "envs/lab.yaml")
+    plugin_ini(pytester, lago_config, "envs/lab.yaml")
     pytester.makepyfile(
         test_lab="""
         def test_every_vm_answers(lago_vm):
@@ -61,7 +47,7 @@ def test_env_fixture_without_an_init_file_is_a_usage_error(pytester) -> None:
 
 def test_each_test_gets_a_clean_environment(pytester, lago_config) -> None:
     (pytester.path / "lab.yaml").write_text(ONE_VM_INIT)
-    _ini(pytester, lago_config, "lab.yaml", "lago_env_reset = revert")
+    plugin_ini(pytester, lago_config, "lab.yaml", "lago_env_reset = revert")
     pytester.makepyfile(
         test_reset="""
         def test_1_deletes_a_file_and_powers_vm01_off(lago_env):

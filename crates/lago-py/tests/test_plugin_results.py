@@ -6,7 +6,7 @@ import site
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from conftest import ONE_VM_INIT, processes_naming
+from conftest import ONE_VM_INIT, plugin_ini, processes_naming
 
 RESULTS_INIT = """\
 domains:
@@ -32,19 +32,6 @@ nets:
 """
 
 
-def _ini(pytester, lago_config, init_files: str, extra: str = "") -> None:
-    pytester.makeini(
-        f"""
-        [pytest]
-        lago_init_file = {init_files}
-        {extra}
-        lago_init_options =
-            template_repo_path={lago_config['LAGO__INIT__TEMPLATE_REPO_PATH']}
-            template_store={lago_config['LAGO__INIT__TEMPLATE_STORE']}
-        """
-    )
-
-
 def _testcase(report: Path, name: str) -> ET.Element:
     found = [t for t in ET.parse(report).getroot().iter("testcase") if t.get("name") == name]
     assert len(found) == 1, ET.tostring(ET.parse(report).getroot()).decode()
@@ -60,7 +47,7 @@ def _attachments(testcase: ET.Element) -> list:
 
 def test_a_failed_test_carries_its_artefacts_properties_and_console_tail(pytester, lago_config) -> None:
     (pytester.path / "lab.yaml").write_text(RESULTS_INIT)
-    _ini(pytester, lago_config, "lab.yaml", "lago_env_reset = revert")
+    plugin_ini(pytester, lago_config, "lab.yaml", "lago_env_reset = revert")
     # What the capture of a failed test leaves (`item.lago_capture_path`), made here by a hook.
     pytester.makeconftest(
         """
@@ -131,7 +118,7 @@ def test_a_failed_test_carries_its_artefacts_properties_and_console_tail(pyteste
 def test_several_init_files_are_variants_each_with_its_own_environment(pytester, lago_config) -> None:
     (pytester.path / "tiny.yaml").write_text(ONE_VM_INIT)
     (pytester.path / "cloud-image.yaml").write_text(ONE_VM_INIT.replace("vm01", "vm02"))
-    _ini(pytester, lago_config, "tiny.yaml cloud-image.yaml")
+    plugin_ini(pytester, lago_config, "tiny.yaml cloud-image.yaml")
     seen = pytester.path / "seen"
     pytester.makepyfile(
         test_variants=f"""
@@ -223,7 +210,7 @@ def test_variants_and_attachments_under_xdist(pytester, lago_config, monkeypatch
     monkeypatch.setenv("PYTHONUSERBASE", site.getuserbase())
     (pytester.path / "tiny.yaml").write_text(ONE_VM_INIT)
     (pytester.path / "other.yaml").write_text(ONE_VM_INIT.replace("vm01", "vm02"))
-    _ini(pytester, lago_config, "tiny.yaml other.yaml")
+    plugin_ini(pytester, lago_config, "tiny.yaml other.yaml")
     seen = pytester.path / "seen"
     pytester.makepyfile(
         test_xdist=f"""
